@@ -1,0 +1,2 @@
+//! busd daemon (placeholder until the daemon lands).
+fn main() {}

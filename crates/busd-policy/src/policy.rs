@@ -1,0 +1,156 @@
+//! The validated policy and its allow rule.
+
+use std::collections::{HashMap, HashSet};
+
+use busd_proto::Pfn;
+use serde::Deserialize;
+
+use crate::Identity;
+
+/// May unpackaged clients talk to each other (`[daemon] unpackaged`)?
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnpackagedMode {
+    /// Never.
+    Deny,
+    /// Only clients of the same uid, as on a per-user session bus.
+    #[default]
+    SameUid,
+    /// Always.
+    Open,
+}
+
+/// The rules of one package.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackageRules {
+    /// The `privateNetworkClientServer` capability: without it the package
+    /// sends and receives nothing.
+    pub loopback: bool,
+    /// Packages it accepts messages from.
+    pub accept_from: HashSet<Pfn>,
+    /// Packages it may send to.
+    pub send_to: HashSet<Pfn>,
+    /// May receive from unpackaged clients (`CheckNetIsolation -is`).
+    pub exempt_in: bool,
+    /// May send to unpackaged clients (`CheckNetIsolation -a`).
+    pub exempt_out: bool,
+    /// Custom capabilities that services may require.
+    pub capabilities: HashSet<String>,
+}
+
+/// The access policy in force: immutable once built; a reload builds a new
+/// one and swaps it in whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// May unpackaged clients talk to each other.
+    pub unpackaged: UnpackagedMode,
+    /// The configured packages.
+    pub packages: HashMap<Pfn, PackageRules>,
+}
+
+impl Policy {
+    /// A policy with no packages and the given unpackaged mode.
+    pub fn unpackaged_only(mode: UnpackagedMode) -> Self {
+        Self {
+            unpackaged: mode,
+            packages: HashMap::new(),
+        }
+    }
+
+    /// Whether a message from `from` may reach `to`.
+    ///
+    /// A package the policy does not know (removed by a reload) is denied
+    /// everything.
+    pub fn allows(&self, from: &Identity, to: &Identity) -> bool {
+        match (&from.pfn, &to.pfn) {
+            (None, None) => match self.unpackaged {
+                UnpackagedMode::Open => true,
+                UnpackagedMode::SameUid => from.uid.is_some() && from.uid == to.uid,
+                UnpackagedMode::Deny => false,
+            },
+            (Some(a), Some(b)) => {
+                let (Some(ra), Some(rb)) = (self.packages.get(a), self.packages.get(b)) else {
+                    return false;
+                };
+                ra.loopback
+                    && rb.loopback
+                    && (a == b || (ra.send_to.contains(b) && rb.accept_from.contains(a)))
+            }
+            (Some(a), None) => self
+                .packages
+                .get(a)
+                .is_some_and(|r| r.loopback && r.exempt_out),
+            (None, Some(b)) => self
+                .packages
+                .get(b)
+                .is_some_and(|r| r.loopback && r.exempt_in),
+        }
+    }
+
+    /// Whether `who` holds the custom capability `capability`.
+    pub fn has_capability(&self, who: &Identity, capability: &str) -> bool {
+        who.pfn
+            .as_ref()
+            .and_then(|p| self.packages.get(p))
+            .is_some_and(|r| r.capabilities.contains(capability))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pfn(s: &str) -> Pfn {
+        Pfn::parse(format!("{s}_8wekyb3d8bbwe")).unwrap()
+    }
+
+    #[test]
+    fn unpackaged_modes() {
+        let a = Identity::unpackaged(Some(1000));
+        let b = Identity::unpackaged(Some(1000));
+        let c = Identity::unpackaged(Some(1001));
+        let same = Policy::unpackaged_only(UnpackagedMode::SameUid);
+        assert!(same.allows(&a, &b));
+        assert!(!same.allows(&a, &c));
+        assert!(!same.allows(&Identity::unpackaged(None), &Identity::unpackaged(None)));
+        assert!(Policy::unpackaged_only(UnpackagedMode::Open).allows(&a, &c));
+        assert!(!Policy::unpackaged_only(UnpackagedMode::Deny).allows(&a, &b));
+    }
+
+    #[test]
+    fn mutual_rule_and_exemptions() {
+        let (wa, ma) = (pfn("Contoso.Weather"), pfn("Fabrikam.Maps"));
+        let mut policy = Policy::unpackaged_only(UnpackagedMode::Deny);
+        let mut w = PackageRules {
+            loopback: true,
+            send_to: [ma.clone()].into(),
+            ..Default::default()
+        };
+        let m = PackageRules {
+            loopback: true,
+            accept_from: [wa.clone()].into(),
+            exempt_in: true,
+            ..Default::default()
+        };
+        policy.packages.insert(wa.clone(), w.clone());
+        policy.packages.insert(ma.clone(), m);
+        let (w_id, m_id) = (
+            Identity::package(wa.clone(), None),
+            Identity::package(ma, None),
+        );
+        let anon = Identity::unpackaged(Some(1));
+        assert!(policy.allows(&w_id, &m_id));
+        assert!(!policy.allows(&m_id, &w_id), "Maps may not send to Weather");
+        assert!(policy.allows(&w_id, &w_id), "same package");
+        assert!(policy.allows(&anon, &m_id), "exempt_in");
+        assert!(!policy.allows(&m_id, &anon), "no exempt_out");
+        assert!(!policy.allows(&anon, &w_id));
+        w.loopback = false;
+        policy.packages.insert(wa, w);
+        assert!(!policy.allows(&w_id, &m_id));
+        assert!(
+            !policy.allows(&w_id, &w_id),
+            "no loopback, no traffic at all"
+        );
+    }
+}

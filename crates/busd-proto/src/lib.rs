@@ -1,0 +1,28 @@
+//! The busd wire protocol, shared by the daemon and every client.
+//!
+//! A frame is `u32 length` (big endian, counting everything after itself),
+//! `u32 header length`, a MessagePack header (an [`Op`], encoded with
+//! rmp-serde) and a raw payload that is never encoded, so the daemon can
+//! forward it as a shared [`bytes::Bytes`] slice. [`FrameCodec`] checks the
+//! length against `max_frame` before it allocates anything.
+//!
+//! This crate does no I/O: transports move bytes, the codec frames them.
+
+mod codec;
+mod error;
+mod frame;
+mod op;
+mod pfn;
+mod subject;
+mod value;
+
+pub use codec::{CodecError, FrameCodec, LENGTH_PREFIX};
+pub use error::{ErrorCode, Status};
+pub use frame::{Frame, encode_head};
+pub use op::{AuthKind, Headers, Hello, Limits, Op, Overflow, Ref, Sender, Welcome};
+pub use pfn::{Pfn, PfnError, publisher_id};
+pub use subject::{Subject, SubjectError};
+pub use value::{Value, ValueSet, ValueSetError};
+
+/// The protocol version a client announces in `Hello` and the daemon accepts.
+pub const PROTOCOL_VERSION: u16 = 1;

@@ -1,0 +1,229 @@
+//! The frame header: one enum variant per protocol operation.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::{ErrorCode, Pfn, Status, Subject};
+
+/// Message headers: string keys to string values, ordered for stable output.
+pub type Headers = BTreeMap<String, String>;
+
+/// The operation a frame carries. The payload, if any, follows the header
+/// raw; which operations carry one is noted on each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Op {
+    /// Client → daemon, first frame: who the client says it is.
+    Hello(Hello),
+    /// Daemon → client: prove the claim by HMAC over this nonce.
+    Challenge {
+        /// Random bytes, fresh for each connection.
+        nonce: ByteBuf,
+    },
+    /// Client → daemon: HMAC-SHA256 of the nonce under the package token.
+    Auth {
+        /// The 32-byte MAC.
+        hmac: ByteBuf,
+    },
+    /// Daemon → client: the handshake succeeded.
+    Welcome(Welcome),
+    /// Subscribe `sid` to `subject` (wildcards allowed).
+    Sub {
+        /// The client's id for this subscription, unique on its connection.
+        sid: u64,
+        /// What to receive.
+        subject: Subject,
+        /// Queue group: each message goes to one member of the group.
+        queue: Option<String>,
+        /// What the daemon does when this subscriber falls behind.
+        overflow: Overflow,
+    },
+    /// Remove the subscription or service registered under `sid`.
+    Unsub {
+        /// The id given in `Sub` or `Serve`.
+        sid: u64,
+    },
+    /// Publish the payload to a literal subject.
+    Pub {
+        /// Where to; wildcards are refused with `InvalidSubject`.
+        subject: Subject,
+        /// Optional message headers.
+        headers: Option<Headers>,
+    },
+    /// Daemon → client: a delivery for subscription `sid`; carries the payload.
+    Msg {
+        /// Which subscription matched.
+        sid: u64,
+        /// The literal subject it was published to.
+        subject: Subject,
+        /// Who sent it, as the daemon knows it (never taken from the sender).
+        from: Sender,
+        /// The publisher's headers.
+        headers: Option<Headers>,
+    },
+    /// Offer to answer requests to `service` under id `sid`.
+    Serve {
+        /// The client's id for this registration (shares the `Sub` id space).
+        sid: u64,
+        /// The service name, a literal subject.
+        service: Subject,
+    },
+    /// Client → daemon: a request to `service`; carries the payload.
+    Req {
+        /// The client's id for this request, unique on its connection.
+        rid: u64,
+        /// Which service.
+        service: Subject,
+        /// How long the daemon waits for the answer before `Timeout`.
+        timeout_ms: u32,
+        /// Optional headers.
+        headers: Option<Headers>,
+    },
+    /// Daemon → responder: a request to answer; carries the payload.
+    Call {
+        /// The daemon's id for this call; the responder answers with `Resp{rid}`.
+        rid: u64,
+        /// The `Serve` registration it was routed to.
+        sid: u64,
+        /// The service name.
+        service: Subject,
+        /// Who asks, as the daemon knows it.
+        from: Sender,
+        /// The requester's headers.
+        headers: Option<Headers>,
+    },
+    /// An answer; carries the payload. Responder → daemon with the call's
+    /// `rid`, daemon → requester with the request's `rid`.
+    Resp {
+        /// The call or request id.
+        rid: u64,
+        /// Success, the service's Failure, or the daemon's reason.
+        status: Status,
+        /// Optional headers.
+        headers: Option<Headers>,
+    },
+    /// Liveness and flush: the daemon answers `Pong` after handling every
+    /// frame sent before.
+    Ping,
+    /// The answer to `Ping`.
+    Pong,
+    /// Something went wrong; `refers` names the subscription or request.
+    Error {
+        /// The stable code.
+        code: ErrorCode,
+        /// A human-readable explanation.
+        message: String,
+        /// The subscription or request the error belongs to, if any.
+        refers: Option<Ref>,
+    },
+    /// Daemon → client: messages for `sid` were dropped (drop-oldest policy).
+    Dropped {
+        /// The subscription that lost messages.
+        sid: u64,
+        /// How many were dropped since the last notice.
+        count: u64,
+    },
+}
+
+impl Op {
+    /// The variant name, for logs and error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Hello(_) => "Hello",
+            Op::Challenge { .. } => "Challenge",
+            Op::Auth { .. } => "Auth",
+            Op::Welcome(_) => "Welcome",
+            Op::Sub { .. } => "Sub",
+            Op::Unsub { .. } => "Unsub",
+            Op::Pub { .. } => "Pub",
+            Op::Msg { .. } => "Msg",
+            Op::Serve { .. } => "Serve",
+            Op::Req { .. } => "Req",
+            Op::Call { .. } => "Call",
+            Op::Resp { .. } => "Resp",
+            Op::Ping => "Ping",
+            Op::Pong => "Pong",
+            Op::Error { .. } => "Error",
+            Op::Dropped { .. } => "Dropped",
+        }
+    }
+}
+
+/// The client's opening frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`crate::PROTOCOL_VERSION`] of the client.
+    pub version: u16,
+    /// The package the client claims to be; `None` for an unpackaged client.
+    pub pfn: Option<Pfn>,
+    /// A free-form client name for logs and `busd ctl clients`.
+    pub name: String,
+    /// How the client means to prove its claim.
+    pub auth: AuthKind,
+}
+
+/// How a client proves the package it claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthKind {
+    /// No claim: an unpackaged client.
+    None,
+    /// HMAC challenge with the package's token.
+    Token,
+    /// The peer credentials the daemon reads from the socket.
+    Peer,
+}
+
+/// The daemon's answer to a successful handshake.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The daemon's id for this connection, shown as the sender of its messages.
+    pub client_id: u64,
+    /// The identity the daemon proved, `None` for unpackaged.
+    pub pfn: Option<Pfn>,
+    /// The limits this connection must keep to.
+    pub limits: Limits,
+}
+
+/// Limits the daemon enforces on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// The longest frame accepted, header and payload together.
+    pub max_frame: u32,
+    /// Messages that may wait in this connection's outbound queue.
+    pub max_pending_msgs: u32,
+    /// Bytes that may wait in this connection's outbound queue.
+    pub max_pending_bytes: u64,
+}
+
+/// The sender of a message or request, as the daemon proved it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sender {
+    /// The sender's connection id.
+    pub client_id: u64,
+    /// The sender's package, `None` for an unpackaged client.
+    pub pfn: Option<Pfn>,
+}
+
+/// What an `Error` refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ref {
+    /// A subscription or service registration.
+    Sid(u64),
+    /// A request.
+    Rid(u64),
+}
+
+/// What the daemon does when a subscriber's outbound queue is full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Overflow {
+    /// Send `SlowConsumer` and close the subscriber's connection.
+    #[default]
+    Disconnect,
+    /// Drop the oldest queued message for this subscription, count it, and
+    /// tell the subscriber with `Dropped`.
+    DropOldest,
+    /// Lossless: the publisher waits for room, up to a deadline.
+    Block,
+}
