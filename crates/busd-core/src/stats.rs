@@ -1,0 +1,24 @@
+//! Router counters, for `busd ctl stats` and the metrics endpoint.
+
+/// What the router has counted since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages published.
+    pub published: u64,
+    /// Deliveries made (one per receiving subscription).
+    pub delivered: u64,
+    /// Deliveries the access rules denied.
+    pub denied: u64,
+    /// Requests routed to a responder.
+    pub requests: u64,
+    /// Requests answered `NoResponders`.
+    pub no_responders: u64,
+    /// Requests answered `NotAuthorized`.
+    pub not_authorized: u64,
+    /// Requests that timed out.
+    pub timeouts: u64,
+    /// Requests failed with `ResponderGone`.
+    pub responder_gone: u64,
+    /// Replies dropped: late, second, or from a connection that was not asked.
+    pub late_replies: u64,
+}

@@ -1,0 +1,303 @@
+//! The router's rules, driven without sockets.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use busd_core::{Router, RouterLimits, Target};
+use busd_policy::{Identity, PackageRules, Policy, UnpackagedMode};
+use busd_proto::{ErrorCode, Overflow, Pfn, Status, Subject};
+
+fn subject(s: &str) -> Subject {
+    Subject::parse(s).unwrap()
+}
+
+/// A router whose handles are just the connection ids.
+fn sut() -> Router<u64> {
+    Router::new(
+        Arc::new(Policy::unpackaged_only(UnpackagedMode::SameUid)),
+        RouterLimits::default(),
+    )
+}
+
+fn user(uid: u32) -> Identity {
+    Identity::unpackaged(Some(uid))
+}
+
+fn publish(r: &mut Router<u64>, from: u64, s: &str) -> Vec<(u64, u64)> {
+    let mut out: Vec<Target<u64>> = Vec::new();
+    r.publish(from, &subject(s), &mut out);
+    let mut got: Vec<(u64, u64)> = out.iter().map(|t| (t.handle, t.sid)).collect();
+    got.sort_unstable();
+    got
+}
+
+#[test]
+fn wildcards_reach_every_matching_subscription() {
+    let mut r = sut();
+    for c in 1..=3 {
+        r.connect(c, user(1000), c).unwrap();
+    }
+    r.subscribe(2, 1, subject("weather.*.paris"), None, Overflow::default())
+        .unwrap();
+    r.subscribe(2, 2, subject("weather.>"), None, Overflow::default())
+        .unwrap();
+    r.subscribe(
+        3,
+        1,
+        subject("weather.today.paris"),
+        None,
+        Overflow::default(),
+    )
+    .unwrap();
+    r.subscribe(3, 2, subject("news.>"), None, Overflow::default())
+        .unwrap();
+    assert_eq!(
+        publish(&mut r, 1, "weather.today.paris"),
+        vec![(2, 1), (2, 2), (3, 1)]
+    );
+    assert_eq!(publish(&mut r, 1, "weather.today"), vec![(2, 2)]);
+    assert!(r.unsubscribe(2, 2));
+    assert_eq!(publish(&mut r, 1, "weather.today"), vec![]);
+    assert_eq!(r.stats().delivered, 4);
+}
+
+#[test]
+fn queue_group_members_take_turns() {
+    let mut r = sut();
+    for c in 1..=4 {
+        r.connect(c, user(1000), c).unwrap();
+    }
+    for c in 2..=4 {
+        r.subscribe(
+            c,
+            9,
+            subject("jobs.>"),
+            Some("workers".into()),
+            Overflow::default(),
+        )
+        .unwrap();
+    }
+    r.subscribe(1, 1, subject("jobs.new"), None, Overflow::default())
+        .unwrap();
+    let mut counts = [0usize; 5];
+    for _ in 0..30 {
+        let got = publish(&mut r, 1, "jobs.new");
+        assert_eq!(got.len(), 2, "one plain subscriber and one group member");
+        assert!(got.contains(&(1, 1)));
+        for (c, _) in got.into_iter().filter(|(c, _)| *c != 1) {
+            counts[c as usize] += 1;
+        }
+    }
+    assert_eq!(&counts[2..], &[10, 10, 10]);
+}
+
+#[test]
+fn other_users_are_not_reached_under_same_uid() {
+    let mut r = sut();
+    r.connect(1, user(1000), 1).unwrap();
+    r.connect(2, user(1001), 2).unwrap();
+    r.subscribe(2, 1, subject("a"), None, Overflow::default())
+        .unwrap();
+    assert_eq!(publish(&mut r, 1, "a"), vec![]);
+    assert_eq!(r.stats().denied, 1);
+}
+
+#[test]
+fn group_skips_members_the_rules_forbid() {
+    let mut r = sut();
+    r.connect(1, user(1000), 1).unwrap();
+    r.connect(2, user(1001), 2).unwrap();
+    r.connect(3, user(1000), 3).unwrap();
+    r.subscribe(2, 1, subject("a"), Some("g".into()), Overflow::default())
+        .unwrap();
+    r.subscribe(3, 1, subject("a"), Some("g".into()), Overflow::default())
+        .unwrap();
+    for _ in 0..5 {
+        assert_eq!(publish(&mut r, 1, "a"), vec![(3, 1)]);
+    }
+}
+
+#[test]
+fn requests_round_robin_and_answer_once() {
+    let mut r = sut();
+    for c in 1..=3 {
+        r.connect(c, user(1000), c).unwrap();
+    }
+    let svc = subject("contoso.weather.forecast");
+    r.serve(2, 5, svc.clone()).unwrap();
+    r.serve(3, 6, svc.clone()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let a = r.request(1, 100, &svc, deadline).unwrap();
+    let b = r.request(1, 101, &svc, deadline).unwrap();
+    assert_ne!(a.responder, b.responder, "round robin");
+    assert_eq!(a.from.client_id, 1, "sender stamped by the router");
+    // Only the chosen responder may answer, and only once.
+    assert!(r.respond(b.responder, a.call_id).is_none());
+    let back = r.respond(a.responder, a.call_id).unwrap();
+    assert_eq!((back.requester, back.rid), (1, 100));
+    assert!(r.respond(a.responder, a.call_id).is_none());
+    assert_eq!(r.stats().late_replies, 2);
+    assert_eq!(r.pending_requests(), 1);
+}
+
+#[test]
+fn no_responders_is_immediate() {
+    let mut r = sut();
+    r.connect(1, user(1000), 1).unwrap();
+    let err = r
+        .request(1, 1, &subject("nobody.home"), Instant::now())
+        .unwrap_err();
+    assert_eq!(err, Status::NoResponders);
+    r.connect(2, user(1001), 2).unwrap();
+    r.serve(2, 1, subject("other.user")).unwrap();
+    let err = r
+        .request(1, 2, &subject("other.user"), Instant::now())
+        .unwrap_err();
+    assert_eq!(err, Status::NotAuthorized);
+}
+
+#[test]
+fn requests_time_out_and_late_replies_are_dropped() {
+    let mut r = sut();
+    r.connect(1, user(1000), 1).unwrap();
+    r.connect(2, user(1000), 2).unwrap();
+    r.serve(2, 1, subject("slow")).unwrap();
+    let t0 = Instant::now();
+    let call = r
+        .request(1, 7, &subject("slow"), t0 + Duration::from_millis(100))
+        .unwrap();
+    r.request(1, 8, &subject("slow"), t0 + Duration::from_millis(300))
+        .unwrap();
+    assert_eq!(r.next_deadline(), Some(t0 + Duration::from_millis(100)));
+    assert!(r.expire(t0 + Duration::from_millis(99)).is_empty());
+    let expired = r.expire(t0 + Duration::from_millis(100));
+    assert_eq!(expired.iter().map(|u| u.rid).collect::<Vec<_>>(), vec![7]);
+    assert!(r.respond(2, call.call_id).is_none(), "too late");
+    assert_eq!(r.next_deadline(), Some(t0 + Duration::from_millis(300)));
+    assert_eq!(r.stats().timeouts, 1);
+}
+
+#[test]
+fn responder_gone_fails_its_calls_at_once() {
+    let mut r = sut();
+    r.connect(1, user(1000), 1).unwrap();
+    r.connect(2, user(1000), 2).unwrap();
+    r.serve(2, 1, subject("svc")).unwrap();
+    r.request(
+        1,
+        42,
+        &subject("svc"),
+        Instant::now() + Duration::from_secs(9),
+    )
+    .unwrap();
+    let gone = r.disconnect(2);
+    assert_eq!(
+        gone.iter()
+            .map(|u| (u.requester, u.rid))
+            .collect::<Vec<_>>(),
+        vec![(1, 42)]
+    );
+    assert_eq!(r.next_deadline(), None);
+    let err = r
+        .request(1, 43, &subject("svc"), Instant::now())
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Status::NoResponders,
+        "the service went with its only responder"
+    );
+}
+
+#[test]
+fn requester_gone_drops_the_later_reply() {
+    let mut r = sut();
+    r.connect(1, user(1000), 1).unwrap();
+    r.connect(2, user(1000), 2).unwrap();
+    r.serve(2, 1, subject("svc")).unwrap();
+    let call = r.request(1, 1, &subject("svc"), Instant::now()).unwrap();
+    assert!(r.disconnect(1).is_empty());
+    assert!(r.respond(2, call.call_id).is_none());
+}
+
+#[test]
+fn limits_per_identity() {
+    let mut r = Router::new(
+        Arc::new(Policy::unpackaged_only(UnpackagedMode::SameUid)),
+        RouterLimits {
+            max_connections: 2,
+            max_subscriptions: 3,
+        },
+    );
+    r.connect(1, user(1000), 1).unwrap();
+    r.connect(2, user(1000), 2).unwrap();
+    assert_eq!(
+        r.connect(3, user(1000), 3).unwrap_err().code,
+        ErrorCode::LimitExceeded
+    );
+    r.connect(3, user(1001), 3).unwrap();
+    r.subscribe(1, 1, subject("a"), None, Overflow::default())
+        .unwrap();
+    r.subscribe(2, 1, subject("a"), None, Overflow::default())
+        .unwrap();
+    r.serve(2, 2, subject("s")).unwrap();
+    let err = r
+        .subscribe(1, 2, subject("b"), None, Overflow::default())
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::LimitExceeded);
+    r.disconnect(2);
+    r.subscribe(1, 2, subject("b"), None, Overflow::default())
+        .unwrap();
+    r.connect(4, user(1000), 4).unwrap();
+}
+
+#[test]
+fn sids_are_unique_per_connection_and_services_are_literal() {
+    let mut r = sut();
+    r.connect(1, user(1000), 1).unwrap();
+    r.subscribe(1, 1, subject("a"), None, Overflow::default())
+        .unwrap();
+    let err = r.serve(1, 1, subject("s")).unwrap_err();
+    assert_eq!(err.code, ErrorCode::ProtocolViolation);
+    let err = r.serve(1, 2, subject("s.*")).unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidSubject);
+}
+
+#[test]
+fn packages_follow_the_mutual_rule() {
+    let weather = Pfn::parse("Contoso.Weather_8wekyb3d8bbwe").unwrap();
+    let maps = Pfn::parse("Fabrikam.Maps_1234567890abc").unwrap();
+    let mut policy = Policy::unpackaged_only(UnpackagedMode::SameUid);
+    policy.packages.insert(
+        weather.clone(),
+        PackageRules {
+            loopback: true,
+            send_to: [maps.clone()].into(),
+            ..Default::default()
+        },
+    );
+    policy.packages.insert(
+        maps.clone(),
+        PackageRules {
+            loopback: true,
+            accept_from: [weather.clone()].into(),
+            ..Default::default()
+        },
+    );
+    let mut r: Router<u64> = Router::new(Arc::new(policy), RouterLimits::default());
+    r.connect(1, Identity::package(weather, None), 1).unwrap();
+    r.connect(2, Identity::package(maps, None), 2).unwrap();
+    r.subscribe(1, 1, subject("x"), None, Overflow::default())
+        .unwrap();
+    r.subscribe(2, 1, subject("x"), None, Overflow::default())
+        .unwrap();
+    assert_eq!(
+        publish(&mut r, 1, "x"),
+        vec![(1, 1), (2, 1)],
+        "itself, and Maps"
+    );
+    assert_eq!(
+        publish(&mut r, 2, "x"),
+        vec![(2, 1)],
+        "Maps may not send to Weather"
+    );
+}
