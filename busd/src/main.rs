@@ -1,2 +1,10 @@
-//! busd daemon (placeholder until the daemon lands).
-fn main() {}
+//! The `busd` command: the daemon and its command-line client.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = busd::cmd::Cli::parse();
+    busd::cmd::main(cli)
+}

@@ -1,1 +1,78 @@
-//! placeholder
+//! Transports for busd: how bytes get between a client and the daemon.
+//!
+//! A transport is a [`Listener`] on the daemon side and [`connect`] on the
+//! client side; both yield a [`Connection`], a pair of owned read and write
+//! halves plus [`PeerInfo`] about the other end. The router never sees which
+//! transport carried a connection, so a new transport plugs in here without
+//! touching it.
+//!
+//! Two transports exist today:
+//! - [`TcpListener`]: loopback TCP only (`127.0.0.0/8` or `::1`); the peer's uid
+//!   is looked up in `/proc/net/tcp`.
+//! - [`UnixListener`]: a unix socket (mode 0660) guarded by a lock file, so a
+//!   second daemon is refused and a stale socket file is replaced safely; the
+//!   peer's uid, gid and pid come from `SO_PEERCRED`.
+//!
+//! Addresses are written as an [`Endpoint`]: `tcp://127.0.0.1:4223`,
+//! `tcp://[::1]:4223` or `unix:///run/user/1000/busd/busd.sock`.
+//!
+//! Framing is not done here: transports only move bytes (see `busd-proto`).
+//!
+//! ```
+//! use busd_transport::{Endpoint, Listener, TcpListener, connect};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut listener = TcpListener::bind("127.0.0.1:0".parse()?).await?;
+//! let endpoint: Endpoint = listener.endpoint();
+//! let mut client = connect(&endpoint).await?;
+//! let mut server = listener.accept().await?;
+//! client.writer.write_all(b"ping").await?;
+//! let mut buf = [0; 4];
+//! server.reader.read_exact(&mut buf).await?;
+//! assert_eq!(&buf, b"ping");
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod conn;
+mod endpoint;
+mod error;
+mod proc_net;
+mod socket_file;
+mod tcp;
+mod unix;
+
+use std::future::Future;
+use std::io;
+
+pub use conn::{BoxReader, BoxWriter, Connection, PeerInfo, connect};
+pub use endpoint::Endpoint;
+pub use error::{EndpointError, TransportError};
+pub use tcp::TcpListener;
+pub use unix::UnixListener;
+
+/// The daemon side of a transport: hands out one [`Connection`] per client.
+///
+/// Implementations are bound by their own constructor (which is where
+/// start-up errors such as [`TransportError::NotLoopback`] are reported);
+/// this trait only covers what the accept loop needs.
+pub trait Listener: Send + 'static {
+    /// Waits for the next client.
+    ///
+    /// Cancel-safe: dropping the future before it completes loses no client.
+    ///
+    /// # Errors
+    ///
+    /// Returns the error of the underlying `accept(2)`. Most of these concern
+    /// one connection or a passing shortage (`ECONNABORTED`, `EMFILE`,
+    /// `ENOBUFS`), not the listener itself, so an accept loop should log the
+    /// error, back off briefly and keep accepting.
+    fn accept(&mut self) -> impl Future<Output = io::Result<Connection>> + Send;
+
+    /// Where this listener listens (with the real port when bound to port 0).
+    fn endpoint(&self) -> Endpoint;
+}

@@ -1,0 +1,81 @@
+//! `busd run`: the daemon, until SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::Config;
+
+/// Options of `busd run`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Configuration file (default: the embedded config/busd.toml).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Loopback TCP address to listen on, overriding the config ("" disables).
+    #[arg(long)]
+    tcp: Option<String>,
+    /// Unix socket path to listen on, overriding the config ("" disables).
+    #[arg(long)]
+    unix: Option<String>,
+}
+
+pub(crate) async fn run(args: Args) -> ExitCode {
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    // Flags win over the file and the environment.
+    if let Some(tcp) = args.tcp {
+        env.push(("BUSD_DAEMON__TCP".into(), tcp));
+    }
+    if let Some(unix) = args.unix {
+        env.push(("BUSD_DAEMON__UNIX".into(), unix));
+    }
+    let config = match Config::load_with_env(args.config.as_deref(), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("busd: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let signals = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(term), Ok(int)) => (term, int),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("busd: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let daemon = match crate::Daemon::start_with(config, shutdown.clone()).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("busd: cannot start: {}", error_chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let (mut term, mut int) = signals;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+        shutdown.cancel();
+    });
+    daemon.wait().await;
+    ExitCode::SUCCESS
+}
+
+/// "outer: inner: innermost", so a transport error shows its OS cause.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}

@@ -1,0 +1,229 @@
+//! One connection's outbound side: the bounded queue, and the writer task
+//! that owns the socket's write half.
+//!
+//! Publishers push encoded frames into a receiver's [`ConnHandle`] and go
+//! on; they never wait for a socket. The writer drains the queue in batches
+//! and sends each batch with one vectored write, small frames coalesced
+//! and large payloads passed as their own slices (never copied).
+
+use std::io::IoSlice;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use busd_core::{OutFrame, Outbox, Pushed};
+use busd_proto::{ErrorCode, Frame, Op, encode_head};
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Payloads at least this large travel as their own iovec instead of
+/// being copied into the coalescing buffer.
+const COPY_BELOW: usize = 4096;
+/// Frames taken from the queue per write.
+const BATCH: usize = 1024;
+
+/// The daemon's handle to a connection, shared by the router and sessions.
+#[derive(Debug)]
+pub(crate) struct ConnHandle {
+    pub(crate) id: u64,
+    /// Locked briefly by pushers and by the writer; never across an await.
+    outbox: Mutex<Outbox>,
+    /// Wakes the writer when the queue goes from empty to not empty.
+    wake: Notify,
+    /// Cancelled when the connection must close now (slow consumer,
+    /// protocol error): the writer sends `fatal` and closes.
+    kill: CancellationToken,
+    fatal: Mutex<Option<Frame>>,
+    /// Messages lost because the connection was killed with them queued.
+    pub(crate) discarded: AtomicU64,
+}
+
+impl ConnHandle {
+    pub(crate) fn new(id: u64, max_msgs: usize, max_bytes: usize) -> Self {
+        Self {
+            id,
+            outbox: Mutex::new(Outbox::new(max_msgs, max_bytes)),
+            wake: Notify::new(),
+            kill: CancellationToken::new(),
+            fatal: Mutex::new(None),
+            discarded: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues a frame; on overflow, closes this connection with `SlowConsumer`.
+    pub(crate) fn push(&self, frame: OutFrame) {
+        if self.kill.is_cancelled() {
+            return;
+        }
+        let pushed = lock(&self.outbox).push(frame);
+        match pushed {
+            Pushed::Queued { was_empty: true } | Pushed::Dropped => self.wake.notify_one(),
+            Pushed::Queued { was_empty: false } => {}
+            Pushed::Full => {
+                tracing::warn!(
+                    conn = self.id,
+                    "slow consumer: outbound queue full, disconnecting"
+                );
+                self.close_with(
+                    ErrorCode::SlowConsumer,
+                    "outbound queue full: the client reads too slowly",
+                );
+            }
+        }
+    }
+
+    /// Encodes and queues a frame that is not a subscription delivery.
+    pub(crate) fn send(&self, op: &Op, payload: Bytes) {
+        let mut head = BytesMut::new();
+        match encode_head(op, payload.len(), &mut head) {
+            Ok(()) => self.push(OutFrame::control(head.freeze(), payload)),
+            Err(e) => tracing::error!(conn = self.id, cause = %e, "cannot encode {}", op.name()),
+        }
+    }
+
+    /// Queues an error about a subscription or request; the connection stays.
+    pub(crate) fn send_error(
+        &self,
+        code: ErrorCode,
+        message: String,
+        refers: Option<busd_proto::Ref>,
+    ) {
+        self.send(
+            &Op::Error {
+                code,
+                message,
+                refers,
+            },
+            Bytes::new(),
+        );
+    }
+
+    /// Closes the connection: `code` is sent, anything still queued is discarded.
+    pub(crate) fn close_with(&self, code: ErrorCode, message: &str) {
+        let mut fatal = lock(&self.fatal);
+        if fatal.is_none() {
+            *fatal = Some(Frame::new(Op::Error {
+                code,
+                message: message.to_owned(),
+                refers: None,
+            }));
+        }
+        drop(fatal);
+        self.kill.cancel();
+    }
+
+    /// Cancelled once the connection is being closed by the daemon.
+    pub(crate) fn killed(&self) -> &CancellationToken {
+        &self.kill
+    }
+
+    /// Sends queued frames until `stop` (normal end: flush what is queued)
+    /// or a kill (send the fatal error only). Returns when the socket is done.
+    pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
+        &self,
+        mut writer: W,
+        stop: CancellationToken,
+    ) {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut chunks = Vec::new();
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        loop {
+            if self.kill.is_cancelled() {
+                break;
+            }
+            let dropped = {
+                let mut q = lock(&self.outbox);
+                q.drain_into(&mut batch, BATCH);
+                q.take_dropped()
+            };
+            if batch.is_empty() && dropped.is_empty() {
+                if stop.is_cancelled() {
+                    break; // drained: the normal end
+                }
+                tokio::select! {
+                    () = self.wake.notified() => {}
+                    () = self.kill.cancelled() => {}
+                    () = stop.cancelled() => {}
+                }
+                continue;
+            }
+            for (sid, count) in dropped {
+                let _ = encode_head(&Op::Dropped { sid, count }, 0, &mut buf);
+            }
+            coalesce(&mut batch, &mut buf, &mut chunks);
+            if let Err(e) = write_chunks(&mut writer, &mut chunks).await {
+                tracing::debug!(conn = self.id, cause = %e, "write failed");
+                self.kill.cancel();
+                return;
+            }
+        }
+        if self.kill.is_cancelled() {
+            let n = lock(&self.outbox).len() as u64;
+            self.discarded.fetch_add(n, Ordering::Relaxed);
+            let fatal = lock(&self.fatal).take();
+            if let Some(frame) = fatal {
+                let mut out = BytesMut::new();
+                if frame.encode(&mut out).is_ok() {
+                    let _ = writer.write_all(&out).await;
+                }
+            }
+        }
+        let _ = writer.shutdown().await;
+    }
+}
+
+/// Turns a batch into write chunks: small frames copied together, large
+/// payloads as their own `Bytes`.
+fn coalesce(batch: &mut Vec<OutFrame>, buf: &mut BytesMut, chunks: &mut Vec<Bytes>) {
+    for frame in batch.drain(..) {
+        buf.extend_from_slice(&frame.head);
+        if frame.payload.len() < COPY_BELOW {
+            buf.extend_from_slice(&frame.payload);
+        } else {
+            chunks.push(buf.split().freeze());
+            chunks.push(frame.payload);
+        }
+    }
+    if !buf.is_empty() {
+        chunks.push(buf.split().freeze());
+    }
+}
+
+/// Writes every chunk, with vectored writes, handling short writes.
+async fn write_chunks<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    chunks: &mut Vec<Bytes>,
+) -> std::io::Result<()> {
+    let mut first = 0;
+    while first < chunks.len() {
+        let slices: Vec<IoSlice<'_>> = chunks[first..]
+            .iter()
+            .take(512)
+            .map(|c| IoSlice::new(c))
+            .collect();
+        let mut n = writer.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let len = chunks[first].len();
+            if n >= len {
+                n -= len;
+                first += 1;
+            } else {
+                let rest = chunks[first].slice(n..);
+                chunks[first] = rest;
+                n = 0;
+            }
+        }
+    }
+    chunks.clear();
+    Ok(())
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it:
+/// the queue stays consistent between operations.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,206 @@
+//! The daemon: listeners, the shared router, the request timer, shutdown.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use busd_core::{Router, RouterLimits};
+use busd_policy::Policy;
+use busd_proto::{Op, Status};
+use busd_transport::{Endpoint, Listener, TcpListener, TransportError, UnixListener};
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::Config;
+use crate::conn::{ConnHandle, lock};
+use crate::session;
+
+/// The router and the deadline the timer task sleeps towards, under one lock.
+pub(crate) struct RouterState {
+    pub(crate) router: Router<Arc<ConnHandle>>,
+    /// The deadline the timer is armed for; a request with an earlier one
+    /// must wake it.
+    pub(crate) armed: Option<std::time::Instant>,
+}
+
+/// State every task of the daemon shares.
+pub(crate) struct Shared {
+    /// Locked for routing decisions only, never across an await.
+    pub(crate) router: Mutex<RouterState>,
+    pub(crate) timer: Notify,
+    pub(crate) config: Config,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+}
+
+/// A running daemon. Dropping it does not stop it: call [`Daemon::shutdown`]
+/// or cancel the token given to [`Daemon::start_with`].
+pub struct Daemon {
+    shared: Arc<Shared>,
+    tcp: Option<Endpoint>,
+    unix: Option<Endpoint>,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not be opened.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+impl Daemon {
+    /// Binds the configured listeners and starts serving.
+    ///
+    /// # Errors
+    /// [`StartError`] when a listener cannot be opened (address in use,
+    /// another daemon on the socket, a non-loopback address).
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        Self::start_with(config, CancellationToken::new()).await
+    }
+
+    /// As [`Daemon::start`], stopping when `shutdown` is cancelled.
+    ///
+    /// # Errors
+    /// As [`Daemon::start`].
+    pub async fn start_with(
+        config: Config,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StartError> {
+        let tcp = match config.tcp {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let unix = match &config.unix {
+            Some(path) => Some(UnixListener::bind(path).await?),
+            None => None,
+        };
+        let policy = Arc::new(Policy::unpackaged_only(config.unpackaged));
+        let limits = RouterLimits {
+            max_connections: config.limits.max_connections,
+            max_subscriptions: config.limits.max_subscriptions,
+        };
+        let shared = Arc::new(Shared {
+            router: Mutex::new(RouterState {
+                router: Router::new(policy, limits),
+                armed: None,
+            }),
+            timer: Notify::new(),
+            config,
+            next_id: AtomicU64::new(1),
+            shutdown,
+            tracker: TaskTracker::new(),
+        });
+        let tcp_endpoint = tcp.as_ref().map(Listener::endpoint);
+        let unix_endpoint = unix.as_ref().map(Listener::endpoint);
+        if let Some(l) = tcp {
+            shared.tracker.spawn(accept_loop(l, Arc::clone(&shared)));
+        }
+        if let Some(l) = unix {
+            shared.tracker.spawn(accept_loop(l, Arc::clone(&shared)));
+        }
+        shared.tracker.spawn(timer_loop(Arc::clone(&shared)));
+        for e in tcp_endpoint.iter().chain(&unix_endpoint) {
+            tracing::info!(endpoint = %e, "listening");
+        }
+        Ok(Self {
+            shared,
+            tcp: tcp_endpoint,
+            unix: unix_endpoint,
+        })
+    }
+
+    /// The TCP endpoint, with the real port when configured with port 0.
+    pub fn tcp_endpoint(&self) -> Option<&Endpoint> {
+        self.tcp.as_ref()
+    }
+
+    /// The unix socket endpoint.
+    pub fn unix_endpoint(&self) -> Option<&Endpoint> {
+        self.unix.as_ref()
+    }
+
+    /// The token that stops the daemon when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shared.shutdown.clone()
+    }
+
+    /// Router counters.
+    pub fn stats(&self) -> busd_core::Stats {
+        lock(&self.shared.router).router.stats()
+    }
+
+    /// Stops accepting, tells every client `ShuttingDown`, flushes and
+    /// waits until every connection is closed.
+    pub async fn shutdown(self) {
+        self.shared.shutdown.cancel();
+        self.wait().await;
+    }
+
+    /// Waits until the daemon has been stopped through its token and every
+    /// task has ended.
+    pub async fn wait(self) {
+        self.shared.shutdown.cancelled().await;
+        self.shared.tracker.close();
+        self.shared.tracker.wait().await;
+        tracing::info!("stopped");
+    }
+}
+
+async fn accept_loop<L: Listener>(mut listener: L, shared: Arc<Shared>) {
+    let endpoint = listener.endpoint();
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => {
+                    shared.tracker.spawn(session::run(Arc::clone(&shared), conn));
+                }
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning, keep serving.
+                    tracing::error!(%endpoint, cause = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+    // Dropping the listener here removes the unix socket file.
+}
+
+/// Answers `Timeout` to requests whose deadline passed.
+async fn timer_loop(shared: Arc<Shared>) {
+    loop {
+        let next = {
+            let mut st = lock(&shared.router);
+            let next = st.router.next_deadline();
+            st.armed = next;
+            next
+        };
+        let sleep = async {
+            match next {
+                Some(d) => tokio::time::sleep_until(Instant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = sleep => {}
+            () = shared.timer.notified() => {}
+            () = shared.shutdown.cancelled() => return,
+        }
+        let expired = lock(&shared.router)
+            .router
+            .expire(Instant::now().into_std());
+        for u in expired {
+            let resp = Op::Resp {
+                rid: u.rid,
+                status: Status::Timeout,
+                headers: None,
+            };
+            u.requester.send(&resp, Bytes::new());
+        }
+    }
+}

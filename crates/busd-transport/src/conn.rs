@@ -1,0 +1,79 @@
+//! What a transport hands out: a [`Connection`] of owned, independently usable
+//! read and write halves, the [`PeerInfo`] of the other end, and [`connect`],
+//! the client side of every transport.
+
+use std::fmt;
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::endpoint::Endpoint;
+use crate::{tcp, unix};
+
+/// The read half of a connection, whatever the transport.
+pub type BoxReader = Box<dyn AsyncRead + Send + Unpin>;
+
+/// The write half of a connection, whatever the transport.
+///
+/// The boxed halves forward `poll_write_vectored` and `is_write_vectored`, so
+/// gathering many buffers into one `write_vectored` call stays a single
+/// `writev(2)`.
+pub type BoxWriter = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// Who is at the other end of a connection, as far as the transport knows.
+///
+/// On the daemon side this describes the client; after [`connect`] it
+/// describes the daemon. Fields the transport cannot tell are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct PeerInfo {
+    /// The peer's user id (unix: `SO_PEERCRED`; tcp: `/proc/net/tcp`).
+    pub uid: Option<u32>,
+    /// The peer's group id (unix only).
+    pub gid: Option<u32>,
+    /// The peer's process id (unix only).
+    pub pid: Option<u32>,
+    /// A label for logs: the peer's socket address for tcp
+    /// (`"127.0.0.1:53211"`), `"unix"` for unix sockets.
+    pub addr: String,
+}
+
+/// One established connection: owned halves plus what is known about the peer.
+///
+/// `reader` and `writer` are independent owned halves of one socket, so one
+/// task can read while another writes without a lock. Dropping `writer` shuts
+/// down the sending direction; the socket closes once both halves are gone.
+pub struct Connection {
+    /// Bytes from the peer.
+    pub reader: BoxReader,
+    /// Bytes to the peer; supports vectored writes.
+    pub writer: BoxWriter,
+    /// Who the peer is.
+    pub peer: PeerInfo,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connects to a busd daemon at `endpoint`.
+///
+/// TCP connections get `TCP_NODELAY` (busd frames are small and latency
+/// matters more than packet count). `peer` describes the daemon: its uid when
+/// the transport can tell, plus gid and pid over a unix socket.
+///
+/// # Errors
+///
+/// Returns the connect error, with the endpoint added to its message and its
+/// [`io::ErrorKind`] kept (`NotFound` or `ConnectionRefused` when no daemon
+/// is listening), so callers can still branch on the kind when reconnecting.
+pub async fn connect(endpoint: &Endpoint) -> io::Result<Connection> {
+    let result = match endpoint {
+        Endpoint::Tcp(addr) => tcp::connect(*addr).await,
+        Endpoint::Unix(path) => unix::connect(path).await,
+    };
+    result.map_err(|err| io::Error::new(err.kind(), format!("cannot connect to {endpoint}: {err}")))
+}

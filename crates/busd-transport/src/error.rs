@@ -1,0 +1,101 @@
+//! Errors of this crate: [`TransportError`] for binding a listener (worded for
+//! whoever is starting the daemon) and [`EndpointError`] for parsing an
+//! [`Endpoint`](crate::Endpoint).
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Why a listener could not be set up.
+///
+/// Each message says what was refused and why, so the daemon can print it
+/// as-is at start-up.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The TCP address is not a loopback address; busd is a local bus and
+    /// never listens on a network interface.
+    #[error("refusing to listen on {0}: busd binds loopback addresses only (127.0.0.1 or ::1)")]
+    NotLoopback(SocketAddr),
+
+    /// Another process holds the lock file beside this socket path.
+    #[error(
+        "another busd is already listening on {} (its lock file {}.lock is held)",
+        .0.display(),
+        .0.display()
+    )]
+    AlreadyRunning(PathBuf),
+
+    /// Something that is not a socket (a regular file, directory, symlink…)
+    /// already sits at the socket path; it is left untouched.
+    #[error(
+        "{} exists and is not a socket; refusing to replace it (remove it or choose another socket path)",
+        .0.display()
+    )]
+    NotASocket(PathBuf),
+
+    /// A system call failed; `context` says what busd was doing.
+    #[error("{context}")]
+    Io {
+        /// What was being attempted, e.g. "cannot listen on tcp://127.0.0.1:4223".
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl TransportError {
+    /// Wraps an I/O error with what was being attempted.
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Why a string is not a valid [`Endpoint`](crate::Endpoint).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// The scheme is missing or unknown.
+    #[error(
+        "invalid endpoint {input:?}: expected tcp://IP:PORT (e.g. tcp://127.0.0.1:4223 or tcp://[::1]:4223), tcp://localhost:PORT or unix:///ABSOLUTE/PATH"
+    )]
+    UnknownScheme {
+        /// The rejected input.
+        input: String,
+    },
+
+    /// `shm://` was asked for; that transport does not exist yet.
+    #[error(
+        "invalid endpoint {input:?}: the shm transport is not available yet; use unix:///ABSOLUTE/PATH or tcp://127.0.0.1:PORT"
+    )]
+    ShmUnavailable {
+        /// The rejected input.
+        input: String,
+    },
+
+    /// A `tcp://` endpoint whose address could not be read.
+    #[error(
+        "invalid tcp endpoint {input:?}: {reason}; expected tcp://IP:PORT (e.g. tcp://127.0.0.1:4223 or tcp://[::1]:4223) or tcp://localhost:PORT"
+    )]
+    InvalidTcp {
+        /// The rejected input.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A `unix://` endpoint whose path is empty or not absolute.
+    #[error(
+        "invalid unix endpoint {input:?}: the socket path must be absolute, e.g. unix:///run/user/1000/busd/busd.sock"
+    )]
+    RelativeUnixPath {
+        /// The rejected input.
+        input: String,
+    },
+}

@@ -1,0 +1,125 @@
+//! Loopback TCP: [`TcpListener`] and the TCP side of [`connect`](crate::connect).
+//!
+//! busd is a local bus, so it only ever listens on a loopback address; a
+//! non-loopback address is refused when binding rather than silently exposed
+//! on a network. Every connection gets `TCP_NODELAY`, and the peer's uid is
+//! read from the kernel's socket table (see `proc_net`).
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::net::TcpStream;
+use tracing::{debug, warn};
+
+use crate::conn::{Connection, PeerInfo};
+use crate::endpoint::Endpoint;
+use crate::error::TransportError;
+use crate::{Listener, proc_net};
+
+/// A TCP listener bound to a loopback address.
+#[derive(Debug)]
+pub struct TcpListener {
+    inner: tokio::net::TcpListener,
+    /// The bound address, with the real port when bound to port 0. Also the
+    /// local address of every accepted socket, since only a specific loopback
+    /// address can be bound.
+    local_addr: SocketAddr,
+}
+
+impl TcpListener {
+    /// Listens on `addr`, which must be a loopback address (`127.0.0.0/8`,
+    /// `::1`, or `::ffff:127.x.y.z`). Port 0 picks a free port; see
+    /// [`Listener::endpoint`] for the one chosen.
+    ///
+    /// # Errors
+    ///
+    /// - [`TransportError::NotLoopback`] if `addr` is not a loopback address
+    ///   (for example `0.0.0.0` or a LAN address);
+    /// - [`TransportError::Io`] if the socket cannot be bound (port in use,
+    ///   no IPv6 loopback on this machine, …).
+    pub async fn bind(addr: SocketAddr) -> Result<Self, TransportError> {
+        if !is_loopback(addr.ip()) {
+            return Err(TransportError::NotLoopback(addr));
+        }
+        let inner = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|err| TransportError::io(format!("cannot listen on tcp://{addr}"), err))?;
+        let local_addr = inner.local_addr().map_err(|err| {
+            TransportError::io(
+                format!("cannot read the address bound for tcp://{addr}"),
+                err,
+            )
+        })?;
+        debug!(%local_addr, "tcp listener bound");
+        Ok(Self { inner, local_addr })
+    }
+}
+
+impl Listener for TcpListener {
+    async fn accept(&mut self) -> io::Result<Connection> {
+        let (stream, peer) = self.inner.accept().await?;
+        Ok(connection(stream, self.local_addr, peer).await)
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        Endpoint::Tcp(self.local_addr)
+    }
+}
+
+/// Whether busd may listen on `ip`.
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+/// Connects to a daemon over TCP.
+pub(crate) async fn connect(addr: SocketAddr) -> io::Result<Connection> {
+    let stream = TcpStream::connect(addr).await?;
+    let local = stream.local_addr()?;
+    let peer = stream.peer_addr()?;
+    Ok(connection(stream, local, peer).await)
+}
+
+/// Turns a connected stream into a [`Connection`]: sets `TCP_NODELAY`, looks
+/// up the peer's uid and splits the stream into owned halves.
+async fn connection(stream: TcpStream, local: SocketAddr, peer: SocketAddr) -> Connection {
+    if let Err(err) = stream.set_nodelay(true) {
+        // The connection still works, only with Nagle's delays; if the socket
+        // is already dead, the first read or write will say so.
+        warn!(%peer, cause = %err, "cannot set TCP_NODELAY");
+    }
+    let uid = proc_net::peer_uid(local, peer).await;
+    debug!(%peer, ?uid, "tcp connection established");
+    let (reader, writer) = stream.into_split();
+    Connection {
+        reader: Box::new(reader),
+        writer: Box::new(writer),
+        peer: PeerInfo {
+            uid,
+            gid: None,
+            pid: None,
+            addr: peer.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_check() {
+        for ip in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "0.0.0.0",
+            "::",
+            "192.168.1.2",
+            "10.0.0.1",
+            "::ffff:10.0.0.1",
+            "fe80::1",
+        ] {
+            assert!(!is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+    }
+}
