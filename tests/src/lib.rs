@@ -1,1 +1,12 @@
-//! End-to-end tests for busd.
+//! Test harness for busd: starts a real daemon on 127.0.0.1 port 0 and a
+//! unix socket in a temp dir, cleaned up on drop; a raw protocol client for
+//! tests that must send what the SDK never would; and the `busd` binary
+//! for tests that need a real process.
+
+mod daemon;
+mod process;
+mod raw;
+
+pub use daemon::{TestDaemon, Transport};
+pub use process::{DaemonProcess, busd_bin};
+pub use raw::RawClient;

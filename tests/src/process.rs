@@ -1,0 +1,82 @@
+//! The real `busd` binary, for exit codes, signals and the CLI.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `busd` binary built beside this test (`target/<profile>/busd`).
+pub fn busd_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    // target/<profile>/deps/<test> → target/<profile>/busd
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("busd");
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// A daemon process on a temp socket and a free loopback port.
+pub struct DaemonProcess {
+    /// The child; killed on drop if still running.
+    pub child: Child,
+    /// Its unix socket URL.
+    pub unix_url: String,
+    /// Temp dir with the socket.
+    pub dir: tempfile::TempDir,
+}
+
+impl DaemonProcess {
+    /// Starts `busd run` with extra `args`, TCP disabled, the socket in a
+    /// temp dir; waits until the socket accepts.
+    pub fn spawn(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sock = dir.path().join("busd.sock");
+        let child = Command::new(busd_bin())
+            .arg("run")
+            .args(["--tcp", "", "--unix"])
+            .arg(&sock)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn busd");
+        let unix_url = format!("unix://{}", sock.display());
+        let me = Self {
+            child,
+            unix_url,
+            dir,
+        };
+        me.wait_ready(&sock);
+        me
+    }
+
+    fn wait_ready(&self, sock: &std::path::Path) {
+        // Polling the file system for readiness, bounded; not a timing assertion.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(sock).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("busd did not start listening on {}", sock.display());
+    }
+
+    /// Sends `signal` and waits for the exit status.
+    pub fn signal_and_wait(mut self, signal: rustix::process::Signal) -> std::process::ExitStatus {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
+        rustix::process::kill_process(pid, signal).expect("kill");
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,80 @@
+//! A bare protocol client, for frames the SDK would never send.
+
+use busd_proto::{AuthKind, Frame, FrameCodec, Hello, Op, PROTOCOL_VERSION};
+use busd_transport::{BoxReader, BoxWriter, Endpoint};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio_util::codec::FramedRead;
+
+/// A connection speaking frames by hand.
+pub struct RawClient {
+    reader: FramedRead<BoxReader, FrameCodec>,
+    writer: BoxWriter,
+}
+
+impl RawClient {
+    /// Connects without a handshake.
+    pub async fn connect(url: &str) -> Self {
+        let endpoint: Endpoint = url.parse().expect("url");
+        let conn = busd_transport::connect(&endpoint).await.expect("connect");
+        Self {
+            reader: FramedRead::new(conn.reader, FrameCodec::new(64 << 20)),
+            writer: conn.writer,
+        }
+    }
+
+    /// Connects and completes the unpackaged handshake; returns the Welcome op.
+    pub async fn connect_hello(url: &str) -> (Self, Op) {
+        let mut c = Self::connect(url).await;
+        c.send(Op::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            pfn: None,
+            name: "raw".into(),
+            auth: AuthKind::None,
+        }))
+        .await;
+        let welcome = c.recv().await.expect("welcome").op;
+        (c, welcome)
+    }
+
+    /// Sends a frame without payload.
+    pub async fn send(&mut self, op: Op) {
+        self.send_frame(Frame::new(op)).await;
+    }
+
+    /// Sends a frame.
+    pub async fn send_frame(&mut self, frame: Frame) {
+        let mut buf = BytesMut::new();
+        frame.encode(&mut buf).expect("encode");
+        self.send_bytes(&buf).await;
+    }
+
+    /// Sends raw bytes.
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        // The daemon may already have closed: a write error is then expected.
+        let _ = self.writer.write_all(bytes).await;
+    }
+
+    /// Next frame, or `None` at end of stream.
+    pub async fn recv(&mut self) -> Option<Frame> {
+        match self.reader.next().await {
+            Some(Ok(frame)) => Some(frame),
+            Some(Err(_)) | None => None,
+        }
+    }
+
+    /// Frames until the daemon closes the connection.
+    pub async fn recv_until_closed(&mut self) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        while let Some(f) = self.recv().await {
+            frames.push(f);
+        }
+        frames
+    }
+
+    /// A payload of `n` bytes.
+    pub fn payload(n: usize) -> Bytes {
+        Bytes::from(vec![0x5a; n])
+    }
+}
