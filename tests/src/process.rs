@@ -41,7 +41,7 @@ impl DaemonProcess {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .expect("spawn busd");
         let unix_url = format!("unix://{}", sock.display());

@@ -1,0 +1,71 @@
+//! The real `busd` binary: start-up errors, exit codes and signals.
+
+use std::process::{Command, Stdio};
+
+use busd_e2e::{DaemonProcess, busd_bin};
+use rustix::process::Signal;
+
+fn run_busd(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(busd_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run busd")
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    let d = DaemonProcess::spawn(&[]);
+    let sock = d.dir.path().join("busd.sock");
+    let status = d.signal_and_wait(Signal::TERM);
+    assert_eq!(status.code(), Some(0));
+    assert!(!sock.exists(), "the socket file is removed on exit");
+}
+
+#[test]
+fn sigint_exits_zero() {
+    let d = DaemonProcess::spawn(&[]);
+    assert_eq!(d.signal_and_wait(Signal::INT).code(), Some(0));
+}
+
+#[test]
+fn invalid_config_exits_2_naming_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("busd.toml");
+    std::fs::write(&file, "[daemon]\nunpackaged = \"sometimes\"\n").unwrap();
+    let out = run_busd(&["run", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("busd.toml: line 2"), "{err}");
+    assert!(err.contains("unknown variant `sometimes`"), "{err}");
+}
+
+#[test]
+fn bad_environment_override_exits_2_naming_the_key() {
+    let out = run_busd(&["run"], &[("BUSD_LIMITS__MAX_FRAME", "huge")]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_frame"), "{err}");
+}
+
+#[test]
+fn non_loopback_tcp_is_refused_at_start() {
+    let out = run_busd(&["run", "--tcp", "0.0.0.0:4271", "--unix", ""], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a loopback address"), "{err}");
+}
+
+#[test]
+fn second_daemon_on_the_same_socket_refuses_to_start() {
+    let first = DaemonProcess::spawn(&[]);
+    let sock = first.dir.path().join("busd.sock");
+    let out = run_busd(&["run", "--tcp", "", "--unix", sock.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already"), "{err}");
+    // The first one is unaffected and still serving.
+    assert!(std::os::unix::net::UnixStream::connect(&sock).is_ok());
+    assert_eq!(first.signal_and_wait(Signal::TERM).code(), Some(0));
+}
