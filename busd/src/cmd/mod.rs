@@ -1,6 +1,12 @@
 //! Subcommands of the `busd` binary; `main` dispatches to them.
 
+mod client_args;
+mod payload;
+mod publish;
+mod reply;
+mod request;
 mod run;
+mod subscribe;
 
 use std::process::ExitCode;
 
@@ -27,11 +33,25 @@ enum LogFormat {
 enum Command {
     /// Run the daemon.
     Run(run::Args),
+    /// Publish a message.
+    Pub(publish::Args),
+    /// Print messages on a subject, one line each.
+    Sub(subscribe::Args),
+    /// Send a request and print the response.
+    Req(request::Args),
+    /// Answer requests to a service.
+    Reply(reply::Args),
 }
 
 /// Runs the parsed command line; the process exits with the code returned.
 pub fn main(cli: Cli) -> ExitCode {
-    init_tracing(cli.log_format);
+    // The daemon logs its life at info; client commands only what goes wrong.
+    let default_level = if matches!(cli.command, Command::Run(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_tracing(cli.log_format, default_level);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -42,13 +62,17 @@ pub fn main(cli: Cli) -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Pub(args) => publish::run(args).await,
+            Command::Sub(args) => subscribe::run(args).await,
+            Command::Req(args) => request::run(args).await,
+            Command::Reply(args) => reply::run(args).await,
         }
     })
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -1,1 +1,55 @@
-//! placeholder
+//! The busd SDK: connect to the local message bus, publish, subscribe, make
+//! requests and serve them.
+//!
+//! A [`Client`] is a cheap handle to one connection task that owns the
+//! socket (over loopback TCP or a Unix socket). A [`Subscriber`] is a
+//! [`Stream`](futures::Stream) of [`Message`]s and unsubscribes when dropped;
+//! a [`Service`] is a stream of [`Request`]s to answer. When the daemon
+//! restarts, the client reconnects with backoff and registers its
+//! subscriptions and services again.
+//!
+//! ```no_run
+//! use busd_client::Client;
+//! use futures::StreamExt;
+//!
+//! # async fn demo() -> Result<(), busd_client::Error> {
+//! let client = Client::connect("tcp://127.0.0.1:4223").await?;
+//!
+//! let mut forecasts = client.serve("contoso.weather.forecast").await?;
+//! tokio::spawn(async move {
+//!     while let Some(request) = forecasts.next().await {
+//!         let _ = request.respond("sunny").await;
+//!     }
+//! });
+//!
+//! let response = client.request("contoso.weather.forecast", "paris").await?;
+//! assert!(response.is_success());
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod builder;
+mod client;
+mod command;
+mod connection;
+mod error;
+mod request;
+mod service;
+mod session;
+mod state;
+mod subject;
+mod subscriber;
+
+pub use builder::ClientBuilder;
+pub use busd_proto::{
+    Headers, Limits, Overflow, Sender, Status, Subject, SubjectError, Value, ValueSet,
+    ValueSetError,
+};
+pub use client::Client;
+pub use error::{Error, ErrorKind};
+pub use request::{RequestOptions, Response};
+pub use service::{Request, Service};
+pub use subject::IntoSubject;
+pub use subscriber::{Message, SubscribeOptions, Subscriber};

@@ -1,0 +1,74 @@
+//! `busd sub [--count N] SUBJECT`: one line per message.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use busd_client::{Message, Sender, SubscribeOptions};
+use futures::StreamExt;
+
+use super::client_args::{ClientArgs, fail};
+use super::payload::render;
+
+/// Print messages as they arrive: subject, sender, payload, tab-separated.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Exit after this many messages.
+    #[arg(long, short = 'n')]
+    count: Option<u64>,
+    /// Join this queue group: each message goes to one member.
+    #[arg(long, short)]
+    queue: Option<String>,
+    /// Subject, wildcards allowed: `*` one token, `>` the rest.
+    subject: String,
+}
+
+pub(crate) async fn run(args: Args) -> ExitCode {
+    let client = match args.client.connect("sub").await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let options = SubscribeOptions {
+        queue: args.queue,
+        ..SubscribeOptions::default()
+    };
+    let mut sub = match client.subscribe_with(args.subject.as_str(), options).await {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let mut seen = 0;
+    while args.count.is_none_or(|n| seen < n) {
+        let Some(msg) = sub.next().await else {
+            eprintln!("busd: subscription ended");
+            return ExitCode::FAILURE;
+        };
+        seen += 1;
+        let mut out = std::io::stdout().lock();
+        // Flushed per line, so a script reading a pipe sees each message.
+        if writeln!(out, "{}", line(&msg))
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return ExitCode::SUCCESS; // stdout closed: the reader is done
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn line(msg: &Message) -> String {
+    format!(
+        "{}\t{}\t{}",
+        msg.subject,
+        sender(&msg.from),
+        render(&msg.payload)
+    )
+}
+
+/// `Contoso.Weather_8wekyb3d8bbwe#12` or `unpackaged#12`.
+pub(crate) fn sender(from: &Sender) -> String {
+    match &from.pfn {
+        Some(pfn) => format!("{pfn}#{}", from.client_id),
+        None => format!("unpackaged#{}", from.client_id),
+    }
+}

@@ -1,0 +1,305 @@
+//! [`Client`]: the cheap, cloneable handle everything starts from.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use busd_proto::{Headers, Limits, Op};
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+#[cfg(doc)]
+use crate::ErrorKind;
+use crate::command::{self, Command, DELIVERY_CAPACITY, Registration, Shared};
+use crate::subject::{IntoSubject, literal};
+use crate::{ClientBuilder, Error, Service, SubscribeOptions, Subscriber};
+
+/// A connection to busd: publish, subscribe, request and serve.
+///
+/// Cloning is cheap (two reference counts) and every clone shares one
+/// connection task, which owns the socket. The connection is closed once every
+/// `Client`, [`Subscriber`] and [`Service`] of it is dropped. When the
+/// connection is lost the client reconnects with backoff (unless turned off
+/// with [`ClientBuilder::reconnect`]) and registers its subscriptions and
+/// services again; calls made meanwhile wait for the new connection.
+///
+/// ```no_run
+/// use busd_client::Client;
+/// use futures::StreamExt;
+///
+/// # async fn demo() -> Result<(), busd_client::Error> {
+/// let client = Client::connect("unix:///run/user/1000/busd/busd.sock").await?;
+/// let mut sub = client.subscribe("weather.>").await?;
+/// client.publish("weather.today.paris", "21").await?;
+/// let message = sub.next().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Client {
+    pub(crate) fn new(commands: mpsc::Sender<Command>, shared: Arc<Shared>) -> Self {
+        Self { commands, shared }
+    }
+
+    /// Connects to the daemon at `url` (`tcp://127.0.0.1:PORT` or
+    /// `unix:///PATH`) with default options.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Connect`] if the URL is invalid or the first connection or
+    /// its handshake fails; the daemon's refusal keeps its kind (e.g.
+    /// [`ErrorKind::AuthFailed`]).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), busd_client::Error> {
+    /// let client = busd_client::Client::connect("tcp://127.0.0.1:4223").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Client, Error> {
+        Self::builder(url).connect().await
+    }
+
+    /// A builder for a client of the daemon at `url`, to set options first.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// # async fn demo() -> Result<(), busd_client::Error> {
+    /// let client = busd_client::Client::builder("tcp://127.0.0.1:4223")
+    ///     .name("weather-app")
+    ///     .request_timeout(Duration::from_secs(2))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(url.into())
+    }
+
+    /// Publishes `payload` to the literal `subject`.
+    ///
+    /// Returns once the message is queued for the connection; use
+    /// [`flush`](Client::flush) to wait until the daemon has handled it.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidSubject`] for a malformed or wildcard subject,
+    /// [`ErrorKind::FrameTooLarge`] over the daemon's `max_frame` (nothing is
+    /// sent), [`ErrorKind::Closed`] if the client is gone for good.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+    /// client.publish("weather.today.paris", "21").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn publish(
+        &self,
+        subject: impl IntoSubject,
+        payload: impl Into<Bytes>,
+    ) -> Result<(), Error> {
+        self.publish_inner(subject, None, payload.into()).await
+    }
+
+    /// Publishes `payload` with `headers` to the literal `subject`.
+    ///
+    /// # Errors
+    /// As [`publish`](Client::publish).
+    ///
+    /// ```no_run
+    /// use busd_client::Headers;
+    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+    /// let mut headers = Headers::new();
+    /// headers.insert("unit".into(), "celsius".into());
+    /// client.publish_with_headers("weather.today.paris", headers, "21").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn publish_with_headers(
+        &self,
+        subject: impl IntoSubject,
+        headers: Headers,
+        payload: impl Into<Bytes>,
+    ) -> Result<(), Error> {
+        self.publish_inner(subject, Some(headers), payload.into())
+            .await
+    }
+
+    async fn publish_inner(
+        &self,
+        subject: impl IntoSubject,
+        headers: Option<Headers>,
+        payload: Bytes,
+    ) -> Result<(), Error> {
+        let subject = literal(subject, "publish to")?;
+        let head = self
+            .shared
+            .encode(&Op::Pub { subject, headers }, payload.len())?;
+        command::send(&self.commands, Command::Publish { head, payload }).await
+    }
+
+    /// Subscribes to `subject`, which may hold wildcards (`*`, `>`).
+    ///
+    /// Returns once the daemon has the subscription, so a message published
+    /// after this returns is delivered to it.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidSubject`] for a malformed subject; the daemon's
+    /// refusal (e.g. [`ErrorKind::LimitExceeded`]);
+    /// [`ErrorKind::Disconnected`] if the connection was lost meanwhile;
+    /// [`ErrorKind::Closed`] if the client is gone for good.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+    /// let sub = client.subscribe("weather.*.paris").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn subscribe(&self, subject: impl IntoSubject) -> Result<Subscriber, Error> {
+        self.subscribe_with(subject, SubscribeOptions::default())
+            .await
+    }
+
+    /// Subscribes to `subject` as a member of the queue group `queue`: each
+    /// message goes to one member of the group.
+    ///
+    /// # Errors
+    /// As [`subscribe`](Client::subscribe).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+    /// let sub = client.queue_subscribe("jobs.>", "workers").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn queue_subscribe(
+        &self,
+        subject: impl IntoSubject,
+        queue: impl Into<String>,
+    ) -> Result<Subscriber, Error> {
+        let options = SubscribeOptions {
+            queue: Some(queue.into()),
+            ..SubscribeOptions::default()
+        };
+        self.subscribe_with(subject, options).await
+    }
+
+    /// Subscribes to `subject` with a queue group and an overflow policy.
+    ///
+    /// # Errors
+    /// As [`subscribe`](Client::subscribe).
+    ///
+    /// ```no_run
+    /// use busd_client::{Overflow, SubscribeOptions};
+    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+    /// let options = SubscribeOptions { queue: None, overflow: Overflow::DropOldest };
+    /// let sub = client.subscribe_with("sensors.>", options).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn subscribe_with(
+        &self,
+        subject: impl IntoSubject,
+        options: SubscribeOptions,
+    ) -> Result<Subscriber, Error> {
+        let subject = subject.into_subject()?;
+        let (messages, rx) = mpsc::channel(DELIVERY_CAPACITY);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let registration = Registration::Sub {
+            subject: subject.clone(),
+            queue: options.queue,
+            overflow: options.overflow,
+            messages,
+            dropped: Arc::clone(&dropped),
+        };
+        let sid = self.register(registration).await?;
+        Ok(Subscriber::new(
+            sid,
+            subject,
+            rx,
+            self.commands.clone(),
+            dropped,
+        ))
+    }
+
+    /// Registers as a responder of `service`, a literal subject.
+    ///
+    /// Returns once the daemon has the registration.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidSubject`] for a malformed or wildcard name; the
+    /// daemon's refusal (e.g. [`ErrorKind::NotAuthorized`]); otherwise as
+    /// [`subscribe`](Client::subscribe).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+    /// let service = client.serve("contoso.weather.forecast").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn serve(&self, service: impl IntoSubject) -> Result<Service, Error> {
+        let service = literal(service, "serve")?;
+        let (calls, rx) = mpsc::channel(DELIVERY_CAPACITY);
+        let registration = Registration::Serve {
+            service: service.clone(),
+            calls,
+        };
+        let sid = self.register(registration).await?;
+        Ok(Service::new(
+            sid,
+            service,
+            rx,
+            self.commands.clone(),
+            Arc::clone(&self.shared),
+        ))
+    }
+
+    /// Sends `registration` and waits for its confirmation; returns its sid.
+    async fn register(&self, registration: Registration) -> Result<u64, Error> {
+        let sid = self.shared.next_sid.fetch_add(1, Ordering::Relaxed);
+        let (done, rx) = oneshot::channel();
+        let command = Command::Register {
+            sid,
+            registration,
+            done,
+        };
+        command::send(&self.commands, command).await?;
+        command::answer(rx).await??;
+        Ok(sid)
+    }
+
+    /// Waits until the daemon has handled everything this client sent before
+    /// (a Ping answered by a Pong).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Disconnected`] if the connection was lost meanwhile (what
+    /// was sent before may be lost); [`ErrorKind::Closed`] if the client is
+    /// gone for good.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+    /// client.publish("weather.today.paris", "21").await?;
+    /// client.flush().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn flush(&self) -> Result<(), Error> {
+        let (done, rx) = oneshot::channel();
+        command::send(&self.commands, Command::Flush { done }).await?;
+        command::answer(rx).await?
+    }
+
+    /// The daemon's id for the current connection (it changes on reconnect);
+    /// it is what receivers see in [`Sender::client_id`](crate::Sender).
+    pub fn client_id(&self) -> u64 {
+        self.shared.client_id.load(Ordering::Relaxed)
+    }
+
+    /// The limits the daemon set for the current connection.
+    pub fn server_limits(&self) -> Limits {
+        self.shared.limits()
+    }
+}

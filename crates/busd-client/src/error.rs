@@ -1,0 +1,227 @@
+//! The SDK's error: a [`kind`](Error::kind) to branch on and a message that
+//! says what happened.
+//!
+//! Every [`ErrorCode`] the daemon can send and every [`Status`] that is not an
+//! answer maps onto one [`ErrorKind`], so callers match on kinds and never on
+//! wire codes.
+
+use std::fmt;
+
+use busd_proto::{ErrorCode, Status, SubjectError};
+
+/// What went wrong, for callers that branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The first connection (or its handshake) failed, or the URL is invalid.
+    Connect,
+    /// The connection was lost while this operation was in flight; the client
+    /// reconnects (when enabled), so trying again later may succeed.
+    Disconnected,
+    /// The client's connection task has ended for good (connection lost with
+    /// reconnect off); nothing sent through this client will arrive.
+    Closed,
+    /// A request got no answer in time, from the daemon or the local guard.
+    Timeout,
+    /// Nobody the access rules allow serves the service.
+    NoResponders,
+    /// The access rules forbid this.
+    NotAuthorized,
+    /// The responder went away before it answered.
+    ResponderGone,
+    /// The daemon refused the client's identity proof.
+    AuthFailed,
+    /// A malformed subject, or a wildcard where a literal is needed.
+    InvalidSubject,
+    /// A daemon limit (connections, subscriptions) was reached.
+    LimitExceeded,
+    /// The daemon found this client too slow to keep up.
+    SlowConsumer,
+    /// A frame is larger than the daemon's `max_frame`.
+    FrameTooLarge,
+    /// The peer broke the protocol, or this client was told it did.
+    Protocol,
+    /// The daemon knows no such service.
+    UnknownService,
+}
+
+impl ErrorKind {
+    /// The kind for a daemon error code.
+    pub(crate) fn from_code(code: ErrorCode) -> Self {
+        match code {
+            ErrorCode::FrameTooLarge => Self::FrameTooLarge,
+            ErrorCode::AuthFailed => Self::AuthFailed,
+            ErrorCode::NotAuthorized => Self::NotAuthorized,
+            ErrorCode::NoResponders => Self::NoResponders,
+            ErrorCode::Timeout => Self::Timeout,
+            ErrorCode::ResponderGone => Self::ResponderGone,
+            ErrorCode::UnknownService => Self::UnknownService,
+            ErrorCode::SlowConsumer => Self::SlowConsumer,
+            ErrorCode::LimitExceeded => Self::LimitExceeded,
+            ErrorCode::InvalidSubject => Self::InvalidSubject,
+            ErrorCode::ShuttingDown => Self::Disconnected,
+            // ProtocolViolation, and codes added after this SDK was built.
+            _ => Self::Protocol,
+        }
+    }
+
+    /// A short, stable description.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "cannot connect",
+            Self::Disconnected => "disconnected",
+            Self::Closed => "client closed",
+            Self::Timeout => "timed out",
+            Self::NoResponders => "no responders",
+            Self::NotAuthorized => "not authorized",
+            Self::ResponderGone => "responder gone",
+            Self::AuthFailed => "authentication failed",
+            Self::InvalidSubject => "invalid subject",
+            Self::LimitExceeded => "limit exceeded",
+            Self::SlowConsumer => "slow consumer",
+            Self::FrameTooLarge => "frame too large",
+            Self::Protocol => "protocol error",
+            Self::UnknownService => "unknown service",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An SDK error: a [`kind`](Error::kind) and a message saying what happened.
+///
+/// ```no_run
+/// use busd_client::{Client, ErrorKind};
+/// # async fn demo() -> Result<(), busd_client::Error> {
+/// let client = Client::connect("tcp://127.0.0.1:4223").await?;
+/// match client.request("contoso.weather.forecast", "paris").await {
+///     Ok(response) => println!("{:?}", response.payload),
+///     Err(e) if e.kind() == ErrorKind::NoResponders => println!("nobody serves it"),
+///     Err(e) => return Err(e),
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl Error {
+    /// An error of `kind` with a message saying what happened.
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// An error the daemon sent with `code` and `message`.
+    pub(crate) fn from_daemon(code: ErrorCode, message: &str) -> Self {
+        Self::new(ErrorKind::from_code(code), format!("{code}: {message}"))
+    }
+
+    /// The error for a request status that is not an answer, if `status` is one.
+    pub(crate) fn from_status(status: Status, service: &str) -> Option<Self> {
+        let code = status.error_code()?;
+        let message = match code {
+            ErrorCode::NoResponders => format!("no responders for service {service}"),
+            ErrorCode::NotAuthorized => format!("not authorized to call service {service}"),
+            ErrorCode::Timeout => format!("request to service {service} timed out"),
+            ErrorCode::ResponderGone => {
+                format!("the responder of service {service} went away before answering")
+            }
+            _ => format!("request to service {service} failed: {status}"),
+        };
+        Some(Self::new(ErrorKind::from_code(code), message))
+    }
+
+    /// The connection task is gone for good.
+    pub(crate) fn closed() -> Self {
+        Self::new(
+            ErrorKind::Closed,
+            "the client is closed: its connection was lost and reconnect is off",
+        )
+    }
+
+    /// The connection was lost while an operation was in flight.
+    pub(crate) fn disconnected(why: &str) -> Self {
+        Self::new(
+            ErrorKind::Disconnected,
+            format!("connection to busd lost: {why}"),
+        )
+    }
+
+    /// What went wrong, for branching.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, as `Display` prints it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<SubjectError> for Error {
+    fn from(err: SubjectError) -> Self {
+        Self::new(ErrorKind::InvalidSubject, err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_maps_to_a_kind() {
+        let expected = [
+            (ErrorCode::ProtocolViolation, ErrorKind::Protocol),
+            (ErrorCode::FrameTooLarge, ErrorKind::FrameTooLarge),
+            (ErrorCode::AuthFailed, ErrorKind::AuthFailed),
+            (ErrorCode::NotAuthorized, ErrorKind::NotAuthorized),
+            (ErrorCode::NoResponders, ErrorKind::NoResponders),
+            (ErrorCode::Timeout, ErrorKind::Timeout),
+            (ErrorCode::ResponderGone, ErrorKind::ResponderGone),
+            (ErrorCode::UnknownService, ErrorKind::UnknownService),
+            (ErrorCode::SlowConsumer, ErrorKind::SlowConsumer),
+            (ErrorCode::LimitExceeded, ErrorKind::LimitExceeded),
+            (ErrorCode::InvalidSubject, ErrorKind::InvalidSubject),
+            (ErrorCode::ShuttingDown, ErrorKind::Disconnected),
+        ];
+        assert_eq!(expected.len(), ErrorCode::ALL.len());
+        for code in ErrorCode::ALL {
+            let (_, kind) = expected.iter().find(|(c, _)| *c == code).unwrap();
+            assert_eq!(ErrorKind::from_code(code), *kind, "{code}");
+        }
+    }
+
+    #[test]
+    fn answers_are_not_errors_and_daemon_statuses_are() {
+        assert_eq!(Error::from_status(Status::Success, "a.b"), None);
+        assert_eq!(Error::from_status(Status::Failure, "a.b"), None);
+        for (status, kind) in [
+            (Status::NoResponders, ErrorKind::NoResponders),
+            (Status::NotAuthorized, ErrorKind::NotAuthorized),
+            (Status::Timeout, ErrorKind::Timeout),
+            (Status::ResponderGone, ErrorKind::ResponderGone),
+        ] {
+            let err = Error::from_status(status, "contoso.weather").unwrap();
+            assert_eq!(err.kind(), kind);
+            assert!(err.to_string().contains("contoso.weather"), "{err}");
+        }
+    }
+
+    #[test]
+    fn daemon_errors_name_their_code() {
+        let err = Error::from_daemon(ErrorCode::LimitExceeded, "too many subscriptions");
+        assert_eq!(err.kind(), ErrorKind::LimitExceeded);
+        assert_eq!(err.to_string(), "LimitExceeded: too many subscriptions");
+    }
+}

@@ -1,0 +1,205 @@
+//! Requests to services: [`RequestOptions`] going out, [`Response`] coming back.
+//!
+//! The daemon times every request out itself and answers `Timeout`; the
+//! client only keeps a guard timer (the timeout plus [`GUARD_MARGIN`]) in
+//! case the daemon dies without answering.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use busd_proto::{Headers, Op, Status, ValueSet, ValueSetError};
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::command::{self, Command};
+use crate::subject::{IntoSubject, literal};
+use crate::{Client, Error, ErrorKind};
+
+/// How much longer than the request's timeout the client waits on its own.
+const GUARD_MARGIN: Duration = Duration::from_secs(1);
+
+/// Options of one request, for [`Client::request_with`](crate::Client::request_with).
+///
+/// ```
+/// use std::time::Duration;
+/// use busd_client::RequestOptions;
+/// let options = RequestOptions {
+///     timeout: Some(Duration::from_millis(250)),
+///     ..RequestOptions::default()
+/// };
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestOptions {
+    /// How long the daemon waits for an answer; `None` uses the client's
+    /// default (see [`ClientBuilder::request_timeout`](crate::ClientBuilder::request_timeout)).
+    pub timeout: Option<Duration>,
+    /// Headers for the service.
+    pub headers: Option<Headers>,
+}
+
+/// A service's answer: `Success` with its result, or `Failure` with the
+/// service's reason in the payload.
+///
+/// The daemon's own verdicts (`NoResponders`, `Timeout`, …) are errors, not
+/// responses, so a `Response` always comes from the service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// [`Status::Success`] or [`Status::Failure`].
+    pub status: Status,
+    /// The service's headers, if any.
+    pub headers: Option<Headers>,
+    /// The result, or why the service failed.
+    pub payload: Bytes,
+}
+
+impl Response {
+    /// Whether the service answered `Success`.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+    /// let response = client.request("contoso.weather.forecast", "paris").await?;
+    /// if !response.is_success() {
+    ///     eprintln!("the service failed: {}", String::from_utf8_lossy(&response.payload));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn is_success(&self) -> bool {
+        self.status == Status::Success
+    }
+
+    /// Reads the payload as a [`ValueSet`].
+    ///
+    /// # Errors
+    /// [`ValueSetError::Decode`] if the payload is not a MessagePack map.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: busd_client::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let response = client.request("contoso.weather.forecast", "paris").await?;
+    /// println!("{:?}", response.value_set()?.get("high"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn value_set(&self) -> Result<ValueSet, ValueSetError> {
+        ValueSet::from_bytes(&self.payload)
+    }
+}
+
+impl Client {
+    /// Calls `service` with `payload` and waits for its answer, at most the
+    /// client's request timeout (5 s unless set on the builder).
+    ///
+    /// # Errors
+    /// As [`request_with`](Client::request_with).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+    /// let response = client.request("contoso.weather.forecast", "paris").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn request(
+        &self,
+        service: impl IntoSubject,
+        payload: impl Into<Bytes>,
+    ) -> Result<Response, Error> {
+        self.request_with(service, payload, RequestOptions::default())
+            .await
+    }
+
+    /// Calls `service` with `payload`, headers and a timeout of its own.
+    ///
+    /// A `Failure` answer is a [`Response`] (the service's own failure); the
+    /// daemon's verdicts are errors.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NoResponders`], [`ErrorKind::NotAuthorized`],
+    /// [`ErrorKind::Timeout`], [`ErrorKind::ResponderGone`] as the daemon
+    /// answers; [`ErrorKind::InvalidSubject`] and [`ErrorKind::FrameTooLarge`]
+    /// locally; [`ErrorKind::Disconnected`] if the connection is lost before
+    /// the answer; [`ErrorKind::Closed`] if the client is gone for good.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use busd_client::RequestOptions;
+    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+    /// let options = RequestOptions { timeout: Some(Duration::from_millis(300)), headers: None };
+    /// let response = client.request_with("contoso.weather.forecast", "paris", options).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn request_with(
+        &self,
+        service: impl IntoSubject,
+        payload: impl Into<Bytes>,
+        options: RequestOptions,
+    ) -> Result<Response, Error> {
+        let service = literal(service, "call")?;
+        let timeout = options.timeout.unwrap_or(self.shared.request_timeout);
+        let payload = payload.into();
+        let rid = self.shared.next_rid.fetch_add(1, Ordering::Relaxed);
+        let op = Op::Req {
+            rid,
+            service: service.clone(),
+            timeout_ms: timeout_ms(timeout),
+            headers: options.headers,
+        };
+        let head = self.shared.encode(&op, payload.len())?;
+        let (reply, rx) = oneshot::channel();
+        let command = Command::Request {
+            rid,
+            service: service.clone(),
+            head,
+            payload,
+            reply,
+        };
+        let exchange = async {
+            command::send(&self.commands, command).await?;
+            command::answer(rx).await?
+        };
+        match tokio::time::timeout(timeout.saturating_add(GUARD_MARGIN), exchange).await {
+            Ok(result) => result,
+            Err(_) => {
+                command::send_from_drop(&self.commands, Command::ForgetRequest { rid });
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "request to service {service} got no answer within {timeout:?}, not even from busd"
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// The `timeout_ms` sent to the daemon: whole milliseconds, at least 1, at
+/// most `u32::MAX` (49 days).
+pub(crate) fn timeout_ms(timeout: Duration) -> u32 {
+    u32::try_from(timeout.as_millis())
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_clamped_to_the_wire_range() {
+        assert_eq!(timeout_ms(Duration::from_secs(5)), 5000);
+        assert_eq!(timeout_ms(Duration::ZERO), 1);
+        assert_eq!(timeout_ms(Duration::from_secs(u64::MAX)), u32::MAX);
+    }
+
+    #[test]
+    fn only_success_is_success() {
+        let response = |status| Response {
+            status,
+            headers: None,
+            payload: Bytes::new(),
+        };
+        assert!(response(Status::Success).is_success());
+        assert!(!response(Status::Failure).is_success());
+    }
+}

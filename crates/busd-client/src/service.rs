@@ -1,0 +1,213 @@
+//! Serving: a [`Service`] is a [`Stream`] of [`Request`]s to answer; each
+//! request is answered once, by value.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use busd_proto::{Headers, Op, Sender, Status, Subject, ValueSet, ValueSetError};
+use bytes::Bytes;
+use futures::Stream;
+use tokio::sync::mpsc;
+
+use crate::command::{self, Command, IncomingCall, Shared};
+use crate::{Error, ErrorKind};
+
+/// A registration as a responder of a service: a [`Stream`] of the
+/// [`Request`]s the daemon routes to it.
+///
+/// The daemon balances requests round robin over every responder of a
+/// service. The registration survives reconnects; dropping the `Service`
+/// ends it. Requests already received but not yet answered fail at the
+/// requester with `ResponderGone` or `Timeout`, as the daemon decides.
+///
+/// ```no_run
+/// use futures::StreamExt;
+/// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+/// let mut service = client.serve("contoso.weather.forecast").await?;
+/// while let Some(request) = service.next().await {
+///     let city = String::from_utf8_lossy(&request.payload).into_owned();
+///     request.respond(format!("sunny in {city}")).await?;
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Service {
+    sid: u64,
+    service: Subject,
+    calls: mpsc::Receiver<IncomingCall>,
+    commands: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl Service {
+    pub(crate) fn new(
+        sid: u64,
+        service: Subject,
+        calls: mpsc::Receiver<IncomingCall>,
+        commands: mpsc::Sender<Command>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Self {
+            sid,
+            service,
+            calls,
+            commands,
+            shared,
+        }
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &Subject {
+        &self.service
+    }
+}
+
+impl Stream for Service {
+    type Item = Request;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Request>> {
+        self.calls.poll_recv(cx).map(|call| {
+            call.map(|call| Request {
+                service: call.service,
+                from: call.from,
+                headers: call.headers,
+                payload: call.payload,
+                rid: call.rid,
+                epoch: call.epoch,
+                commands: self.commands.clone(),
+                shared: Arc::clone(&self.shared),
+            })
+        })
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let sid = self.sid;
+        command::send_from_drop(&self.commands, Command::Unregister { sid, done: None });
+    }
+}
+
+/// A request to a service this client serves. Answer it once with
+/// [`respond`](Request::respond), [`respond_failure`](Request::respond_failure)
+/// or [`respond_with`](Request::respond_with).
+#[derive(Debug)]
+pub struct Request {
+    /// The service called.
+    pub service: Subject,
+    /// Who calls, as the daemon proved it.
+    pub from: Sender,
+    /// The requester's headers, if any.
+    pub headers: Option<Headers>,
+    /// The request's payload.
+    pub payload: Bytes,
+    rid: u64,
+    epoch: u64,
+    commands: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl Request {
+    /// Reads the payload as a [`ValueSet`].
+    ///
+    /// # Errors
+    /// [`ValueSetError::Decode`] if the payload is not a MessagePack map.
+    ///
+    /// ```no_run
+    /// # fn demo(request: &busd_client::Request) -> Result<(), busd_client::ValueSetError> {
+    /// let args = request.value_set()?;
+    /// println!("{:?}", args.get("city"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn value_set(&self) -> Result<ValueSet, ValueSetError> {
+        ValueSet::from_bytes(&self.payload)
+    }
+
+    /// Answers with status `Success` and `payload`.
+    ///
+    /// # Errors
+    /// As [`respond_with`](Request::respond_with).
+    ///
+    /// ```no_run
+    /// # async fn demo(request: busd_client::Request) -> Result<(), busd_client::Error> {
+    /// request.respond("21 °C").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn respond(self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.respond_with(Status::Success, None, payload).await
+    }
+
+    /// Answers with status `Failure`: the service could not do what was
+    /// asked, and `payload` says why.
+    ///
+    /// # Errors
+    /// As [`respond_with`](Request::respond_with).
+    ///
+    /// ```no_run
+    /// # async fn demo(request: busd_client::Request) -> Result<(), busd_client::Error> {
+    /// request.respond_failure("unknown city").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn respond_failure(self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.respond_with(Status::Failure, None, payload).await
+    }
+
+    /// Answers with `status` (`Success` or `Failure`), `headers` and `payload`.
+    ///
+    /// # Errors
+    /// - [`ErrorKind::Protocol`] for a status other than `Success` or
+    ///   `Failure` (the others are the daemon's to give);
+    /// - [`ErrorKind::FrameTooLarge`] if the answer is over the daemon's
+    ///   `max_frame` (nothing is sent; the requester times out);
+    /// - [`ErrorKind::Disconnected`] if the request came on a connection that
+    ///   has since been lost (the requester got `ResponderGone`);
+    /// - [`ErrorKind::Closed`] if the client is gone.
+    ///
+    /// ```no_run
+    /// use busd_client::{Headers, Status};
+    /// # async fn demo(request: busd_client::Request) -> Result<(), busd_client::Error> {
+    /// let mut headers = Headers::new();
+    /// headers.insert("unit".into(), "celsius".into());
+    /// request.respond_with(Status::Success, Some(headers), "21").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn respond_with(
+        self,
+        status: Status,
+        headers: Option<Headers>,
+        payload: impl Into<Bytes>,
+    ) -> Result<(), Error> {
+        if !matches!(status, Status::Success | Status::Failure) {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!("a service answers Success or Failure, not {status}"),
+            ));
+        }
+        if self.epoch != self.shared.epoch.load(Ordering::Acquire) {
+            return Err(Error::disconnected(&format!(
+                "the request to {} came on an earlier connection and cannot be answered",
+                self.service
+            )));
+        }
+        let payload = payload.into();
+        let op = Op::Resp {
+            rid: self.rid,
+            status,
+            headers,
+        };
+        let head = self.shared.encode(&op, payload.len())?;
+        let command = Command::Respond {
+            epoch: self.epoch,
+            head,
+            payload,
+        };
+        command::send(&self.commands, command).await
+    }
+}
