@@ -254,10 +254,17 @@ impl Session {
                         .send_error(e.code, e.message, Some(Ref::Sid(sid)));
                 }
             }
-            Op::Serve { sid, service } => {
-                let r = lock(&self.shared.router)
-                    .router
-                    .serve(self.id, sid, service);
+            Op::Serve {
+                sid,
+                service,
+                require_capability,
+            } => {
+                let r = lock(&self.shared.router).router.serve(
+                    self.id,
+                    sid,
+                    service,
+                    require_capability,
+                );
                 if let Err(e) = r {
                     self.handle
                         .send_error(e.code, e.message, Some(Ref::Sid(sid)));
@@ -280,6 +287,11 @@ impl Session {
                 headers,
             } => self.respond(rid, status, headers, payload),
             Op::Ping => self.handle.send(&Op::Pong, Bytes::new()),
+            Op::Ctl { rid, .. } => {
+                let msg = "busd ctl is not available yet".to_owned();
+                self.handle
+                    .send_error(ErrorCode::NotAuthorized, msg, Some(Ref::Rid(rid)));
+            }
             Op::Pong => {}
             Op::Error { code, message, .. } => {
                 tracing::debug!(%code, %message, "client reported an error")

@@ -101,6 +101,7 @@ impl Registration {
             Self::Serve { service, .. } => Op::Serve {
                 sid,
                 service: service.clone(),
+                require_capability: None,
             },
         }
     }

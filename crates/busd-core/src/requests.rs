@@ -46,7 +46,8 @@ struct Call {
 
 #[derive(Debug, Default)]
 struct Service {
-    responders: Vec<(u64, u64)>,
+    /// (connection, sid, capability the responder requires of callers).
+    responders: Vec<(u64, u64, Option<String>)>,
     next: usize,
 }
 
@@ -61,11 +62,18 @@ pub(crate) struct Calls {
 }
 
 impl<H: Clone> Router<H> {
-    /// Registers `conn`'s `sid` as a responder of `service`.
+    /// Registers `conn`'s `sid` as a responder of `service`; with
+    /// `require_capability`, only packages granted it may call.
     ///
     /// # Errors
     /// `InvalidSubject` for a wildcard name; as [`Router::subscribe`] otherwise.
-    pub fn serve(&mut self, conn: u64, sid: u64, service: Subject) -> Result<(), SubscribeError> {
+    pub fn serve(
+        &mut self,
+        conn: u64,
+        sid: u64,
+        service: Subject,
+        require_capability: Option<String>,
+    ) -> Result<(), SubscribeError> {
         if service.has_wildcards() {
             return Err(SubscribeError::new(
                 ErrorCode::InvalidSubject,
@@ -74,7 +82,7 @@ impl<H: Clone> Router<H> {
         }
         self.claim_sid(conn, sid)?;
         let entry = self.calls.services.entry(service.clone()).or_default();
-        entry.responders.push((conn, sid));
+        entry.responders.push((conn, sid, require_capability));
         if let Some(c) = self.conns.get_mut(&conn) {
             c.serves.insert(sid, service);
         }
@@ -83,7 +91,7 @@ impl<H: Clone> Router<H> {
 
     pub(crate) fn remove_responder(&mut self, service: &Subject, conn: u64, sid: u64) {
         if let Some(s) = self.calls.services.get_mut(service) {
-            s.responders.retain(|r| *r != (conn, sid));
+            s.responders.retain(|r| (r.0, r.1) != (conn, sid));
             if s.responders.is_empty() {
                 self.calls.services.remove(service);
             }
@@ -114,19 +122,24 @@ impl<H: Clone> Router<H> {
         let conns = &self.conns;
         let policy = &self.policy;
         let pick = (0..n).map(|i| (svc.next + i) % n).find(|&i| {
-            conns
-                .get(&svc.responders[i].0)
-                .is_some_and(|r| policy.allows(&asker.identity, &r.identity))
+            let (conn, _, capability) = &svc.responders[i];
+            let capable = capability
+                .as_deref()
+                .is_none_or(|cap| policy.has_capability(&asker.identity, cap));
+            capable
+                && conns
+                    .get(conn)
+                    .is_some_and(|r| policy.allows(&asker.identity, &r.identity))
         });
         let Some(i) = pick else {
             self.stats.not_authorized += 1;
-            if let Some(r) = svc.responders.first().and_then(|(c, _)| conns.get(c)) {
+            if let Some(r) = svc.responders.first().and_then(|(c, _, _)| conns.get(c)) {
                 crate::router::audit_denied(&asker.identity, &r.identity, service);
             }
             return Err(Status::NotAuthorized);
         };
         svc.next = i + 1;
-        let (responder, sid) = svc.responders[i];
+        let (responder, sid, _) = svc.responders[i];
         let from_sender = asker.sender.clone();
         self.calls.next_id += 1;
         let call_id = self.calls.next_id;

@@ -124,8 +124,8 @@ fn requests_round_robin_and_answer_once() {
         r.connect(c, user(1000), c).unwrap();
     }
     let svc = subject("contoso.weather.forecast");
-    r.serve(2, 5, svc.clone()).unwrap();
-    r.serve(3, 6, svc.clone()).unwrap();
+    r.serve(2, 5, svc.clone(), None).unwrap();
+    r.serve(3, 6, svc.clone(), None).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     let a = r.request(1, 100, &svc, deadline).unwrap();
     let b = r.request(1, 101, &svc, deadline).unwrap();
@@ -149,7 +149,7 @@ fn no_responders_is_immediate() {
         .unwrap_err();
     assert_eq!(err, Status::NoResponders);
     r.connect(2, user(1001), 2).unwrap();
-    r.serve(2, 1, subject("other.user")).unwrap();
+    r.serve(2, 1, subject("other.user"), None).unwrap();
     let err = r
         .request(1, 2, &subject("other.user"), Instant::now())
         .unwrap_err();
@@ -161,7 +161,7 @@ fn requests_time_out_and_late_replies_are_dropped() {
     let mut r = sut();
     r.connect(1, user(1000), 1).unwrap();
     r.connect(2, user(1000), 2).unwrap();
-    r.serve(2, 1, subject("slow")).unwrap();
+    r.serve(2, 1, subject("slow"), None).unwrap();
     let t0 = Instant::now();
     let call = r
         .request(1, 7, &subject("slow"), t0 + Duration::from_millis(100))
@@ -182,7 +182,7 @@ fn responder_gone_fails_its_calls_at_once() {
     let mut r = sut();
     r.connect(1, user(1000), 1).unwrap();
     r.connect(2, user(1000), 2).unwrap();
-    r.serve(2, 1, subject("svc")).unwrap();
+    r.serve(2, 1, subject("svc"), None).unwrap();
     r.request(
         1,
         42,
@@ -213,7 +213,7 @@ fn requester_gone_drops_the_later_reply() {
     let mut r = sut();
     r.connect(1, user(1000), 1).unwrap();
     r.connect(2, user(1000), 2).unwrap();
-    r.serve(2, 1, subject("svc")).unwrap();
+    r.serve(2, 1, subject("svc"), None).unwrap();
     let call = r.request(1, 1, &subject("svc"), Instant::now()).unwrap();
     assert!(r.disconnect(1).is_empty());
     assert!(r.respond(2, call.call_id).is_none());
@@ -239,7 +239,7 @@ fn limits_per_identity() {
         .unwrap();
     r.subscribe(2, 1, subject("a"), None, Overflow::default())
         .unwrap();
-    r.serve(2, 2, subject("s")).unwrap();
+    r.serve(2, 2, subject("s"), None).unwrap();
     let err = r
         .subscribe(1, 2, subject("b"), None, Overflow::default())
         .unwrap_err();
@@ -256,9 +256,9 @@ fn sids_are_unique_per_connection_and_services_are_literal() {
     r.connect(1, user(1000), 1).unwrap();
     r.subscribe(1, 1, subject("a"), None, Overflow::default())
         .unwrap();
-    let err = r.serve(1, 1, subject("s")).unwrap_err();
+    let err = r.serve(1, 1, subject("s"), None).unwrap_err();
     assert_eq!(err.code, ErrorCode::ProtocolViolation);
-    let err = r.serve(1, 2, subject("s.*")).unwrap_err();
+    let err = r.serve(1, 2, subject("s.*"), None).unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidSubject);
 }
 

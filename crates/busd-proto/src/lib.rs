@@ -8,6 +8,7 @@
 //!
 //! This crate does no I/O: transports move bytes, the codec frames them.
 
+mod auth;
 mod codec;
 mod error;
 mod frame;
@@ -16,10 +17,11 @@ mod pfn;
 mod subject;
 mod value;
 
+pub use auth::{AUTH_MAC_LEN, auth_mac, read_token};
 pub use codec::{CodecError, FrameCodec, LENGTH_PREFIX};
 pub use error::{ErrorCode, Status};
 pub use frame::{Frame, encode_head};
-pub use op::{AuthKind, Headers, Hello, Limits, Op, Overflow, Ref, Sender, Welcome};
+pub use op::{AuthKind, CtlCommand, Headers, Hello, Limits, Op, Overflow, Ref, Sender, Welcome};
 pub use pfn::{Pfn, PfnError, publisher_id};
 pub use subject::{Subject, SubjectError};
 pub use value::{Value, ValueSet, ValueSetError};

@@ -69,6 +69,8 @@ pub enum Op {
         sid: u64,
         /// The service name, a literal subject.
         service: Subject,
+        /// Only packages granted this custom capability may call it.
+        require_capability: Option<String>,
     },
     /// Client → daemon: a request to `service`; carries the payload.
     Req {
@@ -118,6 +120,14 @@ pub enum Op {
         /// The subscription or request the error belongs to, if any.
         refers: Option<Ref>,
     },
+    /// Client → daemon: an administrative command (admin identities only);
+    /// answered with `Resp{rid}` whose payload is the result as JSON.
+    Ctl {
+        /// The client's id for this command (shares the `Req` id space).
+        rid: u64,
+        /// What to do.
+        command: CtlCommand,
+    },
     /// Daemon → client: messages for `sid` were dropped (drop-oldest policy).
     Dropped {
         /// The subscription that lost messages.
@@ -146,6 +156,7 @@ impl Op {
             Op::Ping => "Ping",
             Op::Pong => "Pong",
             Op::Error { .. } => "Error",
+            Op::Ctl { .. } => "Ctl",
             Op::Dropped { .. } => "Dropped",
         }
     }
@@ -226,4 +237,18 @@ pub enum Overflow {
     DropOldest,
     /// Lossless: the publisher waits for room, up to a deadline.
     Block,
+}
+
+/// The administrative commands of `busd ctl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum CtlCommand {
+    /// Router and connection counters.
+    Stats,
+    /// The connected clients and their identities.
+    Clients,
+    /// The subscriptions and services.
+    Subs,
+    /// Re-read the configuration and apply its access rules.
+    Reload,
 }
