@@ -32,6 +32,10 @@ pub struct PeerInfo {
     pub gid: Option<u32>,
     /// The peer's process id (unix only).
     pub pid: Option<u32>,
+    /// The peer's executable, read from `/proc/<pid>/exe` when the
+    /// connection was accepted and pinned from then on: a later exec or
+    /// PID reuse does not change it (unix listeners only).
+    pub exe: Option<std::path::PathBuf>,
     /// A label for logs: the peer's socket address for tcp
     /// (`"127.0.0.1:53211"`), `"unix"` for unix sockets.
     pub addr: String,

@@ -97,6 +97,7 @@ async fn connection(stream: TcpStream, local: SocketAddr, peer: SocketAddr) -> C
             uid,
             gid: None,
             pid: None,
+            exe: None,
             addr: peer.to_string(),
         },
     }

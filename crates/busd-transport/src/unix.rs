@@ -60,7 +60,13 @@ impl UnixListener {
 impl Listener for UnixListener {
     async fn accept(&mut self) -> io::Result<Connection> {
         let (stream, _) = self.inner.accept().await?;
-        Ok(connection(stream))
+        let mut conn = connection(stream);
+        // Read now, while the peer is connected and its pid is its own.
+        conn.peer.exe = conn
+            .peer
+            .pid
+            .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok());
+        Ok(conn)
     }
 
     fn endpoint(&self) -> Endpoint {
@@ -80,6 +86,7 @@ fn connection(stream: UnixStream) -> Connection {
             uid: Some(cred.uid()),
             gid: Some(cred.gid()),
             pid: cred.pid().and_then(|pid| u32::try_from(pid).ok()),
+            exe: None,
             addr: "unix".to_owned(),
         },
         Err(err) => {

@@ -137,4 +137,7 @@ async fn unix_peers_know_each_others_credentials() {
         assert_eq!(peer.pid, Some(std::process::id()));
         assert_eq!(peer.addr, "unix");
     }
+    // The accepting side pins the peer's executable.
+    assert_eq!(server.peer.exe, Some(std::env::current_exe().unwrap()));
+    assert_eq!(client.peer.exe, None);
 }
