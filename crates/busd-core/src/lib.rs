@@ -18,5 +18,5 @@ mod trie;
 
 pub use queue::{OutFrame, Outbox, Pushed};
 pub use requests::{Routed, Unanswered};
-pub use router::{Router, RouterLimits, SubscribeError, Target};
+pub use router::{ClientInfo, Registration, Router, RouterLimits, SubscribeError, Target};
 pub use stats::Stats;

@@ -301,3 +301,90 @@ fn packages_follow_the_mutual_rule() {
         "Maps may not send to Weather"
     );
 }
+
+#[test]
+fn reload_revokes_live_routes_and_names_removed_packages() {
+    let weather = Pfn::parse("Contoso.Weather_8wekyb3d8bbwe").unwrap();
+    let maps = Pfn::parse("Fabrikam.Maps_1234567890abc").unwrap();
+    let rules = |to: &Pfn, from: &Pfn| PackageRules {
+        loopback: true,
+        send_to: [to.clone()].into(),
+        accept_from: [from.clone()].into(),
+        ..Default::default()
+    };
+    let mut policy = Policy::unpackaged_only(UnpackagedMode::Deny);
+    policy.packages.insert(weather.clone(), rules(&maps, &maps));
+    policy
+        .packages
+        .insert(maps.clone(), rules(&weather, &weather));
+    let mut r: Router<u64> = Router::new(Arc::new(policy.clone()), RouterLimits::default());
+    r.connect(1, Identity::package(weather.clone(), None), 1)
+        .unwrap();
+    r.connect(2, Identity::package(maps.clone(), None), 2)
+        .unwrap();
+    r.subscribe(2, 1, subject("x"), None, Overflow::default())
+        .unwrap();
+    r.serve(2, 2, subject("svc"), None).unwrap();
+    assert_eq!(publish(&mut r, 1, "x"), vec![(2, 1)]);
+
+    // Maps stops accepting from Weather: the live subscription and service
+    // are cut at once, and nobody is disconnected.
+    policy.packages.insert(
+        maps.clone(),
+        PackageRules {
+            loopback: true,
+            ..Default::default()
+        },
+    );
+    assert!(r.set_policy(Arc::new(policy.clone())).is_empty());
+    assert_eq!(publish(&mut r, 1, "x"), vec![]);
+    assert_eq!(
+        r.request(1, 1, &subject("svc"), Instant::now())
+            .unwrap_err(),
+        Status::NotAuthorized
+    );
+
+    // Maps removed from the config: its connection must go.
+    policy.packages.remove(&maps);
+    assert_eq!(r.set_policy(Arc::new(policy)), vec![(2, 2)]);
+}
+
+#[test]
+fn capability_gated_service_only_routes_capable_callers() {
+    let weather = Pfn::parse("Contoso.Weather_8wekyb3d8bbwe").unwrap();
+    let maps = Pfn::parse("Fabrikam.Maps_1234567890abc").unwrap();
+    let mut policy = Policy::unpackaged_only(UnpackagedMode::Deny);
+    let open = |peer: &Pfn, caps: &[&str]| PackageRules {
+        loopback: true,
+        send_to: [peer.clone()].into(),
+        accept_from: [peer.clone()].into(),
+        capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
+        ..Default::default()
+    };
+    policy
+        .packages
+        .insert(weather.clone(), open(&maps, &["contoso.hsa"]));
+    policy.packages.insert(maps.clone(), open(&weather, &[]));
+    let mut r: Router<u64> = Router::new(Arc::new(policy), RouterLimits::default());
+    r.connect(1, Identity::package(weather.clone(), None), 1)
+        .unwrap();
+    r.connect(2, Identity::package(maps.clone(), None), 2)
+        .unwrap();
+    r.connect(3, Identity::package(weather, None), 3).unwrap();
+    r.serve(3, 1, subject("hsa"), Some("contoso.hsa".into()))
+        .unwrap();
+    r.serve(1, 1, subject("maps.only"), Some("contoso.hsa".into()))
+        .unwrap();
+    assert!(
+        r.request(1, 1, &subject("hsa"), Instant::now()).is_ok(),
+        "has it"
+    );
+    let err = r
+        .request(2, 1, &subject("maps.only"), Instant::now())
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Status::NotAuthorized,
+        "allowed by in/out, but lacks the capability"
+    );
+}
