@@ -91,7 +91,9 @@ impl Outbox {
         }
     }
 
-    fn fits(&self, len: usize) -> bool {
+    /// Whether a frame of `len` bytes would be queued now without dropping
+    /// anything (what a `block` publisher waits for).
+    pub fn fits(&self, len: usize) -> bool {
         // An empty queue always takes one frame, however large (frames are
         // bounded by max_frame already), so a big message is never stuck.
         self.frames.is_empty()

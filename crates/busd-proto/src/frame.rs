@@ -2,8 +2,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::Op;
+use serde::ser::SerializeStructVariant;
+use serde::{Serialize, Serializer};
+
 use crate::codec::{CodecError, LENGTH_PREFIX};
+use crate::{Headers, Op, Sender, Subject};
 
 /// One protocol frame: an operation and its raw payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +51,14 @@ impl Frame {
 /// [`CodecError::FrameTooLarge`] if the frame would not fit in a `u32`
 /// length, [`CodecError::Malformed`] if the header cannot be encoded.
 pub fn encode_head(op: &Op, payload_len: usize, dst: &mut BytesMut) -> Result<(), CodecError> {
+    encode_with(op, payload_len, dst)
+}
+
+fn encode_with<T: Serialize + ?Sized>(
+    op: &T,
+    payload_len: usize,
+    dst: &mut BytesMut,
+) -> Result<(), CodecError> {
     let start = dst.len();
     dst.reserve(2 * LENGTH_PREFIX + 64);
     dst.put_u64(0); // both lengths, patched below once the header is written
@@ -67,4 +78,80 @@ pub fn encode_head(op: &Op, payload_len: usize, dst: &mut BytesMut) -> Result<()
     dst[start..start + 4].copy_from_slice(&total.to_be_bytes());
     dst[start + 4..start + 8].copy_from_slice(&(header_len as u32).to_be_bytes());
     Ok(())
+}
+
+/// Appends the head of a `Msg` delivery to `dst`, encoded exactly as
+/// [`Op::Msg`] would be, but from borrowed parts: the daemon's fan-out loop
+/// encodes one head per receiver and must not clone the subject, sender and
+/// headers for each.
+///
+/// # Errors
+/// As [`encode_head`].
+pub fn encode_msg_head(
+    sid: u64,
+    subject: &Subject,
+    from: &Sender,
+    headers: Option<&Headers>,
+    payload_len: usize,
+    dst: &mut BytesMut,
+) -> Result<(), CodecError> {
+    let msg = MsgRef {
+        sid,
+        subject,
+        from,
+        headers,
+    };
+    encode_with(&msg, payload_len, dst)
+}
+
+/// Borrowed mirror of `Op::Msg`; its encoding is checked against the
+/// owned one in tests.
+struct MsgRef<'a> {
+    sid: u64,
+    subject: &'a Subject,
+    from: &'a Sender,
+    headers: Option<&'a Headers>,
+}
+
+/// `Op::Msg`'s position in `Op`, as serde numbers variants.
+const MSG_VARIANT_INDEX: u32 = 7;
+
+impl Serialize for MsgRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut v = s.serialize_struct_variant("Op", MSG_VARIANT_INDEX, "Msg", 4)?;
+        v.serialize_field("sid", &self.sid)?;
+        v.serialize_field("subject", self.subject)?;
+        v.serialize_field("from", self.from)?;
+        v.serialize_field("headers", &self.headers)?;
+        v.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Pfn;
+
+    #[test]
+    fn borrowed_msg_head_encodes_like_the_owned_op() {
+        let subject = Subject::from_static("weather.today");
+        let from = Sender {
+            client_id: 42,
+            pfn: Some(Pfn::parse("Contoso.Weather_8wekyb3d8bbwe").unwrap()),
+        };
+        let mut headers = Headers::new();
+        headers.insert("k".into(), "v".into());
+        for h in [None, Some(headers)] {
+            let owned = Op::Msg {
+                sid: 9,
+                subject: subject.clone(),
+                from: from.clone(),
+                headers: h.clone(),
+            };
+            let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+            encode_head(&owned, 5, &mut a).unwrap();
+            encode_msg_head(9, &subject, &from, h.as_ref(), 5, &mut b).unwrap();
+            assert_eq!(a, b);
+        }
+    }
 }

@@ -20,7 +20,7 @@ mod value;
 pub use auth::{AUTH_MAC_LEN, auth_mac, read_token};
 pub use codec::{CodecError, FrameCodec, LENGTH_PREFIX};
 pub use error::{ErrorCode, Status};
-pub use frame::{Frame, encode_head};
+pub use frame::{Frame, encode_head, encode_msg_head};
 pub use op::{AuthKind, CtlCommand, Headers, Hello, Limits, Op, Overflow, Ref, Sender, Welcome};
 pub use pfn::{Pfn, PfnError, publisher_id};
 pub use subject::{Subject, SubjectError};
