@@ -1,17 +1,25 @@
 //! The daemon's configuration: TOML read into raw serde structs, checked
-//! into a [`Config`].
+//! into a [`Config`] whose access rules are a validated [`Policy`].
 //!
 //! The file is parsed with `toml` first, so a bad key or value is reported
-//! with its line; then the `config` crate layers `BUSD_<SECTION>__<KEY>`
-//! environment variables over it.
+//! with its line; then the `config` crate layers `BUSD_DAEMON__<KEY>` and
+//! `BUSD_LIMITS__<KEY>` environment variables over `[daemon]` and
+//! `[limits]`. Packages (`[[package]]`) come from the file only.
+
+mod error;
+mod raw;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
 
-use busd_policy::UnpackagedMode;
+use busd_policy::{Diagnostic, Policy, RawPolicy, SourceFile, toml_diagnostic};
 use busd_transport::Endpoint;
-use serde::Deserialize;
+
+pub use self::error::ConfigError;
+use self::raw::{KeyOffsets, RawDaemon, RawFile, RawLayers, RawLimits};
 
 /// The configuration compiled into the binary (`config/busd.toml`).
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/busd.toml");
@@ -21,12 +29,18 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../config/busd.toml");
 pub struct Config {
     /// Where it came from, for messages: a path or `<embedded default>`.
     pub source: String,
+    /// The file it was loaded from, for reloads; `None` for the embedded
+    /// default or text given to [`Config::parse`].
+    pub path: Option<PathBuf>,
     /// The loopback TCP listener, if any.
     pub tcp: Option<SocketAddr>,
     /// The unix socket path, if any.
     pub unix: Option<PathBuf>,
-    /// May unpackaged clients talk to each other.
-    pub unpackaged: UnpackagedMode,
+    /// The access rules: packages, proofs, and `[daemon] unpackaged`.
+    pub policy: Arc<Policy>,
+    /// Rules that can never apply and the like, each `FILE:LINE: reason`;
+    /// the daemon logs them at start and on reload.
+    pub warnings: Vec<String>,
     /// Uids allowed to run `busd ctl`.
     pub admin_uids: Vec<u32>,
     /// Limits.
@@ -47,67 +61,16 @@ pub struct Limits {
     /// Subscriptions and services per package or uid.
     pub max_subscriptions: usize,
     /// Time allowed for the handshake.
-    pub auth_timeout: Duration,
-}
-
-/// Why a configuration was refused; the daemon exits with code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{source_name}: {message}")]
-pub struct ConfigError {
-    source_name: String,
-    message: String,
-}
-
-impl ConfigError {
-    fn new(source_name: &str, message: impl Into<String>) -> Self {
-        Self {
-            source_name: source_name.to_owned(),
-            message: message.into(),
-        }
-    }
-}
-
-// Every key is optional in a file: what it leaves out comes from the
-// embedded default, which sets them all.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawConfig {
-    daemon: RawDaemon,
-    limits: RawLimits,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawDaemon {
-    tcp: Option<String>,
-    unix: Option<String>,
-    unpackaged: Option<UnpackagedMode>,
-    admin_uids: Option<Vec<u32>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawLimits {
-    max_frame: Option<u32>,
-    max_pending_msgs: Option<u32>,
-    max_pending_bytes: Option<u64>,
-    max_connections: Option<usize>,
-    max_subscriptions: Option<usize>,
-    #[serde(with = "humantime_serde")]
-    auth_timeout: Option<Duration>,
-}
-
-/// The value of a key that the embedded default always sets.
-fn required<T>(name: &str, key: &str, value: Option<T>) -> Result<T, ConfigError> {
-    value.ok_or_else(|| ConfigError::new(name, format!("{key}: missing")))
+    pub auth_timeout: std::time::Duration,
 }
 
 impl Config {
     /// Loads `path`, or the embedded default when `None`, with environment
-    /// overrides from `BUSD_<SECTION>__<KEY>` variables.
+    /// overrides from `BUSD_<SECTION>__<KEY>` variables. Relative token
+    /// files are read from the config file's directory.
     ///
     /// # Errors
-    /// A [`ConfigError`] naming the file, the line or key, and the reason.
+    /// A [`ConfigError`] naming the file, the line and the reason.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let env: Vec<(String, String)> = std::env::vars().collect();
         Self::load_with_env(path, &env)
@@ -121,128 +84,100 @@ impl Config {
         path: Option<&Path>,
         env: &[(String, String)],
     ) -> Result<Self, ConfigError> {
-        let (name, text) = match path {
-            Some(p) => {
-                let name = p.display().to_string();
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| ConfigError::new(&name, format!("cannot read: {e}")))?;
-                (name, text)
-            }
-            None => ("<embedded default>".to_owned(), DEFAULT_CONFIG.to_owned()),
-        };
-        Self::parse(&name, &text, env)
+        match path {
+            Some(path) => Self::load_checked(path, env).map(|(config, _)| config),
+            None => Self::parse("<embedded default>", DEFAULT_CONFIG, env),
+        }
     }
 
-    /// Parses configuration text; `name` labels errors.
+    /// Parses configuration text; `name` labels errors, and relative token
+    /// files are read from the current directory.
     ///
     /// # Errors
     /// As [`Config::load`].
     pub fn parse(name: &str, text: &str, env: &[(String, String)]) -> Result<Self, ConfigError> {
-        // Line-precise errors for the file itself.
-        toml::from_str::<RawConfig>(text)
-            .map_err(|e| ConfigError::new(name, toml_error(text, &e)))?;
-        let overrides: config::Map<String, String> = env
-            .iter()
-            .filter(|(k, _)| k.starts_with("BUSD_DAEMON__") || k.starts_with("BUSD_LIMITS__"))
-            .cloned()
-            .collect();
-        let raw: RawConfig = config::Config::builder()
-            .add_source(config::File::from_str(
-                DEFAULT_CONFIG,
-                config::FileFormat::Toml,
-            ))
-            .add_source(config::File::from_str(text, config::FileFormat::Toml))
-            .add_source(
-                config::Environment::with_prefix("BUSD")
-                    .prefix_separator("_")
-                    .separator("__")
-                    .list_separator(",")
-                    .with_list_parse_key("daemon.admin_uids")
-                    .try_parsing(true)
-                    .source(Some(overrides)),
-            )
-            .build()
-            .and_then(config::Config::try_deserialize)
-            .map_err(|e| ConfigError::new(name, format!("environment override: {e}")))?;
-        Self::validate(name, raw)
+        Self::parse_at(name, text, Path::new("."), env)
     }
 
-    fn validate(name: &str, raw: RawConfig) -> Result<Self, ConfigError> {
-        let err = |key: &str, why: String| ConfigError::new(name, format!("daemon.{key}: {why}"));
-        let d = raw.daemon;
-        let tcp_text = required(name, "daemon.tcp", d.tcp)?;
-        let tcp = match tcp_text.trim() {
-            "" => None,
-            s => {
-                let addr: SocketAddr = s.parse().map_err(|e| {
-                    err(
-                        "tcp",
-                        format!("{s:?} is not an address like 127.0.0.1:4271 ({e})"),
-                    )
-                })?;
-                if !addr.ip().is_loopback() {
-                    return Err(err(
-                        "tcp",
-                        format!(
-                            "{addr} is not a loopback address; busd listens on 127.0.0.1 or ::1 only"
-                        ),
-                    ));
-                }
-                Some(addr)
+    /// Parses configuration text whose relative token files live under
+    /// `base_dir` (normally the config file's directory).
+    ///
+    /// # Errors
+    /// As [`Config::load`]; an invalid policy gives every error found.
+    pub fn parse_at(
+        name: &str,
+        text: &str,
+        base_dir: &Path,
+        env: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        Self::parse_checked(name, text, base_dir, env).map(|(config, _)| config)
+    }
+
+    /// As [`Config::load_with_env`] for a file, also giving the warnings
+    /// with their lines (for `busd check-config`).
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub(crate) fn load_checked(
+        path: &Path,
+        env: &[(String, String)],
+    ) -> Result<(Self, Vec<Diagnostic>), ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::invalid(&name, None, format!("cannot read: {e}")))?;
+        // Absolute, so token files and reloads do not depend on the
+        // working directory.
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let base_dir = absolute.parent().unwrap_or(Path::new("."));
+        let (mut config, warnings) = Self::parse_checked(&name, &text, base_dir, env)?;
+        config.path = Some(absolute);
+        Ok((config, warnings))
+    }
+
+    fn parse_checked(
+        name: &str,
+        text: &str,
+        base_dir: &Path,
+        env: &[(String, String)],
+    ) -> Result<(Self, Vec<Diagnostic>), ConfigError> {
+        let file = SourceFile::new(name, text, base_dir);
+        // Line-precise errors for the file itself, packages included.
+        let raw_file: RawFile = toml::from_str(text).map_err(|e| {
+            let d = toml_diagnostic(&file, &e);
+            let column = e.span().map(|s| column_of(text, s.start));
+            ConfigError::Invalid {
+                file: name.to_owned(),
+                line: d.line,
+                column,
+                reason: d.message,
             }
+        })?;
+        let offsets: KeyOffsets = toml::from_str(text).unwrap_or_default();
+        let layers = layer_env(name, text, env)?;
+        let unpackaged = layers.daemon.unpackaged.unwrap_or_default();
+        let checked = Policy::from_raw(
+            &file,
+            RawPolicy {
+                unpackaged,
+                packages: raw_file.package,
+            },
+        )?;
+        let v = Validator {
+            file: &file,
+            offsets: &offsets,
         };
-        let unix_text = required(name, "daemon.unix", d.unix)?;
-        let unix = match unix_text.trim() {
-            "" => None,
-            "auto" => Some(Endpoint::default_unix_path()),
-            s if Path::new(s).is_absolute() => Some(PathBuf::from(s)),
-            s => {
-                return Err(err(
-                    "unix",
-                    format!("{s:?} must be an absolute path, \"auto\" or \"\""),
-                ));
-            }
-        };
-        if tcp.is_none() && unix.is_none() {
-            return Err(err(
-                "tcp",
-                "both tcp and unix are disabled: nothing to listen on".into(),
-            ));
-        }
-        let l = raw.limits;
-        let lim = |key: &str, why: &str| ConfigError::new(name, format!("limits.{key}: {why}"));
-        let limits = Limits {
-            max_frame: required(name, "limits.max_frame", l.max_frame)?,
-            max_pending_msgs: required(name, "limits.max_pending_msgs", l.max_pending_msgs)?,
-            max_pending_bytes: required(name, "limits.max_pending_bytes", l.max_pending_bytes)?,
-            max_connections: required(name, "limits.max_connections", l.max_connections)?,
-            max_subscriptions: required(name, "limits.max_subscriptions", l.max_subscriptions)?,
-            auth_timeout: required(name, "limits.auth_timeout", l.auth_timeout)?,
-        };
-        let l = limits;
-        if l.max_frame < 1024 {
-            return Err(lim("max_frame", "must be at least 1024 bytes"));
-        }
-        if l.max_pending_msgs == 0 || l.max_pending_bytes < u64::from(l.max_frame) {
-            return Err(lim(
-                "max_pending_bytes",
-                "the queue must hold at least one message of max_frame bytes",
-            ));
-        }
-        if l.max_connections == 0 || l.max_subscriptions == 0 {
-            return Err(lim("max_connections", "limits must be at least 1"));
-        }
-        if l.auth_timeout.is_zero() {
-            return Err(lim("auth_timeout", "must be more than zero"));
-        }
-        Ok(Self {
+        let (tcp, unix, admin_uids) = v.daemon(layers.daemon)?;
+        let config = Self {
             source: name.to_owned(),
+            path: None,
             tcp,
             unix,
-            unpackaged: required(name, "daemon.unpackaged", d.unpackaged)?,
-            admin_uids: required(name, "daemon.admin_uids", d.admin_uids)?,
-            limits,
-        })
+            policy: Arc::new(checked.policy),
+            warnings: checked.warnings.iter().map(ToString::to_string).collect(),
+            admin_uids,
+            limits: v.limits(layers.limits)?,
+        };
+        Ok((config, checked.warnings))
     }
 
     /// The endpoint clients should use by default: the unix socket if any.
@@ -254,74 +189,119 @@ impl Config {
     }
 }
 
-/// "line L, column C: reason" from a toml error.
-fn toml_error(text: &str, e: &toml::de::Error) -> String {
-    let reason = e.message();
-    match e.span() {
-        Some(span) => {
-            let upto = &text[..span.start.min(text.len())];
-            let line = upto.matches('\n').count() + 1;
-            let col = upto.len() - upto.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {col}: {reason}")
-        }
-        None => reason.to_owned(),
-    }
+/// The embedded default, then the file, then `BUSD_DAEMON__*` and
+/// `BUSD_LIMITS__*` variables.
+fn layer_env(name: &str, text: &str, env: &[(String, String)]) -> Result<RawLayers, ConfigError> {
+    let overrides: config::Map<String, String> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with("BUSD_DAEMON__") || k.starts_with("BUSD_LIMITS__"))
+        .cloned()
+        .collect();
+    config::Config::builder()
+        .add_source(config::File::from_str(
+            DEFAULT_CONFIG,
+            config::FileFormat::Toml,
+        ))
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix("BUSD")
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("daemon.admin_uids")
+                .try_parsing(true)
+                .source(Some(overrides)),
+        )
+        .build()
+        .and_then(config::Config::try_deserialize)
+        .map_err(|e| ConfigError::invalid(name, None, format!("environment override: {e}")))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The 1-based column of a byte offset.
+fn column_of(text: &str, offset: usize) -> usize {
+    let upto = &text[..offset.min(text.len())];
+    upto.len() - upto.rfind('\n').map_or(0, |i| i + 1) + 1
+}
 
-    #[test]
-    fn embedded_default_is_valid() {
-        let c = Config::parse("default", DEFAULT_CONFIG, &[]).unwrap();
-        assert_eq!(c.tcp, Some("127.0.0.1:4271".parse().unwrap()));
-        assert!(c.unix.is_some());
-        assert_eq!(c.unpackaged, UnpackagedMode::SameUid);
+/// Checks `[daemon]` and `[limits]`, naming the line of a bad key.
+struct Validator<'a> {
+    file: &'a SourceFile<'a>,
+    offsets: &'a KeyOffsets,
+}
+
+impl Validator<'_> {
+    fn err(&self, key: &str, why: impl std::fmt::Display) -> ConfigError {
+        let line = self.offsets.get(key).map(|at| self.file.line_of(at));
+        ConfigError::invalid(self.file.name(), line, format!("{key}: {why}"))
     }
 
-    #[test]
-    fn bad_values_name_line_and_key() {
-        let text = DEFAULT_CONFIG.replace("max_frame = 8388608", "max_frame = \"big\"");
-        let e = Config::parse("x.toml", &text, &[]).unwrap_err().to_string();
-        assert!(e.starts_with("x.toml: line "), "{e}");
-        assert!(e.contains("invalid type"), "{e}");
-        let text = DEFAULT_CONFIG.replace("[limits]", "[limits]\nmax_frmae = 1");
-        let e = Config::parse("x.toml", &text, &[]).unwrap_err().to_string();
-        assert!(e.contains("unknown field `max_frmae`"), "{e}");
-        let text = DEFAULT_CONFIG.replace("127.0.0.1:4271", "0.0.0.0:4271");
-        let e = Config::parse("x.toml", &text, &[]).unwrap_err().to_string();
-        assert!(
-            e.contains("daemon.tcp: 0.0.0.0:4271 is not a loopback address"),
-            "{e}"
-        );
+    /// The value of a key that the embedded default always sets.
+    fn required<T>(&self, key: &str, value: Option<T>) -> Result<T, ConfigError> {
+        value.ok_or_else(|| self.err(key, "missing"))
     }
 
-    #[test]
-    fn a_partial_file_takes_the_rest_from_the_default() {
-        let c = Config::parse("p.toml", "[limits]\nmax_frame = 4096\n", &[]).unwrap();
-        assert_eq!(c.limits.max_frame, 4096);
-        assert_eq!(c.limits.max_pending_msgs, 65536);
-        assert_eq!(c.unpackaged, UnpackagedMode::SameUid);
+    #[allow(clippy::type_complexity, reason = "a private destructuring helper")]
+    fn daemon(
+        &self,
+        d: RawDaemon,
+    ) -> Result<(Option<SocketAddr>, Option<PathBuf>, Vec<u32>), ConfigError> {
+        let tcp = match self.required("daemon.tcp", d.tcp)?.trim() {
+            "" => None,
+            s => {
+                let addr: SocketAddr = s.parse().map_err(|e| {
+                    let why = format!("{s:?} is not an address like 127.0.0.1:4271 ({e})");
+                    self.err("daemon.tcp", why)
+                })?;
+                if !addr.ip().is_loopback() {
+                    let why = format!(
+                        "{addr} is not a loopback address; busd listens on 127.0.0.1 or ::1 only"
+                    );
+                    return Err(self.err("daemon.tcp", why));
+                }
+                Some(addr)
+            }
+        };
+        let unix = match self.required("daemon.unix", d.unix)?.trim() {
+            "" => None,
+            "auto" => Some(Endpoint::default_unix_path()),
+            s if Path::new(s).is_absolute() => Some(PathBuf::from(s)),
+            s => {
+                let why = format!("{s:?} must be an absolute path, \"auto\" or \"\"");
+                return Err(self.err("daemon.unix", why));
+            }
+        };
+        if tcp.is_none() && unix.is_none() {
+            let why = "both tcp and unix are disabled: nothing to listen on";
+            return Err(self.err("daemon.tcp", why));
+        }
+        self.required("daemon.unpackaged", d.unpackaged)?;
+        let admin_uids = self.required("daemon.admin_uids", d.admin_uids)?;
+        Ok((tcp, unix, admin_uids))
     }
 
-    #[test]
-    fn environment_overrides_the_file() {
-        let env = [
-            ("BUSD_LIMITS__MAX_FRAME".to_owned(), "65536".to_owned()),
-            ("BUSD_DAEMON__TCP".to_owned(), "127.0.0.1:0".to_owned()),
-            ("BUSD_URL".to_owned(), "tcp://ignored".to_owned()),
-        ];
-        let c = Config::parse("default", DEFAULT_CONFIG, &env).unwrap();
-        assert_eq!(c.limits.max_frame, 65536);
-        assert_eq!(c.tcp, Some("127.0.0.1:0".parse().unwrap()));
-        let env = [("BUSD_LIMITS__MAX_FRAME".to_owned(), "lots".to_owned())];
-        let e = Config::parse("default", DEFAULT_CONFIG, &env)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("limits.max_frame") || e.contains("max_frame"),
-            "{e}"
-        );
+    fn limits(&self, l: RawLimits) -> Result<Limits, ConfigError> {
+        let limits = Limits {
+            max_frame: self.required("limits.max_frame", l.max_frame)?,
+            max_pending_msgs: self.required("limits.max_pending_msgs", l.max_pending_msgs)?,
+            max_pending_bytes: self.required("limits.max_pending_bytes", l.max_pending_bytes)?,
+            max_connections: self.required("limits.max_connections", l.max_connections)?,
+            max_subscriptions: self.required("limits.max_subscriptions", l.max_subscriptions)?,
+            auth_timeout: self.required("limits.auth_timeout", l.auth_timeout)?,
+        };
+        let l = limits;
+        if l.max_frame < 1024 {
+            return Err(self.err("limits.max_frame", "must be at least 1024 bytes"));
+        }
+        if l.max_pending_msgs == 0 || l.max_pending_bytes < u64::from(l.max_frame) {
+            let why = "the queue must hold at least one message of max_frame bytes";
+            return Err(self.err("limits.max_pending_bytes", why));
+        }
+        if l.max_connections == 0 || l.max_subscriptions == 0 {
+            return Err(self.err("limits.max_connections", "limits must be at least 1"));
+        }
+        if l.auth_timeout.is_zero() {
+            return Err(self.err("limits.auth_timeout", "must be more than zero"));
+        }
+        Ok(limits)
     }
 }

@@ -6,9 +6,25 @@
 //! packages only through the `exempt_in` / `exempt_out` exemptions, and each
 //! other as `[daemon] unpackaged` says. [`Policy::allows`] is that rule, and
 //! the router asks it on every delivery.
+//!
+//! The rules come from the `[[package]]` tables of the daemon's TOML file:
+//! read into [`RawPackage`]s, then checked by [`Policy::from_raw`] into a
+//! [`Policy`], with every error and warning on its line ([`Diagnostic`]).
+//! Each package also says how a client proves it is that package
+//! ([`Proofs`]: a [`Token`], or peer uids and executables).
 
+mod diagnostic;
 mod identity;
 mod policy;
+mod proofs;
+mod raw;
+mod token;
+mod validate;
 
+pub use diagnostic::{Diagnostic, PolicyError, SourceFile};
 pub use identity::Identity;
 pub use policy::{PackageRules, Policy, UnpackagedMode};
+pub use proofs::Proofs;
+pub use raw::{RawPackage, RawPolicy};
+pub use token::{Token, TokenFileError};
+pub use validate::{CheckedPolicy, toml_diagnostic};

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use busd_proto::Pfn;
 use serde::Deserialize;
 
-use crate::Identity;
+use crate::{Identity, Proofs};
 
 /// May unpackaged clients talk to each other (`[daemon] unpackaged`)?
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -36,6 +36,8 @@ pub struct PackageRules {
     pub exempt_out: bool,
     /// Custom capabilities that services may require.
     pub capabilities: HashSet<String>,
+    /// How a client proves it is this package.
+    pub proofs: Proofs,
 }
 
 /// The access policy in force: immutable once built; a reload builds a new
@@ -55,6 +57,11 @@ impl Policy {
             unpackaged: mode,
             packages: HashMap::new(),
         }
+    }
+
+    /// The rules of package `pfn`, `None` if it is not configured.
+    pub fn package(&self, pfn: &Pfn) -> Option<&PackageRules> {
+        self.packages.get(pfn)
     }
 
     /// Whether a message from `from` may reach `to`.

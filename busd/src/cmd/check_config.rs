@@ -1,0 +1,168 @@
+//! `busd check-config FILE`: validates a configuration and explains its
+//! access rules.
+//!
+//! Every error and warning is printed as `FILE:LINE: error|warning: reason`
+//! (on stderr); a valid file is then summed up on stdout: for each package,
+//! whom it can reach and who can reach it under the mutual in/out rule, its
+//! exemptions and its proofs. Exit code 0 when valid (warnings allowed),
+//! 2 on any error. Environment overrides are not applied: the file alone
+//! is checked.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use busd_policy::{Diagnostic, Identity, PackageRules, Policy, UnpackagedMode};
+use busd_proto::Pfn;
+
+use crate::Config;
+
+/// Options of `busd check-config`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The configuration file to check.
+    file: PathBuf,
+}
+
+/// Checks the file; exit code 0 if valid, 2 on error.
+pub(crate) fn run(args: &Args) -> ExitCode {
+    match Config::load_checked(&args.file, &[]) {
+        Ok((config, warnings)) => {
+            for w in &warnings {
+                eprintln!("{}", tagged(w, "warning"));
+            }
+            print!("{}", summary(&config, warnings.len()));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let errors = e.errors();
+            let mut all: Vec<(&Diagnostic, &str)> = errors.iter().map(|d| (d, "error")).collect();
+            all.extend(e.warnings().iter().map(|d| (d, "warning")));
+            all.sort_by_key(|(d, _)| d.line);
+            for (d, kind) in all {
+                eprintln!("{}", tagged(d, kind));
+            }
+            eprintln!(
+                "{}: invalid: {} error(s), {} warning(s)",
+                args.file.display(),
+                errors.len(),
+                e.warnings().len()
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `FILE:LINE: kind: reason`, or `FILE: kind: reason` without a line.
+fn tagged(d: &Diagnostic, kind: &str) -> String {
+    match d.line {
+        Some(line) => format!("{}:{line}: {kind}: {}", d.file, d.message),
+        None => format!("{}: {kind}: {}", d.file, d.message),
+    }
+}
+
+/// What the rules of a valid configuration let through.
+fn summary(config: &Config, warnings: usize) -> String {
+    let policy = &config.policy;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: valid: {} package(s), {warnings} warning(s)",
+        config.source,
+        policy.packages.len()
+    );
+    let unpackaged = match policy.unpackaged {
+        UnpackagedMode::Deny => "deny: they never reach each other",
+        UnpackagedMode::SameUid => "same-uid: they reach clients of the same uid",
+        UnpackagedMode::Open => "open: they reach each other",
+    };
+    let _ = writeln!(out, "unpackaged clients: {unpackaged}");
+    let mut pfns: Vec<&Pfn> = policy.packages.keys().collect();
+    pfns.sort();
+    for pfn in &pfns {
+        if let Some(rules) = policy.package(pfn) {
+            out.push('\n');
+            package(&mut out, policy, &pfns, pfn, rules);
+        }
+    }
+    out
+}
+
+fn package(out: &mut String, policy: &Policy, pfns: &[&Pfn], pfn: &Pfn, rules: &PackageRules) {
+    let me = Identity::package(pfn.clone(), None);
+    let others = |allowed: &dyn Fn(&Identity) -> bool| -> String {
+        let names: Vec<&str> = pfns
+            .iter()
+            .filter(|p| **p != pfn && allowed(&Identity::package((**p).clone(), None)))
+            .map(|p| p.as_str())
+            .collect();
+        if names.is_empty() {
+            "no other package".to_owned()
+        } else {
+            names.join(", ")
+        }
+    };
+    let _ = writeln!(out, "{pfn}");
+    let loopback = if rules.loopback {
+        "yes"
+    } else {
+        "no: it sends and receives nothing"
+    };
+    let _ = writeln!(out, "  loopback:      {loopback}");
+    let _ = writeln!(
+        out,
+        "  reaches:       {}",
+        others(&|to| policy.allows(&me, to))
+    );
+    let _ = writeln!(
+        out,
+        "  reached by:    {}",
+        others(&|from| policy.allows(from, &me))
+    );
+    let anon = Identity::unpackaged(None);
+    let from_anon = if policy.allows(&anon, &me) {
+        "receives from them (exempt_in)"
+    } else {
+        "does not receive from them"
+    };
+    let to_anon = if policy.allows(&me, &anon) {
+        "sends to them (exempt_out)"
+    } else {
+        "does not send to them"
+    };
+    let _ = writeln!(out, "  unpackaged:    {from_anon}; {to_anon}");
+    let _ = writeln!(out, "  proofs:        {}", rules.proofs.describe());
+    if !rules.capabilities.is_empty() {
+        let mut caps: Vec<&str> = rules.capabilities.iter().map(String::as_str).collect();
+        caps.sort_unstable();
+        let _ = writeln!(out, "  capabilities:  {}", caps.join(", "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnostics_are_tagged_with_their_kind() {
+        let d = Diagnostic {
+            file: "b.toml".into(),
+            line: Some(4),
+            message: "no".into(),
+        };
+        assert_eq!(tagged(&d, "error"), "b.toml:4: error: no");
+        let d = Diagnostic { line: None, ..d };
+        assert_eq!(tagged(&d, "warning"), "b.toml: warning: no");
+    }
+
+    #[test]
+    fn the_default_config_has_no_packages() {
+        let config = Config::parse("default", crate::DEFAULT_CONFIG, &[]).unwrap();
+        let text = summary(&config, 0);
+        assert!(
+            text.starts_with("default: valid: 0 package(s), 0 warning(s)\n"),
+            "{text}"
+        );
+        assert!(text.contains("unpackaged clients: same-uid"), "{text}");
+    }
+}

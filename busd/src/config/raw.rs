@@ -1,0 +1,76 @@
+//! The configuration file as written: serde structs for the `toml` pass
+//! (every key, unknown ones refused) and for the `config` crate pass
+//! (`[daemon]` and `[limits]` only, with environment overrides).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use busd_policy::{RawPackage, UnpackagedMode};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use toml::Spanned;
+
+/// The whole file, for the line-precise `toml` pass. Every key is optional
+/// in a file: what it leaves out comes from the embedded default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawFile {
+    #[allow(dead_code, reason = "checked here, read in the layered pass")]
+    pub(super) daemon: RawDaemon,
+    #[allow(dead_code, reason = "checked here, read in the layered pass")]
+    pub(super) limits: RawLimits,
+    /// Packages come from the file only, never from the environment.
+    pub(super) package: Vec<RawPackage>,
+}
+
+/// `[daemon]` and `[limits]` after the environment is layered over the
+/// file; `[[package]]` tables are ignored here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RawLayers {
+    pub(super) daemon: RawDaemon,
+    pub(super) limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawDaemon {
+    pub(super) tcp: Option<String>,
+    pub(super) unix: Option<String>,
+    pub(super) unpackaged: Option<UnpackagedMode>,
+    pub(super) admin_uids: Option<Vec<u32>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawLimits {
+    pub(super) max_frame: Option<u32>,
+    pub(super) max_pending_msgs: Option<u32>,
+    pub(super) max_pending_bytes: Option<u64>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) max_subscriptions: Option<usize>,
+    #[serde(with = "humantime_serde")]
+    pub(super) auth_timeout: Option<Duration>,
+}
+
+/// Where each `[daemon]` and `[limits]` key is in the file, so an invalid
+/// value names its line.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct KeyOffsets {
+    daemon: BTreeMap<String, Spanned<IgnoredAny>>,
+    limits: BTreeMap<String, Spanned<IgnoredAny>>,
+}
+
+impl KeyOffsets {
+    /// The byte offset of `section.key`'s value, if the file sets it.
+    pub(super) fn get(&self, dotted: &str) -> Option<usize> {
+        let (section, key) = dotted.split_once('.')?;
+        let table = match section {
+            "daemon" => &self.daemon,
+            "limits" => &self.limits,
+            _ => return None,
+        };
+        table.get(key).map(|v| v.span().start)
+    }
+}

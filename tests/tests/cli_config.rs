@@ -1,0 +1,215 @@
+//! `busd check-config` and `busd pfn` through the real binary: exit codes,
+//! `FILE:LINE: error|warning: reason` lines and the summary.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use busd_e2e::busd_bin;
+
+const WEATHER: &str = "Contoso.Weather_8wekyb3d8bbwe";
+const MAPS: &str = "Fabrikam.Maps_1234567890abc";
+
+fn busd(args: &[&str]) -> Output {
+    Command::new(busd_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run busd")
+}
+
+/// `busd.toml` holding `body` in a temp dir, with `tokens/w.key` of `mode`.
+fn config(body: &str, mode: u32) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tokens")).unwrap();
+    let key = dir.path().join("tokens/w.key");
+    std::fs::write(&key, "weather-secret\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+    let path = dir.path().join("busd.toml");
+    std::fs::write(&path, body).unwrap();
+    (dir, path)
+}
+
+fn check(path: &Path) -> (Option<i32>, String, String) {
+    let out = busd(&["check-config", path.to_str().unwrap()]);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+fn two_packages() -> String {
+    format!(
+        r#"[daemon]
+unpackaged = "deny"
+
+[[package]]
+pfn = "{WEATHER}"
+loopback = true
+token_file = "tokens/w.key"
+in = ["{MAPS}"]
+out = ["{MAPS}"]
+exempt_in = true
+capabilities = ["contoso.hsa"]
+
+[[package]]
+pfn = "{MAPS}"
+loopback = true
+uids = [1000]
+in = ["{WEATHER}"]
+out = ["{WEATHER}"]
+"#
+    )
+}
+
+#[test]
+fn a_valid_two_package_file_is_explained() {
+    let (dir, path) = config(&two_packages(), 0o600);
+    let (code, out, err) = check(&path);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(err.is_empty(), "no warnings: {err}");
+    assert!(out.contains("valid: 2 package(s), 0 warning(s)"), "{out}");
+    assert!(out.contains("unpackaged clients: deny"), "{out}");
+    let weather = out
+        .split(&format!("\n{WEATHER}\n"))
+        .nth(1)
+        .expect("a Weather section");
+    assert!(weather.contains(&format!("reaches:       {MAPS}")), "{out}");
+    assert!(weather.contains(&format!("reached by:    {MAPS}")), "{out}");
+    assert!(
+        weather.contains("receives from them (exempt_in); does not send to them"),
+        "{out}"
+    );
+    let key = dir.path().join("tokens/w.key");
+    assert!(
+        weather.contains(&format!("proofs:        token ({})", key.display())),
+        "{out}"
+    );
+    assert!(weather.contains("capabilities:  contoso.hsa"), "{out}");
+    assert!(out.contains("proofs:        uids [1000]"), "{out}");
+}
+
+#[test]
+fn warnings_keep_the_exit_code_zero() {
+    let text = two_packages().replace(&format!("in = [\"{WEATHER}\"]"), "in = []");
+    let (_dir, path) = config(&text, 0o600);
+    let (code, out, err) = check(&path);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let expected = format!(
+        "{}:9: warning: out: {MAPS} does not list {WEATHER}",
+        path.display()
+    );
+    assert!(err.contains(&expected), "{err}");
+    assert!(out.contains("reaches:       no other package"), "{out}");
+}
+
+/// Runs check-config on `text` and expects exit 2 with `needle` on `line`.
+fn refused(text: &str, mode: u32, line: usize, needle: &str) {
+    let (_dir, path) = config(text, mode);
+    let (code, out, err) = check(&path);
+    assert_eq!(code, Some(2), "{out}{err}");
+    let prefix = format!("{}:{line}: error: ", path.display());
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with(&prefix) && l.contains(needle)),
+        "expected {prefix}…{needle} in\n{err}"
+    );
+    assert!(out.is_empty(), "no summary for an invalid file: {out}");
+}
+
+#[test]
+fn each_error_kind_exits_2_with_its_line() {
+    let base = two_packages();
+    refused(
+        &base.replace(WEATHER, "Weather"),
+        0o600,
+        5,
+        "pfn: package family name",
+    );
+    refused(
+        &base.replace(MAPS, WEATHER),
+        0o600,
+        14,
+        "configured twice (first on line 5)",
+    );
+    refused(
+        &base.replace("uids = [1000]", "exe = [\"/bin/sh\"]"),
+        0o600,
+        16,
+        "only valid together with uids",
+    );
+    refused(
+        &base.replace("uids = [1000]\n", ""),
+        0o600,
+        14,
+        "has no proof",
+    );
+    refused(
+        &base.replace("tokens/w.key", "tokens/nope.key"),
+        0o600,
+        7,
+        "does not exist",
+    );
+    refused(
+        &base.replace("exempt_in = true", "exempt_inn = true"),
+        0o600,
+        10,
+        "unknown field `exempt_inn`",
+    );
+    refused(
+        &base.replace("[daemon]", "[daemon]\nlisten = 1"),
+        0o600,
+        2,
+        "unknown field `listen`",
+    );
+}
+
+#[test]
+fn a_token_file_readable_by_others_is_refused() {
+    refused(
+        &two_packages(),
+        0o644,
+        7,
+        "accessible by group or others (mode 0644)",
+    );
+}
+
+#[test]
+fn busd_run_refuses_an_invalid_policy_with_exit_2() {
+    let (_dir, path) = config(&two_packages(), 0o640);
+    let out = busd(&[
+        "run",
+        "--tcp",
+        "",
+        "--unix",
+        "",
+        "--config",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:7: token_file", path.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn pfn_prints_the_family_name() {
+    let publisher =
+        "CN=Microsoft Corporation, O=Microsoft Corporation, L=Redmond, S=Washington, C=US";
+    let out = busd(&[
+        "pfn",
+        "--name",
+        "Microsoft.WindowsCalculator",
+        "--publisher",
+        publisher,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Microsoft.WindowsCalculator_8wekyb3d8bbwe\n"
+    );
+    let out = busd(&["pfn", "--name", "no", "--publisher", publisher]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must be 3 to 50 characters"), "{err}");
+}
