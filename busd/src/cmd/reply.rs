@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use busd_client::ServeOptions;
 use futures::StreamExt;
 
 use super::client_args::{ClientArgs, fail};
@@ -17,6 +18,9 @@ pub(crate) struct Args {
     /// Answer with the request's own payload instead of RESPONSE.
     #[arg(long)]
     echo: bool,
+    /// Only packages granted this custom capability may call the service.
+    #[arg(long, value_name = "CAP")]
+    require_capability: Option<String>,
     /// Exit after answering this many requests.
     #[arg(long, short = 'n')]
     count: Option<u64>,
@@ -39,7 +43,10 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut service = match client.serve(args.service.as_str()).await {
+    let options = ServeOptions {
+        require_capability: args.require_capability.clone(),
+    };
+    let mut service = match client.serve_with(args.service.as_str(), options).await {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use busd_client::{RequestOptions, Status};
 
-use super::client_args::ClientArgs;
+use super::client_args::{ClientArgs, report};
 use super::payload::{PayloadArgs, render};
 
 /// Send one request and print the response; on failure print the error
@@ -50,9 +50,6 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             eprintln!("{}: {}", resp.status, render(&resp.payload));
             ExitCode::FAILURE
         }
-        Err(e) => {
-            eprintln!("{:?}: {}", e.kind(), e.message());
-            ExitCode::FAILURE
-        }
+        Err(e) => report(&e),
     }
 }

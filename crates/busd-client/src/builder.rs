@@ -1,5 +1,6 @@
 //! [`ClientBuilder`]: options for a [`Client`], then [`connect`](ClientBuilder::connect).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,9 +10,10 @@ use tracing::Instrument;
 
 use crate::command::{COMMAND_CAPACITY, Shared};
 use crate::connection::ConnectionTask;
-use crate::session::{self, HelloOptions};
+use crate::handshake::{self, HelloOptions};
+use crate::identity::{Identity, IntoPfn};
 use crate::state::State;
-use crate::{Client, Error, ErrorKind};
+use crate::{Client, Error, ErrorKind, Pfn};
 
 /// The request timeout when none is set.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,9 +39,10 @@ pub struct ClientBuilder {
     name: Option<String>,
     request_timeout: Duration,
     reconnect: bool,
-    // Token auth comes with the Challenge/Auth protocol: `pfn(..)` and
-    // `token_file(..)` setters will add fields here, carried into
-    // `HelloOptions` for the handshake.
+    /// The claimed package, or why the given name is not one (reported by
+    /// `connect`, so setters stay infallible).
+    pfn: Option<Result<Pfn, Error>>,
+    token_file: Option<PathBuf>,
 }
 
 impl ClientBuilder {
@@ -49,6 +52,8 @@ impl ClientBuilder {
             name: None,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             reconnect: true,
+            pfn: None,
+            token_file: None,
         }
     }
 
@@ -73,13 +78,65 @@ impl ClientBuilder {
         self
     }
 
+    /// Claims the package `pfn` (`Name_PublisherId`). The daemon checks the
+    /// claim against the proofs its config lists for the package: the
+    /// socket's peer credentials (uid, and executable if configured), or,
+    /// when [`token_file`](ClientBuilder::token_file) is set, the package's
+    /// token. Without a claim the client is unpackaged.
+    ///
+    /// A malformed name makes [`connect`](ClientBuilder::connect) fail with
+    /// [`ErrorKind::Config`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), busd_client::Error> {
+    /// let client = busd_client::Client::builder("unix:///run/busd/busd.sock")
+    ///     .pfn("Contoso.Weather_8wekyb3d8bbwe")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn pfn(mut self, pfn: impl IntoPfn) -> Self {
+        self.pfn = Some(pfn.into_pfn());
+        self
+    }
+
+    /// Proves the [`pfn`](ClientBuilder::pfn) claim with the package's token,
+    /// read from `path`: the daemon sends a nonce and the client answers
+    /// with an HMAC-SHA256 of it under the token, so the token itself never
+    /// travels. The file is read at every handshake, so a reconnect picks up
+    /// a rotated token; a final newline is ignored.
+    ///
+    /// Without [`pfn`](ClientBuilder::pfn), or with a file that cannot be
+    /// read, [`connect`](ClientBuilder::connect) fails with
+    /// [`ErrorKind::Config`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), busd_client::Error> {
+    /// let client = busd_client::Client::builder("tcp://127.0.0.1:4223")
+    ///     .pfn("Contoso.Weather_8wekyb3d8bbwe")
+    ///     .token_file("/etc/busd/tokens/weather.key")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn token_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.token_file = Some(path.into());
+        self
+    }
+
     /// Connects and performs the handshake, then starts the connection task
-    /// on the current tokio runtime.
+    /// on the current tokio runtime. Reconnects repeat the same claim and
+    /// proof.
     ///
     /// # Errors
-    /// [`ErrorKind::Connect`] if the URL is invalid or the connection or its
-    /// handshake fails (this first failure is not retried); the daemon's
-    /// refusal keeps its kind, e.g. [`ErrorKind::AuthFailed`].
+    /// [`ErrorKind::Config`] for a malformed package name, a token file
+    /// without a package, or a token file that cannot be read (nothing is
+    /// sent); [`ErrorKind::Connect`] if the URL is invalid or the connection
+    /// or its handshake fails (this first failure is not retried); the
+    /// daemon's refusal keeps its kind, e.g. [`ErrorKind::AuthFailed`] for a
+    /// claim that fails its proof.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), busd_client::Error> {
@@ -96,13 +153,10 @@ impl ClientBuilder {
             })?;
         let hello = HelloOptions {
             name: self.name.unwrap_or_else(default_name),
+            identity: Identity::new(self.pfn, self.token_file)?,
         };
-        let session = session::open(&endpoint, &hello).await?;
-        let shared = Arc::new(Shared::new(
-            session.welcome.client_id,
-            session.welcome.limits,
-            self.request_timeout,
-        ));
+        let session = handshake::open(&endpoint, &hello).await?;
+        let shared = Arc::new(Shared::new(&session.welcome, self.request_timeout));
         let (commands, rx) = mpsc::channel(COMMAND_CAPACITY);
         let span = tracing::info_span!("busd_client", endpoint = %endpoint);
         let task = ConnectionTask {
@@ -153,11 +207,37 @@ mod tests {
         assert!(err.to_string().contains("none.sock"), "{err}");
     }
 
+    #[tokio::test]
+    async fn unusable_identity_options_fail_with_config_before_connecting() {
+        // Nothing listens on port 1: a Config error shows nothing was tried.
+        let url = "tcp://127.0.0.1:1";
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.key");
+        let pfn = "Contoso.Weather_8wekyb3d8bbwe";
+        let cases = [
+            (Client::builder(url).pfn("not a pfn"), "Name_PublisherId"),
+            (
+                Client::builder(url).token_file(&missing),
+                "without a package",
+            ),
+            (
+                Client::builder(url).pfn(pfn).token_file(&missing),
+                "missing.key",
+            ),
+        ];
+        for (builder, expected) in cases {
+            let err = builder.connect().await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+    }
+
     #[test]
     fn defaults() {
         let builder = Client::builder("tcp://127.0.0.1:4223");
         assert_eq!(builder.request_timeout, Duration::from_secs(5));
         assert!(builder.reconnect);
+        assert!(builder.pfn.is_none() && builder.token_file.is_none());
         assert!(!default_name().is_empty());
     }
 }

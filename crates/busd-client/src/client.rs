@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use busd_proto::{Headers, Limits, Op};
+use busd_proto::{Headers, Limits, Op, Pfn};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
@@ -11,13 +11,13 @@ use tokio::sync::{mpsc, oneshot};
 use crate::ErrorKind;
 use crate::command::{self, Command, DELIVERY_CAPACITY, Registration, Shared};
 use crate::subject::{IntoSubject, literal};
-use crate::{ClientBuilder, Error, Service, SubscribeOptions, Subscriber};
+use crate::{ClientBuilder, Error, SubscribeOptions, Subscriber};
 
 /// A connection to busd: publish, subscribe, request and serve.
 ///
 /// Cloning is cheap (two reference counts) and every clone shares one
 /// connection task, which owns the socket. The connection is closed once every
-/// `Client`, [`Subscriber`] and [`Service`] of it is dropped. When the
+/// `Client`, [`Subscriber`] and [`Service`](crate::Service) of it is dropped. When the
 /// connection is lost the client reconnects with backoff (unless turned off
 /// with [`ClientBuilder::reconnect`]) and registers its subscriptions and
 /// services again; calls made meanwhile wait for the new connection.
@@ -225,40 +225,8 @@ impl Client {
         ))
     }
 
-    /// Registers as a responder of `service`, a literal subject.
-    ///
-    /// Returns once the daemon has the registration.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidSubject`] for a malformed or wildcard name; the
-    /// daemon's refusal (e.g. [`ErrorKind::NotAuthorized`]); otherwise as
-    /// [`subscribe`](Client::subscribe).
-    ///
-    /// ```no_run
-    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
-    /// let service = client.serve("contoso.weather.forecast").await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn serve(&self, service: impl IntoSubject) -> Result<Service, Error> {
-        let service = literal(service, "serve")?;
-        let (calls, rx) = mpsc::channel(DELIVERY_CAPACITY);
-        let registration = Registration::Serve {
-            service: service.clone(),
-            calls,
-        };
-        let sid = self.register(registration).await?;
-        Ok(Service::new(
-            sid,
-            service,
-            rx,
-            self.commands.clone(),
-            Arc::clone(&self.shared),
-        ))
-    }
-
     /// Sends `registration` and waits for its confirmation; returns its sid.
-    async fn register(&self, registration: Registration) -> Result<u64, Error> {
+    pub(crate) async fn register(&self, registration: Registration) -> Result<u64, Error> {
         let sid = self.shared.next_sid.fetch_add(1, Ordering::Relaxed);
         let (done, rx) = oneshot::channel();
         let command = Command::Register {
@@ -301,5 +269,26 @@ impl Client {
     /// The limits the daemon set for the current connection.
     pub fn server_limits(&self) -> Limits {
         self.shared.limits()
+    }
+
+    /// The package the daemon proved for the current connection, as its
+    /// `Welcome` said; `None` for an unpackaged client. It is what receivers
+    /// see in [`Sender::pfn`](crate::Sender).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), busd_client::Error> {
+    /// let client = busd_client::Client::builder("unix:///run/busd/busd.sock")
+    ///     .pfn("Contoso.Weather_8wekyb3d8bbwe")
+    ///     .connect()
+    ///     .await?;
+    /// assert_eq!(
+    ///     client.pfn().map(|p| p.to_string()).as_deref(),
+    ///     Some("Contoso.Weather_8wekyb3d8bbwe"),
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn pfn(&self) -> Option<Pfn> {
+        self.shared.pfn()
     }
 }

@@ -8,11 +8,15 @@
 //! `max_frame` fails in the caller's hands and the single connection task only
 //! copies bytes.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use busd_proto::{Headers, LENGTH_PREFIX, Limits, Op, Overflow, Sender, Subject, encode_head};
+use busd_proto::{
+    CtlCommand, Headers, LENGTH_PREFIX, Limits, Op, Overflow, Pfn, Sender, Status, Subject,
+    Welcome, encode_head,
+};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 
@@ -49,10 +53,10 @@ pub(crate) enum Command {
         sid: u64,
         done: Option<oneshot::Sender<()>>,
     },
-    /// Send a request (`head` is its encoded `Req`) and route its answer.
+    /// Send a request (`head` is its encoded `Req` or `Ctl`) and route its answer.
     Request {
         rid: u64,
-        service: Subject,
+        target: Target,
         head: Bytes,
         payload: Bytes,
         reply: oneshot::Sender<Result<Response, Error>>,
@@ -79,8 +83,37 @@ pub(crate) enum Registration {
     /// A service.
     Serve {
         service: Subject,
+        require_capability: Option<String>,
         calls: mpsc::Sender<IncomingCall>,
     },
+}
+
+/// What a request id was sent to: names it in errors.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// A `Req` to a service.
+    Service(Subject),
+    /// A `Ctl` command.
+    Ctl(CtlCommand),
+}
+
+impl Target {
+    /// The error for an answer with `status`, if it is not an answer.
+    pub(crate) fn error_for(&self, status: Status) -> Option<Error> {
+        match self {
+            Self::Service(service) => Error::from_status(status, service.as_str()),
+            Self::Ctl(command) => crate::ctl::status_error(status, *command),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Service(service) => write!(f, "request to service {service}"),
+            Self::Ctl(command) => write!(f, "ctl command {}", crate::ctl::name(*command)),
+        }
+    }
 }
 
 impl Registration {
@@ -98,10 +131,14 @@ impl Registration {
                 queue: queue.clone(),
                 overflow: *overflow,
             },
-            Self::Serve { service, .. } => Op::Serve {
+            Self::Serve {
+                service,
+                require_capability,
+                ..
+            } => Op::Serve {
                 sid,
                 service: service.clone(),
-                require_capability: None,
+                require_capability: require_capability.clone(),
             },
         }
     }
@@ -134,6 +171,9 @@ pub(crate) struct Shared {
     pub(crate) max_frame: AtomicU32,
     /// All limits of the current connection. A std mutex: held for a copy only.
     pub(crate) limits: Mutex<Limits>,
+    /// The package the daemon proved for the current connection. A std
+    /// mutex: held for a clone only.
+    pub(crate) pfn: Mutex<Option<Pfn>>,
     /// The live connection's number (counting from 1), or 0 while
     /// disconnected: a call's answer must go back on its own connection.
     pub(crate) epoch: AtomicU64,
@@ -142,25 +182,32 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Shared state for a client whose first connection gave `limits`.
-    pub(crate) fn new(client_id: u64, limits: Limits, request_timeout: Duration) -> Self {
+    /// Shared state for a client whose first connection got `welcome`.
+    pub(crate) fn new(welcome: &Welcome, request_timeout: Duration) -> Self {
         Self {
             next_sid: AtomicU64::new(1),
             next_rid: AtomicU64::new(1),
-            client_id: AtomicU64::new(client_id),
-            max_frame: AtomicU32::new(limits.max_frame),
-            limits: Mutex::new(limits),
+            client_id: AtomicU64::new(welcome.client_id),
+            max_frame: AtomicU32::new(welcome.limits.max_frame),
+            limits: Mutex::new(welcome.limits),
+            pfn: Mutex::new(welcome.pfn.clone()),
             epoch: AtomicU64::new(0),
             request_timeout,
         }
     }
 
     /// Records the `Welcome` facts of connection number `epoch`.
-    pub(crate) fn welcome(&self, epoch: u64, client_id: u64, limits: Limits) {
-        self.client_id.store(client_id, Ordering::Relaxed);
-        self.max_frame.store(limits.max_frame, Ordering::Relaxed);
-        if let Ok(mut current) = self.limits.lock() {
-            *current = limits;
+    pub(crate) fn welcome(&self, epoch: u64, welcome: &Welcome) {
+        self.client_id.store(welcome.client_id, Ordering::Relaxed);
+        self.max_frame
+            .store(welcome.limits.max_frame, Ordering::Relaxed);
+        match self.limits.lock() {
+            Ok(mut current) => *current = welcome.limits,
+            Err(poisoned) => *poisoned.into_inner() = welcome.limits,
+        }
+        match self.pfn.lock() {
+            Ok(mut current) => current.clone_from(&welcome.pfn),
+            Err(poisoned) => poisoned.into_inner().clone_from(&welcome.pfn),
         }
         self.epoch.store(epoch, Ordering::Release);
     }
@@ -175,6 +222,14 @@ impl Shared {
         match self.limits.lock() {
             Ok(limits) => *limits,
             Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    /// The package of the current connection.
+    pub(crate) fn pfn(&self) -> Option<Pfn> {
+        match self.pfn.lock() {
+            Ok(pfn) => pfn.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 

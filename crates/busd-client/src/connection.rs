@@ -19,7 +19,8 @@ use tokio::time::Instant;
 
 use crate::Message;
 use crate::command::{Command, IncomingCall, Registration, Shared};
-use crate::session::{self, Backoff, HelloOptions, Pipes, Session};
+use crate::handshake::{self, HelloOptions, Session};
+use crate::session::{self, Backoff, Pipes};
 use crate::state::State;
 
 /// Past this many buffered bytes, while a write is in flight, no more commands
@@ -102,7 +103,7 @@ impl ConnectionTask {
             if self.commands.is_closed() {
                 return None;
             }
-            match session::open(&self.endpoint, &self.hello).await {
+            match handshake::open(&self.endpoint, &self.hello).await {
                 Ok(session) => {
                     tracing::info!(endpoint = %self.endpoint, attempts = backoff.attempts(), "reconnected to busd");
                     return Some(session);
@@ -118,8 +119,7 @@ impl ConnectionTask {
     async fn run_session(&mut self, session: Session) -> End {
         let (mut pipes, welcome) = session::spawn(session);
         let epoch = self.state.epoch + 1;
-        self.shared
-            .welcome(epoch, welcome.client_id, welcome.limits);
+        self.shared.welcome(epoch, &welcome);
         self.state.begin(epoch);
         let mut spare = BytesMut::new();
         let mut writing = false;

@@ -15,6 +15,9 @@ use busd_proto::{ErrorCode, Status, SubjectError};
 pub enum ErrorKind {
     /// The first connection (or its handshake) failed, or the URL is invalid.
     Connect,
+    /// The client's own options are unusable: a malformed package family
+    /// name, a token file without a package, a token file that cannot be read.
+    Config,
     /// The connection was lost while this operation was in flight; the client
     /// reconnects (when enabled), so trying again later may succeed.
     Disconnected,
@@ -69,6 +72,7 @@ impl ErrorKind {
     fn as_str(self) -> &'static str {
         match self {
             Self::Connect => "cannot connect",
+            Self::Config => "invalid client options",
             Self::Disconnected => "disconnected",
             Self::Closed => "client closed",
             Self::Timeout => "timed out",
@@ -148,6 +152,11 @@ impl Error {
             ErrorKind::Closed,
             "the client is closed: its connection was lost and reconnect is off",
         )
+    }
+
+    /// The client's own options are unusable.
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, message)
     }
 
     /// The connection was lost while an operation was in flight.

@@ -8,6 +8,12 @@
 //! restarts, the client reconnects with backoff and registers its
 //! subscriptions and services again.
 //!
+//! A client is unpackaged unless it claims a package family name with
+//! [`ClientBuilder::pfn`]; the daemon then checks the claim by the socket's
+//! peer credentials or, with [`ClientBuilder::token_file`], by an HMAC
+//! challenge under the package's token. The access rules of the daemon's
+//! config decide what a package may send and receive.
+//!
 //! ```no_run
 //! use busd_client::Client;
 //! use futures::StreamExt;
@@ -34,7 +40,10 @@ mod builder;
 mod client;
 mod command;
 mod connection;
+mod ctl;
 mod error;
+mod handshake;
+mod identity;
 mod request;
 mod service;
 mod session;
@@ -44,12 +53,13 @@ mod subscriber;
 
 pub use builder::ClientBuilder;
 pub use busd_proto::{
-    Headers, Limits, Overflow, Sender, Status, Subject, SubjectError, Value, ValueSet,
-    ValueSetError,
+    CtlCommand, Headers, Limits, Overflow, Pfn, PfnError, Sender, Status, Subject, SubjectError,
+    Value, ValueSet, ValueSetError,
 };
 pub use client::Client;
 pub use error::{Error, ErrorKind};
+pub use identity::IntoPfn;
 pub use request::{RequestOptions, Response};
-pub use service::{Request, Service};
+pub use service::{Request, ServeOptions, Service};
 pub use subject::IntoSubject;
 pub use subscriber::{Message, SubscribeOptions, Subscriber};

@@ -11,7 +11,7 @@ use busd_proto::{Headers, Op, Status, ValueSet, ValueSetError};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::command::{self, Command};
+use crate::command::{self, Command, Target};
 use crate::subject::{IntoSubject, literal};
 use crate::{Client, Error, ErrorKind};
 
@@ -146,10 +146,26 @@ impl Client {
             headers: options.headers,
         };
         let head = self.shared.encode(&op, payload.len())?;
+        let target = Target::Service(service);
+        self.exchange(rid, target, head, payload, timeout).await
+    }
+
+    /// Sends a request's frame (`head` and `payload`, under `rid`) and waits
+    /// for its answer: at most `timeout` plus [`GUARD_MARGIN`], in case the
+    /// daemon dies without answering.
+    pub(crate) async fn exchange(
+        &self,
+        rid: u64,
+        target: Target,
+        head: Bytes,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Response, Error> {
+        let what = target.to_string();
         let (reply, rx) = oneshot::channel();
         let command = Command::Request {
             rid,
-            service: service.clone(),
+            target,
             head,
             payload,
             reply,
@@ -164,9 +180,7 @@ impl Client {
                 command::send_from_drop(&self.commands, Command::ForgetRequest { rid });
                 Err(Error::new(
                     ErrorKind::Timeout,
-                    format!(
-                        "request to service {service} got no answer within {timeout:?}, not even from busd"
-                    ),
+                    format!("{what} got no answer within {timeout:?}, not even from busd"),
                 ))
             }
         }

@@ -11,8 +11,87 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::sync::mpsc;
 
-use crate::command::{self, Command, IncomingCall, Shared};
-use crate::{Error, ErrorKind};
+use crate::command::{self, Command, DELIVERY_CAPACITY, IncomingCall, Registration, Shared};
+use crate::subject::{IntoSubject, literal};
+use crate::{Client, Error, ErrorKind};
+
+/// Options of a service registration, for [`Client::serve_with`].
+///
+/// ```
+/// use busd_client::ServeOptions;
+/// let options = ServeOptions {
+///     require_capability: Some("contoso.hsa".into()),
+/// };
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// Only packages granted this custom capability (`capabilities` in the
+    /// daemon's config) may call the service; the daemon answers anyone else
+    /// `NotAuthorized`. `None`: the access rules alone decide.
+    pub require_capability: Option<String>,
+}
+
+impl Client {
+    /// Registers as a responder of `service`, a literal subject.
+    ///
+    /// Returns once the daemon has the registration.
+    ///
+    /// # Errors
+    /// As [`serve_with`](Client::serve_with).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+    /// let service = client.serve("contoso.weather.forecast").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn serve(&self, service: impl IntoSubject) -> Result<Service, Error> {
+        self.serve_with(service, ServeOptions::default()).await
+    }
+
+    /// Registers as a responder of `service` with options, e.g. a capability
+    /// its callers need. The options are kept, and sent again when the client
+    /// reconnects.
+    ///
+    /// Returns once the daemon has the registration.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidSubject`] for a malformed or wildcard name; the
+    /// daemon's refusal (e.g. [`ErrorKind::NotAuthorized`]);
+    /// [`ErrorKind::Disconnected`] if the connection was lost meanwhile;
+    /// [`ErrorKind::Closed`] if the client is gone for good.
+    ///
+    /// ```no_run
+    /// use busd_client::ServeOptions;
+    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+    /// let options = ServeOptions { require_capability: Some("contoso.hsa".into()) };
+    /// let service = client.serve_with("contoso.hsa.telemetry", options).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn serve_with(
+        &self,
+        service: impl IntoSubject,
+        options: ServeOptions,
+    ) -> Result<Service, Error> {
+        let service = literal(service, "serve")?;
+        let (calls, rx) = mpsc::channel(DELIVERY_CAPACITY);
+        let registration = Registration::Serve {
+            service: service.clone(),
+            require_capability: options.require_capability,
+            calls,
+        };
+        let sid = self.register(registration).await?;
+        Ok(Service::new(
+            sid,
+            service,
+            rx,
+            self.commands.clone(),
+            Arc::clone(&self.shared),
+        ))
+    }
+}
 
 /// A registration as a responder of a service: a [`Stream`] of the
 /// [`Request`]s the daemon routes to it.

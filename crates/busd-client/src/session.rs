@@ -1,5 +1,5 @@
-//! One socket session: connect and handshake, then a reader task and a writer
-//! task around the owned halves.
+//! One socket session after its handshake: a reader task and a writer task
+//! around the owned halves, and the reconnect backoff.
 //!
 //! Reading never waits on writing: the reader task only decodes frames and
 //! hands them to the connection task, and the writer task only writes the
@@ -9,10 +9,8 @@
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
-use busd_proto::{
-    AuthKind, CodecError, Frame, FrameCodec, Hello, Op, PROTOCOL_VERSION, Welcome, encode_head,
-};
-use busd_transport::{BoxReader, BoxWriter, Endpoint};
+use busd_proto::{CodecError, Frame, FrameCodec, Welcome};
+use busd_transport::{BoxReader, BoxWriter};
 use bytes::BytesMut;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -20,126 +18,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 
-use crate::{Error, ErrorKind};
-
-/// How long connecting plus the handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The frame limit while the daemon's is not known yet (`Welcome` is small).
-const HANDSHAKE_MAX_FRAME: u32 = 64 * 1024;
-
-/// Slack over `max_frame` for frames the daemon sends: a `Msg` header (with
-/// the sender's identity) can be longer than the `Pub` header it came from.
-const INBOUND_SLACK: u32 = 64 * 1024;
+use crate::handshake::Session;
 
 /// Frames read ahead of the connection task; past this the reader stops
 /// reading, which pushes back onto the socket.
 const INBOUND_CAPACITY: usize = 1024;
-
-/// What the client says about itself in `Hello`.
-#[derive(Debug, Clone)]
-pub(crate) struct HelloOptions {
-    pub(crate) name: String,
-    // Token auth (`pfn`, `token_file`) adds its fields here, and an arm for
-    // `Op::Challenge` in `handshake` that answers `Op::Auth`.
-}
-
-/// An established, welcomed connection, not yet split into tasks.
-pub(crate) struct Session {
-    pub(crate) reader: FramedRead<BoxReader, FrameCodec>,
-    pub(crate) writer: BoxWriter,
-    pub(crate) welcome: Welcome,
-}
-
-/// Connects to `endpoint` and performs the handshake.
-///
-/// # Errors
-/// [`ErrorKind::Connect`] when the transport or the handshake fails or times
-/// out; the daemon's refusal (`Error{code}`) keeps its code's kind, e.g.
-/// [`ErrorKind::AuthFailed`].
-pub(crate) async fn open(endpoint: &Endpoint, hello: &HelloOptions) -> Result<Session, Error> {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, open_inner(endpoint, hello)).await {
-        Ok(result) => result,
-        Err(_) => Err(Error::new(
-            ErrorKind::Connect,
-            format!("no handshake with busd at {endpoint} within {HANDSHAKE_TIMEOUT:?}"),
-        )),
-    }
-}
-
-async fn open_inner(endpoint: &Endpoint, hello: &HelloOptions) -> Result<Session, Error> {
-    let connect_error = |what: &str, err: &dyn std::fmt::Display| {
-        Error::new(ErrorKind::Connect, format!("{what}: {err}"))
-    };
-    let conn = busd_transport::connect(endpoint)
-        .await
-        .map_err(|e| connect_error("cannot connect to busd", &e))?;
-    let mut writer = conn.writer;
-    let mut reader = FramedRead::new(conn.reader, FrameCodec::new(HANDSHAKE_MAX_FRAME));
-
-    let op = Op::Hello(Hello {
-        version: PROTOCOL_VERSION,
-        pfn: None,
-        name: hello.name.clone(),
-        auth: AuthKind::None,
-    });
-    let mut buf = BytesMut::new();
-    encode_head(&op, 0, &mut buf).map_err(|e| connect_error("cannot encode Hello", &e))?;
-    writer
-        .write_all(&buf)
-        .await
-        .map_err(|e| connect_error(&format!("cannot send Hello to {endpoint}"), &e))?;
-
-    let welcome = match reader.next().await {
-        Some(Ok(Frame {
-            op: Op::Welcome(welcome),
-            ..
-        })) => welcome,
-        Some(Ok(Frame {
-            op: Op::Error { code, message, .. },
-            ..
-        })) => {
-            let err = Error::from_daemon(code, &message);
-            return Err(Error::new(
-                err.kind(),
-                format!("busd at {endpoint} refused the connection: {err}"),
-            ));
-        }
-        Some(Ok(Frame {
-            op: Op::Challenge { .. },
-            ..
-        })) => {
-            return Err(Error::new(
-                ErrorKind::AuthFailed,
-                format!(
-                    "busd at {endpoint} asks for token authentication, which this client does not do yet"
-                ),
-            ));
-        }
-        Some(Ok(frame)) => {
-            return Err(Error::new(
-                ErrorKind::Protocol,
-                format!(
-                    "busd at {endpoint} sent {} instead of Welcome",
-                    frame.op.name()
-                ),
-            ));
-        }
-        Some(Err(e)) => return Err(connect_error(&format!("bad handshake from {endpoint}"), &e)),
-        None => {
-            return Err(Error::new(
-                ErrorKind::Connect,
-                format!("busd at {endpoint} closed the connection during the handshake"),
-            ));
-        }
-    };
-    *reader.decoder_mut() = FrameCodec::new(welcome.limits.max_frame.saturating_add(INBOUND_SLACK));
-    Ok(Session {
-        reader,
-        writer,
-        welcome,
-    })
-}
 
 /// The running halves of a session, as the connection task sees them.
 pub(crate) struct Pipes {

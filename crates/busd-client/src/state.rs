@@ -7,11 +7,11 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 
-use busd_proto::{Frame, Op, Ref, Subject, encode_head};
+use busd_proto::{Frame, Op, Ref, encode_head};
 use bytes::BytesMut;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::command::{Command, IncomingCall, Registration};
+use crate::command::{Command, IncomingCall, Registration, Target};
 use crate::{Error, Message, Response};
 
 /// A delivery that found its channel full; the task waits for room.
@@ -38,7 +38,7 @@ enum PongWaiter {
 
 /// A request waiting for its `Resp`.
 struct PendingRequest {
-    service: Subject,
+    target: Target,
     reply: oneshot::Sender<Result<Response, Error>>,
 }
 
@@ -129,12 +129,12 @@ impl State {
             }
             Command::Request {
                 rid,
-                service,
+                target,
                 head,
                 payload,
                 reply,
             } => {
-                self.requests.insert(rid, PendingRequest { service, reply });
+                self.requests.insert(rid, PendingRequest { target, reply });
                 self.out.extend_from_slice(&head);
                 self.out.extend_from_slice(&payload);
             }
@@ -189,7 +189,7 @@ impl State {
                 headers,
             } => match self.requests.remove(&rid) {
                 Some(pending) => {
-                    let result = match Error::from_status(status, pending.service.as_str()) {
+                    let result = match pending.target.error_for(status) {
                         Some(err) => Err(err),
                         None => Ok(Response {
                             status,

@@ -12,6 +12,10 @@ use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
+/// Package identity, token proof, capability-gated services and ctl.
+#[path = "scripted_peer/identity.rs"]
+mod identity;
+
 /// Generous bound on any single step, so a broken client fails instead of hanging.
 const STEP: Duration = Duration::from_secs(10);
 
@@ -41,6 +45,18 @@ impl Peer {
 
     /// Accepts a client, checks its Hello and welcomes it as `client_id`.
     async fn accept(&self, client_id: u64) -> (PeerConn, busd_proto::Hello) {
+        let (mut conn, hello) = self.accept_hello().await;
+        conn.send(Op::Welcome(Welcome {
+            client_id,
+            pfn: None,
+            limits: LIMITS,
+        }))
+        .await;
+        (conn, hello)
+    }
+
+    /// Accepts a client and reads its Hello; the test goes on from there.
+    async fn accept_hello(&self) -> (PeerConn, busd_proto::Hello) {
         let (stream, _) = tokio::time::timeout(STEP, self.listener.accept())
             .await
             .expect("client connects")
@@ -54,12 +70,6 @@ impl Peer {
             panic!("first frame is not Hello");
         };
         assert_eq!(hello.version, busd_proto::PROTOCOL_VERSION);
-        conn.send(Op::Welcome(Welcome {
-            client_id,
-            pfn: None,
-            limits: LIMITS,
-        }))
-        .await;
         (conn, hello)
     }
 }

@@ -1,0 +1,138 @@
+//! Administrative commands: [`Client::ctl`], what `busd ctl` runs.
+//!
+//! The daemon answers a `Ctl` with `Resp{rid}` whose payload is a JSON
+//! document, or with status `NotAuthorized` when the client's identity is not
+//! an admin one. Ctl ids share the request id space, so the connection task
+//! routes their answers like any request's.
+
+use std::sync::atomic::Ordering;
+
+use busd_proto::{CtlCommand, Op, Status};
+use bytes::Bytes;
+
+use crate::command::Target;
+use crate::{Client, Error, ErrorKind, Response};
+
+impl Client {
+    /// Runs an administrative command and returns the daemon's answer, a
+    /// JSON document (`Null` when the daemon sends an empty one).
+    ///
+    /// Only an admin identity may do this (a uid in the daemon's
+    /// `admin_uids`). The answer waits at most the client's request timeout.
+    ///
+    /// # Errors
+    /// - [`ErrorKind::NotAuthorized`] when this client is not an admin;
+    /// - [`ErrorKind::Protocol`] when the answer is not JSON, or a failure
+    ///   the daemon reports as such (its reason in the message);
+    /// - the daemon's error for the command otherwise (e.g. a rejected
+    ///   reload);
+    /// - [`ErrorKind::Timeout`], [`ErrorKind::Disconnected`] and
+    ///   [`ErrorKind::Closed`] as for a request.
+    ///
+    /// ```no_run
+    /// use busd_client::{Client, CtlCommand};
+    /// # async fn demo() -> Result<(), busd_client::Error> {
+    /// let client = Client::connect("unix:///run/busd/busd.sock").await?;
+    /// let stats = client.ctl(CtlCommand::Stats).await?;
+    /// println!("{}", stats["connections"]);
+    /// client.ctl(CtlCommand::Reload).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn ctl(&self, command: CtlCommand) -> Result<serde_json::Value, Error> {
+        let rid = self.shared.next_rid.fetch_add(1, Ordering::Relaxed);
+        let head = self.shared.encode(&Op::Ctl { rid, command }, 0)?;
+        let timeout = self.shared.request_timeout;
+        let response = self
+            .exchange(rid, Target::Ctl(command), head, Bytes::new(), timeout)
+            .await?;
+        document(command, &response)
+    }
+}
+
+/// The JSON document in a ctl answer.
+fn document(command: CtlCommand, response: &Response) -> Result<serde_json::Value, Error> {
+    let name = name(command);
+    if response.status != Status::Success {
+        let reason = String::from_utf8_lossy(&response.payload);
+        return Err(Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "busd could not run ctl {name}: {} {reason}",
+                response.status
+            ),
+        ));
+    }
+    if response.payload.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_slice(&response.payload).map_err(|e| {
+        Error::new(
+            ErrorKind::Protocol,
+            format!("busd answered ctl {name} with a document that is not JSON: {e}"),
+        )
+    })
+}
+
+/// The error for a ctl answer with `status`, if it is not an answer.
+pub(crate) fn status_error(status: Status, command: CtlCommand) -> Option<Error> {
+    let code = status.error_code()?;
+    let name = name(command);
+    let message = match status {
+        Status::NotAuthorized => {
+            format!("not authorized to run ctl {name}: it needs an admin identity")
+        }
+        _ => format!("ctl {name} failed: {status}"),
+    };
+    Some(Error::new(ErrorKind::from_code(code), message))
+}
+
+/// The command's name as `busd ctl` spells it: `stats`, `reload`, ….
+pub(crate) fn name(command: CtlCommand) -> String {
+    format!("{command:?}").to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: Status, payload: &'static str) -> Response {
+        Response {
+            status,
+            headers: None,
+            payload: Bytes::from_static(payload.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn success_carries_json() {
+        let answer = response(Status::Success, r#"{"connections": 3}"#);
+        let doc = document(CtlCommand::Stats, &answer).unwrap();
+        assert_eq!(doc["connections"], 3);
+        let empty = response(Status::Success, "");
+        assert_eq!(
+            document(CtlCommand::Reload, &empty).unwrap(),
+            serde_json::Value::Null
+        );
+        let garbage = response(Status::Success, "{not json");
+        let err = document(CtlCommand::Subs, &garbage).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol);
+        assert!(err.to_string().contains("ctl subs"), "{err}");
+    }
+
+    #[test]
+    fn a_failure_says_why() {
+        let answer = response(Status::Failure, "busd.toml:3: unknown key");
+        let err = document(CtlCommand::Reload, &answer).unwrap_err();
+        assert!(err.to_string().contains("busd.toml:3"), "{err}");
+    }
+
+    #[test]
+    fn not_authorized_names_the_command() {
+        let err = status_error(Status::NotAuthorized, CtlCommand::Clients).unwrap();
+        assert_eq!(err.kind(), ErrorKind::NotAuthorized);
+        assert!(err.to_string().contains("ctl clients"), "{err}");
+        assert!(status_error(Status::Success, CtlCommand::Clients).is_none());
+        assert_eq!(name(CtlCommand::Reload), "reload");
+    }
+}
