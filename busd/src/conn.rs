@@ -31,6 +31,9 @@ pub(crate) struct ConnHandle {
     outbox: Mutex<Outbox>,
     /// Wakes the writer when the queue goes from empty to not empty.
     wake: Notify,
+    /// Signalled by the writer after it takes frames: room for publishers
+    /// waiting on a `block` subscription.
+    room: Notify,
     /// Cancelled when the connection must close now (slow consumer,
     /// protocol error): the writer sends `fatal` and closes.
     kill: CancellationToken,
@@ -45,6 +48,7 @@ impl ConnHandle {
             id,
             outbox: Mutex::new(Outbox::new(max_msgs, max_bytes)),
             wake: Notify::new(),
+            room: Notify::new(),
             kill: CancellationToken::new(),
             fatal: Mutex::new(None),
             discarded: AtomicU64::new(0),
@@ -69,6 +73,42 @@ impl ConnHandle {
                     ErrorCode::SlowConsumer,
                     "outbound queue full: the client reads too slowly",
                 );
+            }
+        }
+    }
+
+    /// Queues a delivery for a `block` subscription: waits for room until
+    /// `deadline`. Returns false if the deadline passed with no room.
+    pub(crate) async fn push_blocking(
+        &self,
+        frame: OutFrame,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        let len = frame.wire_len();
+        let mut frame = Some(frame);
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a drain in between is not missed.
+            notified.as_mut().enable();
+            if self.kill.is_cancelled() {
+                return true; // closing anyway: nothing to wait for
+            }
+            {
+                let mut q = lock(&self.outbox);
+                if q.fits(len) {
+                    if let Some(f) = frame.take() {
+                        if let Pushed::Queued { was_empty: true } = q.push(f) {
+                            self.wake.notify_one();
+                        }
+                    }
+                    return true;
+                }
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = self.kill.cancelled() => return true,
+                () = tokio::time::sleep_until(deadline) => return false,
             }
         }
     }
@@ -137,6 +177,9 @@ impl ConnHandle {
                 q.drain_into(&mut batch, BATCH);
                 q.take_dropped()
             };
+            if !batch.is_empty() {
+                self.room.notify_waiters();
+            }
             if batch.is_empty() && dropped.is_empty() {
                 if stop.is_cancelled() {
                     break; // drained: the normal end

@@ -4,14 +4,16 @@
 //! clients that connect; [`run`] is what `busd run` calls, with shutdown
 //! as a parameter so tests stop the daemon deterministically.
 
+mod admin;
 pub mod cmd;
 mod config;
 mod conn;
+mod handshake;
 mod server;
 mod session;
 
 pub use config::{Config, ConfigError, DEFAULT_CONFIG, Limits};
-pub use server::{Daemon, StartError};
+pub use server::{Daemon, Reloader, StartError};
 
 use tokio_util::sync::CancellationToken;
 

@@ -31,7 +31,10 @@ pub(crate) struct Shared {
     /// Locked for routing decisions only, never across an await.
     pub(crate) router: Mutex<RouterState>,
     pub(crate) timer: Notify,
+    /// As loaded at start; a reload swaps only the policy and admin uids.
     pub(crate) config: Config,
+    /// Uids allowed to run ctl commands (replaced by a reload).
+    pub(crate) admin_uids: Mutex<Vec<u32>>,
     pub(crate) next_id: AtomicU64,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
@@ -79,7 +82,7 @@ impl Daemon {
             Some(path) => Some(UnixListener::bind(path).await?),
             None => None,
         };
-        let policy = Arc::new(Policy::unpackaged_only(config.unpackaged));
+        let policy = Arc::clone(&config.policy);
         let limits = RouterLimits {
             max_connections: config.limits.max_connections,
             max_subscriptions: config.limits.max_subscriptions,
@@ -90,6 +93,7 @@ impl Daemon {
                 armed: None,
             }),
             timer: Notify::new(),
+            admin_uids: Mutex::new(config.admin_uids.clone()),
             config,
             next_id: AtomicU64::new(1),
             shutdown,
@@ -129,6 +133,11 @@ impl Daemon {
         self.shared.shutdown.clone()
     }
 
+    /// A handle that reloads the configuration (SIGHUP, `busd ctl reload`).
+    pub fn reloader(&self) -> Reloader {
+        Reloader(Arc::clone(&self.shared))
+    }
+
     /// Router counters.
     pub fn stats(&self) -> busd_core::Stats {
         lock(&self.shared.router).router.stats()
@@ -148,6 +157,28 @@ impl Daemon {
         self.shared.tracker.close();
         self.shared.tracker.wait().await;
         tracing::info!("stopped");
+    }
+}
+
+impl Shared {
+    /// The policy in force (swapped whole on reload).
+    pub(crate) fn policy(&self) -> Arc<Policy> {
+        Arc::clone(lock(&self.router).router.policy())
+    }
+}
+
+/// Reloads the daemon's configuration; cheap to clone.
+#[derive(Clone)]
+pub struct Reloader(Arc<Shared>);
+
+impl Reloader {
+    /// Re-reads the configuration file and applies its access rules
+    /// atomically; on error the old rules stay.
+    ///
+    /// # Errors
+    /// Why the new file was refused.
+    pub fn reload(&self) -> Result<(), String> {
+        crate::admin::reload(&self.0).map(|_| ())
     }
 }
 

@@ -5,25 +5,25 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use busd_core::{OutFrame, Target};
-use busd_policy::Identity;
 use busd_proto::{
-    AuthKind, ErrorCode, Frame, FrameCodec, Hello, Op, PROTOCOL_VERSION, Ref, Sender, Status,
-    Welcome, encode_head,
+    ErrorCode, Frame, FrameCodec, Op, Overflow, Ref, Sender, Status, Welcome, encode_msg_head,
 };
-use busd_transport::{BoxReader, BoxWriter, Connection, PeerInfo};
+use busd_transport::{BoxReader, Connection};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::conn::{ConnHandle, lock};
+use crate::handshake::{handshake, refuse};
 use crate::server::Shared;
 
 /// The longest timeout a request may ask for.
 const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How long a publisher waits for room in a `block` subscriber's queue.
+const BLOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a closing connection may take to flush what is queued for it.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
 
@@ -41,11 +41,11 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         peer,
     } = conn;
     let mut frames = FramedRead::new(reader, FrameCodec::new(shared.config.limits.max_frame));
-    let identity = match handshake(&shared, &mut frames, &peer).await {
+    let identity = match handshake(&shared, &mut frames, &mut writer, &peer).await {
         Ok(identity) => identity,
         Err(Some((code, message))) => {
             tracing::info!(%code, %message, "handshake refused");
-            write_direct(&mut writer, code, message).await;
+            refuse(&mut writer, code, message).await;
             return;
         }
         Err(None) => return,
@@ -60,7 +60,7 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         .router
         .connect(id, identity.clone(), Arc::clone(&handle));
     if let Err(e) = registered {
-        write_direct(&mut writer, e.code, e.message).await;
+        refuse(&mut writer, e.code, e.message).await;
         return;
     }
     tracing::debug!(%identity, "welcome");
@@ -88,8 +88,9 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         id,
         sender: Sender {
             client_id: id,
-            pfn: identity.pfn,
+            pfn: identity.pfn.clone(),
         },
+        identity,
         handle: Arc::clone(&handle),
         targets: Vec::new(),
         head: BytesMut::with_capacity(4096),
@@ -121,78 +122,13 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
     tracing::debug!("closed");
 }
 
-/// Reads the `Hello` and proves the identity. `Err(None)`: the peer left.
-async fn handshake(
-    shared: &Shared,
-    frames: &mut FramedRead<BoxReader, FrameCodec>,
-    peer: &PeerInfo,
-) -> Result<Identity, Option<(ErrorCode, String)>> {
-    let timeout = shared.config.limits.auth_timeout;
-    let first = tokio::select! {
-        () = shared.shutdown.cancelled() => return Err(None),
-        first = tokio::time::timeout(timeout, frames.next()) => first,
-    };
-    let hello: Hello = match first {
-        Err(_) => {
-            let msg = format!(
-                "no Hello within {}",
-                humantime_serde::re::humantime::format_duration(timeout)
-            );
-            return Err(Some((ErrorCode::ProtocolViolation, msg)));
-        }
-        Ok(None) => return Err(None),
-        Ok(Some(Err(e))) => return Err(Some((e.code(), e.to_string()))),
-        Ok(Some(Ok(Frame {
-            op: Op::Hello(h), ..
-        }))) => h,
-        Ok(Some(Ok(frame))) => {
-            let msg = format!("expected Hello, got {}", frame.op.name());
-            return Err(Some((ErrorCode::ProtocolViolation, msg)));
-        }
-    };
-    if hello.version != PROTOCOL_VERSION {
-        let msg = format!(
-            "protocol version {} is not supported (this daemon speaks {PROTOCOL_VERSION})",
-            hello.version
-        );
-        return Err(Some((ErrorCode::ProtocolViolation, msg)));
-    }
-    tracing::debug!(name = %hello.name, uid = ?peer.uid, pid = ?peer.pid, "hello");
-    match (hello.pfn, hello.auth) {
-        (None, AuthKind::None) => Ok(Identity::unpackaged(peer.uid)),
-        (Some(pfn), _) => {
-            tracing::warn!(target: "busd::audit", %pfn, uid = ?peer.uid, "package claim refused: no proof configured");
-            Err(Some((
-                ErrorCode::AuthFailed,
-                format!("cannot prove package {pfn}: no proof is configured for it"),
-            )))
-        }
-        (None, auth) => Err(Some((
-            ErrorCode::ProtocolViolation,
-            format!("auth {auth:?} without a package name"),
-        ))),
-    }
-}
-
-/// Writes one error frame straight to the socket (before the writer task exists).
-async fn write_direct(writer: &mut BoxWriter, code: ErrorCode, message: String) {
-    let mut buf = BytesMut::new();
-    let frame = Frame::new(Op::Error {
-        code,
-        message,
-        refers: None,
-    });
-    if frame.encode(&mut buf).is_ok() {
-        let _ = writer.write_all(&buf).await;
-    }
-    let _ = writer.shutdown().await;
-}
-
 struct Session {
     shared: Arc<Shared>,
     id: u64,
     /// Stamped on everything this connection sends; never from the client.
     sender: Sender,
+    /// As proven at the handshake.
+    identity: busd_policy::Identity,
     handle: Arc<ConnHandle>,
     /// Reused per publish.
     targets: Vec<Target<Arc<ConnHandle>>>,
@@ -217,6 +153,17 @@ impl Session {
                     self.handle.close_with(e.code(), &e.to_string());
                     return;
                 }
+                Some(Ok(Frame {
+                    op: Op::Pub { subject, headers },
+                    payload,
+                })) => {
+                    if subject.has_wildcards() {
+                        let msg = format!("cannot publish to wildcard subject {subject}");
+                        self.handle.send_error(ErrorCode::InvalidSubject, msg, None);
+                    } else {
+                        self.publish(subject, headers, payload).await;
+                    }
+                }
                 Some(Ok(frame)) => {
                     if let Err((code, message)) = self.dispatch(frame) {
                         tracing::info!(%code, %message, "closing on a protocol violation");
@@ -232,14 +179,6 @@ impl Session {
     fn dispatch(&mut self, frame: Frame) -> Result<(), (ErrorCode, String)> {
         let Frame { op, payload } = frame;
         match op {
-            Op::Pub { subject, headers } => {
-                if subject.has_wildcards() {
-                    let msg = format!("cannot publish to wildcard subject {subject}");
-                    self.handle.send_error(ErrorCode::InvalidSubject, msg, None);
-                    return Ok(());
-                }
-                self.publish(subject, headers, payload);
-            }
             Op::Sub {
                 sid,
                 subject,
@@ -287,10 +226,14 @@ impl Session {
                 headers,
             } => self.respond(rid, status, headers, payload),
             Op::Ping => self.handle.send(&Op::Pong, Bytes::new()),
-            Op::Ctl { rid, .. } => {
-                let msg = "busd ctl is not available yet".to_owned();
-                self.handle
-                    .send_error(ErrorCode::NotAuthorized, msg, Some(Ref::Rid(rid)));
+            Op::Ctl { rid, command } => {
+                let (status, payload) = crate::admin::run(&self.shared, &self.identity, command);
+                let resp = Op::Resp {
+                    rid,
+                    status,
+                    headers: None,
+                };
+                self.handle.send(&resp, payload);
             }
             Op::Pong => {}
             Op::Error { code, message, .. } => {
@@ -306,29 +249,52 @@ impl Session {
         Ok(())
     }
 
-    fn publish(
+    async fn publish(
         &mut self,
         subject: busd_proto::Subject,
         headers: Option<busd_proto::Headers>,
         payload: Bytes,
     ) {
+        let mut targets = std::mem::take(&mut self.targets);
         lock(&self.shared.router)
             .router
-            .publish(self.id, &subject, &mut self.targets);
-        for t in self.targets.drain(..) {
-            let msg = Op::Msg {
-                sid: t.sid,
-                subject: subject.clone(),
-                from: self.sender.clone(),
-                headers: headers.clone(),
-            };
-            if encode_head(&msg, payload.len(), &mut self.head).is_err() {
+            .publish(self.id, &subject, &mut targets);
+        let deadline = Instant::now() + BLOCK_TIMEOUT;
+        for t in targets.drain(..) {
+            let encoded = encode_msg_head(
+                t.sid,
+                &subject,
+                &self.sender,
+                headers.as_ref(),
+                payload.len(),
+                &mut self.head,
+            );
+            if encoded.is_err() {
                 continue; // cannot happen: the publish frame itself was within limits
             }
             let head = self.head.split().freeze();
-            t.handle
-                .push(OutFrame::message(head, payload.clone(), t.sid, t.overflow));
+            let frame = OutFrame::message(head, payload.clone(), t.sid, t.overflow);
+            if t.overflow != Overflow::Block {
+                t.handle.push(frame);
+            } else if !t.handle.push_blocking(frame, deadline).await {
+                // Lossless means waiting, but not forever: the stuck
+                // subscriber is cut off and both sides are told.
+                let waited = humantime_serde::re::humantime::format_duration(BLOCK_TIMEOUT);
+                t.handle.close_with(
+                    ErrorCode::SlowConsumer,
+                    &format!(
+                        "blocking subscription {} made no room within {waited}",
+                        t.sid
+                    ),
+                );
+                let msg = format!(
+                    "subscriber {} made no room within {waited}; it was disconnected",
+                    t.conn
+                );
+                self.handle.send_error(ErrorCode::SlowConsumer, msg, None);
+            }
         }
+        self.targets = targets;
     }
 
     fn request(

@@ -38,13 +38,15 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let daemon_warnings = config.warnings.clone();
     let shutdown = CancellationToken::new();
     let signals = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) {
-        (Ok(term), Ok(int)) => (term, int),
-        (Err(e), _) | (_, Err(e)) => {
+        (Ok(term), Ok(int), Ok(hup)) => (term, int, hup),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             eprintln!("busd: cannot install signal handlers: {e}");
             return ExitCode::FAILURE;
         }
@@ -56,13 +58,26 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (mut term, mut int) = signals;
+    for w in &daemon_warnings {
+        tracing::warn!("{w}");
+    }
+    let (mut term, mut int, mut hup) = signals;
+    let reloader = daemon.reloader();
     tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        loop {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    // Errors are logged by the reload itself; the old rules stay.
+                    let _ = reloader.reload();
+                    continue;
+                }
+            }
+            shutdown.cancel();
+            return;
         }
-        shutdown.cancel();
     });
     daemon.wait().await;
     ExitCode::SUCCESS
