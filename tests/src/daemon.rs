@@ -1,10 +1,31 @@
 //! An in-process daemon per test.
 
-use std::path::PathBuf;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use busd::{Config, Daemon};
 use busd_transport::Endpoint;
 use tempfile::TempDir;
+
+/// The config file name in the daemon's temp dir.
+const CONFIG_FILE: &str = "busd.toml";
+
+/// Writes `secret` to `path` (parents created) with mode 0600, even when
+/// the file exists with another mode.
+pub(crate) fn write_secret(path: &Path, secret: &str) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("token dir");
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    std::io::Write::write_all(&mut f, secret.as_bytes()).expect("write token");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}
 
 /// The transports every scenario runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +62,29 @@ impl TestDaemon {
     /// As [`TestDaemon::start`], after `tune` adjusts the config.
     pub async fn start_with(tune: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut config =
-            Config::parse("<test>", busd::DEFAULT_CONFIG, &[]).expect("default config");
+        let config = Config::parse("<test>", busd::DEFAULT_CONFIG, &[]).expect("default config");
+        Self::launch(dir, config, tune).await
+    }
+
+    /// A daemon running the config file `toml_body`, written as
+    /// `<tempdir>/busd.toml` beside its token files: each `(path, secret)`
+    /// of `tokens` is written at `path` relative to the config file with
+    /// mode 0600. The listeners are then moved to 127.0.0.1:0 and a socket
+    /// in the temp dir, whatever the file says. [`TestDaemon::reload`]
+    /// re-reads the same file.
+    pub async fn start_with_config(toml_body: &str, tokens: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (path, secret) in tokens {
+            write_secret(&dir.path().join(path), secret);
+        }
+        let path = dir.path().join(CONFIG_FILE);
+        std::fs::write(&path, toml_body).expect("write config");
+        let config = Config::load(Some(&path))
+            .unwrap_or_else(|e| panic!("test config refused: {e}\n{toml_body}"));
+        Self::launch(dir, config, |_| {}).await
+    }
+
+    async fn launch(dir: TempDir, mut config: Config, tune: impl FnOnce(&mut Config)) -> Self {
         config.tcp = Some("127.0.0.1:0".parse().expect("addr"));
         config.unix = Some(dir.path().join("busd.sock"));
         tune(&mut config);
@@ -61,6 +103,47 @@ impl TestDaemon {
             config,
             dir,
         }
+    }
+
+    /// The config file of [`TestDaemon::start_with_config`].
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join(CONFIG_FILE)
+    }
+
+    /// Where a token file named relative to the config file lives.
+    pub fn token_path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// Writes (or replaces) a token file relative to the config file, mode 0600.
+    pub fn write_token(&self, relative: &str, secret: &str) {
+        write_secret(&self.token_path(relative), secret);
+    }
+
+    /// Replaces the config file with `toml_body`; the running daemon sees
+    /// it at the next [`TestDaemon::reload`]. Written beside and renamed
+    /// over, so a reload never reads half a file.
+    pub fn rewrite_config(&self, toml_body: &str) {
+        let tmp = self.dir.path().join(".busd.toml.new");
+        std::fs::write(&tmp, toml_body).expect("write config");
+        std::fs::rename(&tmp, self.config_path()).expect("replace config");
+    }
+
+    /// Reloads the configuration file, as SIGHUP does.
+    ///
+    /// # Errors
+    /// Why the daemon refused the file (the old rules stay).
+    pub fn reload(&self) -> Result<(), String> {
+        self.daemon().reloader().reload()
+    }
+
+    /// [`TestDaemon::rewrite_config`], then [`TestDaemon::reload`].
+    ///
+    /// # Errors
+    /// As [`TestDaemon::reload`].
+    pub fn reconfigure(&self, toml_body: &str) -> Result<(), String> {
+        self.rewrite_config(toml_body);
+        self.reload()
     }
 
     /// The URL clients use for `transport`.

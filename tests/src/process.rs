@@ -66,6 +66,12 @@ impl DaemonProcess {
         panic!("busd did not start listening on {}", sock.display());
     }
 
+    /// Sends `signal` without waiting (e.g. SIGHUP to reload).
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
+        rustix::process::kill_process(pid, signal).expect("kill");
+    }
+
     /// Sends `signal` and waits for the exit status.
     pub fn signal_and_wait(mut self, signal: rustix::process::Signal) -> std::process::ExitStatus {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");

@@ -1,6 +1,6 @@
 //! A bare protocol client, for frames the SDK would never send.
 
-use busd_proto::{AuthKind, Frame, FrameCodec, Hello, Op, PROTOCOL_VERSION};
+use busd_proto::{AuthKind, ErrorCode, Frame, FrameCodec, Hello, Op, PROTOCOL_VERSION, Pfn};
 use busd_transport::{BoxReader, BoxWriter, Endpoint};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -36,6 +36,66 @@ impl RawClient {
         .await;
         let welcome = c.recv().await.expect("welcome").op;
         (c, welcome)
+    }
+
+    /// Sends `Hello` claiming `pfn` (if any) with `auth`.
+    pub async fn hello(&mut self, pfn: Option<&str>, auth: AuthKind) {
+        let pfn = pfn.map(|p| Pfn::parse(p).expect("valid pfn"));
+        self.send(Op::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            pfn,
+            name: "raw".into(),
+            auth,
+        }))
+        .await;
+    }
+
+    /// Connects, claims `pfn` with a token proof and answers the challenge
+    /// with `mac(nonce)`. Returns the client, the nonce the daemon sent,
+    /// the MAC sent, and the daemon's answer (`Welcome` or `Error`; `None`
+    /// if it closed without a word).
+    pub async fn connect_token(
+        url: &str,
+        pfn: &str,
+        mac: impl FnOnce(&[u8]) -> Vec<u8>,
+    ) -> (Self, Vec<u8>, Vec<u8>, Option<Op>) {
+        let mut c = Self::connect(url).await;
+        c.hello(Some(pfn), AuthKind::Token).await;
+        let mut buf = match c.recv().await.map(|f| f.op) {
+            Some(Op::Challenge { nonce }) => nonce,
+            other => panic!("expected Challenge for {pfn}, got {other:?}"),
+        };
+        let nonce = buf.to_vec();
+        let hmac = mac(&nonce);
+        // The challenge's byte buffer, reused for the answer.
+        buf.clear();
+        buf.extend_from_slice(&hmac);
+        c.send(Op::Auth { hmac: buf }).await;
+        let answer = c.recv().await.map(|f| f.op);
+        (c, nonce, hmac, answer)
+    }
+
+    /// Sends `Ping` and returns every frame before the `Pong`: what the
+    /// daemon queued for this connection before handling the ping.
+    /// Panics if the connection closes first.
+    pub async fn ping(&mut self) -> Vec<Frame> {
+        self.send(Op::Ping).await;
+        let mut before = Vec::new();
+        loop {
+            match self.recv().await {
+                Some(Frame { op: Op::Pong, .. }) => return before,
+                Some(f) => before.push(f),
+                None => panic!("connection closed before Pong; got {before:?}"),
+            }
+        }
+    }
+
+    /// The code of the first `Error` among `frames`.
+    pub fn error_code(frames: &[Frame]) -> Option<ErrorCode> {
+        frames.iter().find_map(|f| match f.op {
+            Op::Error { code, .. } => Some(code),
+            _ => None,
+        })
     }
 
     /// Sends a frame without payload.

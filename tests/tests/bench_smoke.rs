@@ -1,0 +1,112 @@
+//! `busd bench` runs each workload once, tiny, in-process and with
+//! `--procs`: it must finish, lose nothing and print valid JSON. This is
+//! how CI proves the bench works; speeds are never asserted.
+
+use std::process::{Command, Stdio};
+
+use busd_e2e::{DaemonProcess, busd_bin};
+use serde_json::Value;
+
+/// The keys every result line carries, and those of reqrep.
+const KEYS: &[&str] = &[
+    "workload",
+    "transport",
+    "size",
+    "sent",
+    "received",
+    "msgs_per_s",
+    "mb_per_s",
+    "lost",
+    "procs",
+    "pubs",
+    "subs",
+];
+const LATENCY_KEYS: &[&str] = &["p50_us", "p90_us", "p99_us", "p999_us"];
+
+/// Runs `busd bench ARGS --count 200 --json` and returns its one result.
+fn bench(args: &[&str]) -> Value {
+    let out = Command::new(busd_bin())
+        .arg("bench")
+        .args(args)
+        .args(["--count", "200", "--json", "--idle-timeout", "20"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run busd bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "busd bench {args:?}: {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON line per result: {stdout}");
+    let result: Value = serde_json::from_str(lines[0]).expect("valid JSON");
+    for key in KEYS {
+        assert!(result.get(key).is_some(), "{key} missing in {result}");
+    }
+    assert_eq!(result["lost"], 0, "{result}");
+    assert_eq!(result["out_of_order"], 0, "{result}");
+    assert_eq!(result["received"], result["expected"], "{result}");
+    assert!(
+        result["msgs_per_s"].as_f64().is_some_and(|r| r > 0.0),
+        "{result}"
+    );
+    result
+}
+
+#[test]
+fn pubsub_in_process_and_in_processes() {
+    let r = bench(&["pubsub", "--pubs", "2", "--subs", "2", "--size", "16"]);
+    assert_eq!(
+        (r["workload"].as_str(), r["transport"].as_str()),
+        (Some("pubsub"), Some("unix"))
+    );
+    assert_eq!(r["received"], 2 * 2 * 200);
+    let r = bench(&["pubsub", "--procs", "--transport", "tcp", "--window", "16"]);
+    assert_eq!(
+        (r["procs"].as_bool(), r["transport"].as_str()),
+        (Some(true), Some("tcp"))
+    );
+}
+
+#[test]
+fn fanout_in_process_and_in_processes() {
+    let r = bench(&["fanout", "--subs", "3", "--transport", "tcp"]);
+    assert_eq!(r["received"], 3 * 200);
+    let r = bench(&["fanout", "--subs", "3", "--procs", "--size", "65536"]);
+    assert_eq!(r["received"], 3 * 200);
+}
+
+#[test]
+fn reqrep_in_process_and_in_processes() {
+    for extra in [
+        &["--requesters", "2"][..],
+        &["--procs", "--responders", "2"][..],
+    ] {
+        let args: Vec<&str> = ["reqrep"].iter().chain(extra).copied().collect();
+        let r = bench(&args);
+        for key in LATENCY_KEYS {
+            assert!(r[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {r}");
+        }
+    }
+}
+
+#[test]
+fn against_a_running_daemon() {
+    let daemon = DaemonProcess::spawn(&[]);
+    let r = bench(&["pubsub", "--server", &daemon.unix_url, "--procs"]);
+    assert_eq!(r["system"], "busd");
+    let r = bench(&["reqrep", "--server", &daemon.unix_url]);
+    assert_eq!(r["workload"], "reqrep");
+}
+
+#[test]
+fn nonsense_is_refused_before_anything_runs() {
+    let out = Command::new(busd_bin())
+        .args(["bench", "pubsub", "--size", "4"])
+        .output()
+        .expect("run busd bench");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--size"));
+}
