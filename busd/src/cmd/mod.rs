@@ -1,7 +1,11 @@
 //! Subcommands of the `busd` binary; `main` dispatches to them.
 
+pub mod bench;
+mod check_config;
 mod client_args;
+mod ctl;
 mod payload;
+mod pfn;
 mod publish;
 mod reply;
 mod request;
@@ -41,6 +45,17 @@ enum Command {
     Req(request::Args),
     /// Answer requests to a service.
     Reply(reply::Args),
+    /// Measure throughput and latency: pubsub, fanout, reqrep.
+    Bench(bench::Args),
+    /// One worker of `busd bench --procs` (internal).
+    #[command(hide = true)]
+    BenchWorker(bench::WorkerArgs),
+    /// Show the daemon's live state or reload its config (admin only).
+    Ctl(ctl::Args),
+    /// Validate a configuration file and explain its access rules.
+    CheckConfig(check_config::Args),
+    /// Print the package family name of a package name and publisher.
+    Pfn(pfn::Args),
 }
 
 /// Runs the parsed command line; the process exits with the code returned.
@@ -66,6 +81,11 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Sub(args) => subscribe::run(args).await,
             Command::Req(args) => request::run(args).await,
             Command::Reply(args) => reply::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+            Command::BenchWorker(args) => bench::run_worker(args).await,
+            Command::Ctl(args) => ctl::run(args).await,
+            Command::CheckConfig(args) => check_config::run(&args),
+            Command::Pfn(args) => pfn::run(&args),
         }
     })
 }

@@ -1,0 +1,115 @@
+//! `natsbench table FILE`: the busd/NATS ratios of a `compare.sh` results file.
+//!
+//! Rows are grouped by workload, size and fan; with several rounds the
+//! median of each figure is used. Throughput ratios are busd ÷ NATS
+//! (higher is better for busd); latency ratios are busd ÷ NATS too (lower
+//! is better). Each cell also shows what was lost, since a figure bought
+//! with loss is not comparable.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::Context as _;
+use busd::cmd::bench::Summary;
+
+/// A workload as compared: name, payload size, fan shape.
+type Key = (String, usize, String);
+
+/// A figure of a result: its label and how to read it.
+type Metric = (&'static str, fn(&Summary) -> Option<f64>);
+
+/// The systems in column order: system name and transport.
+const COLUMNS: [(&str, &str); 3] = [("nats", "tcp"), ("busd", "tcp"), ("busd", "unix")];
+
+/// Reads a JSON-lines results file (lines that are not results, such as
+/// the machine header, are skipped) and renders the ratio table.
+///
+/// # Errors
+/// When the file cannot be read or a result line is malformed.
+pub(crate) fn render(path: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
+    let mut groups: BTreeMap<Key, Vec<Summary>> = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{path}:{}: not JSON", n + 1))?;
+        if value.get("workload").is_none() {
+            continue;
+        }
+        let s: Summary = serde_json::from_value(value)
+            .with_context(|| format!("{path}:{}: not a bench result", n + 1))?;
+        let fan = match s.workload.as_str() {
+            "reqrep" => format!("{}:{}", s.requesters, s.responders),
+            _ => format!("{}→{}", s.pubs, s.subs),
+        };
+        groups
+            .entry((s.workload.clone(), s.size, fan))
+            .or_default()
+            .push(s);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| workload | size | fan | metric | NATS | busd tcp | tcp/NATS | busd unix | unix/NATS |"
+    );
+    let _ = writeln!(out, "|---|---:|---|---|---:|---:|---:|---:|---:|");
+    for ((workload, size, fan), rows) in &groups {
+        let metrics: &[Metric] = if workload == "reqrep" {
+            &[
+                ("p50 µs", |s| s.p50_us),
+                ("p99 µs", |s| s.p99_us),
+                ("req/s", |s| Some(s.msgs_per_s)),
+            ]
+        } else if *size >= 16 * 1024 {
+            &[("MB/s", |s| Some(s.mb_per_s))]
+        } else {
+            &[("msgs/s", |s| Some(s.msgs_per_s))]
+        };
+        for (metric, get) in metrics {
+            let cells: Vec<Option<(f64, u64)>> = COLUMNS
+                .iter()
+                .map(|(system, transport)| {
+                    let picked: Vec<&Summary> = rows
+                        .iter()
+                        .filter(|s| s.system == *system && s.transport == *transport)
+                        .collect();
+                    let values: Vec<f64> = picked.iter().filter_map(|s| get(s)).collect();
+                    median(values).map(|v| (v, picked.iter().map(|s| s.lost).sum()))
+                })
+                .collect();
+            let nats = cells[0].map(|(v, _)| v);
+            let _ = write!(
+                out,
+                "| {workload} | {size} | {fan} | {metric} | {} ",
+                cell(cells[0])
+            );
+            for c in &cells[1..] {
+                let ratio = match (c, nats) {
+                    (Some((v, _)), Some(n)) if n > 0.0 => format!("{:.2}×", v / n),
+                    _ => "-".into(),
+                };
+                let _ = write!(out, "| {} | {ratio} ", cell(*c));
+            }
+            out.push_str("|\n");
+        }
+    }
+    Ok(out)
+}
+
+/// A figure, with its losses when there were any.
+fn cell(c: Option<(f64, u64)>) -> String {
+    match c {
+        None => "-".into(),
+        Some((v, 0)) => format!("{v:.1}"),
+        Some((v, lost)) => format!("{v:.1} (lost {lost})"),
+    }
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}

@@ -1,0 +1,145 @@
+//! `busd bench`: throughput and latency of a daemon, in the manner of `nats bench`.
+//!
+//! ```text
+//! busd bench pubsub|fanout|reqrep [--server URL | --transport tcp|unix]
+//!     [--size BYTES] [--count N] [--pubs N] [--subs M] [--requesters K]
+//!     [--responders R] [--window W] [--overflow POLICY] [--procs] [--json]
+//! ```
+//!
+//! Without `--server` it starts its own daemon in this process (embedded
+//! config, `127.0.0.1:0`, a temp socket). Workers run as tasks, or with
+//! `--procs` as processes re-executing this binary (`busd bench-worker`).
+//! Pub/sub runs check that every subscriber got every message of every
+//! publisher, in order; losses are reported, never hidden. Exit code 0 for
+//! a clean run, 3 for a run that completed with losses or failed workers,
+//! 1 when it could not run.
+//!
+//! The workload code is generic over [`Bus`], so `bench/natsbench` runs the
+//! very same workloads against NATS with `async-nats`, outside this binary.
+
+mod bus;
+mod pubsub;
+mod report;
+mod reqrep;
+mod roles;
+mod runner;
+mod spec;
+mod target;
+mod worker;
+
+use std::process::ExitCode;
+
+pub use bus::{Bus, BusdBus, BusdConn, Call, Conn};
+pub use report::{Summary, print_json, print_table};
+pub use runner::{Mode, Outcome, execute};
+pub use spec::{CommonArgs, Role, RoleResult, WorkerSpec, Workload};
+pub use worker::{WorkerCommand, worker_main};
+
+use busd_client::Overflow;
+
+/// Exit code of a run that completed but lost messages or workers.
+pub const EXIT_NOT_CLEAN: u8 = 3;
+
+/// Options of `busd bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Daemon URL (tcp://127.0.0.1:PORT, unix:///path); without it the
+    /// bench starts its own daemon in this process.
+    #[arg(long, short)]
+    server: Option<String>,
+    /// Which endpoint of the bench's own daemon to use (not with --server).
+    #[arg(long, value_enum, default_value_t = TransportArg::Unix, conflicts_with = "server")]
+    transport: TransportArg,
+    /// What the daemon does with a subscriber that falls behind.
+    #[arg(long, value_enum, default_value_t = OverflowArg::Disconnect)]
+    overflow: OverflowArg,
+}
+
+/// The transports of the bench's own daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransportArg {
+    /// Loopback TCP.
+    Tcp,
+    /// Unix socket.
+    Unix,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OverflowArg {
+    Disconnect,
+    DropOldest,
+    Block,
+}
+
+impl OverflowArg {
+    fn policy(self) -> Overflow {
+        match self {
+            Self::Disconnect => Overflow::Disconnect,
+            Self::DropOldest => Overflow::DropOldest,
+            Self::Block => Overflow::Block,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Disconnect => "disconnect",
+            Self::DropOldest => "drop-oldest",
+            Self::Block => "block",
+        }
+    }
+}
+
+/// Options of the hidden `busd bench-worker` subcommand.
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// The worker's spec, as JSON.
+    spec: String,
+}
+
+/// Runs `busd bench`.
+pub async fn run(args: Args) -> ExitCode {
+    match bench(args).await {
+        Ok(summary) if summary.is_clean() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(EXIT_NOT_CLEAN),
+        Err(e) => {
+            eprintln!("busd bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench(args: Args) -> anyhow::Result<Summary> {
+    args.common.validate()?;
+    let target = target::Target::resolve(args.server, args.transport).await?;
+    let bus = BusdBus {
+        overflow: args.overflow.policy(),
+    };
+    let mode = if args.common.procs {
+        Mode::Procs(WorkerCommand {
+            program: std::env::current_exe()?,
+            args: vec!["bench-worker".into()],
+        })
+    } else {
+        Mode::Tasks
+    };
+    let transport = target.transport();
+    let outcome = execute(&bus, &args.common, target.url(), &mode).await;
+    target.stop().await;
+    let mut summary = Summary::new(bus.system(), transport, &args.common, &outcome?);
+    if args.common.workload != Workload::Reqrep {
+        summary.overflow = Some(args.overflow.name().into());
+    }
+    if args.common.json {
+        print_json(std::slice::from_ref(&summary));
+    } else {
+        print_table(std::slice::from_ref(&summary));
+    }
+    Ok(summary)
+}
+
+/// Runs `busd bench-worker SPEC`, one worker of a `--procs` run.
+pub async fn run_worker(args: WorkerArgs) -> ExitCode {
+    worker_main::<BusdBus>(&args.spec).await
+}

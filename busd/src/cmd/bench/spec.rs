@@ -1,0 +1,232 @@
+//! What a benchmark run is made of: the options every bench shares, the
+//! roles its workers play, and what each worker reports back.
+//!
+//! A [`WorkerSpec`] travels to a worker process as one JSON argument and a
+//! [`RoleResult`] comes back as one JSON line, so the same types serve the
+//! in-process runner and the `--procs` runner.
+
+use serde::{Deserialize, Serialize};
+
+/// The workloads of `busd bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// N publishers → M subscribers on one subject.
+    Pubsub,
+    /// One publisher → M subscribers.
+    Fanout,
+    /// K requesters call a service served by R responders.
+    Reqrep,
+}
+
+impl Workload {
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pubsub => "pubsub",
+            Self::Fanout => "fanout",
+            Self::Reqrep => "reqrep",
+        }
+    }
+}
+
+/// The options every bench front end (busd's and natsbench's) shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    pub workload: Workload,
+    /// Payload size in bytes (pub/sub needs at least 8, for the sequence number).
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Messages per publisher, or requests per requester
+    /// [default: 100000 for pubsub and fanout, 20000 for reqrep].
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Publishers (pubsub; fanout has exactly one).
+    #[arg(long, default_value_t = 1)]
+    pub pubs: u16,
+    /// Subscribers [default: 1 for pubsub, 8 for fanout].
+    #[arg(long)]
+    pub subs: Option<u32>,
+    /// Concurrent requesters (reqrep).
+    #[arg(long, default_value_t = 1)]
+    pub requesters: u32,
+    /// Responders of the service (reqrep).
+    #[arg(long, default_value_t = 1)]
+    pub responders: u32,
+    /// Flow control: a publisher waits for the server to confirm everything
+    /// but its last WINDOW messages [default: 4 MiB / size, within 16..=1024].
+    #[arg(long)]
+    pub window: Option<u64>,
+    /// Run publishers, subscribers, requesters and responders as separate processes.
+    #[arg(long)]
+    pub procs: bool,
+    /// One JSON object per line instead of a progress bar and a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds a subscriber waits for its next message before it counts
+    /// the rest as lost; also the request timeout.
+    #[arg(long, default_value_t = 10)]
+    pub idle_timeout: u64,
+}
+
+impl CommonArgs {
+    /// Messages per publisher or requests per requester.
+    pub fn count(&self) -> u64 {
+        self.count.unwrap_or(match self.workload {
+            Workload::Pubsub | Workload::Fanout => 100_000,
+            Workload::Reqrep => 20_000,
+        })
+    }
+
+    /// Publishers for this workload.
+    pub fn pubs(&self) -> u16 {
+        match self.workload {
+            Workload::Fanout => 1,
+            Workload::Pubsub => self.pubs,
+            Workload::Reqrep => 0,
+        }
+    }
+
+    /// Subscribers for this workload.
+    pub fn subs(&self) -> u32 {
+        match self.workload {
+            Workload::Pubsub => self.subs.unwrap_or(1),
+            Workload::Fanout => self.subs.unwrap_or(8),
+            Workload::Reqrep => 0,
+        }
+    }
+
+    /// The flow-control window, in messages.
+    pub fn window(&self) -> u64 {
+        let by_size = (4 << 20) / self.size.max(1) as u64;
+        self.window.unwrap_or(by_size.clamp(16, 1024)).max(1)
+    }
+
+    /// Checks the combination before anything starts.
+    ///
+    /// # Errors
+    /// A message naming the bad option.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let pubsub = self.workload != Workload::Reqrep;
+        anyhow::ensure!(
+            !pubsub || self.size >= 8,
+            "--size must be at least 8 for {}: the payload carries a sequence number",
+            self.workload.name()
+        );
+        anyhow::ensure!(
+            self.workload != Workload::Fanout || self.pubs == 1,
+            "fanout has exactly one publisher; use pubsub for --pubs"
+        );
+        anyhow::ensure!(
+            !pubsub || (self.pubs() >= 1 && self.subs() >= 1),
+            "pub/sub needs at least one publisher and one subscriber"
+        );
+        anyhow::ensure!(
+            pubsub || (self.requesters >= 1 && self.responders >= 1),
+            "reqrep needs at least one requester and one responder"
+        );
+        anyhow::ensure!(self.count() >= 1, "--count must be at least 1");
+        anyhow::ensure!(self.count() < 1 << 48, "--count must be below 2^48");
+        Ok(())
+    }
+}
+
+/// One worker's job, as sent to it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerSpec<B> {
+    /// The bus driver's own options.
+    pub bus: B,
+    /// Where the server is.
+    pub url: String,
+    /// The client name to announce.
+    pub name: String,
+    /// What to do.
+    pub role: Role,
+}
+
+/// The part a worker plays.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Role {
+    /// Receives and checks `pubs × count` messages.
+    Subscriber {
+        /// The subject to subscribe to.
+        subject: String,
+        /// How many publishers send.
+        pubs: u16,
+        /// Messages each publisher sends.
+        count: u64,
+        /// Give up after this long without a message.
+        idle_timeout_ms: u64,
+    },
+    /// Sends `count` numbered messages.
+    Publisher {
+        /// The subject to publish to.
+        subject: String,
+        /// This publisher's number, stamped in each payload.
+        index: u16,
+        /// Messages to send.
+        count: u64,
+        /// Payload size.
+        size: usize,
+        /// Unconfirmed messages allowed in flight.
+        window: u64,
+    },
+    /// Answers requests with their own payload until told to stop.
+    Responder {
+        /// The service name.
+        service: String,
+    },
+    /// Makes `count` requests one after the other, timing each.
+    Requester {
+        /// The service name.
+        service: String,
+        /// Requests to make.
+        count: u64,
+        /// Payload size.
+        size: usize,
+        /// Request timeout.
+        timeout_ms: u64,
+    },
+}
+
+impl Role {
+    /// Whether the role must be in place before the clock starts
+    /// (subscribers, responders) rather than being what the clock times.
+    pub fn is_passive(&self) -> bool {
+        matches!(self, Self::Subscriber { .. } | Self::Responder { .. })
+    }
+}
+
+/// What one worker reports; runners add these up.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RoleResult {
+    /// Messages published or requests made.
+    pub sent: u64,
+    /// Messages received, or successful responses.
+    pub received: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+    /// Messages a subscriber never saw.
+    pub lost: u64,
+    /// Messages that came after a later one of the same publisher.
+    pub out_of_order: u64,
+    /// Failed requests, or foreign messages.
+    pub errors: u64,
+    /// The connection or subscription ended before the work was done.
+    pub disconnected: bool,
+    /// Why the worker stopped early, if it did.
+    pub error: Option<String>,
+    /// Unix time (ns) of the last message received or request answered.
+    pub last_ns: Option<u64>,
+    /// Request latencies: (nanoseconds, how many), from an HDR histogram.
+    pub latency: Vec<(u64, u64)>,
+}
+
+/// Nanoseconds since the Unix epoch: a clock every process on the machine shares.
+pub(crate) fn unix_ns() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,82 @@
+//! The daemon a bench runs against: one at a URL, or its own, started in
+//! this process on `127.0.0.1:0` and a socket in a temp dir.
+
+use anyhow::Context as _;
+use busd_transport::Endpoint;
+use tempfile::TempDir;
+
+use super::TransportArg;
+use crate::{Config, Daemon};
+
+/// Where the bench connects, and the daemon it owns, if any.
+pub(crate) struct Target {
+    url: String,
+    transport: &'static str,
+    /// The bench's own daemon and the dir holding its socket.
+    own: Option<(Daemon, TempDir)>,
+}
+
+impl Target {
+    /// `server` if given, else a fresh daemon reached over `transport`.
+    ///
+    /// # Errors
+    /// When the URL is invalid or the daemon cannot start.
+    pub(crate) async fn resolve(
+        server: Option<String>,
+        transport: TransportArg,
+    ) -> anyhow::Result<Self> {
+        if let Some(url) = server {
+            let endpoint: Endpoint = url
+                .parse()
+                .with_context(|| format!("invalid --server {url}"))?;
+            let transport = match endpoint {
+                Endpoint::Tcp(_) => "tcp",
+                Endpoint::Unix(_) => "unix",
+            };
+            return Ok(Self {
+                url,
+                transport,
+                own: None,
+            });
+        }
+        let dir = tempfile::tempdir().context("cannot create a temp dir for the socket")?;
+        // BUSD_* variables still tune it, e.g. BUSD_LIMITS__MAX_PENDING_MSGS.
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let mut config = Config::load_with_env(None, &env)?;
+        config.tcp = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.unix = Some(dir.path().join("busd.sock"));
+        let daemon = Daemon::start(config)
+            .await
+            .context("cannot start the bench's daemon")?;
+        let (endpoint, name) = match transport {
+            TransportArg::Tcp => (daemon.tcp_endpoint(), "tcp"),
+            TransportArg::Unix => (daemon.unix_endpoint(), "unix"),
+        };
+        let url = endpoint
+            .context("the daemon has no such endpoint")?
+            .to_string();
+        Ok(Self {
+            url,
+            transport: name,
+            own: Some((daemon, dir)),
+        })
+    }
+
+    /// The URL workers connect to.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// `tcp` or `unix`.
+    pub(crate) fn transport(&self) -> &'static str {
+        self.transport
+    }
+
+    /// Stops the bench's own daemon, if it has one.
+    pub(crate) async fn stop(self) {
+        if let Some((daemon, dir)) = self.own {
+            daemon.shutdown().await;
+            drop(dir);
+        }
+    }
+}
