@@ -1,0 +1,175 @@
+//! The `busd` client commands, as a script would use them, against a real
+//! daemon process.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use busd_e2e::{DaemonProcess, busd_bin};
+
+fn busd(d: &DaemonProcess, args: &[&str]) -> Command {
+    let mut cmd = Command::new(busd_bin());
+    cmd.args(args)
+        .env("BUSD_URL", &d.unix_url)
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(d: &DaemonProcess, args: &[&str]) -> Output {
+    busd(d, args).output().expect("run busd")
+}
+
+fn spawn(d: &DaemonProcess, args: &[&str]) -> Child {
+    busd(d, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn busd")
+}
+
+/// Waits (bounded) until the daemon lists `n` registrations on `subject`,
+/// asking it with `busd ctl subs`: the test's processes run as the
+/// daemon's own uid, which is always an admin.
+fn wait_registered(d: &DaemonProcess, subject: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let out = run(d, &["ctl", "subs"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.matches(&format!("\"{subject}\"")).count() >= n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{subject} never registered");
+}
+
+#[test]
+fn pub_and_sub_from_the_shell() {
+    let d = DaemonProcess::spawn(&[]);
+    let mut sub = spawn(&d, &["sub", "--count", "3", "weather.>"]);
+    wait_registered(&d, "weather.>", 1);
+    assert!(
+        run(&d, &["pub", "weather.today.paris", "sunny"])
+            .status
+            .success()
+    );
+    assert!(
+        run(
+            &d,
+            &[
+                "pub",
+                "--json",
+                "weather.week",
+                r#"{"city":"Paris","high":21}"#
+            ]
+        )
+        .status
+        .success()
+    );
+    let mut stdin_pub = busd(&d, &["pub", "weather.raw", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    stdin_pub
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&[0xc1, 0x00, 0xff])
+        .unwrap();
+    assert!(stdin_pub.wait().unwrap().success());
+
+    let lines: Vec<String> = BufReader::new(sub.stdout.take().unwrap())
+        .lines()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        sub.wait().unwrap().success(),
+        "sub exits after --count messages"
+    );
+    let fields: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(fields.len(), 3, "{lines:?}");
+    assert_eq!(fields[0][0], "weather.today.paris");
+    assert!(
+        fields[0][1].starts_with("unpackaged#"),
+        "sender: {}",
+        fields[0][1]
+    );
+    assert_eq!(fields[0][2], "sunny");
+    assert_eq!(
+        fields[1][2], r#"{"city":"Paris","high":21}"#,
+        "MessagePack shown as JSON"
+    );
+    assert_eq!(fields[2][2], "0xc100ff", "other bytes as hex");
+}
+
+#[test]
+fn req_and_reply_from_the_shell() {
+    let d = DaemonProcess::spawn(&[]);
+    let mut echo = spawn(&d, &["reply", "--echo", "--count", "1", "contoso.echo"]);
+    wait_registered(&d, "contoso.echo", 1);
+    let out = run(&d, &["req", "contoso.echo", "hello"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    assert!(
+        echo.wait().unwrap().success(),
+        "reply exits after --count requests"
+    );
+
+    let out = run(&d, &["req", "nobody.home", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("NoResponders"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn req_timeout_prints_the_code_and_exits_1() {
+    let d = DaemonProcess::spawn(&[]);
+    // A responder that never answers: `sub` on the service's subject does
+    // not serve it, so use a reply process that is stopped (SIGSTOP).
+    let mut silent = spawn(&d, &["reply", "silent.service", "never"]);
+    wait_registered(&d, "silent.service", 1);
+    let pid = rustix::process::Pid::from_raw(silent.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    let out = run(&d, &["req", "--timeout", "200", "silent.service", "x"]);
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    let _ = silent.wait();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("Timeout"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn commands_without_a_daemon_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("unix://{}/none.sock", dir.path().display());
+    let out = Command::new(busd_bin())
+        .args(["pub", "a", "b"])
+        .env("BUSD_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot connect"),
+        "{out:?}"
+    );
+    let out = Command::new(busd_bin())
+        .args(["pub", "a.*", "b"])
+        .env("BUSD_URL", &url)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+}
