@@ -4,17 +4,15 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The `busd` binary built beside this test (`target/<profile>/busd`).
+/// The `busd` command built beside this test: this package's `busd-test`
+/// binary (`src/bin/busd-test.rs`, the same code as `busd`), which cargo
+/// always builds before running the package's integration tests.
 pub fn busd_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test exe");
-    // target/<profile>/deps/<test> → target/<profile>/busd
+    // target/<profile>/deps/<test> → target/<profile>/busd-test
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join("busd");
-    assert!(
-        bin.exists(),
-        "{} not built: run `cargo test --workspace`",
-        bin.display()
-    );
+    let bin = dir.join("busd-test");
+    assert!(bin.exists(), "{} not built", bin.display());
     bin
 }
 
