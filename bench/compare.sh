@@ -68,7 +68,7 @@ pids+=($!)
 busd_tcp=$(wait_for_line "$tmp/busd.log" "tcp://127\.0\.0\.1:[0-9]+" | grep -oE 'tcp://127\.0\.0\.1:[0-9]+')
 wait_for_line "$tmp/busd.log" "unix://" >/dev/null
 busd_unix="unix://$tmp/busd.sock"
-log "NATS $(nats-server --version) on $nats_url; busd on $busd_tcp and $busd_unix"
+log "NATS $(nats-server --version | grep -oE "[0-9.]+$") on $nats_url; busd on $busd_tcp and $busd_unix"
 
 mkdir -p bench/results
 results="bench/results/$(date +%Y-%m-%d)-$(hostname).jsonl"
