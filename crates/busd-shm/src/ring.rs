@@ -1,0 +1,298 @@
+//! The single-producer/single-consumer byte ring, written once against
+//! [`Region`] so the loom models check the very code production runs.
+//!
+//! Positions (`head`, `tail`) are byte counts that only grow; `pos & mask` is
+//! the offset in the data region. A record is a native-endian `u32` length,
+//! the bytes, and padding to 8. A record never wraps: when it would not fit
+//! before the end, the producer writes [`PAD_MARKER`] as the length and
+//! continues at offset 0. Both sides keep their own position in private
+//! memory and only *store* it to the header; the peer's position is loaded and
+//! validated on every use, so garbage in the header yields [`Corrupt`], never
+//! an out-of-bounds access.
+
+use std::mem::MaybeUninit;
+use std::sync::Arc;
+
+use crate::error::{Corrupt, PushError};
+use crate::header::{PAD_MARKER, PREFIX, RECORD_ALIGN, record_len};
+use crate::region::Region;
+use crate::sync::{Ordering, fence};
+
+/// The writing half. Not `Clone`: one per ring.
+pub(crate) struct RawProducer<R: Region> {
+    region: Arc<R>,
+    /// Our private copy of the tail: the header's copy is write-only for us.
+    tail: u64,
+    max_message: u64,
+}
+
+/// The reading half. Not `Clone`: one per ring.
+pub(crate) struct RawConsumer<R: Region> {
+    region: Arc<R>,
+    /// Our private copy of the head.
+    head: u64,
+    max_message: u64,
+}
+
+/// The largest message a ring of `capacity` bytes can hold, capped by the
+/// configured `max_message`.
+fn effective_max(capacity: u64, max_message: usize) -> u64 {
+    (max_message as u64).min(capacity - PREFIX)
+}
+
+/// Loads and validates the consumer's head against our tail.
+fn checked_used(region: &impl Region, tail: u64) -> Result<u64, Corrupt> {
+    // SYNC POINT: pairs with the consumer's Release store of head in
+    // `RawConsumer::pop`: the bytes it released were fully copied out before
+    // we overwrite them.
+    let head = region.header().consumer.head.load(Ordering::Acquire);
+    match tail.checked_sub(head) {
+        Some(used) if used <= region.capacity() => Ok(used),
+        _ => Err(Corrupt::new("head outside the written region")),
+    }
+}
+
+impl<R: Region> RawProducer<R> {
+    /// Takes over the writing side of a fresh region (both positions 0).
+    pub(crate) fn new(region: Arc<R>, max_message: usize) -> Self {
+        let max_message = effective_max(region.capacity(), max_message);
+        Self {
+            region,
+            tail: 0,
+            max_message,
+        }
+    }
+
+    /// Our write position (bytes ever published, padding included).
+    pub(crate) fn position(&self) -> u64 {
+        self.tail
+    }
+
+    /// The largest message `try_push` accepts.
+    pub(crate) fn max_message(&self) -> usize {
+        self.max_message as usize
+    }
+
+    /// Appends one message. Does not wake the consumer: see
+    /// [`consumer_needs_wake`](Self::consumer_needs_wake).
+    pub(crate) fn try_push(&mut self, msg: &[u8]) -> Result<(), PushError> {
+        let len = msg.len() as u64;
+        if len > self.max_message {
+            return Err(PushError::TooLarge {
+                len: msg.len(),
+                max: self.max_message(),
+            });
+        }
+        let capacity = self.region.capacity();
+        let record = record_len(len);
+        let mut free = capacity - checked_used(&*self.region, self.tail)?;
+        let off = self.tail & (capacity - 1);
+        let to_end = capacity - off;
+        if record > to_end {
+            // Publish the padding on its own as soon as it fits, so a record
+            // that needs the whole ring can still go once the ring drains.
+            if to_end > free {
+                return Err(PushError::Full);
+            }
+            self.region.write(off, &PAD_MARKER.to_ne_bytes());
+            self.publish(self.tail + to_end);
+            free -= to_end;
+        }
+        if record > free {
+            return Err(PushError::Full);
+        }
+        let off = self.tail & (capacity - 1);
+        self.region.write(off, &(len as u32).to_ne_bytes());
+        self.region.write(off + PREFIX, msg);
+        self.publish(self.tail + record);
+        Ok(())
+    }
+
+    fn publish(&mut self, tail: u64) {
+        self.tail = tail;
+        // SYNC POINT: pairs with the consumer's Acquire load of tail in
+        // `RawConsumer::pop`: the record bytes written above are visible to
+        // it before the new tail is.
+        self.region
+            .header()
+            .producer
+            .tail
+            .store(tail, Ordering::Release);
+    }
+
+    /// Whether a push of `len` bytes could now make progress (write its record,
+    /// or at least the padding before it).
+    pub(crate) fn can_progress(&self, len: usize) -> Result<bool, Corrupt> {
+        let capacity = self.region.capacity();
+        let free = capacity - checked_used(&*self.region, self.tail)?;
+        let record = record_len((len as u64).min(self.max_message));
+        let to_end = capacity - (self.tail & (capacity - 1));
+        Ok(if record > to_end {
+            to_end <= free
+        } else {
+            record <= free
+        })
+    }
+
+    /// After a push: whether the consumer is parked and must be signalled.
+    /// Clears its flag, so one wake-up is sent per park.
+    pub(crate) fn consumer_needs_wake(&self) -> bool {
+        // SYNC POINT (Dekker, producer side): the SeqCst fence orders our store
+        // of tail before the load of `consumer_waiting`; the consumer orders
+        // its store of the flag before its load of tail with its own SeqCst
+        // fence (`RawConsumer::arm`). In the fences' total order one comes
+        // first, so either we see the flag or the consumer sees our tail: a
+        // wake-up is never lost.
+        fence(Ordering::SeqCst);
+        let waiting = &self.region.header().producer.consumer_waiting;
+        waiting.load(Ordering::Relaxed) != 0 && waiting.swap(0, Ordering::Relaxed) != 0
+    }
+
+    /// Announces that the producer is about to park waiting for space for a
+    /// `len`-byte message; returns `true` when it must not park after all.
+    pub(crate) fn arm(&self, len: usize) -> Result<bool, Corrupt> {
+        let waiting = &self.region.header().consumer.producer_waiting;
+        waiting.store(1, Ordering::Relaxed);
+        // SYNC POINT (Dekker, producer as waiter): pairs with the fence in
+        // `RawConsumer::producer_needs_wake`, as described there.
+        fence(Ordering::SeqCst);
+        let ready = self.can_progress(len)?;
+        if ready {
+            waiting.store(0, Ordering::Relaxed);
+        }
+        Ok(ready)
+    }
+}
+
+impl<R: Region> RawConsumer<R> {
+    /// Takes over the reading side of a fresh region (both positions 0).
+    pub(crate) fn new(region: Arc<R>, max_message: usize) -> Self {
+        let max_message = effective_max(region.capacity(), max_message);
+        Self {
+            region,
+            head: 0,
+            max_message,
+        }
+    }
+
+    /// The largest length this consumer accepts.
+    pub(crate) fn max_message(&self) -> usize {
+        self.max_message as usize
+    }
+
+    /// Our read position (bytes ever consumed, padding included).
+    pub(crate) fn position(&self) -> u64 {
+        self.head
+    }
+
+    /// The ring's memory.
+    pub(crate) fn region(&self) -> &R {
+        &self.region
+    }
+
+    /// Loads and validates the producer's tail.
+    fn checked_tail(&self) -> Result<u64, Corrupt> {
+        // SYNC POINT: pairs with the producer's Release store of tail in
+        // `RawProducer::publish`: every byte up to `tail` is written.
+        let tail = self.region.header().producer.tail.load(Ordering::Acquire);
+        match tail.checked_sub(self.head) {
+            Some(avail) if avail <= self.region.capacity() && tail % RECORD_ALIGN == 0 => Ok(tail),
+            _ => Err(Corrupt::new("tail outside the ring")),
+        }
+    }
+
+    /// Copies the next message into `out` (replacing its contents) and returns
+    /// its length, or `None` when the ring is empty.
+    pub(crate) fn pop(&mut self, out: &mut Vec<u8>) -> Result<Option<usize>, Corrupt> {
+        let tail = self.checked_tail()?;
+        let capacity = self.region.capacity();
+        let start = self.head;
+        loop {
+            let avail = tail - self.head;
+            if avail == 0 {
+                if self.head != start {
+                    self.release(); // padding consumed: give its space back
+                }
+                return Ok(None);
+            }
+            let off = self.head & (capacity - 1);
+            let mut prefix = [MaybeUninit::uninit(); PREFIX as usize];
+            self.region.read(off, &mut prefix);
+            let len = u32::from_ne_bytes(prefix.map(|b| {
+                // SAFETY:
+                // 1. `Region::read` initialises every byte of `dst`.
+                unsafe { b.assume_init() }
+            }));
+            if len == PAD_MARKER {
+                let to_end = capacity - off;
+                // A pad at offset 0 would skip the whole ring: never written.
+                if off == 0 || to_end > avail {
+                    return Err(Corrupt::new("padding outside the written region"));
+                }
+                self.head += to_end;
+                continue;
+            }
+            let len = u64::from(len);
+            if len > self.max_message {
+                return Err(Corrupt::new("message length over the limit"));
+            }
+            let record = record_len(len);
+            if record > avail || record > capacity - off {
+                return Err(Corrupt::new("message past the written region"));
+            }
+            out.clear();
+            out.reserve(len as usize);
+            self.region
+                .read(off + PREFIX, &mut out.spare_capacity_mut()[..len as usize]);
+            // SAFETY:
+            // 1. `reserve` made room for `len` bytes.
+            // 2. `Region::read` initialised exactly the first `len` of them.
+            unsafe { out.set_len(len as usize) };
+            self.head += record;
+            self.release();
+            return Ok(Some(len as usize));
+        }
+    }
+
+    fn release(&self) {
+        // SYNC POINT: pairs with the producer's Acquire load of head in
+        // `checked_used`: our copy-out above happens before it reuses the bytes.
+        self.region
+            .header()
+            .consumer
+            .head
+            .store(self.head, Ordering::Release);
+    }
+
+    /// Announces that the consumer is about to park; returns `true` when data
+    /// arrived meanwhile and it must not park after all.
+    pub(crate) fn arm(&self) -> bool {
+        let waiting = &self.region.header().producer.consumer_waiting;
+        waiting.store(1, Ordering::Relaxed);
+        // SYNC POINT (Dekker, consumer side): pairs with the fence in
+        // `RawProducer::consumer_needs_wake`, as described there.
+        fence(Ordering::SeqCst);
+        let ready = self.has_data();
+        if ready {
+            waiting.store(0, Ordering::Relaxed);
+        }
+        ready
+    }
+
+    /// Whether the tail has moved past our head (the next `pop` has work,
+    /// possibly only to report corruption).
+    pub(crate) fn has_data(&self) -> bool {
+        // Relaxed: a hint only; `pop` loads tail again with Acquire.
+        self.region.header().producer.tail.load(Ordering::Relaxed) != self.head
+    }
+
+    /// After a pop: whether the producer is parked waiting for space and must
+    /// be signalled. The same Dekker pattern as `consumer_needs_wake`, with
+    /// head in place of tail and `RawProducer::arm` as the other side.
+    pub(crate) fn producer_needs_wake(&self) -> bool {
+        // SYNC POINT (Dekker, consumer as notifier): see `consumer_needs_wake`.
+        fence(Ordering::SeqCst);
+        let waiting = &self.region.header().consumer.producer_waiting;
+        waiting.load(Ordering::Relaxed) != 0 && waiting.swap(0, Ordering::Relaxed) != 0
+    }
+}

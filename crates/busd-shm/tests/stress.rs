@@ -1,0 +1,132 @@
+//! Two processes, one ring: a child pushes a million variable-size messages
+//! (1..=4096 bytes, content derived from the sequence number) and the parent
+//! checks every byte and the order.
+//!
+//! The child is this test binary again, run with `--ignored --exact
+//! stress_child` and the ring's and eventfds' fd numbers in an environment
+//! variable; the fds are dups without `FD_CLOEXEC`, so they survive the exec.
+#![cfg(not(loom))]
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use busd_shm::{EventFd, Events, Options, Ring};
+
+const FDS_VAR: &str = "BUSD_SHM_STRESS_FDS";
+const MESSAGES: u64 = 1_000_000;
+const TIMEOUT: Option<Duration> = Some(Duration::from_secs(30));
+
+/// The length of message `seq`: 1..=4096, scattered.
+fn len_of(seq: u64) -> usize {
+    1 + (seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize
+}
+
+/// Message `seq`: its sequence number, then a pattern that depends on it,
+/// cut to `len_of(seq)` bytes.
+fn fill(seq: u64, pattern: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&seq.to_le_bytes());
+    let start = (seq % 251) as usize;
+    out.extend_from_slice(&pattern[start..start + 4096]);
+    out.truncate(len_of(seq));
+}
+
+fn pattern() -> Vec<u8> {
+    (0..4096 + 251)
+        .map(|i: u32| (i.wrapping_mul(7) ^ (i >> 8)) as u8)
+        .collect()
+}
+
+/// A dup of `fd` that survives exec.
+fn inheritable(fd: impl AsFd) -> OwnedFd {
+    rustix::io::dup(fd).expect("dup") // dup(2) never sets FD_CLOEXEC
+}
+
+#[test]
+fn million_messages_between_two_processes() {
+    let ring = Ring::create(1 << 20).expect("ring");
+    let events = Events::new().expect("eventfds");
+    let fds = [
+        inheritable(ring.fd()),
+        inheritable(&events.readable),
+        inheritable(&events.writable),
+    ];
+    let numbers: Vec<String> = fds.iter().map(|fd| fd.as_raw_fd().to_string()).collect();
+    let child = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--ignored",
+            "--exact",
+            "stress_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(FDS_VAR, numbers.join(","))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn child");
+    drop(fds); // the child has its own copies now
+
+    let mut consumer = ring.consumer(events, Options::default().max_message(4096));
+    let pattern = pattern();
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for seq in 0..MESSAGES {
+        let len = consumer.pop_wait(&mut got, TIMEOUT).expect("ring intact");
+        assert_eq!(
+            len,
+            Some(len_of(seq)),
+            "message {seq}: wrong length or timed out"
+        );
+        fill(seq, &pattern, &mut want);
+        assert!(got == want, "message {seq}: bytes differ");
+    }
+    assert_eq!(
+        consumer.try_pop(&mut got).unwrap(),
+        None,
+        "nothing after the last message"
+    );
+    let output = child.wait_with_output().expect("child");
+    assert!(
+        output.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The producer half, run only in the child process.
+#[test]
+#[ignore = "child process of million_messages_between_two_processes"]
+fn stress_child() {
+    let Ok(numbers) = std::env::var(FDS_VAR) else {
+        return;
+    };
+    let mut fds = numbers.split(',').map(|n| {
+        let raw = n.parse().expect("fd number");
+        // SAFETY:
+        // 1. The parent passed these numbers for fds it dup'ed without
+        //    FD_CLOEXEC just for this child; they are open here.
+        // 2. Nothing else in this process knows them, so each is owned once.
+        unsafe { OwnedFd::from_raw_fd(raw) }
+    });
+    let (ring, readable, writable) = (
+        fds.next().unwrap(),
+        fds.next().unwrap(),
+        fds.next().unwrap(),
+    );
+    for fd in [&ring, &readable, &writable] {
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC).expect("set cloexec");
+    }
+    let ring = Ring::open(ring).expect("open ring");
+    let events = Events {
+        readable: EventFd::from_fd(readable).expect("eventfd"),
+        writable: EventFd::from_fd(writable).expect("eventfd"),
+    };
+    let mut producer = ring.producer(events, Options::default().max_message(4096));
+    let pattern = pattern();
+    let mut msg = Vec::new();
+    for seq in 0..MESSAGES {
+        fill(seq, &pattern, &mut msg);
+        producer.push_wait(&msg, TIMEOUT).expect("push");
+    }
+}
