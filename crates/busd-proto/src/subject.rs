@@ -116,23 +116,31 @@ fn validate(text: &str) -> Result<bool, SubjectError> {
     if text.len() > MAX_SUBJECT_LEN {
         return Err(SubjectError::TooLong);
     }
+    // Every frame's subject passes here, so one pass over the bytes; only
+    // non-ASCII text pays for the Unicode white-space check.
+    if !text.is_ascii() && text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(SubjectError::BadChar(text.to_owned()));
+    }
+    let bytes = text.as_bytes();
     let mut wildcards = false;
-    let mut tokens = text.split('.').peekable();
-    while let Some(token) = tokens.next() {
-        if token.is_empty() {
-            return Err(SubjectError::EmptyToken(text.to_owned()));
-        }
-        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(SubjectError::BadChar(text.to_owned()));
-        }
+    let mut end = 0; // where the current token ends
+    for token in bytes.split(|&b| b == b'.') {
+        end += token.len() + 1;
+        let last = end > bytes.len();
         match token {
-            "*" => wildcards = true,
-            ">" if tokens.peek().is_none() => wildcards = true,
-            ">" => return Err(SubjectError::BadWildcard(text.to_owned())),
-            t if t.contains(['*', '>']) => {
-                return Err(SubjectError::BadWildcard(text.to_owned()));
+            [] => return Err(SubjectError::EmptyToken(text.to_owned())),
+            b"*" => wildcards = true,
+            b">" if last => wildcards = true,
+            _ => {
+                for &b in token {
+                    if b.is_ascii_whitespace() || b.is_ascii_control() {
+                        return Err(SubjectError::BadChar(text.to_owned()));
+                    }
+                    if b == b'*' || b == b'>' {
+                        return Err(SubjectError::BadWildcard(text.to_owned()));
+                    }
+                }
             }
-            _ => {}
         }
     }
     Ok(wildcards)
@@ -226,6 +234,39 @@ mod tests {
         assert!(m("a.>", "a.b.c"));
         assert!(!m("a.>", "a"));
         assert!(m("*.b.>", "x.b.y.z"));
+    }
+
+    /// The plain token-by-token rule the fast byte scan must agree with.
+    fn reference(text: &str) -> Option<bool> {
+        if text.is_empty() || text.len() > MAX_SUBJECT_LEN {
+            return None;
+        }
+        let tokens: Vec<&str> = text.split('.').collect();
+        let mut wildcards = false;
+        for (i, t) in tokens.iter().enumerate() {
+            let bad = t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control());
+            match *t {
+                _ if bad => return None,
+                "*" => wildcards = true,
+                ">" if i + 1 == tokens.len() => wildcards = true,
+                t if t.contains(['*', '>']) => return None,
+                _ => {}
+            }
+        }
+        Some(wildcards)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn byte_scan_agrees_with_the_reference_rule(
+            chars in proptest::collection::vec(
+                proptest::sample::select(vec!['a', 'b', '.', '*', '>', ' ', '\t', 'é', '\u{a0}', '\u{85}']),
+                0..12,
+            )
+        ) {
+            let text: String = chars.into_iter().collect();
+            proptest::prop_assert_eq!(validate(&text).ok(), reference(&text), "{:?}", text);
+        }
     }
 
     impl Subject {
