@@ -55,7 +55,7 @@ struct Service {
 #[derive(Debug, Default)]
 pub(crate) struct Calls {
     services: HashMap<Subject, Service>,
-    table: HashMap<u64, Call>,
+    table: ahash::AHashMap<u64, Call>,
     /// Deadlines, lazily pruned: an entry whose call is gone is skipped.
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     next_id: u64,

@@ -1,6 +1,8 @@
 //! Connections, subscriptions and publish routing.
 
 use std::collections::{HashMap, HashSet};
+
+use ahash::AHashMap;
 use std::sync::Arc;
 
 use busd_policy::{Identity, Policy};
@@ -159,9 +161,11 @@ struct Matched<H> {
 /// The router: see the [crate docs](crate).
 #[derive(Debug)]
 pub struct Router<H> {
-    pub(crate) conns: HashMap<u64, Conn<H>>,
+    pub(crate) conns: AHashMap<u64, Conn<H>>,
     trie: Trie,
-    cache: HashMap<Box<str>, Matched<H>>,
+    /// Keyed by subjects clients choose: a randomly keyed hash (ahash), fast
+    /// on the publish path and not open to chosen collisions.
+    cache: AHashMap<Box<str>, Matched<H>>,
     usage: HashMap<Owner, Usage>,
     pub(crate) calls: Calls,
     pub(crate) policy: Arc<Policy>,
@@ -173,9 +177,9 @@ impl<H: Clone> Router<H> {
     /// A router enforcing `policy` and `limits`.
     pub fn new(policy: Arc<Policy>, limits: RouterLimits) -> Self {
         Self {
-            conns: HashMap::new(),
+            conns: AHashMap::new(),
             trie: Trie::default(),
-            cache: HashMap::new(),
+            cache: AHashMap::new(),
             usage: HashMap::new(),
             calls: Calls::default(),
             policy,
