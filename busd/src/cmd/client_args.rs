@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use busd_client::{Client, Error, ErrorKind, Pfn};
+use bytes::Bytes;
+
+use super::payload::PayloadArgs;
 use busd_transport::Endpoint;
 
 /// Where the daemon is, and who this client is.
@@ -57,6 +60,18 @@ impl ClientArgs {
             }
             _ => fail(&e),
         })
+    }
+
+    /// Reads the payload argument `data`, then connects: what the commands
+    /// that send a payload do first (a bad payload fails before connecting).
+    pub(crate) async fn payload_and_connect(
+        &self,
+        payload: &PayloadArgs,
+        data: &str,
+        command: &str,
+    ) -> Result<(Bytes, Client), ExitCode> {
+        let bytes = payload.read(data)?;
+        Ok((bytes, self.connect(command).await?))
     }
 }
 

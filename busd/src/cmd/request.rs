@@ -26,12 +26,12 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args) -> ExitCode {
-    let payload = match args.payload.read(&args.data) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let client = match args.client.connect("req").await {
-        Ok(c) => c,
+    let (payload, client) = match args
+        .client
+        .payload_and_connect(&args.payload, &args.data, "req")
+        .await
+    {
+        Ok(pc) => pc,
         Err(code) => return code,
     };
     let options = RequestOptions {
