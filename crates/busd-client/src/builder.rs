@@ -8,11 +8,11 @@ use busd_transport::Endpoint;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::command::{COMMAND_CAPACITY, Shared};
+use crate::command::COMMAND_CAPACITY;
 use crate::connection::ConnectionTask;
 use crate::handshake::{self, HelloOptions};
 use crate::identity::{Identity, IntoPfn};
-use crate::state::State;
+use crate::shared::Shared;
 use crate::{Client, Error, ErrorKind, Pfn};
 
 /// The request timeout when none is set.
@@ -165,7 +165,7 @@ impl ClientBuilder {
             reconnect: self.reconnect,
             shared: Arc::clone(&shared),
             commands: rx,
-            state: State::default(),
+            epoch: 0,
         };
         tokio::spawn(task.run(session).instrument(span));
         Ok(Client::new(commands, shared))

@@ -9,14 +9,15 @@ use tokio::sync::{mpsc, oneshot};
 
 #[cfg(doc)]
 use crate::ErrorKind;
-use crate::command::{self, Command, DELIVERY_CAPACITY, Registration, Shared};
+use crate::command::{self, Command, DELIVERY_CAPACITY, Registration};
+use crate::shared::Shared;
 use crate::subject::{IntoSubject, literal};
 use crate::{ClientBuilder, Error, SubscribeOptions, Subscriber};
 
 /// A connection to busd: publish, subscribe, request and serve.
 ///
 /// Cloning is cheap (two reference counts) and every clone shares one
-/// connection task, which owns the socket. The connection is closed once every
+/// connection: its socket, its outgoing buffer and its tasks. The connection is closed once every
 /// `Client`, [`Subscriber`] and [`Service`](crate::Service) of it is dropped. When the
 /// connection is lost the client reconnects with backoff (unless turned off
 /// with [`ClientBuilder::reconnect`]) and registers its subscriptions and
@@ -135,10 +136,10 @@ impl Client {
         payload: Bytes,
     ) -> Result<(), Error> {
         let subject = literal(subject, "publish to")?;
-        let head = self
-            .shared
-            .encode(&Op::Pub { subject, headers }, payload.len())?;
-        command::send(&self.commands, Command::Publish { head, payload }).await
+        let op = Op::Pub { subject, headers };
+        let max = self.shared.max_frame();
+        let append = |state: &mut crate::state::State| state.write_frame(&op, &payload, max);
+        self.shared.submit(append).await
     }
 
     /// Subscribes to `subject`, which may hold wildcards (`*`, `>`).
@@ -256,7 +257,12 @@ impl Client {
     /// ```
     pub async fn flush(&self) -> Result<(), Error> {
         let (done, rx) = oneshot::channel();
-        command::send(&self.commands, Command::Flush { done }).await?;
+        self.shared
+            .submit(|state| {
+                state.flush(done);
+                Ok(())
+            })
+            .await?;
         command::answer(rx).await?
     }
 

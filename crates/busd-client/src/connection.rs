@@ -1,37 +1,23 @@
-//! The connection task: the one owner of a client's socket session and
-//! routing state, and the place where reconnecting happens.
+//! The connection task: the owner of a client's sessions, and the place
+//! where reconnecting happens.
 //!
-//! Its loop serves four sources at once, never waiting on one while another
-//! could make progress: buffers coming back from the writer task, room in a
-//! full delivery channel, frames from the reader task and commands from the
-//! handles. Commands are taken in batches (one `recv`, then whatever
-//! `try_recv` has ready) into one buffer, which the writer task writes with a
-//! single `write_all` while the next batch builds up.
+//! It starts each session's reader and writer tasks, applies the rare
+//! [`Command`]s (registering, unregistering), notices when a session ends
+//! or every handle is gone, and reconnects with backoff. It is not on any
+//! hot path: callers append their frames to the shared outgoing buffer
+//! themselves, and the reader task routes what arrives.
 
-use std::mem;
 use std::sync::Arc;
 use std::time::Duration;
 
 use busd_transport::Endpoint;
-use bytes::BytesMut;
-use tokio::sync::mpsc::{self, OwnedPermit};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::Message;
-use crate::command::{Command, IncomingCall, Registration, Shared};
+use crate::command::Command;
 use crate::handshake::{self, HelloOptions, Session};
 use crate::session::{self, Backoff, Pipes};
-use crate::state::State;
-
-/// Past this many buffered bytes, while a write is in flight, no more commands
-/// are taken: publishers wait on the command channel instead.
-const HIGH_WATER: usize = 1024 * 1024;
-
-/// Most commands or frames handled in one batch, so neither side starves.
-const BATCH: usize = 1024;
-
-/// A written buffer larger than this is not kept for reuse.
-const MAX_SPARE: usize = 8 * 1024 * 1024;
+use crate::shared::Shared;
 
 /// A session that lived at least this long resets the reconnect backoff.
 const STABLE_SESSION: Duration = Duration::from_secs(2);
@@ -39,11 +25,9 @@ const STABLE_SESSION: Duration = Duration::from_secs(2);
 /// How long a closing client waits for its last bytes to be written.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Room reserved in a full delivery channel.
-pub(crate) enum Permit {
-    Msg(OwnedPermit<Message>),
-    Call(OwnedPermit<IncomingCall>),
-}
+/// How long a stopped reader may take to end (it parks a delivery waiting
+/// for room, or notices it is stale at its next frame).
+const STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How a session ended.
 enum End {
@@ -60,13 +44,19 @@ pub(crate) struct ConnectionTask {
     pub(crate) reconnect: bool,
     pub(crate) shared: Arc<Shared>,
     pub(crate) commands: mpsc::Receiver<Command>,
-    pub(crate) state: State,
+    /// The number of the latest connection (see `State::epoch`).
+    pub(crate) epoch: u64,
 }
 
 impl ConnectionTask {
     /// Runs sessions, starting with `first`, until every handle is gone (or
     /// the connection is lost with reconnect off).
     pub(crate) async fn run(mut self, first: Session) {
+        self.run_sessions(first).await;
+        self.shared.with(crate::state::State::shut);
+    }
+
+    async fn run_sessions(&mut self, first: Session) {
         let mut next = Some(first);
         let mut backoff = Backoff::new();
         loop {
@@ -81,8 +71,6 @@ impl ConnectionTask {
             match self.run_session(session).await {
                 End::HandlesGone => return,
                 End::Lost(why) => {
-                    self.shared.disconnected();
-                    self.state.fail_in_flight(&why);
                     if !self.reconnect {
                         tracing::warn!(endpoint = %self.endpoint, cause = %why, "connection to busd lost; reconnect is off");
                         return;
@@ -117,162 +105,76 @@ impl ConnectionTask {
     }
 
     async fn run_session(&mut self, session: Session) -> End {
-        let (mut pipes, welcome) = session::spawn(session);
-        let epoch = self.state.epoch + 1;
-        self.shared.welcome(epoch, &welcome);
-        self.state.begin(epoch);
-        let mut spare = BytesMut::new();
-        let mut writing = false;
+        let Session {
+            reader,
+            writer,
+            welcome,
+        } = session;
+        self.epoch += 1;
+        let epoch = self.epoch;
+        self.shared.welcome(&welcome);
+        self.shared.with(|s| s.begin(epoch));
+        let mut pipes = session::spawn(reader, writer, &self.shared, epoch);
+        let mut reader_done = false;
+        let mut writer_done = false;
         let end = loop {
-            if !writing && !self.state.out.is_empty() {
-                let buf = mem::replace(&mut self.state.out, mem::take(&mut spare));
-                if pipes.to_writer.try_send(buf).is_err() {
+            tokio::select! {
+                why = &mut pipes.reader_task => {
+                    reader_done = true;
+                    break End::Lost(why.unwrap_or_else(|e| format!("reader task failed: {e}")));
+                }
+                _ = &mut pipes.writer_task => {
+                    writer_done = true;
                     break End::Lost("write to busd failed".into());
                 }
-                writing = true;
-            }
-            let room = self.room();
-            let take_commands = !(writing && self.state.out.len() >= HIGH_WATER);
-            // Unbiased: a flood of frames must not starve commands, nor the reverse.
-            tokio::select! {
-                buf = pipes.written.recv(), if writing => match buf {
-                    Some(buf) => {
-                        writing = false;
-                        if buf.capacity() <= MAX_SPARE {
-                            spare = buf;
-                        }
-                    }
-                    None => break End::Lost("write to busd failed".into()),
-                },
-                permit = wait_room(room), if self.state.blocked.is_some() => {
-                    self.state.deliver_blocked(permit);
-                }
-                frame = pipes.frames.recv(), if self.state.blocked.is_none() => {
-                    if let Some(end) = self.handle_frames(frame, &mut pipes) {
-                        break end;
-                    }
-                }
-                command = self.commands.recv(), if take_commands => match command {
-                    Some(command) => self.handle_commands(command),
+                command = self.commands.recv() => match command {
+                    Some(command) => self.shared.with(|s| s.handle_command(command)),
                     None => break End::HandlesGone,
                 },
             }
         };
-        if matches!(end, End::HandlesGone) {
-            self.close(pipes, writing).await;
-        } else {
-            pipes.reader_task.abort();
-            pipes.writer_task.abort();
+        match &end {
+            End::HandlesGone => close(pipes, reader_done, writer_done).await,
+            End::Lost(why) => {
+                self.shared.with(|s| s.fail_in_flight(why));
+                pipes.writer_task.abort();
+                pipes.stop.cancel();
+                // A reader waiting for room parks its delivery for the next
+                // session and ends; it must end before the next one starts.
+                if !reader_done
+                    && tokio::time::timeout(STOP_TIMEOUT, &mut pipes.reader_task)
+                        .await
+                        .is_err()
+                {
+                    pipes.reader_task.abort();
+                }
+            }
         }
         end
     }
-
-    /// Handles `first` and then whatever frames are ready, up to a batch.
-    fn handle_frames(
-        &mut self,
-        first: Option<Result<busd_proto::Frame, busd_proto::CodecError>>,
-        pipes: &mut Pipes,
-    ) -> Option<End> {
-        let mut next = first;
-        for _ in 0..BATCH {
-            match next {
-                Some(Ok(frame)) => self.state.handle_frame(frame),
-                Some(Err(err)) => return Some(End::Lost(format!("bad frame from busd: {err}"))),
-                None => {
-                    let why = self.state.close_reason.take();
-                    return Some(End::Lost(
-                        why.unwrap_or_else(|| "busd closed the connection".into()),
-                    ));
-                }
-            }
-            if self.state.blocked.is_some() {
-                return None;
-            }
-            next = match pipes.frames.try_recv() {
-                Ok(item) => Some(item),
-                Err(mpsc::error::TryRecvError::Empty) => return None,
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
-            };
-        }
-        None
-    }
-
-    /// Handles `first` and then whatever commands are ready, up to a batch
-    /// or until the buffer is past the high-water mark.
-    fn handle_commands(&mut self, first: Command) {
-        self.state.handle_command(first);
-        for _ in 1..BATCH {
-            if self.state.out.len() >= HIGH_WATER {
-                return;
-            }
-            match self.commands.try_recv() {
-                Ok(command) => self.state.handle_command(command),
-                Err(_) => return,
-            }
-        }
-    }
-
-    /// The channel the parked delivery waits on, if any.
-    fn room(&self) -> Option<Room> {
-        let blocked = self.state.blocked.as_ref()?;
-        match self.state.registry.get(&blocked.sid)? {
-            Registration::Sub { messages, .. } => Some(Room::Msg(messages.clone())),
-            Registration::Serve { calls, .. } => Some(Room::Call(calls.clone())),
-        }
-    }
-
-    /// Writes what is still buffered, then closes the socket gracefully:
-    /// shuts down the sending side and reads until busd closes its side, so
-    /// the last bytes are not lost to a reset.
-    async fn close(&mut self, pipes: Pipes, mut writing: bool) {
-        let Pipes {
-            mut frames,
-            to_writer,
-            mut written,
-            reader_task,
-            writer_task,
-        } = pipes;
-        let out = &mut self.state.out;
-        let graceful = async move {
-            loop {
-                if writing && written.recv().await.is_none() {
-                    return;
-                }
-                if out.is_empty() {
-                    break;
-                }
-                if to_writer.send(mem::take(out)).await.is_err() {
-                    return;
-                }
-                writing = true;
-            }
-            // The writer shuts the socket's sending side down once its
-            // channel closes; busd answers with EOF.
-            drop(to_writer);
-            while frames.recv().await.is_some() {}
-        };
-        if tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, graceful)
-            .await
-            .is_err()
-        {
-            tracing::debug!("busd did not close the connection in time");
-        }
-        reader_task.abort();
-        writer_task.abort();
-    }
 }
 
-/// A sender to wait on for room.
-enum Room {
-    Msg(mpsc::Sender<Message>),
-    Call(mpsc::Sender<IncomingCall>),
-}
-
-/// Waits for room in `room`; `None` when its receiver is gone (or `room`
-/// itself is `None`, meaning the registration is gone already).
-async fn wait_room(room: Option<Room>) -> Option<Permit> {
-    match room? {
-        Room::Msg(tx) => tx.reserve_owned().await.ok().map(Permit::Msg),
-        Room::Call(tx) => tx.reserve_owned().await.ok().map(Permit::Call),
+/// Writes what is still buffered, then closes the socket gracefully: shuts
+/// down the sending side and reads until busd closes its side, so the last
+/// bytes are not lost to a reset.
+async fn close(mut pipes: Pipes, reader_done: bool, writer_done: bool) {
+    pipes.finish.cancel();
+    let graceful = async {
+        // The writer shuts the socket's sending side down once it has
+        // written everything; busd answers with EOF.
+        if !writer_done && !matches!((&mut pipes.writer_task).await, Ok(Ok(()))) {
+            return;
+        }
+        if !reader_done {
+            let _ = (&mut pipes.reader_task).await;
+        }
+    };
+    if tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, graceful)
+        .await
+        .is_err()
+    {
+        tracing::debug!("busd did not close the connection in time");
     }
+    pipes.reader_task.abort();
+    pipes.writer_task.abort();
 }

@@ -2,13 +2,12 @@
 //!
 //! The daemon answers a `Ctl` with `Resp{rid}` whose payload is a JSON
 //! document, or with status `NotAuthorized` when the client's identity is not
-//! an admin one. Ctl ids share the request id space, so the connection task
+//! an admin one. Ctl ids share the request id space, so the reader task
 //! routes their answers like any request's.
 
 use std::sync::atomic::Ordering;
 
 use busd_proto::{CtlCommand, Op, Status};
-use bytes::Bytes;
 
 use crate::command::Target;
 use crate::{Client, Error, ErrorKind, Response};
@@ -41,10 +40,10 @@ impl Client {
     /// ```
     pub async fn ctl(&self, command: CtlCommand) -> Result<serde_json::Value, Error> {
         let rid = self.shared.next_rid.fetch_add(1, Ordering::Relaxed);
-        let head = self.shared.encode(&Op::Ctl { rid, command }, 0)?;
+        let op = Op::Ctl { rid, command };
         let timeout = self.shared.request_timeout;
         let response = self
-            .exchange(rid, Target::Ctl(command), head, Bytes::new(), timeout)
+            .exchange(rid, Target::Ctl(command), &op, &[], timeout)
             .await?;
         document(command, &response)
     }
@@ -94,6 +93,8 @@ pub(crate) fn name(command: CtlCommand) -> String {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     fn response(status: Status, payload: &'static str) -> Response {

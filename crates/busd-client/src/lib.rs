@@ -1,8 +1,10 @@
 //! The busd SDK: connect to the local message bus, publish, subscribe, make
 //! requests and serve them.
 //!
-//! A [`Client`] is a cheap handle to one connection task that owns the
-//! socket (over loopback TCP or a Unix socket). A [`Subscriber`] is a
+//! A [`Client`] is a cheap handle to one connection (over loopback TCP or a
+//! Unix socket): calls append their frames to its outgoing buffer, a writer
+//! task writes it, and a reader task routes what arrives to subscribers,
+//! services and waiting requests. A [`Subscriber`] is a
 //! [`Stream`](futures::Stream) of [`Message`]s and unsubscribes when dropped;
 //! a [`Service`] is a stream of [`Request`]s to answer. When the daemon
 //! restarts, the client reconnects with backoff and registers its
@@ -41,12 +43,14 @@ mod client;
 mod command;
 mod connection;
 mod ctl;
+mod dispatch;
 mod error;
 mod handshake;
 mod identity;
 mod request;
 mod service;
 mod session;
+mod shared;
 mod state;
 mod subject;
 mod subscriber;

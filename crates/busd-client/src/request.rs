@@ -11,7 +11,8 @@ use busd_proto::{Headers, Op, Status, ValueSet, ValueSetError};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::command::{self, Command, Target};
+use crate::command::{self, Target};
+use crate::state::PendingRequest;
 use crate::subject::{IntoSubject, literal};
 use crate::{Client, Error, ErrorKind};
 
@@ -145,39 +146,40 @@ impl Client {
             timeout_ms: timeout_ms(timeout),
             headers: options.headers,
         };
-        let head = self.shared.encode(&op, payload.len())?;
         let target = Target::Service(service);
-        self.exchange(rid, target, head, payload, timeout).await
+        self.exchange(rid, target, &op, &payload, timeout).await
     }
 
-    /// Sends a request's frame (`head` and `payload`, under `rid`) and waits
+    /// Appends a request's frame (`op` and `payload`, under `rid`) and waits
     /// for its answer: at most `timeout` plus [`GUARD_MARGIN`], in case the
     /// daemon dies without answering.
     pub(crate) async fn exchange(
         &self,
         rid: u64,
         target: Target,
-        head: Bytes,
-        payload: Bytes,
+        op: &Op,
+        payload: &[u8],
         timeout: Duration,
     ) -> Result<Response, Error> {
-        let what = target.to_string();
         let (reply, rx) = oneshot::channel();
-        let command = Command::Request {
-            rid,
-            target,
-            head,
-            payload,
-            reply,
-        };
+        let max = self.shared.max_frame();
         let exchange = async {
-            command::send(&self.commands, command).await?;
+            self.shared
+                .submit(|state| {
+                    state.write_frame(op, payload, max)?;
+                    state.requests.insert(rid, PendingRequest { target, reply });
+                    Ok(())
+                })
+                .await?;
             command::answer(rx).await?
         };
         match tokio::time::timeout(timeout.saturating_add(GUARD_MARGIN), exchange).await {
             Ok(result) => result,
             Err(_) => {
-                command::send_from_drop(&self.commands, Command::ForgetRequest { rid });
+                let what = self
+                    .shared
+                    .with(|state| state.requests.remove(&rid))
+                    .map_or_else(|| format!("request {rid}"), |p| p.target.to_string());
                 Err(Error::new(
                     ErrorKind::Timeout,
                     format!("{what} got no answer within {timeout:?}, not even from busd"),

@@ -3,7 +3,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use busd_proto::{Headers, Op, Sender, Status, Subject, ValueSet, ValueSetError};
@@ -11,7 +10,8 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::sync::mpsc;
 
-use crate::command::{self, Command, DELIVERY_CAPACITY, IncomingCall, Registration, Shared};
+use crate::command::{self, Command, DELIVERY_CAPACITY, IncomingCall, Registration};
+use crate::shared::Shared;
 use crate::subject::{IntoSubject, literal};
 use crate::{Client, Error, ErrorKind};
 
@@ -156,7 +156,7 @@ impl Stream for Service {
                 payload: call.payload,
                 rid: call.rid,
                 epoch: call.epoch,
-                commands: self.commands.clone(),
+                _alive: self.commands.clone(),
                 shared: Arc::clone(&self.shared),
             })
         })
@@ -185,7 +185,8 @@ pub struct Request {
     pub payload: Bytes,
     rid: u64,
     epoch: u64,
-    commands: mpsc::Sender<Command>,
+    /// Keeps the connection open until the request is answered or dropped.
+    _alive: mpsc::Sender<Command>,
     shared: Arc<Shared>,
 }
 
@@ -269,24 +270,23 @@ impl Request {
                 format!("a service answers Success or Failure, not {status}"),
             ));
         }
-        if self.epoch != self.shared.epoch.load(Ordering::Acquire) {
-            return Err(Error::disconnected(&format!(
-                "the request to {} came on an earlier connection and cannot be answered",
-                self.service
-            )));
-        }
         let payload = payload.into();
         let op = Op::Resp {
             rid: self.rid,
             status,
             headers,
         };
-        let head = self.shared.encode(&op, payload.len())?;
-        let command = Command::Respond {
-            epoch: self.epoch,
-            head,
-            payload,
-        };
-        command::send(&self.commands, command).await
+        let max = self.shared.max_frame();
+        let (epoch, service) = (self.epoch, &self.service);
+        self.shared
+            .submit(|state| {
+                if state.epoch != epoch {
+                    return Err(Error::disconnected(&format!(
+                        "the request to {service} came on an earlier connection and cannot be answered"
+                    )));
+                }
+                state.write_frame(&op, &payload, max)
+            })
+            .await
     }
 }

@@ -1,87 +1,133 @@
 //! One socket session after its handshake: a reader task and a writer task
 //! around the owned halves, and the reconnect backoff.
 //!
-//! Reading never waits on writing: the reader task only decodes frames and
-//! hands them to the connection task, and the writer task only writes the
-//! buffers it is given. If the two sides' socket buffers fill up, the daemon
-//! can still drain ours while we drain theirs.
+//! Reading never waits on writing: the reader task decodes frames and routes
+//! them itself (see [`dispatch`](crate::dispatch)), and the writer task only
+//! writes what callers appended to the shared outgoing buffer, taking it
+//! whole so that everything appended while a write is in flight goes out in
+//! the next single `write_all`. If both sides' socket buffers fill up, the
+//! daemon can still drain ours while we drain theirs.
 
 use std::hash::{BuildHasher, RandomState};
+use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
-use busd_proto::{CodecError, Frame, FrameCodec, Welcome};
+use busd_proto::FrameCodec;
 use busd_transport::{BoxReader, BoxWriter};
 use bytes::BytesMut;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
 
-use crate::handshake::Session;
+use crate::dispatch::Dispatch;
+use crate::shared::Shared;
 
-/// Frames read ahead of the connection task; past this the reader stops
-/// reading, which pushes back onto the socket.
-const INBOUND_CAPACITY: usize = 1024;
+/// A written buffer larger than this is not kept for reuse.
+const MAX_SPARE: usize = 8 * 1024 * 1024;
 
 /// The running halves of a session, as the connection task sees them.
 pub(crate) struct Pipes {
-    /// Decoded frames; `None` once the socket is closed or broken.
-    pub(crate) frames: mpsc::Receiver<Result<Frame, CodecError>>,
-    /// Buffers to write; at most one at a time is in flight.
-    pub(crate) to_writer: mpsc::Sender<BytesMut>,
-    /// Buffers back from the writer, emptied, once written; `None` when the
-    /// write side failed.
-    pub(crate) written: mpsc::Receiver<BytesMut>,
-    pub(crate) reader_task: JoinHandle<()>,
-    pub(crate) writer_task: JoinHandle<()>,
+    /// Ends with why the connection ended (EOF, a bad frame), or once `stop`
+    /// fires or the session is no longer the live one.
+    pub(crate) reader_task: JoinHandle<String>,
+    /// Ends only when a write fails, or after `finish`.
+    pub(crate) writer_task: JoinHandle<io::Result<()>>,
+    /// Tells the reader to stop; a delivery it is waiting to make is parked
+    /// in the state for the next session.
+    pub(crate) stop: CancellationToken,
+    /// Tells the writer to write what is buffered, shut the socket's sending
+    /// side down and end.
+    pub(crate) finish: CancellationToken,
 }
 
-/// Splits `session` into a reader task and a writer task.
-pub(crate) fn spawn(session: Session) -> (Pipes, Welcome) {
-    let (frames_tx, frames) = mpsc::channel(INBOUND_CAPACITY);
-    let (to_writer, writer_rx) = mpsc::channel(1);
-    let (written_tx, written) = mpsc::channel(1);
-    let reader_task = tokio::spawn(read_loop(session.reader, frames_tx));
-    let writer_task = tokio::spawn(write_loop(session.writer, writer_rx, written_tx));
-    let pipes = Pipes {
-        frames,
-        to_writer,
-        written,
+/// Starts the reader and writer tasks of connection number `epoch`.
+pub(crate) fn spawn(
+    reader: FramedRead<BoxReader, FrameCodec>,
+    writer: BoxWriter,
+    shared: &Arc<Shared>,
+    epoch: u64,
+) -> Pipes {
+    let stop = CancellationToken::new();
+    let finish = CancellationToken::new();
+    let reader_task = tokio::spawn(read_loop(reader, Arc::clone(shared), epoch, stop.clone()));
+    let writer_task = tokio::spawn(write_loop(writer, Arc::clone(shared), finish.clone()));
+    Pipes {
         reader_task,
         writer_task,
-    };
-    (pipes, session.welcome)
+        stop,
+        finish,
+    }
 }
 
 async fn read_loop(
     mut reader: FramedRead<BoxReader, FrameCodec>,
-    frames: mpsc::Sender<Result<Frame, CodecError>>,
-) {
-    while let Some(item) = reader.next().await {
-        let last = item.is_err();
-        if frames.send(item).await.is_err() || last {
-            return;
+    shared: Arc<Shared>,
+    epoch: u64,
+    stop: CancellationToken,
+) -> String {
+    const STOPPED: &str = "the session was stopped";
+    if let Some(stall) = shared.with(|s| s.resume_blocked()) {
+        if !stall.wait(&shared, &stop).await {
+            return STOPPED.into();
+        }
+    }
+    let mut close_reason = None;
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
+    loop {
+        // Biased towards frames, so `stopped` is polled only when none is ready.
+        let item = tokio::select! {
+            biased;
+            item = reader.next() => item,
+            () = &mut stopped => return STOPPED.into(),
+        };
+        let frame = match item {
+            Some(Ok(frame)) => frame,
+            Some(Err(err)) => return format!("bad frame from busd: {err}"),
+            None => return close_reason.unwrap_or_else(|| "busd closed the connection".into()),
+        };
+        match shared.with(|s| s.handle_frame(frame, epoch)) {
+            Dispatch::Done => {}
+            Dispatch::Stale => return STOPPED.into(),
+            Dispatch::Closing(why) => close_reason = Some(why),
+            Dispatch::Full(stall) => {
+                if !stall.wait(&shared, &stop).await {
+                    return STOPPED.into();
+                }
+            }
         }
     }
 }
 
 async fn write_loop(
     mut writer: BoxWriter,
-    mut buffers: mpsc::Receiver<BytesMut>,
-    written: mpsc::Sender<BytesMut>,
-) {
-    while let Some(mut buf) = buffers.recv().await {
-        if let Err(err) = writer.write_all(&buf).await {
-            tracing::debug!(cause = %err, "write to busd failed");
-            return;
+    shared: Arc<Shared>,
+    finish: CancellationToken,
+) -> io::Result<()> {
+    let mut spare = BytesMut::new();
+    loop {
+        if let Some(mut buf) = shared.take_out(&mut spare) {
+            if let Err(err) = writer.write_all(&buf).await {
+                tracing::debug!(cause = %err, "write to busd failed");
+                return Err(err);
+            }
+            buf.clear();
+            if buf.capacity() <= MAX_SPARE {
+                spare = buf;
+            }
+            continue;
         }
-        buf.clear();
-        if written.send(buf).await.is_err() {
-            break;
+        if finish.is_cancelled() {
+            return writer.shutdown().await;
+        }
+        tokio::select! {
+            () = shared.wake_writer.notified() => {}
+            () = finish.cancelled() => {}
         }
     }
-    let _ = writer.shutdown().await;
 }
 
 /// Reconnect delays: 20 ms doubling to 2 s, each with up to 25 % jitter so

@@ -1,33 +1,25 @@
-//! The routing state of one client, owned by its connection task alone.
+//! The routing state of one client and its outgoing buffer, shared by the
+//! handles, the reader task and the connection task under one std mutex
+//! (see [`Shared`](crate::shared::Shared)).
 //!
-//! Handlers here never wait: an incoming frame or a command changes the state
-//! and appends to the outgoing buffer. The only thing that can wait, a full
-//! delivery channel, is parked in [`State::blocked`] for the task's loop.
+//! Nothing here waits: a call, a frame or a command changes the state and
+//! appends to [`State::out`] while the lock is held, which is what keeps a
+//! `Ping` and its waiter, or a `Req` and its pending entry, in step. A
+//! delivery that finds its channel full is handed back to the reader task
+//! (see [`dispatch`](crate::dispatch)), which waits without the lock.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::Ordering;
 
-use busd_proto::{Frame, Op, Ref, encode_head};
+use busd_proto::{LENGTH_PREFIX, Op, encode_head};
 use bytes::BytesMut;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use crate::command::{Command, IncomingCall, Registration, Target};
-use crate::{Error, Message, Response};
-
-/// A delivery that found its channel full; the task waits for room.
-pub(crate) struct Blocked {
-    pub(crate) sid: u64,
-    pub(crate) item: Pending,
-}
-
-/// What waits in [`Blocked`].
-pub(crate) enum Pending {
-    Msg(Message),
-    Call(IncomingCall),
-}
+use crate::command::{Command, Registration, Target};
+use crate::dispatch::Blocked;
+use crate::{Error, ErrorKind, Response};
 
 /// Someone waiting for the daemon's next `Pong`.
-enum PongWaiter {
+pub(crate) enum PongWaiter {
     Flush(oneshot::Sender<Result<(), Error>>),
     /// Confirms the registration `sid`, unless an error about it came first.
     Confirm {
@@ -37,44 +29,66 @@ enum PongWaiter {
 }
 
 /// A request waiting for its `Resp`.
-struct PendingRequest {
-    target: Target,
-    reply: oneshot::Sender<Result<Response, Error>>,
+pub(crate) struct PendingRequest {
+    pub(crate) target: Target,
+    pub(crate) reply: oneshot::Sender<Result<Response, Error>>,
 }
 
-/// Everything the connection task routes by.
+/// Everything a client routes by, and the bytes it will write next.
 #[derive(Default)]
 pub(crate) struct State {
     /// Live subscriptions and services; kept across reconnects.
     pub(crate) registry: BTreeMap<u64, Registration>,
-    /// A delivery waiting for room; kept across reconnects.
+    /// A delivery that was waiting for room when its session ended; the next
+    /// session's reader delivers it before reading anything else.
     pub(crate) blocked: Option<Blocked>,
-    /// Bytes to write next.
+    /// Bytes to write next; the writer task swaps it out whole. Calls made
+    /// while disconnected append here and go out on the next connection.
     pub(crate) out: BytesMut,
-    /// The current (or last) connection's number (see `Shared::epoch`).
+    /// The live connection's number (counting from 1), or 0 while
+    /// disconnected: a call's answer must go back on its own connection, and
+    /// a reader of an ended session must not route anything.
     pub(crate) epoch: u64,
-    /// Why the daemon said it closes the connection, if it did.
-    pub(crate) close_reason: Option<String>,
-    requests: HashMap<u64, PendingRequest>,
-    /// Waiters in the order their Pings were written; Pongs come in that order.
-    pongs: VecDeque<PongWaiter>,
+    /// The connection task is gone for good: every call fails with `Closed`.
+    pub(crate) closed: bool,
+    pub(crate) requests: HashMap<u64, PendingRequest>,
+    /// Waiters in the order their Pings were appended to `out`; Pongs come
+    /// in that order.
+    pub(crate) pongs: VecDeque<PongWaiter>,
     /// Registrations awaiting their Pong, with the error that came first.
-    unconfirmed: HashMap<u64, Option<Error>>,
+    pub(crate) unconfirmed: HashMap<u64, Option<Error>>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("epoch", &self.epoch)
+            .field("buffered", &self.out.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl State {
-    /// Starts a session on connection `epoch`: registers everything again.
+    /// Starts a session on connection `epoch`: registers everything again,
+    /// ahead of what was appended while disconnected.
     pub(crate) fn begin(&mut self, epoch: u64) {
         self.epoch = epoch;
-        self.close_reason = None;
+        let pending = std::mem::take(&mut self.out);
         let ops: Vec<Op> = self.registry.iter().map(|(sid, r)| r.op(*sid)).collect();
         for op in &ops {
             self.write(op);
         }
+        if self.out.is_empty() {
+            self.out = pending;
+        } else {
+            self.out.extend_from_slice(&pending);
+        }
     }
 
-    /// Fails everything in flight on a lost connection.
+    /// Fails everything in flight on a lost connection and drops what was
+    /// not written yet.
     pub(crate) fn fail_in_flight(&mut self, why: &str) {
+        self.epoch = 0;
         for (_, pending) in self.requests.drain() {
             let _ = pending.reply.send(Err(Error::disconnected(why)));
         }
@@ -91,25 +105,23 @@ impl State {
         self.out.clear();
     }
 
-    /// Applies a command from a handle.
+    /// Marks the client gone for good: waiters get `Closed` (their senders
+    /// are dropped) and every subscription's stream ends.
+    pub(crate) fn shut(&mut self) {
+        self.closed = true;
+        self.epoch = 0;
+        self.registry.clear();
+        self.blocked = None;
+        self.requests.clear();
+        self.pongs.clear();
+        self.unconfirmed.clear();
+        self.out = BytesMut::new();
+    }
+
+    /// Applies a command from a handle (the connection task does, while a
+    /// session is up).
     pub(crate) fn handle_command(&mut self, command: Command) {
         match command {
-            Command::Publish { head, payload } => {
-                self.out.extend_from_slice(&head);
-                self.out.extend_from_slice(&payload);
-            }
-            Command::Respond {
-                epoch,
-                head,
-                payload,
-            } => {
-                if epoch == self.epoch {
-                    self.out.extend_from_slice(&head);
-                    self.out.extend_from_slice(&payload);
-                } else {
-                    tracing::debug!("answer to a call from an earlier connection dropped");
-                }
-            }
             Command::Register {
                 sid,
                 registration,
@@ -127,172 +139,55 @@ impl State {
                     let _ = done.send(());
                 }
             }
-            Command::Request {
-                rid,
-                target,
-                head,
-                payload,
-                reply,
-            } => {
-                self.requests.insert(rid, PendingRequest { target, reply });
-                self.out.extend_from_slice(&head);
-                self.out.extend_from_slice(&payload);
-            }
-            Command::ForgetRequest { rid } => {
-                self.requests.remove(&rid);
-            }
-            Command::Flush { done } => {
-                self.write(&Op::Ping);
-                self.pongs.push_back(PongWaiter::Flush(done));
-            }
         }
     }
 
-    /// Applies a frame from the daemon.
-    pub(crate) fn handle_frame(&mut self, frame: Frame) {
-        let Frame { op, payload } = frame;
-        match op {
-            Op::Msg {
-                sid,
-                subject,
-                from,
-                headers,
-            } => {
-                let message = Message {
-                    subject,
-                    from,
-                    headers,
-                    payload,
-                };
-                self.deliver(sid, Pending::Msg(message));
-            }
-            Op::Call {
-                rid,
-                sid,
-                service,
-                from,
-                headers,
-            } => {
-                let call = IncomingCall {
-                    rid,
-                    epoch: self.epoch,
-                    service,
-                    from,
-                    headers,
-                    payload,
-                };
-                self.deliver(sid, Pending::Call(call));
-            }
-            Op::Resp {
-                rid,
-                status,
-                headers,
-            } => match self.requests.remove(&rid) {
-                Some(pending) => {
-                    let result = match pending.target.error_for(status) {
-                        Some(err) => Err(err),
-                        None => Ok(Response {
-                            status,
-                            headers,
-                            payload,
-                        }),
-                    };
-                    let _ = pending.reply.send(result);
-                }
-                None => tracing::trace!(rid, "answer to a forgotten request dropped"),
-            },
-            Op::Pong => self.pong(),
-            Op::Ping => self.write(&Op::Pong),
-            Op::Error {
-                code,
-                message,
-                refers,
-            } => {
-                let err = Error::from_daemon(code, &message);
-                match refers {
-                    Some(Ref::Rid(rid)) => {
-                        if let Some(pending) = self.requests.remove(&rid) {
-                            let _ = pending.reply.send(Err(err));
-                        }
-                    }
-                    Some(Ref::Sid(sid)) => {
-                        self.forget(sid);
-                        match self.unconfirmed.get_mut(&sid) {
-                            Some(slot) => *slot = Some(err),
-                            None => tracing::warn!(sid, cause = %err, "busd ended a subscription"),
-                        }
-                    }
-                    None => {
-                        tracing::warn!(cause = %err, "busd is closing the connection");
-                        self.close_reason = Some(err.to_string());
-                    }
-                }
-            }
-            Op::Dropped { sid, count } => {
-                if let Some(Registration::Sub { dropped, .. }) = self.registry.get(&sid) {
-                    dropped.fetch_add(count, Ordering::Relaxed);
-                }
-            }
-            other => tracing::warn!(op = other.name(), "unexpected frame from busd ignored"),
-        }
+    /// Appends a Ping; `done` is answered at its Pong.
+    pub(crate) fn flush(&mut self, done: oneshot::Sender<Result<(), Error>>) {
+        self.write(&Op::Ping);
+        self.pongs.push_back(PongWaiter::Flush(done));
     }
 
-    /// Hands `item` to the registration `sid`, or parks it when its channel is full.
-    fn deliver(&mut self, sid: u64, item: Pending) {
-        let result = match (self.registry.get(&sid), item) {
-            (Some(Registration::Sub { messages, .. }), Pending::Msg(m)) => {
-                try_send(messages, m).map_err(|full| full.map(Pending::Msg))
-            }
-            (Some(Registration::Serve { calls, .. }), Pending::Call(c)) => {
-                try_send(calls, c).map_err(|full| full.map(Pending::Call))
-            }
-            _ => {
-                tracing::trace!(sid, "delivery for an unknown id dropped");
-                return;
-            }
-        };
-        match result {
-            Ok(()) => {}
-            Err(Some(item)) => self.blocked = Some(Blocked { sid, item }),
-            // The handle is gone; its Unsub may still be on the way.
-            Err(None) => self.unregister(sid),
+    /// Appends a frame carrying `payload`, refusing it (nothing appended)
+    /// when the whole frame would exceed the daemon's `max_frame`.
+    pub(crate) fn write_frame(&mut self, op: &Op, payload: &[u8], max: u32) -> Result<(), Error> {
+        let start = self.out.len();
+        if let Err(e) = encode_head(op, payload.len(), &mut self.out) {
+            self.out.truncate(start);
+            return Err(match e {
+                busd_proto::CodecError::FrameTooLarge { .. } => frame_too_large(op, u64::MAX, max),
+                other => Error::new(
+                    ErrorKind::Protocol,
+                    format!("cannot encode {}: {other}", op.name()),
+                ),
+            });
         }
-    }
-
-    /// Delivers the parked item with `permit`, or unregisters its
-    /// registration if the receiving handle is gone (`permit` is `None`).
-    pub(crate) fn deliver_blocked(&mut self, permit: Option<crate::connection::Permit>) {
-        use crate::connection::Permit;
-        let Some(blocked) = self.blocked.take() else {
-            return;
-        };
-        match (permit, blocked.item) {
-            (Some(Permit::Msg(p)), Pending::Msg(m)) => {
-                p.send(m);
-            }
-            (Some(Permit::Call(p)), Pending::Call(c)) => {
-                p.send(c);
-            }
-            _ => self.unregister(blocked.sid),
+        let len = (self.out.len() - start - LENGTH_PREFIX) as u64 + payload.len() as u64;
+        if len > u64::from(max) {
+            self.out.truncate(start);
+            return Err(frame_too_large(op, len, max));
         }
+        self.out.extend_from_slice(payload);
+        Ok(())
     }
 
     /// Removes `sid` and tells the daemon, if it is still registered.
-    fn unregister(&mut self, sid: u64) {
+    pub(crate) fn unregister(&mut self, sid: u64) {
         if self.forget(sid) {
             self.write(&Op::Unsub { sid });
         }
     }
 
     /// Removes `sid` locally; returns whether it was registered.
-    fn forget(&mut self, sid: u64) -> bool {
+    pub(crate) fn forget(&mut self, sid: u64) -> bool {
         if self.blocked.as_ref().is_some_and(|b| b.sid == sid) {
             self.blocked = None;
         }
         self.registry.remove(&sid).is_some()
     }
 
-    fn pong(&mut self) {
+    /// Answers the oldest Pong waiter.
+    pub(crate) fn pong(&mut self) {
         match self.pongs.pop_front() {
             Some(PongWaiter::Flush(done)) => {
                 let _ = done.send(Ok(()));
@@ -312,7 +207,7 @@ impl State {
     }
 
     /// Appends a payload-less frame.
-    fn write(&mut self, op: &Op) {
+    pub(crate) fn write(&mut self, op: &Op) {
         let start = self.out.len();
         if let Err(err) = encode_head(op, 0, &mut self.out) {
             self.out.truncate(start);
@@ -321,10 +216,17 @@ impl State {
     }
 }
 
-/// `try_send` that returns the item when the channel is full, `None` when closed.
-fn try_send<T>(tx: &mpsc::Sender<T>, item: T) -> Result<(), Option<T>> {
-    tx.try_send(item).map_err(|e| match e {
-        mpsc::error::TrySendError::Full(item) => Some(item),
-        mpsc::error::TrySendError::Closed(_) => None,
-    })
+fn frame_too_large(op: &Op, len: u64, max: u32) -> Error {
+    let what = if len == u64::MAX {
+        "more than 4 GiB".to_owned()
+    } else {
+        format!("{len} bytes")
+    };
+    Error::new(
+        ErrorKind::FrameTooLarge,
+        format!(
+            "{} frame of {what} is over the daemon's limit of {max} bytes; it was not sent",
+            op.name()
+        ),
+    )
 }

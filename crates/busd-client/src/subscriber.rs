@@ -93,7 +93,7 @@ pub struct Subscriber {
     subject: Subject,
     messages: mpsc::Receiver<Message>,
     commands: mpsc::Sender<Command>,
-    /// Sum of the daemon's `Dropped` notices, written by the connection task.
+    /// Sum of the daemon's `Dropped` notices, written by the reader task.
     dropped: Arc<AtomicU64>,
     /// Whether `Unsub` was sent already, so `Drop` need not send it.
     unsubscribed: bool,

@@ -1,0 +1,242 @@
+//! Routing what the daemon sends, straight from the reader task: a `Msg` to
+//! its subscriber's channel, a `Call` to its service's, a `Resp` to the
+//! waiting request, a `Pong` to the oldest Pong waiter.
+//!
+//! [`State::handle_frame`] runs under the state lock and never waits. A
+//! delivery whose channel is full comes back as a [`Stall`], which the reader
+//! awaits without the lock: it stops reading until there is room, which
+//! pushes back onto the socket and lets the daemon's overflow policy decide.
+//! Nothing is ever dropped for lack of room.
+
+use busd_proto::{Frame, Op, Ref};
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_util::sync::CancellationToken;
+
+use crate::command::{IncomingCall, Registration};
+use crate::shared::Shared;
+use crate::state::State;
+use crate::{Error, Message, Response};
+
+/// A delivery that was waiting for room when its session ended.
+pub(crate) struct Blocked {
+    pub(crate) sid: u64,
+    pub(crate) item: Pending,
+}
+
+/// What a subscription or a service is handed.
+pub(crate) enum Pending {
+    Msg(Message),
+    Call(IncomingCall),
+}
+
+/// The channel of a registration, cloned out of the state to wait on.
+enum Room {
+    Msg(mpsc::Sender<Message>),
+    Call(mpsc::Sender<IncomingCall>),
+}
+
+/// A delivery to wait for room for, outside the lock.
+pub(crate) struct Stall {
+    sid: u64,
+    room: Room,
+    item: Pending,
+}
+
+/// What the reader does after a frame.
+pub(crate) enum Dispatch {
+    /// Routed (or dropped as stale news); read on.
+    Done,
+    /// This session is no longer the live one: stop reading.
+    Stale,
+    /// The daemon announced that it closes the connection, and why.
+    Closing(String),
+    /// Wait for room for a delivery, then read on.
+    Full(Stall),
+}
+
+impl State {
+    /// Routes `frame`, read on connection `epoch`.
+    pub(crate) fn handle_frame(&mut self, frame: Frame, epoch: u64) -> Dispatch {
+        if self.epoch != epoch {
+            return Dispatch::Stale;
+        }
+        let Frame { op, payload } = frame;
+        match op {
+            Op::Msg {
+                sid,
+                subject,
+                from,
+                headers,
+            } => {
+                let message = Message {
+                    subject,
+                    from,
+                    headers,
+                    payload,
+                };
+                return self.deliver(sid, Pending::Msg(message));
+            }
+            Op::Call {
+                rid,
+                sid,
+                service,
+                from,
+                headers,
+            } => {
+                let call = IncomingCall {
+                    rid,
+                    epoch,
+                    service,
+                    from,
+                    headers,
+                    payload,
+                };
+                return self.deliver(sid, Pending::Call(call));
+            }
+            Op::Resp {
+                rid,
+                status,
+                headers,
+            } => match self.requests.remove(&rid) {
+                Some(pending) => {
+                    let result = match pending.target.error_for(status) {
+                        Some(err) => Err(err),
+                        None => Ok(Response {
+                            status,
+                            headers,
+                            payload,
+                        }),
+                    };
+                    let _ = pending.reply.send(result);
+                }
+                None => tracing::trace!(rid, "answer to a forgotten request dropped"),
+            },
+            Op::Pong => self.pong(),
+            Op::Ping => self.write(&Op::Pong),
+            Op::Error {
+                code,
+                message,
+                refers,
+            } => {
+                let err = Error::from_daemon(code, &message);
+                match refers {
+                    Some(Ref::Rid(rid)) => {
+                        if let Some(pending) = self.requests.remove(&rid) {
+                            let _ = pending.reply.send(Err(err));
+                        }
+                    }
+                    Some(Ref::Sid(sid)) => {
+                        self.forget(sid);
+                        match self.unconfirmed.get_mut(&sid) {
+                            Some(slot) => *slot = Some(err),
+                            None => tracing::warn!(sid, cause = %err, "busd ended a subscription"),
+                        }
+                    }
+                    None => {
+                        tracing::warn!(cause = %err, "busd is closing the connection");
+                        return Dispatch::Closing(err.to_string());
+                    }
+                }
+            }
+            Op::Dropped { sid, count } => {
+                if let Some(Registration::Sub { dropped, .. }) = self.registry.get(&sid) {
+                    dropped.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            other => tracing::warn!(op = other.name(), "unexpected frame from busd ignored"),
+        }
+        Dispatch::Done
+    }
+
+    /// Hands `item` to the registration `sid`, or returns it to wait for room.
+    fn deliver(&mut self, sid: u64, item: Pending) -> Dispatch {
+        let full = match (self.registry.get(&sid), item) {
+            (Some(Registration::Sub { messages, .. }), Pending::Msg(m)) => {
+                match messages.try_send(m) {
+                    Ok(()) => return Dispatch::Done,
+                    Err(TrySendError::Full(m)) => {
+                        Some((Room::Msg(messages.clone()), Pending::Msg(m)))
+                    }
+                    Err(TrySendError::Closed(_)) => None,
+                }
+            }
+            (Some(Registration::Serve { calls, .. }), Pending::Call(c)) => {
+                match calls.try_send(c) {
+                    Ok(()) => return Dispatch::Done,
+                    Err(TrySendError::Full(c)) => {
+                        Some((Room::Call(calls.clone()), Pending::Call(c)))
+                    }
+                    Err(TrySendError::Closed(_)) => None,
+                }
+            }
+            _ => {
+                tracing::trace!(sid, "delivery for an unknown id dropped");
+                return Dispatch::Done;
+            }
+        };
+        match full {
+            Some((room, item)) => Dispatch::Full(Stall { sid, room, item }),
+            // The handle is gone; its Unsub may still be on the way.
+            None => {
+                self.unregister(sid);
+                Dispatch::Done
+            }
+        }
+    }
+
+    /// The delivery parked by an earlier session, to wait for room again;
+    /// `None` if there is none or its registration is gone.
+    pub(crate) fn resume_blocked(&mut self) -> Option<Stall> {
+        let Blocked { sid, item } = self.blocked.take()?;
+        let room = match self.registry.get(&sid)? {
+            Registration::Sub { messages, .. } => Room::Msg(messages.clone()),
+            Registration::Serve { calls, .. } => Room::Call(calls.clone()),
+        };
+        Some(Stall { sid, room, item })
+    }
+}
+
+impl Stall {
+    /// Waits for room and delivers. If `stop` fires first, the item is
+    /// parked in the state for the next session and `false` is returned; if
+    /// the receiving handle is gone, its registration is removed.
+    pub(crate) async fn wait(self, shared: &Shared, stop: &CancellationToken) -> bool {
+        let Stall { sid, room, item } = self;
+        let result = match (room, item) {
+            (Room::Msg(tx), Pending::Msg(m)) => {
+                send(&tx, m, stop).await.map_err(|o| o.map(Pending::Msg))
+            }
+            (Room::Call(tx), Pending::Call(c)) => {
+                send(&tx, c, stop).await.map_err(|o| o.map(Pending::Call))
+            }
+            _ => Err(None),
+        };
+        match result {
+            Ok(()) => true,
+            Err(Some(item)) => {
+                shared.with(|s| s.blocked = Some(Blocked { sid, item }));
+                false
+            }
+            Err(None) => {
+                shared.with(|s| s.unregister(sid));
+                true
+            }
+        }
+    }
+}
+
+/// Sends `item` once `tx` has room: `Err(Some(item))` if `stop` fires first,
+/// `Err(None)` if the receiver is gone.
+async fn send<T>(tx: &mpsc::Sender<T>, item: T, stop: &CancellationToken) -> Result<(), Option<T>> {
+    tokio::select! {
+        biased;
+        permit = tx.reserve() => match permit {
+            Ok(permit) => {
+                permit.send(item);
+                Ok(())
+            }
+            Err(_) => Err(None),
+        },
+        () = stop.cancelled() => Err(Some(item)),
+    }
+}

@@ -1,0 +1,184 @@
+//! [`Shared`]: what every handle, the reader and writer tasks and the
+//! connection task of one client share.
+//!
+//! The hot paths (publish, request, respond, flush) do not go through the
+//! connection task: the caller locks the [`State`] briefly, encodes its frame
+//! straight into the outgoing buffer and, only when that buffer was empty,
+//! wakes the writer task. Past [`HIGH_WATER`] buffered bytes callers wait for
+//! the writer to take the buffer, which pushes back onto publishers. The lock
+//! is a std mutex, held for a few hundred nanoseconds and never across an
+//! `.await` (the mini-redis `Db` reasoning).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use busd_proto::{Limits, Pfn, Welcome};
+use bytes::BytesMut;
+use tokio::sync::Notify;
+
+use crate::Error;
+use crate::state::State;
+
+/// Past this many buffered bytes callers wait for the writer task (one more
+/// buffer of up to this size may be in flight on the socket meanwhile).
+pub(crate) const HIGH_WATER: usize = 1024 * 1024;
+
+/// State shared by every handle of one client and its tasks.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Next subscription or service id; ids stay valid across reconnects.
+    pub(crate) next_sid: AtomicU64,
+    /// Next request id; unique per client, hence per connection.
+    pub(crate) next_rid: AtomicU64,
+    /// The current connection's id, from its `Welcome`.
+    pub(crate) client_id: AtomicU64,
+    /// `limits.max_frame` of the current connection, read on every publish.
+    pub(crate) max_frame: AtomicU32,
+    /// All limits of the current connection. A std mutex: held for a copy only.
+    limits: Mutex<Limits>,
+    /// The package the daemon proved for the current connection. A std
+    /// mutex: held for a clone only.
+    pfn: Mutex<Option<Pfn>>,
+    /// Default timeout of `request`.
+    pub(crate) request_timeout: Duration,
+    /// Routing state and the outgoing buffer. A std mutex: held to append a
+    /// frame or route one, never across an `.await`.
+    state: Mutex<State>,
+    /// Wakes the writer task when the outgoing buffer goes from empty to
+    /// non-empty (a stored permit covers a writer that is busy meanwhile).
+    pub(crate) wake_writer: Notify,
+    /// Wakes callers waiting for room in the outgoing buffer.
+    room: Notify,
+}
+
+impl Shared {
+    /// Shared state for a client whose first connection got `welcome`.
+    pub(crate) fn new(welcome: &Welcome, request_timeout: Duration) -> Self {
+        Self {
+            next_sid: AtomicU64::new(1),
+            next_rid: AtomicU64::new(1),
+            client_id: AtomicU64::new(welcome.client_id),
+            max_frame: AtomicU32::new(welcome.limits.max_frame),
+            limits: Mutex::new(welcome.limits),
+            pfn: Mutex::new(welcome.pfn.clone()),
+            request_timeout,
+            state: Mutex::new(State::default()),
+            wake_writer: Notify::new(),
+            room: Notify::new(),
+        }
+    }
+
+    /// Records the `Welcome` facts of a new connection.
+    pub(crate) fn welcome(&self, welcome: &Welcome) {
+        self.client_id.store(welcome.client_id, Ordering::Relaxed);
+        self.max_frame
+            .store(welcome.limits.max_frame, Ordering::Relaxed);
+        *lock(&self.limits) = welcome.limits;
+        lock(&self.pfn).clone_from(&welcome.pfn);
+    }
+
+    /// The limits of the current connection.
+    pub(crate) fn limits(&self) -> Limits {
+        *lock(&self.limits)
+    }
+
+    /// The package of the current connection.
+    pub(crate) fn pfn(&self) -> Option<Pfn> {
+        lock(&self.pfn).clone()
+    }
+
+    /// `limits.max_frame` of the current connection.
+    pub(crate) fn max_frame(&self) -> u32 {
+        self.max_frame.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the state, then wakes the writer if `f` made the
+    /// outgoing buffer non-empty, and waiting callers if it emptied it.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut state = lock(&self.state);
+        let before = state.out.len();
+        let result = f(&mut state);
+        let after = state.out.len();
+        drop(state);
+        if before == 0 && after > 0 {
+            self.wake_writer.notify_one();
+        } else if before >= HIGH_WATER && after < HIGH_WATER {
+            self.room.notify_waiters();
+        }
+        result
+    }
+
+    /// Runs `f` on the state once the outgoing buffer has room (see
+    /// [`HIGH_WATER`]), waking the writer as [`with`](Shared::with) does.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) once the client is
+    /// gone for good; otherwise what `f` returns.
+    pub(crate) async fn submit<R>(
+        &self,
+        f: impl FnOnce(&mut State) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut f = Some(f);
+        loop {
+            if let Some(result) = self.try_submit(&mut f) {
+                return result;
+            }
+            // Register before checking again, so the writer's wake-up
+            // between the check and the wait is not missed.
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(result) = self.try_submit(&mut f) {
+                return result;
+            }
+            notified.await;
+        }
+    }
+
+    /// One attempt of [`submit`](Shared::submit): `None` while the buffer is full.
+    fn try_submit<F, R>(&self, f: &mut Option<F>) -> Option<Result<R, Error>>
+    where
+        F: FnOnce(&mut State) -> Result<R, Error>,
+    {
+        let mut state = lock(&self.state);
+        if state.closed {
+            return Some(Err(Error::closed()));
+        }
+        if state.out.len() >= HIGH_WATER {
+            return None;
+        }
+        let f = f.take()?;
+        let was_empty = state.out.is_empty();
+        let result = f(&mut state);
+        let wake = was_empty && !state.out.is_empty();
+        drop(state);
+        if wake {
+            self.wake_writer.notify_one();
+        }
+        Some(result)
+    }
+
+    /// For the writer task: swaps the outgoing buffer for `spare` (emptied)
+    /// and returns it, or `None` if there is nothing to write.
+    pub(crate) fn take_out(&self, spare: &mut BytesMut) -> Option<BytesMut> {
+        let mut state = lock(&self.state);
+        if state.out.is_empty() {
+            return None;
+        }
+        let buf = std::mem::replace(&mut state.out, std::mem::take(spare));
+        drop(state);
+        if buf.len() >= HIGH_WATER {
+            self.room.notify_waiters();
+        }
+        Some(buf)
+    }
+}
+
+/// Locks `mutex`, taking over the data of a poisoned one: every update of
+/// the guarded data is complete before anything can panic.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
