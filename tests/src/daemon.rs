@@ -34,11 +34,13 @@ pub enum Transport {
     Tcp,
     /// Unix socket.
     Unix,
+    /// Shared-memory rings, set up over the unix socket.
+    Shm,
 }
 
 impl Transport {
     /// Every transport, for tests that loop over them.
-    pub const ALL: [Transport; 2] = [Transport::Tcp, Transport::Unix];
+    pub const ALL: [Transport; 3] = [Transport::Tcp, Transport::Unix, Transport::Shm];
 }
 
 /// A daemon on 127.0.0.1:0 and `<tempdir>/busd.sock`, shut down on
@@ -94,7 +96,7 @@ impl TestDaemon {
         // Restarts reuse the same port.
         config.tcp = match &tcp {
             Endpoint::Tcp(addr) => Some(*addr),
-            Endpoint::Unix(_) => None,
+            Endpoint::Unix(_) | Endpoint::Shm(_) => None,
         };
         Self {
             daemon: Some(daemon),
@@ -151,6 +153,7 @@ impl TestDaemon {
         match transport {
             Transport::Tcp => self.tcp.to_string(),
             Transport::Unix => self.unix.to_string(),
+            Transport::Shm => Endpoint::Shm(self.socket_path()).to_string(),
         }
     }
 
@@ -158,7 +161,7 @@ impl TestDaemon {
     pub fn socket_path(&self) -> PathBuf {
         match &self.unix {
             Endpoint::Unix(p) => p.clone(),
-            Endpoint::Tcp(_) => unreachable!("unix endpoint"),
+            Endpoint::Tcp(_) | Endpoint::Shm(_) => unreachable!("unix endpoint"),
         }
     }
 

@@ -6,12 +6,13 @@
 //! the non-blocking building block for an async runtime.
 
 use std::cell::Cell;
+use std::io::IoSlice;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crate::error::{PushError, RingError};
 use crate::region::{MappedRegion, Region};
-use crate::ring::{RawConsumer, RawProducer};
+use crate::ring::{Pop, RawConsumer, RawProducer};
 use crate::wake::{Events, Readiness};
 
 /// `Send` but not `Sync`: a handle is used by one thread at a time.
@@ -91,6 +92,44 @@ impl Producer {
         pushed
     }
 
+    /// Appends one message made of the first `limit` bytes of `parts` laid
+    /// end to end (fewer if they hold fewer, or more than
+    /// [`max_message`](Self::max_message)), gathered straight into the ring;
+    /// returns the message's length. Wakes the consumer as
+    /// [`try_push`](Self::try_push) does; with `limit` 0 (or empty parts)
+    /// it pushes an empty message.
+    ///
+    /// ```
+    /// # use busd_shm::{Events, Options, Ring};
+    /// # use std::io::IoSlice;
+    /// # let ring = Ring::create(4096).unwrap();
+    /// # let peer = Ring::open(ring.fd().try_clone_to_owned().unwrap()).unwrap();
+    /// # let events = Events::new().unwrap();
+    /// # let mut producer = ring.producer(events.try_clone().unwrap(), Options::default());
+    /// # let mut consumer = peer.consumer(events, Options::default());
+    /// let parts = [IoSlice::new(b"head:"), IoSlice::new(b"body")];
+    /// assert_eq!(producer.try_push_vectored(&parts, 7).unwrap(), 7);
+    /// let mut out = Vec::new();
+    /// consumer.try_pop(&mut out).unwrap();
+    /// assert_eq!(out, b"head:bo");
+    /// ```
+    ///
+    /// # Errors
+    /// As [`try_push`](Self::try_push), except `TooLarge`: the message is
+    /// cut to fit instead.
+    pub fn try_push_vectored(
+        &mut self,
+        parts: &[IoSlice<'_>],
+        limit: usize,
+    ) -> Result<usize, PushError> {
+        let before = self.raw.position();
+        let pushed = self.raw.try_push_parts(parts, limit);
+        if self.raw.position() != before && self.raw.consumer_needs_wake() {
+            self.events.readable.signal().map_err(PushError::Wake)?;
+        }
+        pushed
+    }
+
     /// Appends `msg`, waiting for space (spin, then park) up to `timeout`
     /// (`None`: as long as it takes).
     ///
@@ -159,6 +198,43 @@ impl Consumer {
         let before = self.raw.position();
         let popped = self.raw.pop(out)?;
         // Also after skipping padding alone: that frees space too.
+        if self.raw.position() != before && self.raw.producer_needs_wake() {
+            self.events.writable.signal().map_err(RingError::Wake)?;
+        }
+        Ok(popped)
+    }
+
+    /// Copies the next message straight into a buffer of the caller's:
+    /// `dst(len)` is asked for one once the next message's length is known
+    /// (and validated). Without a buffer (`None`, or one shorter than `len`)
+    /// the message stays in the ring: [`Pop::Declined`] says how long it is,
+    /// e.g. to [`try_pop`](Self::try_pop) it into a `Vec` instead. Wakes a
+    /// producer parked on a full ring.
+    ///
+    /// ```
+    /// # use busd_shm::{Events, Options, Pop, Ring};
+    /// # let ring = Ring::create(4096).unwrap();
+    /// # let peer = Ring::open(ring.fd().try_clone_to_owned().unwrap()).unwrap();
+    /// # let events = Events::new().unwrap();
+    /// # let mut producer = ring.producer(events.try_clone().unwrap(), Options::default());
+    /// # let mut consumer = peer.consumer(events, Options::default());
+    /// producer.try_push(b"hello").unwrap();
+    /// let mut small = [0u8; 4];
+    /// assert_eq!(consumer.try_pop_with(|_| Some(&mut small)).unwrap(), Pop::Declined(5));
+    /// let mut buf = [0u8; 16];
+    /// assert_eq!(consumer.try_pop_with(|_| Some(&mut buf)).unwrap(), Pop::Copied(5));
+    /// assert_eq!(&buf[..5], b"hello");
+    /// assert_eq!(consumer.try_pop_with(|_| Some(&mut buf)).unwrap(), Pop::Empty);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`try_pop`](Self::try_pop).
+    pub fn try_pop_with<'a>(
+        &mut self,
+        dst: impl FnOnce(usize) -> Option<&'a mut [u8]>,
+    ) -> Result<Pop, RingError> {
+        let before = self.raw.position();
+        let popped = self.raw.pop_with(dst)?;
         if self.raw.position() != before && self.raw.producer_needs_wake() {
             self.events.writable.signal().map_err(RingError::Wake)?;
         }

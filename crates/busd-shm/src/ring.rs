@@ -10,6 +10,7 @@
 //! validated on every use, so garbage in the header yields [`Corrupt`], never
 //! an out-of-bounds access.
 
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
@@ -17,6 +18,18 @@ use crate::error::{Corrupt, PushError};
 use crate::header::{PAD_MARKER, PREFIX, RECORD_ALIGN, record_len};
 use crate::region::Region;
 use crate::sync::{Ordering, fence};
+
+/// What [`Consumer::try_pop_with`](crate::Consumer::try_pop_with) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pop {
+    /// The ring is empty.
+    Empty,
+    /// A message of this many bytes was copied into the buffer given.
+    Copied(usize),
+    /// The next message has this many bytes and no buffer was given for it
+    /// (or one too short): it is still in the ring.
+    Declined(usize),
+}
 
 /// The writing half. Not `Clone`: one per ring.
 pub(crate) struct RawProducer<R: Region> {
@@ -76,13 +89,26 @@ impl<R: Region> RawProducer<R> {
     /// Appends one message. Does not wake the consumer: see
     /// [`consumer_needs_wake`](Self::consumer_needs_wake).
     pub(crate) fn try_push(&mut self, msg: &[u8]) -> Result<(), PushError> {
-        let len = msg.len() as u64;
-        if len > self.max_message {
+        if msg.len() as u64 > self.max_message {
             return Err(PushError::TooLarge {
                 len: msg.len(),
                 max: self.max_message(),
             });
         }
+        self.try_push_parts(&[IoSlice::new(msg)], msg.len())
+            .map(|_| ())
+    }
+
+    /// Appends one message made of the first `limit` bytes (at most) of
+    /// `parts` laid end to end, capped at `max_message`; returns its length.
+    /// Does not wake the consumer.
+    pub(crate) fn try_push_parts(
+        &mut self,
+        parts: &[IoSlice<'_>],
+        limit: usize,
+    ) -> Result<usize, PushError> {
+        let total = parts.iter().map(|part| part.len()).sum::<usize>();
+        let len = (total.min(limit) as u64).min(self.max_message);
         let capacity = self.region.capacity();
         let record = record_len(len);
         let mut free = capacity - checked_used(&*self.region, self.tail)?;
@@ -103,9 +129,15 @@ impl<R: Region> RawProducer<R> {
         }
         let off = self.tail & (capacity - 1);
         self.region.write(off, &(len as u32).to_ne_bytes());
-        self.region.write(off + PREFIX, msg);
+        let (mut at, mut left) = (off + PREFIX, len as usize);
+        for part in parts {
+            let n = part.len().min(left);
+            self.region.write(at, &part[..n]);
+            at += n as u64;
+            left -= n;
+        }
         self.publish(self.tail + record);
-        Ok(())
+        Ok(len as usize)
     }
 
     fn publish(&mut self, tail: u64) {
@@ -201,9 +233,11 @@ impl<R: Region> RawConsumer<R> {
         }
     }
 
-    /// Copies the next message into `out` (replacing its contents) and returns
-    /// its length, or `None` when the ring is empty.
-    pub(crate) fn pop(&mut self, out: &mut Vec<u8>) -> Result<Option<usize>, Corrupt> {
+    /// Finds the next message: skips padding (giving its space back) and
+    /// validates the record. Returns the data offset of its bytes and its
+    /// length, or `None` when the ring is empty. The message stays in the
+    /// ring until [`consume`](Self::consume).
+    fn next_message(&mut self) -> Result<Option<(u64, u64)>, Corrupt> {
         let tail = self.checked_tail()?;
         let capacity = self.region.capacity();
         let start = self.head;
@@ -240,18 +274,63 @@ impl<R: Region> RawConsumer<R> {
             if record > avail || record > capacity - off {
                 return Err(Corrupt::new("message past the written region"));
             }
-            out.clear();
-            out.reserve(len as usize);
-            self.region
-                .read(off + PREFIX, &mut out.spare_capacity_mut()[..len as usize]);
-            // SAFETY:
-            // 1. `reserve` made room for `len` bytes.
-            // 2. `Region::read` initialised exactly the first `len` of them.
-            unsafe { out.set_len(len as usize) };
-            self.head += record;
-            self.release();
-            return Ok(Some(len as usize));
+            if self.head != start {
+                // The padding's space goes back now, even if the caller
+                // leaves the message in place; the record lies past it.
+                self.release();
+            }
+            return Ok(Some((off + PREFIX, len)));
         }
+    }
+
+    /// Frees the record of the `len`-byte message `next_message` found, once
+    /// its bytes are copied out.
+    fn consume(&mut self, len: u64) {
+        self.head += record_len(len);
+        self.release();
+    }
+
+    /// Copies the next message into `out` (replacing its contents) and returns
+    /// its length, or `None` when the ring is empty.
+    pub(crate) fn pop(&mut self, out: &mut Vec<u8>) -> Result<Option<usize>, Corrupt> {
+        let Some((at, len)) = self.next_message()? else {
+            return Ok(None);
+        };
+        out.clear();
+        out.reserve(len as usize);
+        self.region
+            .read(at, &mut out.spare_capacity_mut()[..len as usize]);
+        // SAFETY:
+        // 1. `reserve` made room for `len` bytes.
+        // 2. `Region::read` initialised exactly the first `len` of them.
+        unsafe { out.set_len(len as usize) };
+        self.consume(len);
+        Ok(Some(len as usize))
+    }
+
+    /// Copies the next message into the buffer `dst(len)` returns; when it
+    /// returns none (or one shorter than `len`), the message stays in the ring.
+    pub(crate) fn pop_with<'a>(
+        &mut self,
+        dst: impl FnOnce(usize) -> Option<&'a mut [u8]>,
+    ) -> Result<Pop, Corrupt> {
+        let Some((at, len)) = self.next_message()? else {
+            return Ok(Pop::Empty);
+        };
+        let Some(dst) = dst(len as usize).and_then(|dst| dst.get_mut(..len as usize)) else {
+            return Ok(Pop::Declined(len as usize));
+        };
+        let dst: *mut [u8] = dst;
+        // SAFETY:
+        // 1. `MaybeUninit<u8>` has the size, alignment and validity of `u8`
+        //    and more: the cast slice covers exactly the memory of `dst`,
+        //    which it borrows uniquely for this call.
+        // 2. The only writes through it are `Region::read`'s, which store
+        //    initialised bytes, so `dst` stays initialised `u8`s.
+        let dst = unsafe { &mut *(dst as *mut [MaybeUninit<u8>]) };
+        self.region.read(at, dst);
+        self.consume(len);
+        Ok(Pop::Copied(len as usize))
     }
 
     fn release(&self) {

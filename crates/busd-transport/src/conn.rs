@@ -8,7 +8,7 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::endpoint::Endpoint;
-use crate::{tcp, unix};
+use crate::{shm, tcp, unix};
 
 /// The read half of a connection, whatever the transport.
 pub type BoxReader = Box<dyn AsyncRead + Send + Unpin>;
@@ -28,16 +28,18 @@ pub type BoxWriter = Box<dyn AsyncWrite + Send + Unpin>;
 pub struct PeerInfo {
     /// The peer's user id (unix: `SO_PEERCRED`; tcp: `/proc/net/tcp`).
     pub uid: Option<u32>,
-    /// The peer's group id (unix only).
+    /// The peer's group id (unix and shm).
     pub gid: Option<u32>,
-    /// The peer's process id (unix only).
+    /// The peer's process id (unix and shm).
     pub pid: Option<u32>,
     /// The peer's executable, read from `/proc/<pid>/exe` when the
     /// connection was accepted and pinned from then on: a later exec or
-    /// PID reuse does not change it (unix listeners only).
+    /// PID reuse does not change it (unix listeners only, for unix and shm
+    /// clients).
     pub exe: Option<std::path::PathBuf>,
     /// A label for logs: the peer's socket address for tcp
-    /// (`"127.0.0.1:53211"`), `"unix"` for unix sockets.
+    /// (`"127.0.0.1:53211"`), `"unix"` for unix sockets, `"shm"` for shared
+    /// memory.
     pub addr: String,
 }
 
@@ -66,8 +68,11 @@ impl fmt::Debug for Connection {
 /// Connects to a busd daemon at `endpoint`.
 ///
 /// TCP connections get `TCP_NODELAY` (busd frames are small and latency
-/// matters more than packet count). `peer` describes the daemon: its uid when
-/// the transport can tell, plus gid and pid over a unix socket.
+/// matters more than packet count). `shm://` sets up rings of
+/// [`DEFAULT_SHM_RING`](crate::DEFAULT_SHM_RING) bytes each way (see
+/// [`connect_shm`](crate::connect_shm) for another size). `peer` describes
+/// the daemon: its uid when the transport can tell, plus gid and pid over a
+/// unix socket (and shm, set up over one).
 ///
 /// # Errors
 ///
@@ -78,6 +83,7 @@ pub async fn connect(endpoint: &Endpoint) -> io::Result<Connection> {
     let result = match endpoint {
         Endpoint::Tcp(addr) => tcp::connect(*addr).await,
         Endpoint::Unix(path) => unix::connect(path).await,
+        Endpoint::Shm(path) => shm::connect_shm(path, shm::DEFAULT_SHM_RING).await,
     };
     result.map_err(|err| io::Error::new(err.kind(), format!("cannot connect to {endpoint}: {err}")))
 }

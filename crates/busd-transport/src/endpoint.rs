@@ -1,5 +1,5 @@
 //! [`Endpoint`]: where a daemon listens or a client connects, written as
-//! `tcp://IP:PORT` or `unix:///ABSOLUTE/PATH`.
+//! `tcp://IP:PORT`, `unix:///ABSOLUTE/PATH` or `shm:///ABSOLUTE/PATH`.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -23,6 +23,8 @@ const SYSTEM_SOCKET_PATH: &str = "/run/busd/busd.sock";
 /// assert_eq!(tcp.to_string(), "tcp://127.0.0.1:4223");
 /// let unix: Endpoint = "unix:///run/user/1000/busd/busd.sock".parse().unwrap();
 /// assert_eq!(unix, Endpoint::Unix("/run/user/1000/busd/busd.sock".into()));
+/// let shm: Endpoint = "shm:///run/user/1000/busd/busd.sock".parse().unwrap();
+/// assert_eq!(shm, Endpoint::Shm("/run/user/1000/busd/busd.sock".into()));
 /// ```
 ///
 /// Parsing accepts any IP address; only loopback ones can be *listened* on
@@ -33,6 +35,10 @@ pub enum Endpoint {
     Tcp(SocketAddr),
     /// A unix socket at an absolute path: `unix:///run/busd/busd.sock`.
     Unix(PathBuf),
+    /// Shared-memory rings, set up over the daemon's unix socket at an
+    /// absolute path: `shm:///run/busd/busd.sock`. Clients only: the daemon's
+    /// [`UnixListener`](crate::UnixListener) serves both.
+    Shm(PathBuf),
 }
 
 impl Endpoint {
@@ -68,6 +74,7 @@ impl fmt::Display for Endpoint {
             Self::Tcp(addr) => write!(f, "tcp://{addr}"),
             // Lossy only for paths that are not UTF-8.
             Self::Unix(path) => write!(f, "unix://{}", path.display()),
+            Self::Shm(path) => write!(f, "shm://{}", path.display()),
         }
     }
 }
@@ -75,8 +82,8 @@ impl fmt::Display for Endpoint {
 impl FromStr for Endpoint {
     type Err = EndpointError;
 
-    /// Parses `tcp://IP:PORT`, `tcp://localhost:PORT` (meaning 127.0.0.1) or
-    /// `unix:///ABSOLUTE/PATH`. The scheme is case-insensitive; surrounding
+    /// Parses `tcp://IP:PORT`, `tcp://localhost:PORT` (meaning 127.0.0.1),
+    /// `unix:///ABSOLUTE/PATH` or `shm:///ABSOLUTE/PATH`. The scheme is case-insensitive; surrounding
     /// whitespace is ignored.
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let trimmed = input.trim();
@@ -102,9 +109,14 @@ impl FromStr for Endpoint {
                 })
             }
         } else if scheme.eq_ignore_ascii_case("shm") {
-            Err(EndpointError::ShmUnavailable {
-                input: input.to_owned(),
-            })
+            let path = Path::new(rest);
+            if path.is_absolute() {
+                Ok(Self::Shm(path.to_path_buf()))
+            } else {
+                Err(EndpointError::RelativeShmPath {
+                    input: input.to_owned(),
+                })
+            }
         } else {
             Err(EndpointError::UnknownScheme {
                 input: input.to_owned(),
@@ -150,6 +162,7 @@ mod tests {
             "tcp://127.0.0.1:0",
             "unix:///run/user/1000/busd/busd.sock",
             "unix:///tmp/with space/busd.sock",
+            "shm:///run/user/1000/busd/busd.sock",
         ] {
             let endpoint = parse(s).unwrap();
             assert_eq!(endpoint.to_string(), s);
@@ -205,19 +218,27 @@ mod tests {
                 "{s}: {err:?}"
             );
             let msg = err.to_string();
-            assert!(msg.contains("tcp://") && msg.contains("unix:///"), "{msg}");
+            assert!(
+                msg.contains("tcp://") && msg.contains("unix:///") && msg.contains("shm:///"),
+                "{msg}"
+            );
         }
     }
 
     #[test]
-    fn shm_is_not_available_yet() {
-        let err = parse("shm:///x").unwrap_err();
-        assert!(matches!(err, EndpointError::ShmUnavailable { .. }));
-        assert!(
-            err.to_string()
-                .contains("shm transport is not available yet"),
-            "{err}"
+    fn shm_names_the_unix_socket() {
+        assert_eq!(
+            parse("SHM:///run/busd/busd.sock").unwrap(),
+            Endpoint::Shm("/run/busd/busd.sock".into())
         );
+        for s in ["shm://relative", "shm://"] {
+            let err = parse(s).unwrap_err();
+            assert!(
+                matches!(err, EndpointError::RelativeShmPath { .. }),
+                "{s}: {err:?}"
+            );
+            assert!(err.to_string().contains("shm:///"), "{err}");
+        }
     }
 
     #[test]

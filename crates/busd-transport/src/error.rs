@@ -63,18 +63,9 @@ impl TransportError {
 pub enum EndpointError {
     /// The scheme is missing or unknown.
     #[error(
-        "invalid endpoint {input:?}: expected tcp://IP:PORT (e.g. tcp://127.0.0.1:4223 or tcp://[::1]:4223), tcp://localhost:PORT or unix:///ABSOLUTE/PATH"
+        "invalid endpoint {input:?}: expected tcp://IP:PORT (e.g. tcp://127.0.0.1:4223 or tcp://[::1]:4223), tcp://localhost:PORT, unix:///ABSOLUTE/PATH or shm:///ABSOLUTE/PATH"
     )]
     UnknownScheme {
-        /// The rejected input.
-        input: String,
-    },
-
-    /// `shm://` was asked for; that transport does not exist yet.
-    #[error(
-        "invalid endpoint {input:?}: the shm transport is not available yet; use unix:///ABSOLUTE/PATH or tcp://127.0.0.1:PORT"
-    )]
-    ShmUnavailable {
         /// The rejected input.
         input: String,
     },
@@ -95,6 +86,15 @@ pub enum EndpointError {
         "invalid unix endpoint {input:?}: the socket path must be absolute, e.g. unix:///run/user/1000/busd/busd.sock"
     )]
     RelativeUnixPath {
+        /// The rejected input.
+        input: String,
+    },
+
+    /// A `shm://` endpoint whose socket path is empty or not absolute.
+    #[error(
+        "invalid shm endpoint {input:?}: the daemon's socket path must be absolute, e.g. shm:///run/user/1000/busd/busd.sock"
+    )]
+    RelativeShmPath {
         /// The rejected input.
         input: String,
     },

@@ -6,15 +6,19 @@
 //! transport carried a connection, so a new transport plugs in here without
 //! touching it.
 //!
-//! Two transports exist today:
+//! Three transports exist today:
 //! - [`TcpListener`]: loopback TCP only (`127.0.0.0/8` or `::1`); the peer's uid
 //!   is looked up in `/proc/net/tcp`.
 //! - [`UnixListener`]: a unix socket (mode 0660) guarded by a lock file, so a
 //!   second daemon is refused and a stale socket file is replaced safely; the
 //!   peer's uid, gid and pid come from `SO_PEERCRED`.
+//! - shm: two shared-memory rings (`busd-shm`), one each way, set up over the
+//!   daemon's unix socket, which serves both kinds of client; the peer is
+//!   identified by that socket, as for unix. See [`connect_shm`].
 //!
 //! Addresses are written as an [`Endpoint`]: `tcp://127.0.0.1:4223`,
-//! `tcp://[::1]:4223` or `unix:///run/user/1000/busd/busd.sock`.
+//! `tcp://[::1]:4223`, `unix:///run/user/1000/busd/busd.sock` or
+//! `shm:///run/user/1000/busd/busd.sock`.
 //!
 //! Framing is not done here: transports only move bytes (see `busd-proto`).
 //!
@@ -42,6 +46,7 @@ mod conn;
 mod endpoint;
 mod error;
 mod proc_net;
+mod shm;
 mod socket_file;
 mod tcp;
 mod unix;
@@ -52,6 +57,7 @@ use std::io;
 pub use conn::{BoxReader, BoxWriter, Connection, PeerInfo, connect};
 pub use endpoint::Endpoint;
 pub use error::{EndpointError, TransportError};
+pub use shm::{DEFAULT_SHM_RING, MAX_SHM_RING, MIN_SHM_RING, connect_shm};
 pub use tcp::TcpListener;
 pub use unix::UnixListener;
 

@@ -3,26 +3,40 @@
 //! The socket path is claimed through `socket_file` (lock, stale-file
 //! replacement, removal on drop); connections carry the peer's uid, gid and
 //! pid from `SO_PEERCRED`.
+//!
+//! The same socket serves `shm://` clients: the listener reads the first
+//! bytes of each connection and hands an shm preface to `shm::accept`. That
+//! reading happens in a task per connection, so a client that connects and
+//! says nothing never holds up the others.
 
-use std::io;
+use std::io::{self, Cursor};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
+use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
-use tracing::debug;
+use tokio::task::JoinSet;
+use tracing::{debug, info};
 
-use crate::Listener;
 use crate::conn::{Connection, PeerInfo};
 use crate::endpoint::Endpoint;
 use crate::error::TransportError;
 use crate::socket_file::SocketFile;
+use crate::{Listener, shm};
 
 /// A listener on a unix socket, owning its path while it lives.
 ///
 /// Only one `UnixListener` (in any process) can own a path at a time. The
 /// socket file has mode 0660 and is removed when the listener is dropped.
+///
+/// It serves plain unix clients and `shm://` clients alike: see
+/// [`Listener::accept`] below for the order in which connections come out.
 #[derive(Debug)]
 pub struct UnixListener {
     inner: tokio::net::UnixListener,
+    /// Connections accepted whose first bytes are being read (each bounded
+    /// by a timeout); aborted with the listener.
+    pending: JoinSet<Option<Connection>>,
     /// Holds the path's lock; dropped after `inner`, removing the socket file.
     socket: SocketFile,
 }
@@ -53,20 +67,45 @@ impl UnixListener {
         // Once bound, a failure here still removes the socket (drop of `socket`).
         socket.mark_bound()?;
         debug!(path = %socket.path().display(), "unix listener bound");
-        Ok(Self { inner, socket })
+        Ok(Self {
+            inner,
+            pending: JoinSet::new(),
+            socket,
+        })
     }
 }
 
 impl Listener for UnixListener {
+    /// Waits for the next client, plain unix or shm.
+    ///
+    /// A connection comes out once its first bytes have arrived (busd clients
+    /// speak first), or, for a silent client, after a second as a plain unix
+    /// connection (the daemon's handshake timeout then applies). An shm
+    /// client comes out once its rings are mapped; one whose rings are
+    /// refused is logged and closed, and accepting goes on. The peer's
+    /// executable is pinned when the socket is accepted.
     async fn accept(&mut self) -> io::Result<Connection> {
-        let (stream, _) = self.inner.accept().await?;
-        let mut conn = connection(stream);
-        // Read now, while the peer is connected and its pid is its own.
-        conn.peer.exe = conn
-            .peer
-            .pid
-            .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok());
-        Ok(conn)
+        loop {
+            tokio::select! {
+                biased;
+                Some(done) = self.pending.join_next(), if !self.pending.is_empty() => {
+                    match done {
+                        Ok(Some(conn)) => return Ok(conn),
+                        Ok(None) => {}
+                        Err(err) => debug!(cause = %err, "connection setup task failed"),
+                    }
+                }
+                accepted = self.inner.accept() => {
+                    let (stream, _) = accepted?;
+                    let mut peer = peer_info(&stream);
+                    // Read now, while the peer is connected and its pid is its own.
+                    peer.exe = peer
+                        .pid
+                        .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok());
+                    self.pending.spawn(first_bytes(stream, peer));
+                }
+            }
+        }
     }
 
     fn endpoint(&self) -> Endpoint {
@@ -74,14 +113,63 @@ impl Listener for UnixListener {
     }
 }
 
-/// Connects to a daemon's unix socket.
-pub(crate) async fn connect(path: &Path) -> io::Result<Connection> {
-    UnixStream::connect(path).await.map(connection)
+/// Reads the first bytes of an accepted connection and makes it a plain
+/// unix or an shm connection. `None`: refused (logged), or gone.
+async fn first_bytes(stream: UnixStream, peer: PeerInfo) -> Option<Connection> {
+    let mut head = [0u8; 4];
+    let mut filled = 0;
+    // Fds that come with a plain connection's bytes are closed on drop.
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    let read = tokio::time::timeout(shm::FIRST_BYTES_TIMEOUT, async {
+        // Until a byte differs from the marker's, or all four match.
+        while filled < head.len() && head[..filled] == shm::preface::MARKER[..filled] {
+            let got = shm::preface::recv(&stream, &mut head[filled..], &mut fds).await?;
+            if got.truncated {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "more fds than an shm preface carries",
+                ));
+            }
+            if got.len == 0 {
+                break;
+            }
+            filled += got.len;
+        }
+        io::Result::Ok(())
+    })
+    .await;
+    if let Ok(Err(err)) = read {
+        debug!(cause = %err, "connection refused or lost before its first bytes");
+        return None;
+    }
+    if filled == head.len() && head == shm::preface::MARKER {
+        return match shm::accept(stream, &head, fds, peer).await {
+            Ok(conn) => Some(conn),
+            Err(err) => {
+                info!(cause = %err, "shm setup refused");
+                None
+            }
+        };
+    }
+    // A plain client (or a silent or departed one, its handshake will tell):
+    // the bytes read go first.
+    let mut conn = connection(stream, peer);
+    if filled > 0 {
+        conn.reader = Box::new(Cursor::new(head[..filled].to_vec()).chain(conn.reader));
+    }
+    Some(conn)
 }
 
-/// Turns a connected stream into a [`Connection`] with the peer's credentials.
-fn connection(stream: UnixStream) -> Connection {
-    let peer = match stream.peer_cred() {
+/// Connects to a daemon's unix socket.
+pub(crate) async fn connect(path: &Path) -> io::Result<Connection> {
+    let stream = UnixStream::connect(path).await?;
+    let peer = peer_info(&stream);
+    Ok(connection(stream, peer))
+}
+
+/// The peer's uid, gid and pid from `SO_PEERCRED`, labelled `"unix"`.
+pub(crate) fn peer_info(stream: &UnixStream) -> PeerInfo {
+    match stream.peer_cred() {
         Ok(cred) => PeerInfo {
             uid: Some(cred.uid()),
             gid: Some(cred.gid()),
@@ -96,7 +184,11 @@ fn connection(stream: UnixStream) -> Connection {
                 ..PeerInfo::default()
             }
         }
-    };
+    }
+}
+
+/// Splits a connected stream into a [`Connection`].
+fn connection(stream: UnixStream, peer: PeerInfo) -> Connection {
     debug!(uid = ?peer.uid, pid = ?peer.pid, "unix connection established");
     let (reader, writer) = stream.into_split();
     Connection {

@@ -13,12 +13,18 @@ fn is_socket(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
 }
 
-/// Connects, accepts, and checks one byte gets through.
+/// Connects, accepts, and checks one byte gets through. The client speaks
+/// first, as busd clients do: the listener hands a connection out once its
+/// first bytes arrived.
 async fn round_trip(listener: &mut UnixListener) {
     let endpoint = listener.endpoint();
-    let (client, server) = tokio::join!(connect(&endpoint), listener.accept());
-    let (mut client, mut server) = (client.unwrap(), server.unwrap());
-    client.writer.write_all(b"x").await.unwrap();
+    let client = async {
+        let mut client = connect(&endpoint).await.unwrap();
+        client.writer.write_all(b"x").await.unwrap();
+        client
+    };
+    let (_client, server) = tokio::join!(client, listener.accept());
+    let mut server = server.unwrap();
     let mut buf = [0; 1];
     server.reader.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"x");

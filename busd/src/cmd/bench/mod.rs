@@ -45,7 +45,7 @@ pub const EXIT_NOT_CLEAN: u8 = 3;
 pub struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// Daemon URL (tcp://127.0.0.1:PORT, unix:///path); without it the
+    /// Daemon URL (tcp://127.0.0.1:PORT, unix:///path, shm:///path); without it the
     /// bench starts its own daemon in this process.
     #[arg(long, short)]
     server: Option<String>,
@@ -64,6 +64,8 @@ pub enum TransportArg {
     Tcp,
     /// Unix socket.
     Unix,
+    /// Shared-memory rings, set up over the unix socket.
+    Shm,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -20,7 +20,7 @@ pub struct Summary {
     pub system: String,
     /// `pubsub`, `fanout` or `reqrep`.
     pub workload: String,
-    /// `tcp` or `unix`.
+    /// `tcp`, `unix` or `shm`.
     pub transport: String,
     /// Payload bytes.
     pub size: usize,

@@ -32,6 +32,7 @@ impl Target {
             let transport = match endpoint {
                 Endpoint::Tcp(_) => "tcp",
                 Endpoint::Unix(_) => "unix",
+                Endpoint::Shm(_) => "shm",
             };
             return Ok(Self {
                 url,
@@ -49,8 +50,13 @@ impl Target {
             .await
             .context("cannot start the bench's daemon")?;
         let (endpoint, name) = match transport {
-            TransportArg::Tcp => (daemon.tcp_endpoint(), "tcp"),
-            TransportArg::Unix => (daemon.unix_endpoint(), "unix"),
+            TransportArg::Tcp => (daemon.tcp_endpoint().cloned(), "tcp"),
+            TransportArg::Unix => (daemon.unix_endpoint().cloned(), "unix"),
+            // The unix socket serves shm clients too.
+            TransportArg::Shm => match daemon.unix_endpoint() {
+                Some(Endpoint::Unix(path)) => (Some(Endpoint::Shm(path.clone())), "shm"),
+                _ => (None, "shm"),
+            },
         };
         let url = endpoint
             .context("the daemon has no such endpoint")?
@@ -67,7 +73,7 @@ impl Target {
         &self.url
     }
 
-    /// `tcp` or `unix`.
+    /// `tcp`, `unix` or `shm`.
     pub(crate) fn transport(&self) -> &'static str {
         self.transport
     }

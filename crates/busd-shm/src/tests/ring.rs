@@ -192,3 +192,93 @@ proptest! {
         prop_assert_eq!(consumer.try_pop(&mut out).unwrap(), None);
     }
 }
+
+#[test]
+fn vectored_pushes_gather_cut_and_wrap() {
+    use std::io::IoSlice;
+    let (mut producer, mut consumer, _fd) = pair_with(64, Options::default(), Options::default());
+    let mut out = Vec::new();
+    // Capped at max_message (capacity - 4), not refused.
+    let big = [7u8; 100];
+    assert_eq!(
+        producer
+            .try_push_vectored(&[IoSlice::new(&big)], usize::MAX)
+            .unwrap(),
+        60
+    );
+    assert_eq!(consumer.try_pop(&mut out).unwrap(), Some(60));
+    assert_eq!(out, vec![7u8; 60]);
+    // Gathered, with an empty part in the middle, cut at `limit`.
+    let parts = [
+        IoSlice::new(b"abc"),
+        IoSlice::new(b""),
+        IoSlice::new(b"defgh"),
+    ];
+    assert_eq!(producer.try_push_vectored(&parts, 6).unwrap(), 6);
+    assert_eq!(consumer.try_pop(&mut out).unwrap(), Some(6));
+    assert_eq!(out, b"abcdef");
+    // Across many wraps, the bytes and their order survive.
+    for i in 0..200u32 {
+        let n = 1 + (i as usize * 13) % 30;
+        let data: Vec<u8> = (0..n).map(|j| (i as usize + j) as u8).collect();
+        let (a, b) = data.split_at(n / 2);
+        let pushed = producer
+            .try_push_vectored(&[IoSlice::new(a), IoSlice::new(b)], usize::MAX)
+            .unwrap();
+        assert_eq!(pushed, n);
+        assert_eq!(consumer.try_pop(&mut out).unwrap(), Some(n));
+        assert_eq!(out, data);
+    }
+    // Nothing to gather: an empty message.
+    assert_eq!(producer.try_push_vectored(&[], 10).unwrap(), 0);
+    assert_eq!(consumer.try_pop(&mut out).unwrap(), Some(0));
+}
+
+#[test]
+fn pop_with_copies_into_the_callers_buffer_or_leaves_the_message() {
+    use crate::Pop;
+    let (mut producer, mut consumer, _fd) = pair_with(64, Options::default(), Options::default());
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        consumer.try_pop_with(|_| Some(&mut buf)).unwrap(),
+        Pop::Empty
+    );
+    for i in 0..100u8 {
+        let n = 1 + (i as usize * 11) % 40;
+        let msg: Vec<u8> = (0..n).map(|j| i ^ j as u8).collect();
+        if let Err(PushError::Full) = producer.try_push(&msg) {
+            // Only padding was published: the consumer skips it, and with it
+            // gives its space back, even when it finds nothing after it.
+            assert_eq!(consumer.try_pop_with(|_| None).unwrap(), Pop::Empty);
+            producer.try_push(&msg).unwrap();
+        }
+        // Declined (no buffer, then one too short): still there.
+        assert_eq!(consumer.try_pop_with(|_| None).unwrap(), Pop::Declined(n));
+        let mut short = vec![0u8; n - 1];
+        assert_eq!(
+            consumer.try_pop_with(|_| Some(&mut short)).unwrap(),
+            Pop::Declined(n)
+        );
+        // Every few rounds through a Vec instead, as the transport does.
+        if i % 3 == 0 {
+            let mut out = Vec::new();
+            assert_eq!(consumer.try_pop(&mut out).unwrap(), Some(n));
+            assert_eq!(out, msg);
+        } else {
+            assert_eq!(
+                consumer
+                    .try_pop_with(|len| {
+                        assert_eq!(len, n);
+                        Some(&mut buf)
+                    })
+                    .unwrap(),
+                Pop::Copied(n)
+            );
+            assert_eq!(&buf[..n], &msg[..]);
+        }
+    }
+    assert_eq!(
+        consumer.try_pop_with(|_| Some(&mut buf)).unwrap(),
+        Pop::Empty
+    );
+}
