@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # busd against NATS on this machine: the same workloads, run by the same
 # bench code (busd bench / natsbench), as separate processes, alternating
-# between NATS, busd over TCP and busd over a unix socket, in one run.
+# between NATS and busd over TCP, a unix socket and shared memory, in one
+# run.
 #
 #   bench/compare.sh                 # a few minutes on 2 cores
 #   COUNT=4 ROUNDS=3 bench/compare.sh
@@ -10,7 +11,7 @@
 # alternation (the table takes medians); OVERFLOW is busd's subscription
 # policy (default block: lossless back-pressure; disconnect or drop-oldest
 # to compare with NATS running free). Writes every result as a JSON line to
-# bench/results/<date>-<hostname>.jsonl after a header naming the machine,
+# bench/results/<date>-<time>-<hostname>.jsonl after a header naming the machine,
 # then prints the busd/NATS ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,10 +69,11 @@ pids+=($!)
 busd_tcp=$(wait_for_line "$tmp/busd.log" "tcp://127\.0\.0\.1:[0-9]+" | grep -oE 'tcp://127\.0\.0\.1:[0-9]+')
 wait_for_line "$tmp/busd.log" "unix://" >/dev/null
 busd_unix="unix://$tmp/busd.sock"
-log "NATS $(nats-server --version | grep -oE "[0-9.]+$") on $nats_url; busd on $busd_tcp and $busd_unix"
+busd_shm="shm://$tmp/busd.sock"
+log "NATS $(nats-server --version | grep -oE "[0-9.]+$") on $nats_url; busd on $busd_tcp, $busd_unix and $busd_shm"
 
 mkdir -p bench/results
-results="bench/results/$(date +%Y-%m-%d)-$(hostname).jsonl"
+results="bench/results/$(date +%Y-%m-%d-%H%M)-$(hostname).jsonl"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//; s/"/\\"/g')
 printf '{"machine":{"host":"%s","date":"%s","cores":%s,"cpu":"%s","kernel":"%s","nats_server":"%s","count_scale":%s,"rounds":%s,"busd_overflow":"%s","procs":true}}\n' \
     "$(hostname)" "$(date -Iseconds)" "$(nproc)" "$cpu" "$(uname -r)" \
@@ -110,6 +112,7 @@ for round in $(seq "$ROUNDS"); do
         run "$natsbench" bench "${args[@]}" --server "$nats_url"
         run "$busd" bench "${args[@]}" --overflow "$OVERFLOW" --server "$busd_tcp"
         run "$busd" bench "${args[@]}" --overflow "$OVERFLOW" --server "$busd_unix"
+        run "$busd" bench "${args[@]}" --overflow "$OVERFLOW" --server "$busd_shm"
     done
 done
 

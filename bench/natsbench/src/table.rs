@@ -19,7 +19,12 @@ type Key = (String, usize, String);
 type Metric = (&'static str, fn(&Summary) -> Option<f64>);
 
 /// The systems in column order: system name and transport.
-const COLUMNS: [(&str, &str); 3] = [("nats", "tcp"), ("busd", "tcp"), ("busd", "unix")];
+const COLUMNS: [(&str, &str); 4] = [
+    ("nats", "tcp"),
+    ("busd", "tcp"),
+    ("busd", "unix"),
+    ("busd", "shm"),
+];
 
 /// Reads a JSON-lines results file (lines that are not results, such as
 /// the machine header, are skipped) and renders the ratio table.
@@ -49,9 +54,9 @@ pub(crate) fn render(path: &str) -> anyhow::Result<String> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| workload | size | fan | metric | NATS | busd tcp | tcp/NATS | busd unix | unix/NATS |"
+        "| workload | size | fan | metric | NATS | busd tcp | tcp/NATS | busd unix | unix/NATS | busd shm | shm/NATS |"
     );
-    let _ = writeln!(out, "|---|---:|---|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for ((workload, size, fan), rows) in &groups {
         let metrics: &[Metric] = if workload == "reqrep" {
             &[
