@@ -7,11 +7,13 @@
 //! and large payloads passed as their own slices (never copied).
 
 use std::io::IoSlice;
+use std::os::fd::AsFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use busd_core::{OutFrame, Outbox, Pushed};
-use busd_proto::{ErrorCode, Frame, Op, encode_head};
+use busd_proto::{Body, ErrorCode, Frame, Op, SegmentFd, encode_head, encode_head_with};
+use busd_transport::FdSender;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
@@ -27,6 +29,9 @@ const BATCH: usize = 1024;
 #[derive(Debug)]
 pub(crate) struct ConnHandle {
     pub(crate) id: u64,
+    /// Whether payload segments can be passed to this connection (shm);
+    /// other connections get their bytes in the stream.
+    pub(crate) passes_fds: bool,
     /// Locked briefly by pushers and by the writer; never across an await.
     outbox: Mutex<Outbox>,
     /// Wakes the writer when the queue goes from empty to not empty.
@@ -43,9 +48,10 @@ pub(crate) struct ConnHandle {
 }
 
 impl ConnHandle {
-    pub(crate) fn new(id: u64, max_msgs: usize, max_bytes: usize) -> Self {
+    pub(crate) fn new(id: u64, max_msgs: usize, max_bytes: usize, passes_fds: bool) -> Self {
         Self {
             id,
+            passes_fds,
             outbox: Mutex::new(Outbox::new(max_msgs, max_bytes)),
             wake: Notify::new(),
             room: Notify::new(),
@@ -84,7 +90,7 @@ impl ConnHandle {
         frame: OutFrame,
         deadline: tokio::time::Instant,
     ) -> bool {
-        let len = frame.wire_len();
+        let len = frame.queued_len();
         let mut frame = Some(frame);
         loop {
             let notified = self.room.notified();
@@ -115,11 +121,29 @@ impl ConnHandle {
 
     /// Encodes and queues a frame that is not a subscription delivery.
     pub(crate) fn send(&self, op: &Op, payload: Bytes) {
+        self.send_with(op, payload, None);
+    }
+
+    /// As [`send`](Self::send), for a payload that came as `segment`: passed
+    /// on as the same fd if this connection takes fds, else its bytes go in
+    /// the stream (the one copy a tcp or unix receiver costs).
+    pub(crate) fn send_with(&self, op: &Op, payload: Bytes, segment: Option<&SegmentFd>) {
         let mut head = BytesMut::new();
-        match encode_head(op, payload.len(), &mut head) {
-            Ok(()) => self.push(OutFrame::control(head.freeze(), payload)),
-            Err(e) => tracing::error!(conn = self.id, cause = %e, "cannot encode {}", op.name()),
+        let segment = segment.filter(|_| self.passes_fds);
+        let encoded = match segment {
+            Some(_) => encode_head_with(op, Body::Segment(payload.len() as u64), &mut head),
+            None => encode_head(op, payload.len(), &mut head),
+        };
+        if let Err(e) = encoded {
+            tracing::error!(conn = self.id, cause = %e, "cannot encode {}", op.name());
+            return;
         }
+        let frame = match segment {
+            Some(fd) => OutFrame::control(head.freeze(), Bytes::new())
+                .with_segment(fd.clone(), payload.len()),
+            None => OutFrame::control(head.freeze(), payload),
+        };
+        self.push(frame);
     }
 
     /// Queues an error about a subscription or request; the connection stays.
@@ -163,6 +187,7 @@ impl ConnHandle {
     pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
         &self,
         mut writer: W,
+        fds: Option<FdSender>,
         stop: CancellationToken,
     ) {
         let mut batch = Vec::with_capacity(BATCH);
@@ -194,8 +219,13 @@ impl ConnHandle {
             for (sid, count) in dropped {
                 let _ = encode_head(&Op::Dropped { sid, count }, 0, &mut buf);
             }
-            coalesce(&mut batch, &mut buf, &mut chunks);
-            if let Err(e) = write_chunks(&mut writer, &mut chunks).await {
+            let mut out = Out {
+                writer: &mut writer,
+                fds: fds.as_ref(),
+                buf: &mut buf,
+                chunks: &mut chunks,
+            };
+            if let Err(e) = out.write_batch(&mut batch).await {
                 tracing::debug!(conn = self.id, cause = %e, "write failed");
                 self.kill.cancel();
                 return;
@@ -216,20 +246,53 @@ impl ConnHandle {
     }
 }
 
-/// Turns a batch into write chunks: small frames copied together, large
-/// payloads as their own `Bytes`.
-fn coalesce(batch: &mut Vec<OutFrame>, buf: &mut BytesMut, chunks: &mut Vec<Bytes>) {
-    for frame in batch.drain(..) {
-        buf.extend_from_slice(&frame.head);
-        if frame.payload.len() < COPY_BELOW {
-            buf.extend_from_slice(&frame.payload);
-        } else {
-            chunks.push(buf.split().freeze());
-            chunks.push(frame.payload);
+/// What one batch is written with.
+struct Out<'a, W> {
+    writer: &'a mut W,
+    fds: Option<&'a FdSender>,
+    /// Small frames, copied together.
+    buf: &'a mut BytesMut,
+    /// What the next vectored write sends: runs of `buf`, large payloads.
+    chunks: &'a mut Vec<Bytes>,
+}
+
+impl<W: AsyncWrite + Unpin> Out<'_, W> {
+    /// Writes a batch: small frames coalesced, large payloads as their own
+    /// `Bytes`, and each segment's fd passed before the frame announcing it.
+    async fn write_batch(&mut self, batch: &mut Vec<OutFrame>) -> std::io::Result<()> {
+        for frame in batch.drain(..) {
+            if let Some((segment, _)) = &frame.segment {
+                let Some(fds) = self.fds else {
+                    // Only queued for connections that pass fds.
+                    return Err(std::io::Error::other(
+                        "a segment for a connection without fds",
+                    ));
+                };
+                if !fds.try_send(segment.as_fd())? {
+                    // The peer takes fds as it reads their frames: write the
+                    // frames before this one, then wait for room.
+                    self.cut();
+                    write_chunks(self.writer, self.chunks).await?;
+                    fds.send(segment.as_fd()).await?;
+                }
+            }
+            self.buf.extend_from_slice(&frame.head);
+            if frame.payload.len() < COPY_BELOW {
+                self.buf.extend_from_slice(&frame.payload);
+            } else {
+                self.cut();
+                self.chunks.push(frame.payload);
+            }
         }
+        self.cut();
+        write_chunks(self.writer, self.chunks).await
     }
-    if !buf.is_empty() {
-        chunks.push(buf.split().freeze());
+
+    /// Ends the current run of small frames.
+    fn cut(&mut self) {
+        if !self.buf.is_empty() {
+            self.chunks.push(self.buf.split().freeze());
+        }
     }
 }
 

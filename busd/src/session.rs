@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use busd_core::{OutFrame, Target};
 use busd_proto::{
-    ErrorCode, Frame, FrameCodec, Op, Overflow, Ref, Sender, Status, Welcome, encode_msg_head,
+    Body, ErrorCode, Frame, FrameCodec, Op, Overflow, Ref, SegmentFd, Sender, Status, Welcome,
+    encode_msg_head,
 };
 use busd_transport::{BoxReader, Connection};
 use bytes::{Bytes, BytesMut};
@@ -39,8 +40,17 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         reader,
         mut writer,
         peer,
+        fds,
     } = conn;
-    let mut frames = FramedRead::new(reader, FrameCodec::new(shared.config.limits.max_frame));
+    let max_frame = shared.config.limits.max_frame;
+    let (codec, fd_sender) = match fds {
+        Some(fds) => (
+            FrameCodec::with_segments(max_frame, Box::new(fds.receiver)),
+            Some(fds.sender),
+        ),
+        None => (FrameCodec::new(max_frame), None),
+    };
+    let mut frames = FramedRead::new(reader, codec);
     let identity = match handshake(&shared, &mut frames, &mut writer, &peer).await {
         Ok(identity) => identity,
         Err(Some((code, message))) => {
@@ -55,6 +65,7 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         id,
         limits.max_pending_msgs as usize,
         usize::try_from(limits.max_pending_bytes).unwrap_or(usize::MAX),
+        fd_sender.is_some(),
     ));
     let registered = lock(&shared.router)
         .router
@@ -79,9 +90,9 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
     let stop = CancellationToken::new();
     let writer_task = {
         let (handle, stop) = (Arc::clone(&handle), stop.clone());
-        shared
-            .tracker
-            .spawn(async move { handle.write_loop(writer, stop).await }.in_current_span())
+        shared.tracker.spawn(
+            async move { handle.write_loop(writer, fd_sender, stop).await }.in_current_span(),
+        )
     };
     let mut session = Session {
         shared: Arc::clone(&shared),
@@ -156,12 +167,13 @@ impl Session {
                 Some(Ok(Frame {
                     op: Op::Pub { subject, headers },
                     payload,
+                    segment,
                 })) => {
                     if subject.has_wildcards() {
                         let msg = format!("cannot publish to wildcard subject {subject}");
                         self.handle.send_error(ErrorCode::InvalidSubject, msg, None);
                     } else {
-                        self.publish(subject, headers, payload).await;
+                        self.publish(subject, headers, payload, segment).await;
                     }
                 }
                 Some(Ok(frame)) => {
@@ -177,7 +189,11 @@ impl Session {
 
     /// Handles one frame; `Err` closes the connection.
     fn dispatch(&mut self, frame: Frame) -> Result<(), (ErrorCode, String)> {
-        let Frame { op, payload } = frame;
+        let Frame {
+            op,
+            payload,
+            segment,
+        } = frame;
         match op {
             Op::Sub {
                 sid,
@@ -218,13 +234,13 @@ impl Session {
                 timeout_ms,
                 headers,
             } => {
-                self.request(rid, service, timeout_ms, headers, payload);
+                self.request(rid, service, timeout_ms, headers, payload, segment);
             }
             Op::Resp {
                 rid,
                 status,
                 headers,
-            } => self.respond(rid, status, headers, payload),
+            } => self.respond(rid, status, headers, payload, segment),
             Op::Ping => self.handle.send(&Op::Pong, Bytes::new()),
             Op::Ctl { rid, command } => {
                 let (status, payload) = crate::admin::run(&self.shared, &self.identity, command);
@@ -254,6 +270,7 @@ impl Session {
         subject: busd_proto::Subject,
         headers: Option<busd_proto::Headers>,
         payload: Bytes,
+        segment: Option<SegmentFd>,
     ) {
         let mut targets = std::mem::take(&mut self.targets);
         lock(&self.shared.router)
@@ -261,19 +278,29 @@ impl Session {
             .publish(self.id, &subject, &mut targets);
         let deadline = Instant::now() + BLOCK_TIMEOUT;
         for t in targets.drain(..) {
+            // The same fd to every shm receiver; the bytes to the others.
+            let segment = segment.as_ref().filter(|_| t.handle.passes_fds);
+            let body = match segment {
+                Some(_) => Body::Segment(payload.len() as u64),
+                None => Body::Inline(payload.len()),
+            };
             let encoded = encode_msg_head(
                 t.sid,
                 &subject,
                 &self.sender,
                 headers.as_ref(),
-                payload.len(),
+                body,
                 &mut self.head,
             );
             if encoded.is_err() {
                 continue; // cannot happen: the publish frame itself was within limits
             }
             let head = self.head.split().freeze();
-            let frame = OutFrame::message(head, payload.clone(), t.sid, t.overflow);
+            let frame = match segment {
+                Some(fd) => OutFrame::message(head, Bytes::new(), t.sid, t.overflow)
+                    .with_segment(fd.clone(), payload.len()),
+                None => OutFrame::message(head, payload.clone(), t.sid, t.overflow),
+            };
             if t.overflow != Overflow::Block {
                 t.handle.push(frame);
             } else if !t.handle.push_blocking(frame, deadline).await {
@@ -304,6 +331,7 @@ impl Session {
         timeout_ms: u32,
         headers: Option<busd_proto::Headers>,
         payload: Bytes,
+        segment: Option<SegmentFd>,
     ) {
         if service.has_wildcards() {
             let msg = format!("service name {service} may not hold wildcards");
@@ -331,7 +359,7 @@ impl Session {
                     from: r.from,
                     headers,
                 };
-                r.responder.send(&call, payload);
+                r.responder.send_with(&call, payload, segment.as_ref());
             }
             Err(status) => {
                 let resp = Op::Resp {
@@ -350,6 +378,7 @@ impl Session {
         status: Status,
         headers: Option<busd_proto::Headers>,
         payload: Bytes,
+        segment: Option<SegmentFd>,
     ) {
         if !matches!(status, Status::Success | Status::Failure) {
             let msg = format!("a responder answers Success or Failure, not {status}");
@@ -365,7 +394,7 @@ impl Session {
                     status,
                     headers,
                 };
-                u.requester.send(&resp, payload);
+                u.requester.send_with(&resp, payload, segment.as_ref());
             }
             None => tracing::debug!(call_id, "late, repeated or stray reply dropped"),
         }

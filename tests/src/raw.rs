@@ -1,7 +1,12 @@
 //! A bare protocol client, for frames the SDK would never send.
 
-use busd_proto::{AuthKind, ErrorCode, Frame, FrameCodec, Hello, Op, PROTOCOL_VERSION, Pfn};
-use busd_transport::{BoxReader, BoxWriter, Endpoint};
+use std::os::fd::BorrowedFd;
+
+use busd_proto::{
+    AuthKind, Body, ErrorCode, Frame, FrameCodec, Hello, Op, PROTOCOL_VERSION, Pfn,
+    encode_head_with,
+};
+use busd_transport::{BoxReader, BoxWriter, Endpoint, FdSender};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -11,6 +16,8 @@ use tokio_util::codec::FramedRead;
 pub struct RawClient {
     reader: FramedRead<BoxReader, FrameCodec>,
     writer: BoxWriter,
+    /// Over shm: passes fds beside the stream.
+    fds: Option<FdSender>,
 }
 
 impl RawClient {
@@ -18,9 +25,17 @@ impl RawClient {
     pub async fn connect(url: &str) -> Self {
         let endpoint: Endpoint = url.parse().expect("url");
         let conn = busd_transport::connect(&endpoint).await.expect("connect");
+        let (codec, fds) = match conn.fds {
+            Some(fds) => (
+                FrameCodec::with_segments(64 << 20, Box::new(fds.receiver)),
+                Some(fds.sender),
+            ),
+            None => (FrameCodec::new(64 << 20), None),
+        };
         Self {
-            reader: FramedRead::new(conn.reader, FrameCodec::new(64 << 20)),
+            reader: FramedRead::new(conn.reader, codec),
             writer: conn.writer,
+            fds,
         }
     }
 
@@ -107,6 +122,21 @@ impl RawClient {
     pub async fn send_frame(&mut self, frame: Frame) {
         let mut buf = BytesMut::new();
         frame.encode(&mut buf).expect("encode");
+        self.send_bytes(&buf).await;
+    }
+
+    /// Sends a frame announcing a segment of `len` bytes, after passing `fd`
+    /// beside the stream (or no fd at all, to break the rule). Shm only.
+    pub async fn send_segment(&mut self, op: Op, fd: Option<BorrowedFd<'_>>, len: u64) {
+        if let Some(fd) = fd {
+            let sender = self
+                .fds
+                .as_ref()
+                .expect("fd passing needs an shm connection");
+            sender.send(fd).await.expect("pass the fd");
+        }
+        let mut buf = BytesMut::new();
+        encode_head_with(&op, Body::Segment(len), &mut buf).expect("encode");
         self.send_bytes(&buf).await;
     }
 

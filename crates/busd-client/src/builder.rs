@@ -43,7 +43,11 @@ pub struct ClientBuilder {
     /// `connect`, so setters stay infallible).
     pfn: Option<Result<Pfn, Error>>,
     token_file: Option<PathBuf>,
+    segment_threshold: usize,
 }
+
+/// Payloads at least this long travel as sealed memfds over shm.
+pub const DEFAULT_SEGMENT_THRESHOLD: usize = 64 * 1024;
 
 impl ClientBuilder {
     pub(crate) fn new(url: String) -> Self {
@@ -54,7 +58,20 @@ impl ClientBuilder {
             reconnect: true,
             pfn: None,
             token_file: None,
+            segment_threshold: DEFAULT_SEGMENT_THRESHOLD,
         }
+    }
+
+    /// Over `shm://`, payloads of at least `bytes` (default
+    /// [`DEFAULT_SEGMENT_THRESHOLD`]) travel as sealed memfds instead of
+    /// through the rings: written once into the memfd, sealed against any
+    /// change, and passed as the same fd by the daemon to every allowed shm
+    /// receiver, which maps it read-only (its `payload` is a view of that
+    /// mapping: no copy). Receivers over tcp or unix get the bytes as usual.
+    /// `usize::MAX` turns segments off; other transports ignore this.
+    pub fn segment_threshold(mut self, bytes: usize) -> Self {
+        self.segment_threshold = bytes.max(1);
+        self
     }
 
     /// The name the daemon shows for this client in logs and `busd ctl
@@ -156,7 +173,15 @@ impl ClientBuilder {
             identity: Identity::new(self.pfn, self.token_file)?,
         };
         let session = handshake::open(&endpoint, &hello).await?;
-        let shared = Arc::new(Shared::new(&session.welcome, self.request_timeout));
+        let threshold = match endpoint {
+            Endpoint::Shm(_) => self.segment_threshold,
+            _ => usize::MAX,
+        };
+        let shared = Arc::new(Shared::new(
+            &session.welcome,
+            self.request_timeout,
+            threshold,
+        ));
         let (commands, rx) = mpsc::channel(COMMAND_CAPACITY);
         let span = tracing::info_span!("busd_client", endpoint = %endpoint);
         let task = ConnectionTask {

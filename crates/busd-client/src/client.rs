@@ -138,7 +138,9 @@ impl Client {
         let subject = literal(subject, "publish to")?;
         let op = Op::Pub { subject, headers };
         let max = self.shared.max_frame();
-        let append = |state: &mut crate::state::State| state.write_frame(&op, &payload, max);
+        let segment = self.shared.seal(&payload);
+        let append =
+            |state: &mut crate::state::State| state.write_frame(&op, &payload, segment, max);
         self.shared.submit(append).await
     }
 

@@ -109,12 +109,13 @@ impl ConnectionTask {
             reader,
             writer,
             welcome,
+            fds,
         } = session;
         self.epoch += 1;
         let epoch = self.epoch;
         self.shared.welcome(&welcome);
         self.shared.with(|s| s.begin(epoch));
-        let mut pipes = session::spawn(reader, writer, &self.shared, epoch);
+        let mut pipes = session::spawn(reader, writer, fds, &self.shared, epoch);
         let mut reader_done = false;
         let mut writer_done = false;
         let end = loop {

@@ -60,7 +60,9 @@ impl State {
         if self.epoch != epoch {
             return Dispatch::Stale;
         }
-        let Frame { op, payload } = frame;
+        // A payload that came as a segment is already a view of its
+        // read-only mapping; the fd itself is not needed any more.
+        let Frame { op, payload, .. } = frame;
         match op {
             Op::Msg {
                 sid,

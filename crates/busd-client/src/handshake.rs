@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use busd_proto::{Frame, FrameCodec, Hello, Op, PROTOCOL_VERSION, Welcome, auth_mac, encode_head};
-use busd_transport::{BoxReader, BoxWriter, Endpoint};
+use busd_transport::{BoxReader, BoxWriter, Endpoint, FdSender};
 use bytes::BytesMut;
 use futures::StreamExt;
 use serde_bytes::ByteBuf;
@@ -40,6 +40,8 @@ pub(crate) struct Session {
     pub(crate) reader: FramedRead<BoxReader, FrameCodec>,
     pub(crate) writer: BoxWriter,
     pub(crate) welcome: Welcome,
+    /// Passes payload segments to the daemon (shm connections only).
+    pub(crate) fds: Option<FdSender>,
 }
 
 /// Connects to `endpoint` and performs the handshake.
@@ -69,7 +71,14 @@ async fn open_inner(
         .await
         .map_err(|e| connect_error("cannot connect to busd", &e))?;
     let mut writer = conn.writer;
-    let mut reader = FramedRead::new(conn.reader, FrameCodec::new(HANDSHAKE_MAX_FRAME));
+    let (codec, fds) = match conn.fds {
+        Some(fds) => (
+            FrameCodec::with_segments(HANDSHAKE_MAX_FRAME, Box::new(fds.receiver)),
+            Some(fds.sender),
+        ),
+        None => (FrameCodec::new(HANDSHAKE_MAX_FRAME), None),
+    };
+    let mut reader = FramedRead::new(conn.reader, codec);
 
     let op = Op::Hello(Hello {
         version: PROTOCOL_VERSION,
@@ -131,11 +140,14 @@ async fn open_inner(
         }
     };
     check_welcome(proof, &welcome, endpoint)?;
-    *reader.decoder_mut() = FrameCodec::new(welcome.limits.max_frame.saturating_add(INBOUND_SLACK));
+    reader
+        .decoder_mut()
+        .set_max_frame(welcome.limits.max_frame.saturating_add(INBOUND_SLACK));
     Ok(Session {
         reader,
         writer,
         welcome,
+        fds,
     })
 }
 

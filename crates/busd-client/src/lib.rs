@@ -55,7 +55,7 @@ mod state;
 mod subject;
 mod subscriber;
 
-pub use builder::ClientBuilder;
+pub use builder::{ClientBuilder, DEFAULT_SEGMENT_THRESHOLD};
 pub use busd_proto::{
     CtlCommand, Headers, Limits, Overflow, Pfn, PfnError, Sender, Status, Subject, SubjectError,
     Value, ValueSet, ValueSetError,

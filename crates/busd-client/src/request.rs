@@ -163,10 +163,11 @@ impl Client {
     ) -> Result<Response, Error> {
         let (reply, rx) = oneshot::channel();
         let max = self.shared.max_frame();
+        let segment = self.shared.seal(payload);
         let exchange = async {
             self.shared
                 .submit(|state| {
-                    state.write_frame(op, payload, max)?;
+                    state.write_frame(op, payload, segment, max)?;
                     state.requests.insert(rid, PendingRequest { target, reply });
                     Ok(())
                 })

@@ -277,6 +277,7 @@ impl Request {
             headers,
         };
         let max = self.shared.max_frame();
+        let segment = self.shared.seal(&payload);
         let (epoch, service) = (self.epoch, &self.service);
         self.shared
             .submit(|state| {
@@ -285,7 +286,7 @@ impl Request {
                         "the request to {service} came on an earlier connection and cannot be answered"
                     )));
                 }
-                state.write_frame(&op, &payload, max)
+                state.write_frame(&op, &payload, segment, max)
             })
             .await
     }

@@ -10,11 +10,12 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::io;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use busd_proto::FrameCodec;
-use busd_transport::{BoxReader, BoxWriter};
+use busd_proto::{FrameCodec, SegmentFd};
+use busd_transport::{BoxReader, BoxWriter, FdSender};
 use bytes::BytesMut;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -47,13 +48,14 @@ pub(crate) struct Pipes {
 pub(crate) fn spawn(
     reader: FramedRead<BoxReader, FrameCodec>,
     writer: BoxWriter,
+    fds: Option<FdSender>,
     shared: &Arc<Shared>,
     epoch: u64,
 ) -> Pipes {
     let stop = CancellationToken::new();
     let finish = CancellationToken::new();
     let reader_task = tokio::spawn(read_loop(reader, Arc::clone(shared), epoch, stop.clone()));
-    let writer_task = tokio::spawn(write_loop(writer, Arc::clone(shared), finish.clone()));
+    let writer_task = tokio::spawn(write_loop(writer, fds, Arc::clone(shared), finish.clone()));
     Pipes {
         reader_task,
         writer_task,
@@ -104,13 +106,15 @@ async fn read_loop(
 
 async fn write_loop(
     mut writer: BoxWriter,
+    fds: Option<FdSender>,
     shared: Arc<Shared>,
     finish: CancellationToken,
 ) -> io::Result<()> {
     let mut spare = BytesMut::new();
+    let mut segments = Vec::new();
     loop {
-        if let Some(mut buf) = shared.take_out(&mut spare) {
-            if let Err(err) = writer.write_all(&buf).await {
+        if let Some(mut buf) = shared.take_out(&mut spare, &mut segments) {
+            if let Err(err) = write_out(&mut writer, fds.as_ref(), &buf, &mut segments).await {
                 tracing::debug!(cause = %err, "write to busd failed");
                 return Err(err);
             }
@@ -128,6 +132,29 @@ async fn write_loop(
             () = finish.cancelled() => {}
         }
     }
+}
+
+/// Writes `buf`, passing each segment's fd before the frame at its offset.
+async fn write_out(
+    writer: &mut BoxWriter,
+    fds: Option<&FdSender>,
+    buf: &[u8],
+    segments: &mut Vec<(usize, SegmentFd)>,
+) -> io::Result<()> {
+    let mut written = 0;
+    for (at, segment) in segments.drain(..) {
+        let Some(fds) = fds else {
+            // Segments are made only for connections that pass fds.
+            return Err(io::Error::other("a segment for a connection without fds"));
+        };
+        if !fds.try_send(segment.as_fd())? {
+            // busd takes fds as it reads their frames: write those first.
+            writer.write_all(&buf[written..at]).await?;
+            written = at;
+            fds.send(segment.as_fd()).await?;
+        }
+    }
+    writer.write_all(&buf[written..]).await
 }
 
 /// Reconnect delays: 20 ms doubling to 2 s, each with up to 25 % jitter so

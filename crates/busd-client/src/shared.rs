@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use busd_proto::{Limits, Pfn, Welcome};
+use busd_proto::{Limits, Pfn, SegmentFd, Welcome};
 use bytes::BytesMut;
 use tokio::sync::Notify;
 
@@ -42,6 +42,9 @@ pub(crate) struct Shared {
     pfn: Mutex<Option<Pfn>>,
     /// Default timeout of `request`.
     pub(crate) request_timeout: Duration,
+    /// Payloads at least this long go as sealed memfds (`usize::MAX` when
+    /// the transport cannot pass them).
+    segment_threshold: usize,
     /// Routing state and the outgoing buffer. A std mutex: held to append a
     /// frame or route one, never across an `.await`.
     state: Mutex<State>,
@@ -54,7 +57,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Shared state for a client whose first connection got `welcome`.
-    pub(crate) fn new(welcome: &Welcome, request_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        welcome: &Welcome,
+        request_timeout: Duration,
+        segment_threshold: usize,
+    ) -> Self {
         Self {
             next_sid: AtomicU64::new(1),
             next_rid: AtomicU64::new(1),
@@ -63,6 +70,7 @@ impl Shared {
             limits: Mutex::new(welcome.limits),
             pfn: Mutex::new(welcome.pfn.clone()),
             request_timeout,
+            segment_threshold,
             state: Mutex::new(State::default()),
             wake_writer: Notify::new(),
             room: Notify::new(),
@@ -86,6 +94,20 @@ impl Shared {
     /// The package of the current connection.
     pub(crate) fn pfn(&self) -> Option<Pfn> {
         lock(&self.pfn).clone()
+    }
+
+    /// The payload as a sealed memfd when it is long enough to go as one,
+    /// made before the state is locked (it takes a few syscalls). A payload
+    /// that cannot be sealed (out of fds or memory) goes in the stream.
+    pub(crate) fn seal(&self, payload: &[u8]) -> Option<SegmentFd> {
+        if payload.len() < self.segment_threshold {
+            return None;
+        }
+        busd_transport::seal_payload(payload)
+            .inspect_err(
+                |e| tracing::debug!(cause = %e, "cannot seal a payload; sending it inline"),
+            )
+            .ok()
     }
 
     /// `limits.max_frame` of the current connection.
@@ -160,12 +182,18 @@ impl Shared {
     }
 
     /// For the writer task: swaps the outgoing buffer for `spare` (emptied)
-    /// and returns it, or `None` if there is nothing to write.
-    pub(crate) fn take_out(&self, spare: &mut BytesMut) -> Option<BytesMut> {
+    /// and returns it, or `None` if there is nothing to write; the segments
+    /// of its frames go into `segments` (empty), by offset.
+    pub(crate) fn take_out(
+        &self,
+        spare: &mut BytesMut,
+        segments: &mut Vec<(usize, SegmentFd)>,
+    ) -> Option<BytesMut> {
         let mut state = lock(&self.state);
         if state.out.is_empty() {
             return None;
         }
+        std::mem::swap(&mut state.out_segments, segments);
         let buf = std::mem::replace(&mut state.out, std::mem::take(spare));
         drop(state);
         if buf.len() >= HIGH_WATER {

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use busd_proto::{LENGTH_PREFIX, Op, encode_head};
+use busd_proto::{Body, LENGTH_PREFIX, Op, SegmentFd, encode_head, encode_head_with};
 use bytes::BytesMut;
 use tokio::sync::oneshot;
 
@@ -45,6 +45,9 @@ pub(crate) struct State {
     /// Bytes to write next; the writer task swaps it out whole. Calls made
     /// while disconnected append here and go out on the next connection.
     pub(crate) out: BytesMut,
+    /// The sealed payloads of segment frames in `out`, by the offset where
+    /// each frame starts: the writer passes each fd before writing on.
+    pub(crate) out_segments: Vec<(usize, SegmentFd)>,
     /// The live connection's number (counting from 1), or 0 while
     /// disconnected: a call's answer must go back on its own connection, and
     /// a reader of an ended session must not route anything.
@@ -78,6 +81,10 @@ impl State {
         for op in &ops {
             self.write(op);
         }
+        let shift = self.out.len();
+        for (at, _) in &mut self.out_segments {
+            *at += shift;
+        }
         if self.out.is_empty() {
             self.out = pending;
         } else {
@@ -103,6 +110,7 @@ impl State {
             self.registry.remove(&sid);
         }
         self.out.clear();
+        self.out_segments.clear();
     }
 
     /// Marks the client gone for good: waiters get `Closed` (their senders
@@ -116,6 +124,7 @@ impl State {
         self.pongs.clear();
         self.unconfirmed.clear();
         self.out = BytesMut::new();
+        self.out_segments.clear();
     }
 
     /// Applies a command from a handle (the connection task does, while a
@@ -149,10 +158,22 @@ impl State {
     }
 
     /// Appends a frame carrying `payload`, refusing it (nothing appended)
-    /// when the whole frame would exceed the daemon's `max_frame`.
-    pub(crate) fn write_frame(&mut self, op: &Op, payload: &[u8], max: u32) -> Result<(), Error> {
+    /// when the whole frame would exceed the daemon's `max_frame`. With a
+    /// `segment` (the payload, sealed: see `Shared::seal`) only the frame's
+    /// head is appended, and the segment is queued to pass beside it.
+    pub(crate) fn write_frame(
+        &mut self,
+        op: &Op,
+        payload: &[u8],
+        segment: Option<SegmentFd>,
+        max: u32,
+    ) -> Result<(), Error> {
         let start = self.out.len();
-        if let Err(e) = encode_head(op, payload.len(), &mut self.out) {
+        let body = match segment {
+            Some(_) => Body::Segment(payload.len() as u64),
+            None => Body::Inline(payload.len()),
+        };
+        if let Err(e) = encode_head_with(op, body, &mut self.out) {
             self.out.truncate(start);
             return Err(match e {
                 busd_proto::CodecError::FrameTooLarge { .. } => frame_too_large(op, u64::MAX, max),
@@ -162,12 +183,20 @@ impl State {
                 ),
             });
         }
-        let len = (self.out.len() - start - LENGTH_PREFIX) as u64 + payload.len() as u64;
+        let head = match segment {
+            // The length field announcing the segment is not part of the frame's size.
+            Some(_) => self.out.len() - start - busd_proto::SEGMENT_LEN_FIELD,
+            None => self.out.len() - start,
+        };
+        let len = (head - LENGTH_PREFIX) as u64 + payload.len() as u64;
         if len > u64::from(max) {
             self.out.truncate(start);
             return Err(frame_too_large(op, len, max));
         }
-        self.out.extend_from_slice(payload);
+        match segment {
+            Some(segment) => self.out_segments.push((start, segment)),
+            None => self.out.extend_from_slice(payload),
+        }
         Ok(())
     }
 

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use busd_proto::Overflow;
+use busd_proto::{Overflow, SegmentFd};
 use bytes::Bytes;
 
 /// One encoded frame: the head (lengths and MessagePack header) and the
@@ -23,6 +23,9 @@ pub struct OutFrame {
     pub sid: Option<u64>,
     /// Whether this frame may be dropped to make room (drop-oldest `Msg`).
     pub droppable: bool,
+    /// A payload passed beside the stream (shm receivers): the writer sends
+    /// this fd before the frame, whose head announces its length.
+    pub segment: Option<(SegmentFd, usize)>,
 }
 
 impl OutFrame {
@@ -33,6 +36,7 @@ impl OutFrame {
             payload,
             sid: None,
             droppable: false,
+            segment: None,
         }
     }
 
@@ -43,12 +47,21 @@ impl OutFrame {
             payload,
             sid: Some(sid),
             droppable: overflow == Overflow::DropOldest,
+            segment: None,
         }
     }
 
-    /// Bytes this frame takes on the wire.
-    pub fn wire_len(&self) -> usize {
-        self.head.len() + self.payload.len()
+    /// The same frame with its payload passed as `segment`, of `len` bytes,
+    /// beside the stream (`head` must announce it).
+    pub fn with_segment(mut self, segment: SegmentFd, len: usize) -> Self {
+        self.segment = Some((segment, len));
+        self
+    }
+
+    /// Bytes this frame holds while queued: on the wire, plus its segment's
+    /// (a receiver that does not read pins segments as surely as bytes).
+    pub fn queued_len(&self) -> usize {
+        self.head.len() + self.payload.len() + self.segment.as_ref().map_or(0, |s| s.1)
     }
 }
 
@@ -102,7 +115,7 @@ impl Outbox {
 
     /// Queues `frame`, applying drop-oldest where the frame allows it.
     pub fn push(&mut self, frame: OutFrame) -> Pushed {
-        let len = frame.wire_len();
+        let len = frame.queued_len();
         if self.fits(len) {
             let was_empty = self.frames.is_empty();
             self.bytes += len;
@@ -118,7 +131,7 @@ impl Outbox {
                 break;
             };
             if let Some(old) = self.frames.remove(i) {
-                self.bytes -= old.wire_len();
+                self.bytes -= old.queued_len();
                 self.count_drop(old.sid);
             }
         }
@@ -141,7 +154,7 @@ impl Outbox {
     pub fn drain_into(&mut self, out: &mut Vec<OutFrame>, max: usize) {
         let n = self.frames.len().min(max);
         for frame in self.frames.drain(..n) {
-            self.bytes -= frame.wire_len();
+            self.bytes -= frame.queued_len();
             out.push(frame);
         }
     }
@@ -213,7 +226,7 @@ mod tests {
         assert_eq!(q.push(msg(7, 3, Overflow::DropOldest)), Pushed::Dropped);
         let mut out = Vec::new();
         q.drain_into(&mut out, 10);
-        let lens: Vec<usize> = out.iter().map(OutFrame::wire_len).collect();
+        let lens: Vec<usize> = out.iter().map(OutFrame::queued_len).collect();
         assert_eq!(lens, vec![2, 3], "the oldest went");
         assert_eq!(q.take_dropped(), vec![(7, 1)]);
         assert!(q.is_empty());

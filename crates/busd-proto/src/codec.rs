@@ -1,9 +1,12 @@
 //! The tokio-util codec that frames a byte stream.
 
-use bytes::{Buf, BytesMut};
+use std::fmt;
+
+use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::{ErrorCode, Frame};
+use crate::frame::{SEGMENT_FLAG, SEGMENT_LEN_FIELD};
+use crate::{ErrorCode, Frame, SegmentFd};
 
 /// Size of each of the two length fields.
 pub const LENGTH_PREFIX: usize = 4;
@@ -27,9 +30,36 @@ pub const LENGTH_PREFIX: usize = 4;
 /// assert_eq!(&frame.payload[..], b"hi");
 /// # Ok::<(), busd_proto::CodecError>(())
 /// ```
-#[derive(Debug, Clone, Copy)]
 pub struct FrameCodec {
     max_frame: u32,
+    /// Where segment frames find their payloads; `None` refuses them.
+    segments: Option<Box<dyn SegmentSource>>,
+}
+
+impl fmt::Debug for FrameCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrameCodec")
+            .field("max_frame", &self.max_frame)
+            .field("segments", &self.segments.is_some())
+            .finish()
+    }
+}
+
+/// Where a decoder finds the payload of a segment frame: the sealed memfd
+/// the peer passed beside the byte stream (an shm connection's socket).
+///
+/// The sender passes a segment's fd before the frame that announces it, so
+/// by the time the frame is decoded the fd is there to take: taking never
+/// waits.
+pub trait SegmentSource: Send {
+    /// Takes the next segment, which the frame being decoded announced as
+    /// `len` bytes, and maps it: its read-only bytes and its fd.
+    ///
+    /// # Errors
+    /// [`CodecError::Malformed`] when no fd came, the segment is not a
+    /// sealed memfd, or its length is not `len`; [`CodecError::Io`] when
+    /// reading the fd fails.
+    fn take(&mut self, len: u64) -> Result<(Bytes, SegmentFd), CodecError>;
 }
 
 /// Why a frame could not be read or written.
@@ -66,12 +96,30 @@ impl FrameCodec {
     /// A codec that refuses frames longer than `max_frame` bytes (counted
     /// after the first length field).
     pub fn new(max_frame: u32) -> Self {
-        Self { max_frame }
+        Self {
+            max_frame,
+            segments: None,
+        }
+    }
+
+    /// A codec that also accepts segment frames, taking their payloads from
+    /// `segments`; a segment may be as long as a frame (`max_frame`).
+    pub fn with_segments(max_frame: u32, segments: Box<dyn SegmentSource>) -> Self {
+        Self {
+            max_frame,
+            segments: Some(segments),
+        }
     }
 
     /// The limit this codec enforces.
     pub fn max_frame(&self) -> u32 {
         self.max_frame
+    }
+
+    /// Changes the limit (once a handshake has told it), keeping the
+    /// segment source.
+    pub fn set_max_frame(&mut self, max_frame: u32) {
+        self.max_frame = max_frame;
     }
 }
 
@@ -103,7 +151,8 @@ impl Decoder for FrameCodec {
         }
         src.advance(LENGTH_PREFIX);
         let mut body = src.split_to(len).freeze();
-        let header_len = body.get_u32() as usize;
+        let header_word = body.get_u32();
+        let header_len = (header_word & !SEGMENT_FLAG) as usize;
         if header_len > body.len() {
             return Err(CodecError::Malformed(format!(
                 "header length {header_len} exceeds the frame's {} remaining bytes",
@@ -113,7 +162,36 @@ impl Decoder for FrameCodec {
         let header = body.split_to(header_len);
         let op =
             rmp_serde::from_slice(&header).map_err(|e| CodecError::Malformed(e.to_string()))?;
-        Ok(Some(Frame { op, payload: body }))
+        if header_word & SEGMENT_FLAG == 0 {
+            return Ok(Some(Frame::with_payload(op, body)));
+        }
+        if body.len() != SEGMENT_LEN_FIELD {
+            return Err(CodecError::Malformed(format!(
+                "a segment frame carries {SEGMENT_LEN_FIELD} bytes after its header, not {}",
+                body.len()
+            )));
+        }
+        let len = body.get_u64();
+        if len == 0 {
+            return Err(CodecError::Malformed("an empty segment".into()));
+        }
+        if len > u64::from(self.max_frame) {
+            return Err(CodecError::FrameTooLarge {
+                len,
+                max: self.max_frame,
+            });
+        }
+        let Some(segments) = self.segments.as_mut() else {
+            return Err(CodecError::Malformed(
+                "segment frames travel only over shm connections".into(),
+            ));
+        };
+        let (payload, segment) = segments.take(len)?;
+        Ok(Some(Frame {
+            op,
+            payload,
+            segment: Some(segment),
+        }))
     }
 }
 
@@ -131,7 +209,13 @@ impl Encoder<&Frame> for FrameCodec {
     fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), CodecError> {
         let start = dst.len();
         frame.encode(dst)?;
-        let len = (dst.len() - start - LENGTH_PREFIX) as u64;
+        // A segment counts as if it were in the stream: the peer may have
+        // to copy it into one (the daemon, for a tcp or unix receiver).
+        let len = (dst.len() - start - LENGTH_PREFIX) as u64
+            + frame
+                .segment
+                .as_ref()
+                .map_or(0, |_| frame.payload.len() as u64);
         if len > u64::from(self.max_frame) {
             dst.truncate(start);
             return Err(CodecError::FrameTooLarge {
@@ -215,6 +299,87 @@ mod tests {
             codec.decode(&mut buf).unwrap_err().code(),
             ErrorCode::ProtocolViolation
         );
+    }
+
+    /// Hands out `/dev/null` fds with a payload of the announced length,
+    /// recording what was asked.
+    struct FakeSegments(std::sync::Arc<std::sync::Mutex<Vec<u64>>>);
+
+    impl SegmentSource for FakeSegments {
+        fn take(&mut self, len: u64) -> Result<(Bytes, SegmentFd), CodecError> {
+            self.0.lock().unwrap().push(len);
+            let fd = std::fs::File::open("/dev/null")?;
+            Ok((
+                Bytes::from(vec![7; len as usize]),
+                SegmentFd::new(fd.into()),
+            ))
+        }
+    }
+
+    fn pub_op() -> Op {
+        Op::Pub {
+            subject: Subject::from_static("big.data"),
+            headers: None,
+        }
+    }
+
+    #[test]
+    fn segment_frames_carry_only_their_length_and_take_the_payload_beside() {
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut codec = FrameCodec::with_segments(1 << 20, Box::new(FakeSegments(asked.clone())));
+        let fd = std::fs::File::open("/dev/null").unwrap();
+        let mut frame = Frame::with_payload(pub_op(), Bytes::from(vec![7; 100_000]));
+        frame.segment = Some(SegmentFd::new(fd.into()));
+        let mut buf = BytesMut::new();
+        codec.encode(&frame, &mut buf).unwrap();
+        assert!(buf.len() < 100, "the payload stays out of the stream");
+        let decoded = codec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(*asked.lock().unwrap(), [100_000]);
+        assert_eq!(decoded.op, frame.op);
+        assert_eq!(decoded.payload, frame.payload);
+        assert!(decoded.segment.is_some());
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn segment_frames_are_refused_where_no_fds_pass_or_when_malformed() {
+        let fd = || SegmentFd::new(std::fs::File::open("/dev/null").unwrap().into());
+        let mut frame = Frame::with_payload(pub_op(), Bytes::from_static(b"data"));
+        frame.segment = Some(fd());
+        let mut buf = BytesMut::new();
+        FrameCodec::new(1024).encode(&frame, &mut buf).unwrap();
+        let err = FrameCodec::new(1024).decode(&mut buf.clone()).unwrap_err();
+        assert!(err.to_string().contains("only over shm"), "{err}");
+
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut codec = FrameCodec::with_segments(1024, Box::new(FakeSegments(asked.clone())));
+        // A length field of 7 bytes instead of 8.
+        let mut short = buf.clone();
+        short.truncate(short.len() - 1);
+        let total = u32::from_be_bytes(short[..4].try_into().unwrap()) - 1;
+        short[..4].copy_from_slice(&total.to_be_bytes());
+        assert_eq!(
+            codec.decode(&mut short).unwrap_err().code(),
+            ErrorCode::ProtocolViolation
+        );
+        // Empty, and over the frame limit.
+        for (len, code) in [
+            (0, ErrorCode::ProtocolViolation),
+            (1025, ErrorCode::FrameTooLarge),
+        ] {
+            let mut bad = buf.clone();
+            let at = bad.len() - 8;
+            bad[at..].copy_from_slice(&u64::to_be_bytes(len));
+            assert_eq!(codec.decode(&mut bad).unwrap_err().code(), code);
+        }
+        assert!(
+            asked.lock().unwrap().is_empty(),
+            "no fd taken for a bad frame"
+        );
+        // A segment counts against the limit on the way out too.
+        frame.payload = Bytes::from(vec![0; 2000]);
+        let err = codec.encode(&frame, &mut BytesMut::new()).unwrap_err();
+        assert!(matches!(err, CodecError::FrameTooLarge { .. }));
     }
 
     #[test]

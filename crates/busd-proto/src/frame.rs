@@ -1,5 +1,8 @@
 //! A decoded frame and the encoding of its head.
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use serde::ser::SerializeStructVariant;
@@ -14,33 +17,89 @@ pub struct Frame {
     /// The header.
     pub op: Op,
     /// The payload, never parsed by the daemon; empty for most operations.
+    /// For a frame that came with a [`segment`](Self::segment), a read-only
+    /// view of the segment's mapping.
     pub payload: Bytes,
+    /// The sealed memfd the payload travelled in, beside the byte stream
+    /// (shm connections only; see [`SegmentSource`](crate::SegmentSource)).
+    pub segment: Option<SegmentFd>,
 }
 
 impl Frame {
     /// A frame without payload.
     pub fn new(op: Op) -> Self {
-        Self {
-            op,
-            payload: Bytes::new(),
-        }
+        Self::with_payload(op, Bytes::new())
     }
 
     /// A frame with a payload.
     pub fn with_payload(op: Op, payload: Bytes) -> Self {
-        Self { op, payload }
+        Self {
+            op,
+            payload,
+            segment: None,
+        }
     }
 
-    /// The encoded size of this frame, lengths included.
+    /// Appends the encoded frame to `dst`. A frame with a segment is encoded
+    /// as a segment frame (its payload's length in place of the payload);
+    /// its fd must reach the peer beside the stream, before these bytes.
     ///
     /// # Errors
     /// As [`encode_head`].
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), CodecError> {
+        if self.segment.is_some() {
+            return encode_head_with(&self.op, Body::Segment(self.payload.len() as u64), dst);
+        }
         encode_head(&self.op, self.payload.len(), dst)?;
         dst.extend_from_slice(&self.payload);
         Ok(())
     }
 }
+
+/// A sealed memfd holding one payload (`F_SEAL_WRITE`, `F_SEAL_SHRINK`,
+/// `F_SEAL_GROW`: its bytes can change no more), passed beside the byte
+/// stream of an shm connection. Cloning shares the fd: the daemon hands the
+/// same open file to every receiver the rules allow, copying nothing.
+#[derive(Debug, Clone)]
+pub struct SegmentFd(Arc<OwnedFd>);
+
+impl SegmentFd {
+    /// Wraps a segment's fd; its seals are the creator's or the reader's
+    /// business (see `busd-shm`), not this type's.
+    pub fn new(fd: OwnedFd) -> Self {
+        Self(Arc::new(fd))
+    }
+}
+
+impl AsFd for SegmentFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl PartialEq for SegmentFd {
+    /// The same shared fd (not merely the same bytes).
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// What follows a frame's header on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// This many payload bytes, in the stream.
+    Inline(usize),
+    /// A segment of this many bytes, passed beside the stream: the frame
+    /// carries only the length (8 bytes, big-endian) and sets
+    /// [`SEGMENT_FLAG`] in its header-length field.
+    Segment(u64),
+}
+
+/// Set in a frame's header-length field when its payload is a segment.
+pub const SEGMENT_FLAG: u32 = 1 << 31;
+
+/// Bytes a segment frame carries after its header: the segment's length.
+pub const SEGMENT_LEN_FIELD: usize = 8;
 
 /// Appends everything of a frame but its payload to `dst`: both lengths and
 /// the MessagePack header. The caller sends `payload_len` bytes of payload
@@ -51,12 +110,21 @@ impl Frame {
 /// [`CodecError::FrameTooLarge`] if the frame would not fit in a `u32`
 /// length, [`CodecError::Malformed`] if the header cannot be encoded.
 pub fn encode_head(op: &Op, payload_len: usize, dst: &mut BytesMut) -> Result<(), CodecError> {
-    encode_with(op, payload_len, dst)
+    encode_with(op, Body::Inline(payload_len), dst)
+}
+
+/// As [`encode_head`], for either kind of [`Body`]; for a segment the
+/// appended bytes are the whole frame.
+///
+/// # Errors
+/// As [`encode_head`].
+pub fn encode_head_with(op: &Op, body: Body, dst: &mut BytesMut) -> Result<(), CodecError> {
+    encode_with(op, body, dst)
 }
 
 fn encode_with<T: Serialize + ?Sized>(
     op: &T,
-    payload_len: usize,
+    body: Body,
     dst: &mut BytesMut,
 ) -> Result<(), CodecError> {
     let start = dst.len();
@@ -66,17 +134,27 @@ fn encode_with<T: Serialize + ?Sized>(
     rmp_serde::encode::write(&mut writer, op).map_err(|e| CodecError::Malformed(e.to_string()))?;
     let dst = writer.into_inner();
     let header_len = dst.len() - start - 2 * LENGTH_PREFIX;
-    let total = LENGTH_PREFIX + header_len + payload_len;
-    let Ok(total) = u32::try_from(total) else {
+    let (in_stream, flag) = match body {
+        Body::Inline(len) => (len, 0),
+        Body::Segment(_) => (SEGMENT_LEN_FIELD, SEGMENT_FLAG),
+    };
+    let total = LENGTH_PREFIX + header_len + in_stream;
+    let (Ok(total), Ok(header_word)) = (u32::try_from(total), u32::try_from(header_len)) else {
         dst.truncate(start);
         return Err(CodecError::FrameTooLarge {
             len: total as u64,
             max: u32::MAX,
         });
     };
-    // header_len < total, so it fits too.
+    if header_word & SEGMENT_FLAG != 0 {
+        dst.truncate(start);
+        return Err(CodecError::Malformed("header over 2 GiB".into()));
+    }
     dst[start..start + 4].copy_from_slice(&total.to_be_bytes());
-    dst[start + 4..start + 8].copy_from_slice(&(header_len as u32).to_be_bytes());
+    dst[start + 4..start + 8].copy_from_slice(&(header_word | flag).to_be_bytes());
+    if let Body::Segment(len) = body {
+        dst.put_u64(len);
+    }
     Ok(())
 }
 
@@ -92,7 +170,7 @@ pub fn encode_msg_head(
     subject: &Subject,
     from: &Sender,
     headers: Option<&Headers>,
-    payload_len: usize,
+    body: Body,
     dst: &mut BytesMut,
 ) -> Result<(), CodecError> {
     let msg = MsgRef {
@@ -101,7 +179,7 @@ pub fn encode_msg_head(
         from,
         headers,
     };
-    encode_with(&msg, payload_len, dst)
+    encode_with(&msg, body, dst)
 }
 
 /// Borrowed mirror of `Op::Msg`; its encoding is checked against the
@@ -150,7 +228,12 @@ mod tests {
             };
             let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
             encode_head(&owned, 5, &mut a).unwrap();
-            encode_msg_head(9, &subject, &from, h.as_ref(), 5, &mut b).unwrap();
+            encode_msg_head(9, &subject, &from, h.as_ref(), Body::Inline(5), &mut b).unwrap();
+            assert_eq!(a, b);
+            let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+            encode_head_with(&owned, Body::Segment(1 << 20), &mut a).unwrap();
+            let segment = Body::Segment(1 << 20);
+            encode_msg_head(9, &subject, &from, h.as_ref(), segment, &mut b).unwrap();
             assert_eq!(a, b);
         }
     }

@@ -18,9 +18,12 @@ mod subject;
 mod value;
 
 pub use auth::{AUTH_MAC_LEN, auth_mac, read_token};
-pub use codec::{CodecError, FrameCodec, LENGTH_PREFIX};
+pub use codec::{CodecError, FrameCodec, LENGTH_PREFIX, SegmentSource};
 pub use error::{ErrorCode, Status};
-pub use frame::{Frame, encode_head, encode_msg_head};
+pub use frame::{
+    Body, Frame, SEGMENT_FLAG, SEGMENT_LEN_FIELD, SegmentFd, encode_head, encode_head_with,
+    encode_msg_head,
+};
 pub use op::{AuthKind, CtlCommand, Headers, Hello, Limits, Op, Overflow, Ref, Sender, Welcome};
 pub use pfn::{Pfn, PfnError, publisher_id};
 pub use subject::{Subject, SubjectError};

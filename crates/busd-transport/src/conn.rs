@@ -55,6 +55,8 @@ pub struct Connection {
     pub writer: BoxWriter,
     /// Who the peer is.
     pub peer: PeerInfo,
+    /// Passing payload segments beside the stream: shm connections only.
+    pub fds: Option<crate::FdPassing>,
 }
 
 impl fmt::Debug for Connection {

@@ -57,7 +57,10 @@ use std::io;
 pub use conn::{BoxReader, BoxWriter, Connection, PeerInfo, connect};
 pub use endpoint::Endpoint;
 pub use error::{EndpointError, TransportError};
-pub use shm::{DEFAULT_SHM_RING, MAX_SHM_RING, MIN_SHM_RING, connect_shm};
+pub use shm::{
+    DEFAULT_SHM_RING, FdPassing, FdReceiver, FdSender, MAX_SHM_RING, MIN_SHM_RING, connect_shm,
+    seal_payload,
+};
 pub use tcp::TcpListener;
 pub use unix::UnixListener;
 

@@ -100,6 +100,7 @@ async fn connection(stream: TcpStream, local: SocketAddr, peer: SocketAddr) -> C
             exe: None,
             addr: peer.to_string(),
         },
+        fds: None,
     }
 }
 

@@ -195,5 +195,6 @@ fn connection(stream: UnixStream, peer: PeerInfo) -> Connection {
         reader: Box::new(reader),
         writer: Box::new(writer),
         peer,
+        fds: None,
     }
 }

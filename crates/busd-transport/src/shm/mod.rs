@@ -10,10 +10,14 @@
 //! otherwise) and answers one byte. From then on the bytes travel through the
 //! rings (see `stream`); the socket stays open beside them, silent, so that
 //! either side learns at once when the other is gone, and so that the peer's
-//! credentials are the socket's: authentication works as over unix.
+//! credentials are the socket's: authentication works as over unix. Large
+//! payloads travel on that socket too, as sealed memfds ([`fds`]).
 
+mod fds;
 pub(crate) mod preface;
 mod stream;
+
+pub use fds::{FdPassing, FdReceiver, FdSender, seal_payload};
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -198,10 +202,12 @@ fn halves(
 ) -> io::Result<Connection> {
     let socket = OwnedFd::from(stream.into_std()?);
     let writer_socket = socket.try_clone()?;
+    let fds = FdPassing::new(&socket)?;
     Ok(Connection {
         reader: Box::new(ShmReader::new(consumer, socket)?),
         writer: Box::new(ShmWriter::new(producer, capacity, writer_socket)?),
         peer,
+        fds: Some(fds),
     })
 }
 
@@ -222,7 +228,7 @@ fn invalid(reason: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::E
     io::Error::new(io::ErrorKind::InvalidData, reason)
 }
 
-fn shm_error(err: ShmError) -> io::Error {
+pub(crate) fn shm_error(err: ShmError) -> io::Error {
     match &err {
         ShmError::Sys { source, .. } => io::Error::new(source.kind(), err),
         _ => invalid(err),

@@ -13,9 +13,9 @@
 //! - Both halves wait on the ring's eventfd through tokio's reactor
 //!   (`prepare_wait` arms the ring's "waiting" flag first, so no wake-up is
 //!   lost), and both also watch the unix socket the rings were set up over.
-//!   Nothing travels on it after the setup, so it turning readable means the
-//!   peer is gone (end of stream: the peer process exited or was killed, or
-//!   dropped its connection) or misbehaves (bytes: an error). The reader
+//!   After the setup only payload segments' fds travel on it (see `fds`);
+//!   its hang-up means the peer is gone (the peer process exited or was
+//!   killed, or dropped its connection). The reader
 //!   still drains what the peer published before it went; a writer waiting
 //!   for room fails with `BrokenPipe`.
 //! - A peer that breaks the ring's invariants yields `InvalidData` errors
@@ -84,7 +84,7 @@ impl AsRawFd for TxRing {
     }
 }
 
-/// Registers `owner`'s fd with the reactor, for readability.
+/// Registers `owner`'s fd with the reactor, for `interest`.
 ///
 /// tokio 1.54 deprecates the safe constructors of `AsyncFd` for
 /// `register_with_interest`, an `unsafe fn` whose contract is that
@@ -93,8 +93,8 @@ impl AsRawFd for TxRing {
 /// here: an `OwnedFd`, or a ring handle owning its eventfd, which it never
 /// replaces or closes before it is dropped.
 #[allow(deprecated)]
-fn register<T: AsRawFd>(owner: T) -> io::Result<AsyncFd<T>> {
-    AsyncFd::with_interest(owner, Interest::READABLE)
+pub(super) fn register<T: AsRawFd>(owner: T, interest: Interest) -> io::Result<AsyncFd<T>> {
+    AsyncFd::with_interest(owner, interest)
 }
 
 /// The unix socket the rings were set up over, watched for the peer leaving.
@@ -108,22 +108,29 @@ struct Liveness {
 impl Liveness {
     fn new(socket: OwnedFd) -> io::Result<Self> {
         Ok(Self {
-            socket: register(socket)?,
+            socket: register(socket, Interest::READABLE)?,
             gone: false,
         })
     }
 
     /// Ready once the peer has closed the socket; registers the waker until then.
     ///
+    /// Bytes on the socket are segment fds (see `fds`) waiting for their
+    /// frames to be decoded, not a sign of anything: the hang-up is told by
+    /// the reactor (`EPOLLRDHUP`), or by a peek finding the end.
+    ///
     /// # Errors
-    /// `InvalidData` when the peer wrote on the socket (it never should after
-    /// the setup), or the error of `recv`.
+    /// The error of `recv`.
     fn poll_gone(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.gone {
             return Poll::Ready(Ok(()));
         }
         loop {
             let mut guard = ready!(self.socket.poll_read_ready(cx))?;
+            if guard.ready().is_read_closed() {
+                self.gone = true;
+                return Poll::Ready(Ok(()));
+            }
             let mut probe = [0u8; 1];
             match rustix::net::recv(
                 guard.get_inner(),
@@ -134,13 +141,9 @@ impl Liveness {
                     self.gone = true;
                     return Poll::Ready(Ok(()));
                 }
-                Ok(_) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "the shm peer wrote on its control socket",
-                    )));
-                }
-                Err(Errno::AGAIN) => guard.clear_ready(),
+                // Segment fds queued for frames still to be read; wait for
+                // the next event (more of them, or the hang-up).
+                Ok(_) | Err(Errno::AGAIN) => guard.clear_ready(),
                 Err(Errno::INTR) => {}
                 Err(errno) => return Poll::Ready(Err(errno.into())),
             }
@@ -167,7 +170,7 @@ pub(crate) struct ShmReader {
 impl ShmReader {
     pub(crate) fn new(consumer: Consumer, socket: OwnedFd) -> io::Result<Self> {
         Ok(Self {
-            ring: register(RxRing(consumer))?,
+            ring: register(RxRing(consumer), Interest::READABLE)?,
             liveness: Liveness::new(socket)?,
             buf: Vec::new(),
             pos: 0,
@@ -321,7 +324,7 @@ impl ShmWriter {
         let quarter = usize::try_from(capacity / 4).unwrap_or(usize::MAX);
         let chunk = producer.max_message().min(quarter).max(1);
         Ok(Self {
-            ring: register(TxRing(producer))?,
+            ring: register(TxRing(producer), Interest::READABLE)?,
             liveness: Liveness::new(socket)?,
             chunk,
             shut_down: false,

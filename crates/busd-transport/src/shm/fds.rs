@@ -1,0 +1,192 @@
+//! Payload segments passed beside an shm connection's byte stream: each
+//! sealed memfd travels on the unix socket the rings were set up over, as
+//! one marker byte with the fd attached (`SCM_RIGHTS`).
+//!
+//! The sender passes a segment's fd *before* it writes the frame that
+//! announces it into the ring, so a receiver that decodes the frame finds the
+//! fd already queued on its socket and takes it without waiting; fds and
+//! segment frames pair up in order. Exactly one fd per marker byte is
+//! accepted: anything else is a protocol violation, as is a segment that is
+//! not sealed against writing, shrinking and growing, or whose length is not
+//! the one its frame announced.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use busd_proto::{CodecError, SegmentFd, SegmentSource};
+use busd_shm::Segment;
+use bytes::Bytes;
+use rustix::io::Errno;
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use super::stream::register;
+
+/// The byte each fd travels with.
+const MARKER: u8 = b'S';
+
+/// Writes `payload` into a new memfd and seals it (`F_SEAL_WRITE`,
+/// `F_SEAL_SHRINK`, `F_SEAL_GROW`), ready to be sent as a segment: the one
+/// copy a segment costs its sender.
+///
+/// # Errors
+/// `InvalidInput` for an empty payload; the error of `memfd_create`,
+/// `pwrite` or the seals.
+pub fn seal_payload(payload: &[u8]) -> io::Result<SegmentFd> {
+    let fd = Segment::create("busd-payload", payload).map_err(super::shm_error)?;
+    Ok(SegmentFd::new(fd))
+}
+
+/// Both directions of fd passing on one shm connection.
+#[derive(Debug)]
+pub struct FdPassing {
+    /// Segments from the peer; give it to the frame decoder
+    /// ([`FrameCodec::with_segments`](busd_proto::FrameCodec::with_segments)).
+    pub receiver: FdReceiver,
+    /// Segments to the peer; the writer sends each one before the frame
+    /// that announces it.
+    pub sender: FdSender,
+}
+
+impl FdPassing {
+    /// Each half gets its own dup of `socket`.
+    pub(crate) fn new(socket: &OwnedFd) -> io::Result<Self> {
+        Ok(Self {
+            receiver: FdReceiver {
+                socket: socket.try_clone()?,
+            },
+            sender: FdSender {
+                socket: register(socket.try_clone()?, Interest::WRITABLE)?,
+            },
+        })
+    }
+}
+
+/// Takes the segments the peer passed, one per segment frame.
+#[derive(Debug)]
+pub struct FdReceiver {
+    socket: OwnedFd,
+}
+
+impl FdReceiver {
+    /// The next fd, if one is queued (never waits: see the module docs).
+    fn try_recv(&self) -> io::Result<Option<OwnedFd>> {
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut byte = [0u8; 1];
+        let mut iov = [IoSliceMut::new(&mut byte)];
+        let msg = loop {
+            match rustix::net::recvmsg(
+                &self.socket,
+                &mut iov,
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
+            ) {
+                Ok(msg) => break msg,
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => return Ok(None),
+                Err(errno) => return Err(errno.into()),
+            }
+        };
+        let truncated = msg.flags.contains(ReturnFlags::CTRUNC);
+        let mut fds = Vec::with_capacity(1);
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(received) = message {
+                fds.extend(received);
+            }
+        }
+        if msg.bytes == 0 {
+            return Ok(None);
+        }
+        if truncated || byte[0] != MARKER || fds.len() != 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the peer's control socket carried something other than one fd per marker",
+            ));
+        }
+        Ok(fds.pop())
+    }
+}
+
+impl SegmentSource for FdReceiver {
+    fn take(&mut self, len: u64) -> Result<(Bytes, SegmentFd), CodecError> {
+        let fd = self
+            .try_recv()
+            .map_err(|e| CodecError::Malformed(format!("cannot take a segment's fd: {e}")))?
+            .ok_or_else(|| CodecError::Malformed("a segment frame without its fd".into()))?;
+        let segment = Segment::open(fd.as_fd())
+            .map_err(|e| CodecError::Malformed(format!("segment refused: {e}")))?;
+        if segment.len() as u64 != len {
+            return Err(CodecError::Malformed(format!(
+                "a segment of {} bytes announced as {len}",
+                segment.len()
+            )));
+        }
+        Ok((Bytes::from_owner(segment), SegmentFd::new(fd)))
+    }
+}
+
+/// Passes segments to the peer.
+#[derive(Debug)]
+pub struct FdSender {
+    socket: AsyncFd<OwnedFd>,
+}
+
+impl FdSender {
+    /// Passes `fd` if the socket has room now; `Ok(false)` when it has not
+    /// (the peer has not yet taken earlier ones: write the frames they
+    /// belong to, then [`send`](Self::send)).
+    ///
+    /// # Errors
+    /// `BrokenPipe` once the peer is gone, or the error of `sendmsg`.
+    pub fn try_send(&self, fd: BorrowedFd<'_>) -> io::Result<bool> {
+        match send_one(self.socket.get_ref(), fd) {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Passes `fd`, waiting for room on the socket.
+    ///
+    /// # Errors
+    /// As [`try_send`](Self::try_send).
+    pub async fn send(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        loop {
+            let mut guard = self.socket.writable().await?;
+            match guard.try_io(|socket| send_one(socket.get_ref(), fd)) {
+                Ok(result) => return result,
+                Err(_would_block) => {}
+            }
+        }
+    }
+}
+
+/// One marker byte with `fd` attached, without blocking.
+fn send_one(socket: &OwnedFd, fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(io::Error::other("no room for one fd in the control buffer"));
+    }
+    let iov = [IoSlice::new(&[MARKER])];
+    loop {
+        match rustix::net::sendmsg(
+            socket,
+            &iov,
+            &mut control,
+            SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+        ) {
+            Ok(1) => return Ok(()),
+            Ok(_) => return Err(io::ErrorKind::WriteZero.into()),
+            Err(Errno::INTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+}
