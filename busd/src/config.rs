@@ -62,6 +62,11 @@ pub struct Limits {
     pub max_subscriptions: usize,
     /// Time allowed for the handshake.
     pub auth_timeout: std::time::Duration,
+    /// How long a publisher waits for room in a `block` subscriber's queue
+    /// before that subscriber is cut off.
+    pub block_timeout: std::time::Duration,
+    /// The largest ring (each way) an shm client may set up, in bytes.
+    pub shm_ring_bytes: u64,
 }
 
 impl Config {
@@ -287,6 +292,8 @@ impl Validator<'_> {
             max_connections: self.required("limits.max_connections", l.max_connections)?,
             max_subscriptions: self.required("limits.max_subscriptions", l.max_subscriptions)?,
             auth_timeout: self.required("limits.auth_timeout", l.auth_timeout)?,
+            block_timeout: self.required("limits.block_timeout", l.block_timeout)?,
+            shm_ring_bytes: self.required("limits.shm_ring_bytes", l.shm_ring_bytes)?,
         };
         let l = limits;
         if l.max_frame < 1024 {
@@ -301,6 +308,18 @@ impl Validator<'_> {
         }
         if l.auth_timeout.is_zero() {
             return Err(self.err("limits.auth_timeout", "must be more than zero"));
+        }
+        if l.block_timeout.is_zero() {
+            return Err(self.err("limits.block_timeout", "must be more than zero"));
+        }
+        let rings = busd_transport::MIN_SHM_RING..=busd_transport::MAX_SHM_RING;
+        if !l.shm_ring_bytes.is_power_of_two() || !rings.contains(&l.shm_ring_bytes) {
+            let why = format!(
+                "must be a power of two from {} to {} bytes",
+                rings.start(),
+                rings.end()
+            );
+            return Err(self.err("limits.shm_ring_bytes", why));
         }
         Ok(limits)
     }

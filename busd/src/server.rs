@@ -79,7 +79,11 @@ impl Daemon {
             None => None,
         };
         let unix = match &config.unix {
-            Some(path) => Some(UnixListener::bind(path).await?),
+            Some(path) => {
+                let mut listener = UnixListener::bind(path).await?;
+                listener.set_max_shm_ring(config.limits.shm_ring_bytes);
+                Some(listener)
+            }
             None => None,
         };
         let policy = Arc::clone(&config.policy);

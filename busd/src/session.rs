@@ -23,8 +23,6 @@ use crate::server::Shared;
 
 /// The longest timeout a request may ask for.
 const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
-/// How long a publisher waits for room in a `block` subscriber's queue.
-const BLOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a closing connection may take to flush what is queued for it.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
 
@@ -276,7 +274,8 @@ impl Session {
         lock(&self.shared.router)
             .router
             .publish(self.id, &subject, &mut targets);
-        let deadline = Instant::now() + BLOCK_TIMEOUT;
+        let block_timeout = self.shared.config.limits.block_timeout;
+        let deadline = Instant::now() + block_timeout;
         for t in targets.drain(..) {
             // The same fd to every shm receiver; the bytes to the others.
             let segment = segment.as_ref().filter(|_| t.handle.passes_fds);
@@ -306,7 +305,7 @@ impl Session {
             } else if !t.handle.push_blocking(frame, deadline).await {
                 // Lossless means waiting, but not forever: the stuck
                 // subscriber is cut off and both sides are told.
-                let waited = humantime_serde::re::humantime::format_duration(BLOCK_TIMEOUT);
+                let waited = humantime_serde::re::humantime::format_duration(block_timeout);
                 t.handle.close_with(
                     ErrorCode::SlowConsumer,
                     &format!(

@@ -51,6 +51,9 @@ pub(super) struct RawLimits {
     pub(super) max_subscriptions: Option<usize>,
     #[serde(with = "humantime_serde")]
     pub(super) auth_timeout: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub(super) block_timeout: Option<Duration>,
+    pub(super) shm_ring_bytes: Option<u64>,
 }
 
 /// Where each `[daemon]` and `[limits]` key is in the file, so an invalid

@@ -34,6 +34,37 @@ fn bad_values_name_line_and_key() {
 }
 
 #[test]
+fn timeouts_and_ring_sizes_are_checked() {
+    let c = Config::parse("default", DEFAULT_CONFIG, &[]).unwrap();
+    assert_eq!(c.limits.block_timeout, std::time::Duration::from_secs(5));
+    assert_eq!(c.limits.shm_ring_bytes, 16 << 20);
+    for (line, key) in [
+        (
+            "block_timeout = \"0s\"",
+            "limits.block_timeout: must be more than zero",
+        ),
+        (
+            "shm_ring_bytes = 5000",
+            "limits.shm_ring_bytes: must be a power of two",
+        ),
+        (
+            "shm_ring_bytes = 2048",
+            "limits.shm_ring_bytes: must be a power of two",
+        ),
+        (
+            "shm_ring_bytes = 134217728",
+            "limits.shm_ring_bytes: must be a power of two",
+        ),
+    ] {
+        let text = format!("[limits]\n{line}\n");
+        let e = Config::parse("r.toml", &text, &[]).unwrap_err().to_string();
+        assert!(e.contains("r.toml: line 2") && e.contains(key), "{e}");
+    }
+    let c = Config::parse("r.toml", "[limits]\nshm_ring_bytes = 65536\n", &[]).unwrap();
+    assert_eq!(c.limits.shm_ring_bytes, 65536);
+}
+
+#[test]
 fn a_partial_file_takes_the_rest_from_the_default() {
     let c = Config::parse("p.toml", "[limits]\nmax_frame = 4096\n", &[]).unwrap();
     assert_eq!(c.limits.max_frame, 4096);

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use busd_transport::Endpoint;
+use busd_transport::{ConnectOptions, Endpoint};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -44,6 +44,7 @@ pub struct ClientBuilder {
     pfn: Option<Result<Pfn, Error>>,
     token_file: Option<PathBuf>,
     segment_threshold: usize,
+    shm_ring_bytes: u64,
 }
 
 /// Payloads at least this long travel as sealed memfds over shm.
@@ -59,7 +60,18 @@ impl ClientBuilder {
             pfn: None,
             token_file: None,
             segment_threshold: DEFAULT_SEGMENT_THRESHOLD,
+            shm_ring_bytes: busd_transport::DEFAULT_SHM_RING,
         }
+    }
+
+    /// Over `shm://`, the size of each of the two rings (default 4 MiB): a
+    /// power of two from 4 KiB up to the daemon's `limits.shm_ring_bytes`.
+    /// Larger rings let more bytes be in flight before a writer waits. A
+    /// size the daemon refuses makes `connect` fail with
+    /// [`ErrorKind::Connect`]. Other transports ignore it.
+    pub fn shm_ring_bytes(mut self, bytes: u64) -> Self {
+        self.shm_ring_bytes = bytes;
+        self
     }
 
     /// Over `shm://`, payloads of at least `bytes` (default
@@ -171,6 +183,7 @@ impl ClientBuilder {
         let hello = HelloOptions {
             name: self.name.unwrap_or_else(default_name),
             identity: Identity::new(self.pfn, self.token_file)?,
+            connect: ConnectOptions::default().shm_ring_bytes(self.shm_ring_bytes),
         };
         let session = handshake::open(&endpoint, &hello).await?;
         let threshold = match endpoint {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use busd_proto::{Frame, FrameCodec, Hello, Op, PROTOCOL_VERSION, Welcome, auth_mac, encode_head};
-use busd_transport::{BoxReader, BoxWriter, Endpoint, FdSender};
+use busd_transport::{BoxReader, BoxWriter, ConnectOptions, Endpoint, FdSender};
 use bytes::BytesMut;
 use futures::StreamExt;
 use serde_bytes::ByteBuf;
@@ -33,6 +33,8 @@ const INBOUND_SLACK: u32 = 64 * 1024;
 pub(crate) struct HelloOptions {
     pub(crate) name: String,
     pub(crate) identity: Identity,
+    /// How to connect (the shm ring size).
+    pub(crate) connect: ConnectOptions,
 }
 
 /// An established, welcomed connection, not yet split into tasks.
@@ -67,7 +69,7 @@ async fn open_inner(
     hello: &HelloOptions,
     proof: &Proof,
 ) -> Result<Session, Error> {
-    let conn = busd_transport::connect(endpoint)
+    let conn = busd_transport::connect_with(endpoint, &hello.connect)
         .await
         .map_err(|e| connect_error("cannot connect to busd", &e))?;
     let mut writer = conn.writer;

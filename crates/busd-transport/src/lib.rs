@@ -54,7 +54,7 @@ mod unix;
 use std::future::Future;
 use std::io;
 
-pub use conn::{BoxReader, BoxWriter, Connection, PeerInfo, connect};
+pub use conn::{BoxReader, BoxWriter, ConnectOptions, Connection, PeerInfo, connect, connect_with};
 pub use endpoint::Endpoint;
 pub use error::{EndpointError, TransportError};
 pub use shm::{

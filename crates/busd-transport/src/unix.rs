@@ -37,6 +37,8 @@ pub struct UnixListener {
     /// Connections accepted whose first bytes are being read (each bounded
     /// by a timeout); aborted with the listener.
     pending: JoinSet<Option<Connection>>,
+    /// The largest ring (each way) accepted from an shm client.
+    max_shm_ring: u64,
     /// Holds the path's lock; dropped after `inner`, removing the socket file.
     socket: SocketFile,
 }
@@ -70,8 +72,16 @@ impl UnixListener {
         Ok(Self {
             inner,
             pending: JoinSet::new(),
+            max_shm_ring: shm::MAX_SHM_RING,
             socket,
         })
+    }
+
+    /// Refuses shm clients asking for rings over `bytes` each way (within
+    /// [`MIN_SHM_RING`](crate::MIN_SHM_RING)`..=`[`MAX_SHM_RING`](crate::MAX_SHM_RING);
+    /// the default is the latter).
+    pub fn set_max_shm_ring(&mut self, bytes: u64) {
+        self.max_shm_ring = bytes.clamp(shm::MIN_SHM_RING, shm::MAX_SHM_RING);
     }
 }
 
@@ -102,7 +112,7 @@ impl Listener for UnixListener {
                     peer.exe = peer
                         .pid
                         .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok());
-                    self.pending.spawn(first_bytes(stream, peer));
+                    self.pending.spawn(first_bytes(stream, peer, self.max_shm_ring));
                 }
             }
         }
@@ -115,7 +125,7 @@ impl Listener for UnixListener {
 
 /// Reads the first bytes of an accepted connection and makes it a plain
 /// unix or an shm connection. `None`: refused (logged), or gone.
-async fn first_bytes(stream: UnixStream, peer: PeerInfo) -> Option<Connection> {
+async fn first_bytes(stream: UnixStream, peer: PeerInfo, max_ring: u64) -> Option<Connection> {
     let mut head = [0u8; 4];
     let mut filled = 0;
     // Fds that come with a plain connection's bytes are closed on drop.
@@ -143,7 +153,7 @@ async fn first_bytes(stream: UnixStream, peer: PeerInfo) -> Option<Connection> {
         return None;
     }
     if filled == head.len() && head == shm::preface::MARKER {
-        return match shm::accept(stream, &head, fds, peer).await {
+        return match shm::accept(stream, &head, fds, peer, max_ring).await {
             Ok(conn) => Some(conn),
             Err(err) => {
                 info!(cause = %err, "shm setup refused");

@@ -117,6 +117,7 @@ pub(crate) async fn accept(
     head: &[u8],
     mut fds: Vec<OwnedFd>,
     mut peer: PeerInfo,
+    max_ring: u64,
 ) -> io::Result<Connection> {
     let mut bytes = [0u8; preface::LEN];
     bytes[..head.len()].copy_from_slice(head);
@@ -136,9 +137,9 @@ pub(crate) async fn accept(
     })
     .await?;
     let capacity = preface::decode(&bytes).map_err(invalid)?;
-    if !capacity.is_power_of_two() || !(MIN_SHM_RING..=MAX_SHM_RING).contains(&capacity) {
+    if !capacity.is_power_of_two() || !(MIN_SHM_RING..=max_ring).contains(&capacity) {
         return Err(invalid(format!(
-            "ring size {capacity} is not a power of two in {MIN_SHM_RING}..={MAX_SHM_RING}"
+            "ring size {capacity} is not a power of two in {MIN_SHM_RING}..={max_ring} (limits.shm_ring_bytes)"
         )));
     }
     let Ok::<[OwnedFd; preface::FD_COUNT], _>([c2d, c2d_rd, c2d_wr, d2c, d2c_rd, d2c_wr]) =
