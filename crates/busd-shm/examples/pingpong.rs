@@ -1,0 +1,190 @@
+//! The physical floors under busd's latency on this machine: round trips
+//! between two processes, with no daemon, no async runtime and no protocol.
+//!
+//! ```text
+//! cargo run --release -p busd-shm --example pingpong -- [ROUNDS] [SIZE]
+//! ```
+//!
+//! In one run, one child process, `ROUNDS` (default 20,000) round trips of
+//! `SIZE` bytes (default 128) each way over:
+//! - `unix`: a unix stream socket pair, blocking reads;
+//! - `shm-park`: two busd-shm rings, each side waiting as busd does (a short
+//!   spin, then parking on the ring's eventfd);
+//! - `shm-spin`: the same rings, each side spinning on the ring without ever
+//!   parking (two spinners: one core each, on a 2-core machine).
+//!
+//! Prints p50/p99/mean round-trip µs per transport. The child is this
+//! binary again, handed dups of the fds without `FD_CLOEXEC`.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use busd_shm::{Consumer, EventFd, Events, Options, Ring};
+
+const CHILD_ARG: &str = "--pingpong-child";
+const RING: u64 = 1 << 20;
+const TIMEOUT: Option<Duration> = Some(Duration::from_secs(10));
+
+type Failure = Box<dyn std::error::Error>;
+
+fn main() -> Result<(), Failure> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(CHILD_ARG) {
+        return child(&args[2..]);
+    }
+    let rounds: usize = args.get(1).map_or(Ok(20_000), |a| a.parse())?;
+    let size: usize = args.get(2).map_or(Ok(128), |a| a.parse())?;
+
+    let (mut sock, child_sock) = UnixStream::pair()?;
+    let (c2p, p2c) = (Ring::create(RING)?, Ring::create(RING)?);
+    let (c2p_events, p2c_events) = (Events::new()?, Events::new()?);
+    let inherit = [
+        dup(&child_sock)?,
+        dup(c2p.fd())?,
+        dup(&c2p_events.readable)?,
+        dup(&c2p_events.writable)?,
+        dup(p2c.fd())?,
+        dup(&p2c_events.readable)?,
+        dup(&p2c_events.writable)?,
+    ];
+    let numbers: Vec<String> = inherit
+        .iter()
+        .map(|fd| fd.as_raw_fd().to_string())
+        .collect();
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg(CHILD_ARG)
+        .args([rounds.to_string(), size.to_string()])
+        .args(&numbers)
+        .spawn()?;
+    drop((inherit, child_sock));
+
+    let msg = vec![0x5a; size];
+    let mut buf = vec![0; size];
+    let unix = measure(rounds, || {
+        sock.write_all(&msg)?;
+        sock.read_exact(&mut buf)?;
+        Ok(())
+    })?;
+    let mut tx = p2c.producer(p2c_events, Options::default());
+    let mut rx = c2p.consumer(c2p_events, Options::default());
+    let mut got = Vec::with_capacity(size);
+    let park = measure(rounds, || {
+        tx.push_wait(&msg, TIMEOUT)?;
+        rx.pop_wait(&mut got, TIMEOUT)?.ok_or("timed out")?;
+        Ok(())
+    })?;
+    let spin = measure(rounds, || {
+        tx.try_push(&msg)?;
+        spin_pop(&mut rx, &mut got)
+    })?;
+    if !child.wait()?.success() {
+        return Err("the child failed".into());
+    }
+
+    println!("round trips between two processes, {size} B each way, {rounds} rounds");
+    println!(
+        "{:<10} {:>9} {:>9} {:>9}",
+        "transport", "p50 µs", "p99 µs", "mean µs"
+    );
+    for (name, stats) in [("unix", unix), ("shm-park", park), ("shm-spin", spin)] {
+        println!(
+            "{name:<10} {:>9.2} {:>9.2} {:>9.2}",
+            stats.p50, stats.p99, stats.mean
+        );
+    }
+    Ok(())
+}
+
+/// The echoing side: the same three phases, answering each message.
+fn child(args: &[String]) -> Result<(), Failure> {
+    let rounds: usize = args[0].parse()?;
+    let size: usize = args[1].parse()?;
+    let mut fds = args[2..].iter().map(|n| -> Result<OwnedFd, Failure> {
+        let raw = n.parse()?;
+        // SAFETY:
+        // 1. The parent passed these numbers for fds it dup'ed without
+        //    FD_CLOEXEC just for this child; they are open here.
+        // 2. Nothing else in this process knows them, so each is owned once.
+        Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    });
+    let mut next = || fds.next().ok_or("missing fd")?;
+    let mut sock = UnixStream::from(next()?);
+    let (c2p, c2p_rd, c2p_wr) = (next()?, next()?, next()?);
+    let (p2c, p2c_rd, p2c_wr) = (next()?, next()?, next()?);
+    let mut tx = Ring::open(c2p)?.producer(events(c2p_rd, c2p_wr)?, Options::default());
+    let mut rx = Ring::open(p2c)?.consumer(events(p2c_rd, p2c_wr)?, Options::default());
+
+    let mut buf = vec![0; size];
+    for _ in 0..rounds {
+        sock.read_exact(&mut buf)?;
+        sock.write_all(&buf)?;
+    }
+    for _ in 0..rounds {
+        rx.pop_wait(&mut buf, TIMEOUT)?.ok_or("timed out")?;
+        tx.push_wait(&buf, TIMEOUT)?;
+    }
+    for _ in 0..rounds {
+        spin_pop(&mut rx, &mut buf)?;
+        tx.try_push(&buf)?;
+    }
+    Ok(())
+}
+
+fn events(readable: OwnedFd, writable: OwnedFd) -> Result<Events, Failure> {
+    Ok(Events {
+        readable: EventFd::from_fd(readable)?,
+        writable: EventFd::from_fd(writable)?,
+    })
+}
+
+/// Pops one message, spinning on the ring (never parking), for at most
+/// [`TIMEOUT`].
+fn spin_pop(rx: &mut Consumer, out: &mut Vec<u8>) -> Result<(), Failure> {
+    let start = Instant::now();
+    loop {
+        if rx.try_pop(out)?.is_some() {
+            return Ok(());
+        }
+        std::hint::spin_loop();
+        if TIMEOUT.is_some_and(|t| start.elapsed() > t) {
+            return Err("timed out spinning".into());
+        }
+    }
+}
+
+/// A dup of `fd` that survives exec (dup(2) never sets `FD_CLOEXEC`).
+fn dup(fd: impl AsFd) -> Result<OwnedFd, Failure> {
+    Ok(rustix::io::dup(fd)?)
+}
+
+struct Stats {
+    p50: f64,
+    p99: f64,
+    mean: f64,
+}
+
+/// Times `rounds` calls of `round_trip` (after a tenth as many to warm up).
+fn measure(
+    rounds: usize,
+    mut round_trip: impl FnMut() -> Result<(), Failure>,
+) -> Result<Stats, Failure> {
+    let warmup = rounds / 10;
+    let mut micros = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let start = Instant::now();
+        round_trip()?;
+        if i >= warmup {
+            micros.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    micros.sort_by(f64::total_cmp);
+    let at = |q: f64| micros[((micros.len() - 1) as f64 * q) as usize];
+    Ok(Stats {
+        p50: at(0.5),
+        p99: at(0.99),
+        mean: micros.iter().sum::<f64>() / micros.len() as f64,
+    })
+}
