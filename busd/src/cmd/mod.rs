@@ -4,6 +4,7 @@ pub mod bench;
 mod check_config;
 mod client_args;
 mod ctl;
+mod nofile;
 mod payload;
 mod pfn;
 mod publish;
