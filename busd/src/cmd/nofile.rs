@@ -1,5 +1,5 @@
 //! The open-files limit. The daemon holds at least one fd per connection
-//! (eight for shm), and `busd bench` as many on the client side, so both
+//! (six for shm), and `busd bench` as many on the client side, so both
 //! lift their soft `RLIMIT_NOFILE` to the hard limit at start: a soft limit
 //! of 1024, still common, would otherwise refuse connections long before
 //! memory runs short. Go programs, nats-server among them, do the same

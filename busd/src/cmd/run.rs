@@ -40,7 +40,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         }
     };
     let daemon_warnings = config.warnings.clone();
-    // Every connection costs fds (eight over shm): lift the soft open-files
+    // Every connection costs fds (six over shm): lift the soft open-files
     // limit to the hard one, as nats-server does, rather than refuse
     // connections at a default of 1024 with memory to spare.
     match super::nofile::raise_nofile_limit() {

@@ -121,7 +121,7 @@ pub async fn run(args: Args) -> ExitCode {
 /// Runs the bench; whether it was clean.
 async fn bench(args: Args) -> anyhow::Result<bool> {
     args.common.validate()?;
-    // Every connection is an fd here (eight over shm), and an in-process
+    // Every connection is an fd here (six over shm), and an in-process
     // daemon's end is one more.
     if let Err(e) = super::nofile::raise_nofile_limit() {
         eprintln!("busd bench: cannot raise the open-files limit: {e}");
