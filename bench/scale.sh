@@ -16,7 +16,7 @@
 #
 #   bench/scale.sh                     # a few minutes on 2 cores
 #   CONNS=2000 REQUESTERS=200 bench/scale.sh
-#   NOFILE=100000 TRANSPORTS=shm bench/scale.sh   # raise the hard open-files limit first (root)
+#   NOFILE=100000 TRANSPORTS=shm bench/scale.sh   # raise the hard open-files limit (needs CAP_SYS_RESOURCE)
 #
 # TCP connections cost more as the machine's socket table grows: the
 # daemon and the SDK each look the peer's uid up in /proc/net/tcp, one scan
@@ -155,7 +155,7 @@ for transport in $TRANSPORTS; do
         fit=$(((nofile_hard - SPARE_FDS) / SHM_FDS))
         if [ "$fit" -lt "$conns" ]; then
             conns=$fit
-            note="shm: $conns connections, not $CONNS: each holds $SHM_FDS fds on each side and the hard open-files limit is $nofile_hard (NOFILE=N raises it, as root)"
+            note="shm: $conns connections, not $CONNS: each holds $SHM_FDS fds on each side and the hard open-files limit is $nofile_hard (NOFILE=N raises it, with CAP_SYS_RESOURCE)"
             notes+=("$note")
             log "$note"
         fi
