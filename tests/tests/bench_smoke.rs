@@ -1,6 +1,7 @@
 //! `busd bench` runs each workload once, tiny, in-process and with
-//! `--procs`: it must finish, lose nothing and print valid JSON. This is
-//! how CI proves the bench works; speeds are never asserted.
+//! `--procs` (`idle` over each transport): it must finish, lose nothing
+//! and print valid JSON. This is how CI proves the bench works; speeds
+//! are never asserted.
 
 use std::process::{Command, Stdio};
 
@@ -99,6 +100,48 @@ fn against_a_running_daemon() {
     assert_eq!(r["system"], "busd");
     let r = bench(&["reqrep", "--server", &daemon.unix_url]);
     assert_eq!(r["workload"], "reqrep");
+}
+
+/// Runs `busd bench idle --conns 20 --hold 0 --json ARGS` and returns its
+/// one result, checked: every connection established and still there.
+fn idle(args: &[&str]) -> Value {
+    let out = Command::new(busd_bin())
+        .args(["bench", "idle", "--conns", "20", "--hold", "0", "--json"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run busd bench idle");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "busd bench idle {args:?}: {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stderr.lines().any(|l| l == "ready: 20 connections"),
+        "{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON line per result: {stdout}");
+    let result: Value = serde_json::from_str(lines[0]).expect("valid JSON");
+    assert_eq!(result["workload"], "idle", "{result}");
+    assert_eq!(result["established"], 20, "{result}");
+    assert_eq!(result["failed"], 0, "{result}");
+    assert_eq!(result["dropped"], 0, "{result}");
+    result
+}
+
+#[test]
+fn idle_holds_connections_over_every_transport() {
+    for transport in ["tcp", "unix", "shm"] {
+        let r = idle(&["--transport", transport]);
+        assert_eq!(r["transport"], transport);
+    }
+    let daemon = DaemonProcess::spawn(&[]);
+    let shm_url = daemon.unix_url.replacen("unix://", "shm://", 1);
+    let r = idle(&["--server", &shm_url]);
+    assert_eq!(r["transport"], "shm");
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! never ships in `busd`.
 //!
 //! ```text
-//! natsbench bench pubsub|fanout|reqrep --server nats://127.0.0.1:4222 [the options of busd bench]
+//! natsbench bench pubsub|fanout|reqrep|idle --server nats://127.0.0.1:4222 [the options of busd bench]
 //! natsbench table bench/results/FILE.jsonl
 //! ```
 
@@ -18,8 +18,8 @@ mod table;
 use std::process::ExitCode;
 
 use busd::cmd::bench::{
-    Bus, CommonArgs, EXIT_NOT_CLEAN, Mode, Summary, WorkerCommand, execute, print_json,
-    print_table, worker_main,
+    Bus, CommonArgs, EXIT_NOT_CLEAN, Mode, Summary, WorkerCommand, Workload, execute, idle,
+    print_json, print_table, worker_main,
 };
 use clap::Parser;
 
@@ -66,8 +66,8 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match cli {
             Cli::Bench { common, server } => match bench(&common, &server).await {
-                Ok(summary) if summary.is_clean() => ExitCode::SUCCESS,
-                Ok(_) => ExitCode::from(EXIT_NOT_CLEAN),
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(EXIT_NOT_CLEAN),
                 Err(e) => {
                     eprintln!("natsbench: {e:#}");
                     ExitCode::FAILURE
@@ -88,8 +88,14 @@ fn main() -> ExitCode {
     })
 }
 
-async fn bench(common: &CommonArgs, server: &str) -> anyhow::Result<Summary> {
+/// Runs the bench; whether it was clean.
+async fn bench(common: &CommonArgs, server: &str) -> anyhow::Result<bool> {
     let bus = NatsBus;
+    if common.workload == Workload::Idle {
+        let summary = idle(&bus, common, server, "tcp").await?;
+        summary.print(common.json);
+        return Ok(summary.is_clean());
+    }
     let mode = if common.procs {
         Mode::Procs(WorkerCommand {
             program: std::env::current_exe()?,
@@ -105,5 +111,5 @@ async fn bench(common: &CommonArgs, server: &str) -> anyhow::Result<Summary> {
     } else {
         print_table(std::slice::from_ref(&summary));
     }
-    Ok(summary)
+    Ok(summary.is_clean())
 }

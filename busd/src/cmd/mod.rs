@@ -4,6 +4,7 @@ pub mod bench;
 mod check_config;
 mod client_args;
 mod ctl;
+mod nofile;
 mod payload;
 mod pfn;
 mod publish;
@@ -45,7 +46,7 @@ enum Command {
     Req(request::Args),
     /// Answer requests to a service.
     Reply(reply::Args),
-    /// Measure throughput and latency: pubsub, fanout, reqrep.
+    /// Measure throughput and latency (pubsub, fanout, reqrep) or held connections (idle).
     Bench(bench::Args),
     /// One worker of `busd bench --procs` (internal).
     #[command(hide = true)]

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+use super::nofile::Raised;
 use crate::Config;
 
 /// Options of `busd run`.
@@ -39,6 +40,14 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         }
     };
     let daemon_warnings = config.warnings.clone();
+    // Every connection costs fds (six over shm): lift the soft open-files
+    // limit to the hard one, as nats-server does, rather than refuse
+    // connections at a default of 1024 with memory to spare.
+    match super::nofile::raise_nofile_limit() {
+        Ok(Raised::To { from, to }) => tracing::info!(from, to, "raised the open-files limit"),
+        Ok(Raised::Already(_)) => {}
+        Err(e) => tracing::warn!(cause = %e, "cannot raise the open-files limit"),
+    }
     let shutdown = CancellationToken::new();
     let signals = match (
         signal(SignalKind::terminate()),

@@ -1,9 +1,10 @@
 //! `busd bench`: throughput and latency of a daemon, in the manner of `nats bench`.
 //!
 //! ```text
-//! busd bench pubsub|fanout|reqrep [--server URL | --transport tcp|unix]
+//! busd bench pubsub|fanout|reqrep [--server URL | --transport tcp|unix|shm]
 //!     [--size BYTES] [--count N] [--pubs N] [--subs M] [--requesters K]
 //!     [--responders R] [--window W] [--overflow POLICY] [--procs] [--json]
+//! busd bench idle [--server URL | --transport tcp|unix|shm] [--conns N] [--hold SECS] [--json]
 //! ```
 //!
 //! Without `--server` it starts its own daemon in this process (embedded
@@ -14,10 +15,14 @@
 //! a clean run, 3 for a run that completed with losses or failed workers,
 //! 1 when it could not run.
 //!
+//! `idle` opens N connections, each with a subscription, and holds them
+//! (see [`idle()`]), for measuring what connections cost a daemon.
+//!
 //! The workload code is generic over [`Bus`], so `bench/natsbench` runs the
 //! very same workloads against NATS with `async-nats`, outside this binary.
 
 mod bus;
+mod idle;
 mod pubsub;
 mod report;
 mod reqrep;
@@ -30,6 +35,7 @@ mod worker;
 use std::process::ExitCode;
 
 pub use bus::{Bus, BusdBus, BusdConn, Call, Conn};
+pub use idle::{IdleSummary, idle};
 pub use report::{Summary, print_json, print_table};
 pub use runner::{Mode, Outcome, execute};
 pub use spec::{CommonArgs, Role, RoleResult, WorkerSpec, Workload};
@@ -103,8 +109,8 @@ pub struct WorkerArgs {
 /// Runs `busd bench`.
 pub async fn run(args: Args) -> ExitCode {
     match bench(args).await {
-        Ok(summary) if summary.is_clean() => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::from(EXIT_NOT_CLEAN),
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(EXIT_NOT_CLEAN),
         Err(e) => {
             eprintln!("busd bench: {e:#}");
             ExitCode::FAILURE
@@ -112,12 +118,25 @@ pub async fn run(args: Args) -> ExitCode {
     }
 }
 
-async fn bench(args: Args) -> anyhow::Result<Summary> {
+/// Runs the bench; whether it was clean.
+async fn bench(args: Args) -> anyhow::Result<bool> {
     args.common.validate()?;
+    // Every connection is an fd here (six over shm), and an in-process
+    // daemon's end is one more.
+    if let Err(e) = super::nofile::raise_nofile_limit() {
+        eprintln!("busd bench: cannot raise the open-files limit: {e}");
+    }
     let target = target::Target::resolve(args.server, args.transport).await?;
     let bus = BusdBus {
         overflow: args.overflow.policy(),
     };
+    if args.common.workload == Workload::Idle {
+        let outcome = idle(&bus, &args.common, target.url(), target.transport()).await;
+        target.stop().await;
+        let summary = outcome?;
+        summary.print(args.common.json);
+        return Ok(summary.is_clean());
+    }
     let mode = if args.common.procs {
         Mode::Procs(WorkerCommand {
             program: std::env::current_exe()?,
@@ -138,7 +157,7 @@ async fn bench(args: Args) -> anyhow::Result<Summary> {
     } else {
         print_table(std::slice::from_ref(&summary));
     }
-    Ok(summary)
+    Ok(summary.is_clean())
 }
 
 /// Runs `busd bench-worker SPEC`, one worker of a `--procs` run.

@@ -94,6 +94,8 @@ fn plan<B: Bus>(bus: &B, args: &CommonArgs, url: &str) -> Vec<WorkerSpec<B>> {
                 specs.push(spec(format!("bench-requester-{i}"), role));
             }
         }
+        // Its connections have no start or end to coordinate: see `idle`.
+        Workload::Idle => {}
     }
     specs
 }
@@ -110,6 +112,10 @@ pub async fn execute<B: Bus>(
     mode: &Mode,
 ) -> anyhow::Result<Outcome> {
     args.validate()?;
+    anyhow::ensure!(
+        args.workload != Workload::Idle,
+        "the idle workload is run by bench::idle, not by the worker runner"
+    );
     let specs = plan(bus, args, url);
     let roles: Vec<Role> = specs.iter().map(|s| s.role.clone()).collect();
     let mut handles = Vec::with_capacity(specs.len());
@@ -245,7 +251,7 @@ async fn collect(
 }
 
 /// A bar on a terminal; hidden for `--json` or when stdout is not a terminal.
-fn progress_bar(total: u64, json: bool) -> ProgressBar {
+pub(super) fn progress_bar(total: u64, json: bool) -> ProgressBar {
     if json || !std::io::stdout().is_terminal() {
         return ProgressBar::hidden();
     }

@@ -17,6 +17,8 @@ pub enum Workload {
     Fanout,
     /// K requesters call a service served by R responders.
     Reqrep,
+    /// N connections, each subscribed to a subject of its own, held open and silent.
+    Idle,
 }
 
 impl Workload {
@@ -26,6 +28,7 @@ impl Workload {
             Self::Pubsub => "pubsub",
             Self::Fanout => "fanout",
             Self::Reqrep => "reqrep",
+            Self::Idle => "idle",
         }
     }
 }
@@ -59,6 +62,13 @@ pub struct CommonArgs {
     /// but its last WINDOW messages [default: 4 MiB / size, within 16..=1024].
     #[arg(long)]
     pub window: Option<u64>,
+    /// Connections to open and hold (idle).
+    #[arg(long, default_value_t = 100)]
+    pub conns: u32,
+    /// Seconds to hold them (idle); Ctrl-C ends the hold sooner, and so
+    /// does the end of stdin when stdin is a pipe.
+    #[arg(long, default_value_t = 5)]
+    pub hold: u64,
     /// Run publishers, subscribers, requesters and responders as separate processes.
     #[arg(long)]
     pub procs: bool,
@@ -77,6 +87,7 @@ impl CommonArgs {
         self.count.unwrap_or(match self.workload {
             Workload::Pubsub | Workload::Fanout => 100_000,
             Workload::Reqrep => 20_000,
+            Workload::Idle => 0,
         })
     }
 
@@ -85,7 +96,7 @@ impl CommonArgs {
         match self.workload {
             Workload::Fanout => 1,
             Workload::Pubsub => self.pubs,
-            Workload::Reqrep => 0,
+            Workload::Reqrep | Workload::Idle => 0,
         }
     }
 
@@ -94,7 +105,7 @@ impl CommonArgs {
         match self.workload {
             Workload::Pubsub => self.subs.unwrap_or(1),
             Workload::Fanout => self.subs.unwrap_or(8),
-            Workload::Reqrep => 0,
+            Workload::Reqrep | Workload::Idle => 0,
         }
     }
 
@@ -109,6 +120,14 @@ impl CommonArgs {
     /// # Errors
     /// A message naming the bad option.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if self.workload == Workload::Idle {
+            anyhow::ensure!(self.conns >= 1, "--conns must be at least 1");
+            anyhow::ensure!(
+                !self.procs,
+                "idle holds its connections in one process; --procs does not apply"
+            );
+            return Ok(());
+        }
         let pubsub = self.workload != Workload::Reqrep;
         anyhow::ensure!(
             !pubsub || self.size >= 8,

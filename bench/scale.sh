@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# The two scale targets of the benchmark issue, measured on this machine:
+#
+#   1. 10,000 idle connections held with daemon RSS under 200 MB;
+#   2. 1,000 concurrent requesters without a timeout.
+#
+# For each transport (tcp, unix, shm) a fresh `busd run` (so that no run
+# inherits another's memory or peak) gets CONNS connections from `busd
+# bench idle`, each with a subscription of its own. Once the bench prints
+# `ready`, the daemon's VmRSS and VmHWM are read from /proc/<pid>/status and
+# its CPU time from /proc/<pid>/stat over IDLE_SECS seconds of silence (an
+# idle connection should cost no CPU); then the bench is released and
+# checks every connection with a round trip. Then one daemon serves
+# `busd bench reqrep --requesters REQUESTERS --count REQ_COUNT` over each
+# transport, whose request timeout is the bench's --idle-timeout (10 s).
+#
+#   bench/scale.sh                     # a few minutes on 2 cores
+#   CONNS=2000 REQUESTERS=200 bench/scale.sh
+#   NOFILE=100000 TRANSPORTS=shm bench/scale.sh   # raise the hard open-files limit (needs CAP_SYS_RESOURCE)
+#
+# TCP connections cost more as the machine's socket table grows: the
+# daemon and the SDK each look the peer's uid up in /proc/net/tcp, one scan
+# per connection. So each TCP run first waits (up to 75 s) for the
+# TIME_WAIT rows of earlier runs to expire, and records the table's size.
+#
+# An shm connection costs six fds on each side (four eventfds, the socket
+# and its dup) and maps two 4 MiB rings into the daemon: when the hard open-files limit cannot hold CONNS of them, the shm
+# run opens as many as fit and says so. Writes a machine header and one
+# JSON line per run to bench/results/<date>-<time>-<host>-scale.jsonl, then
+# prints a table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONNS=${CONNS:-10000}
+IDLE_SECS=${IDLE_SECS:-10}
+REQUESTERS=${REQUESTERS:-1000}
+REQ_COUNT=${REQ_COUNT:-20}
+TRANSPORTS=${TRANSPORTS:-tcp unix shm}
+# fds an shm connection holds on each side, and fds kept aside for the
+# rest, mostly the two memfds of each of the 128 connects in flight.
+SHM_FDS=6
+SPARE_FDS=512
+
+log() { printf '== %s\n' "$*" >&2; }
+
+if [ -n "${NOFILE:-}" ]; then
+    ulimit -n "$NOFILE" # soft and hard at once
+fi
+nofile_hard=$(ulimit -Hn)
+
+log "building busd (release)"
+cargo build --release --quiet -p busd
+busd=target/release/busd
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    exec 3>&-
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+# Takes an ended process off the list cleanup kills, so a reused pid is never hit.
+forget() {
+    local keep=() p
+    for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    pids=("${keep[@]}")
+}
+
+# Waits up to $3 seconds for a line matching $2 in $1 while process $4 lives.
+wait_for_line() {
+    local _
+    for _ in $(seq $(($3 * 10))); do
+        grep -qE "$2" "$1" 2>/dev/null && return 0
+        kill -0 "$4" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -qE "$2" "$1" 2>/dev/null && return 0
+    echo "no '$2' in $1:" >&2
+    tail -5 "$1" >&2
+    return 1
+}
+
+status_kb() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+shmem_kb() { awk '$1 == "Shmem:" { print $2 }' /proc/meminfo; }
+ticks=$(getconf CLK_TCK)
+# CPU percent of one core: ticks $1 over $2 seconds.
+cpu_pct() { awk -v t="$1" -v s="$2" -v hz="$ticks" 'BEGIN { printf "%.2f", t / hz / s * 100 }'; }
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+tcp_rows() { cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -c ':' || true; }
+
+# Waits, up to 75 s, until fewer than 100 sockets are in TIME_WAIT (state 06).
+wait_tcp_quiet() {
+    local _
+    for _ in $(seq 75); do
+        [ "$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "06"' | wc -l)" -lt 100 ] && return 0
+        sleep 1
+    done
+}
+
+# The per-identity connection limit (max_connections, 16384 by default)
+# must hold every connection of one run, all from this uid.
+need=$((CONNS > REQUESTERS ? CONNS : REQUESTERS))
+if [ $((need + SPARE_FDS)) -gt 16384 ]; then
+    export BUSD_LIMITS__MAX_CONNECTIONS=$((need + SPARE_FDS))
+fi
+
+# Starts a fresh daemon; sets daemon_pid, tcp_url, unix_url and shm_url.
+start_daemon() {
+    rm -f "$tmp/busd.sock"
+    RUST_LOG=info "$busd" run --tcp 127.0.0.1:0 --unix "$tmp/busd.sock" >"$tmp/busd-$1.log" 2>&1 &
+    daemon_pid=$!
+    pids+=("$daemon_pid")
+    wait_for_line "$tmp/busd-$1.log" "tcp://127\.0\.0\.1:[0-9]+" 10 "$daemon_pid"
+    wait_for_line "$tmp/busd-$1.log" "unix://" 10 "$daemon_pid"
+    tcp_url=$(grep -m1 -oE 'tcp://127\.0\.0\.1:[0-9]+' "$tmp/busd-$1.log")
+    unix_url="unix://$tmp/busd.sock"
+    shm_url="shm://$tmp/busd.sock"
+}
+
+stop_daemon() {
+    kill "$daemon_pid"
+    wait "$daemon_pid" || true
+    forget "$daemon_pid"
+}
+
+url_of() {
+    case $1 in
+        tcp) echo "$tcp_url" ;;
+        unix) echo "$unix_url" ;;
+        shm) echo "$shm_url" ;;
+    esac
+}
+
+mkdir -p bench/results
+results="bench/results/$(date +%Y-%m-%d-%H%M)-$(hostname)-scale.jsonl"
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//; s/"/\\"/g')
+rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- busd crates || echo "+dirty")
+printf '{"machine":{"host":"%s","date":"%s","cores":%s,"cpu":"%s","kernel":"%s","mem_kb":%s,"nofile_hard":%s,"busd_rev":"%s","conns":%s,"idle_secs":%s,"requesters":%s,"req_count":%s,"transports":"%s"}}\n' \
+    "$(hostname)" "$(date -Iseconds)" "$(nproc)" "$cpu" "$(uname -r)" \
+    "$(awk '$1 == "MemTotal:" { print $2 }' /proc/meminfo)" "$nofile_hard" "$rev" \
+    "$CONNS" "$IDLE_SECS" "$REQUESTERS" "$REQ_COUNT" "$TRANSPORTS" >"$results"
+
+# A number field of the JSON object in $json.
+field() { grep -oE "\"$1\":[0-9.]+" <<<"$json" | cut -d: -f2; }
+
+idle_rows=()
+notes=()
+for transport in $TRANSPORTS; do
+    conns=$CONNS
+    note=""
+    if [ "$transport" = shm ]; then
+        fit=$(((nofile_hard - SPARE_FDS) / SHM_FDS))
+        if [ "$fit" -lt "$conns" ]; then
+            conns=$fit
+            note="shm: $conns connections, not $CONNS: each holds $SHM_FDS fds on each side and the hard open-files limit is $nofile_hard (NOFILE=N raises it, with CAP_SYS_RESOURCE)"
+            notes+=("$note")
+            log "$note"
+        fi
+    fi
+    [ "$transport" != tcp ] || wait_tcp_quiet
+    table=$(tcp_rows)
+    start_daemon "$transport"
+    sleep 1
+    rss_base=$(status_kb "$daemon_pid" VmRSS)
+    shmem_base=$(shmem_kb)
+    log "idle $transport: $conns connections to $(url_of "$transport")"
+    fifo="$tmp/hold-$transport"
+    mkfifo "$fifo"
+    # The bench holds until its stdin, this fifo, closes (or 1 h passes).
+    "$busd" bench idle --server "$(url_of "$transport")" --conns "$conns" --hold 3600 --json \
+        <"$fifo" >"$tmp/idle-$transport.json" 2>"$tmp/idle-$transport.err" &
+    bench_pid=$!
+    pids+=("$bench_pid")
+    exec 3>"$fifo"
+    if wait_for_line "$tmp/idle-$transport.err" "^ready:" 600 "$bench_pid"; then
+        log "$(grep -m1 '^ready:' "$tmp/idle-$transport.err")"
+        rss=$(status_kb "$daemon_pid" VmRSS)
+        hwm=$(status_kb "$daemon_pid" VmHWM)
+        rss_anon=$(status_kb "$daemon_pid" RssAnon)
+        rss_shmem=$(status_kb "$daemon_pid" RssShmem)
+        threads=$(status_kb "$daemon_pid" Threads)
+        fds=$(find "/proc/$daemon_pid/fd" -mindepth 1 | wc -l)
+        shmem=$(shmem_kb)
+        client_rss=$(status_kb "$bench_pid" VmRSS)
+        client_fds=$(find "/proc/$bench_pid/fd" -mindepth 1 | wc -l)
+        d0=$(cpu_ticks "$daemon_pid")
+        c0=$(cpu_ticks "$bench_pid")
+        sleep "$IDLE_SECS"
+        d1=$(cpu_ticks "$daemon_pid")
+        c1=$(cpu_ticks "$bench_pid")
+        rss_end=$(status_kb "$daemon_pid" VmRSS)
+        hwm=$(status_kb "$daemon_pid" VmHWM)
+        exec 3>&-
+        rc=0
+        wait "$bench_pid" || rc=$?
+        forget "$bench_pid"
+        sleep 1
+        rss_after=$(status_kb "$daemon_pid" VmRSS)
+        idle_cpu=$(cpu_pct $((d1 - d0)) "$IDLE_SECS")
+        client_cpu=$(cpu_pct $((c1 - c0)) "$IDLE_SECS")
+        daemon=$(printf '"daemon":{"rss_base_kb":%s,"rss_kb":%s,"rss_end_kb":%s,"hwm_kb":%s,"rss_anon_kb":%s,"rss_shmem_kb":%s,"rss_after_close_kb":%s,"fds":%s,"threads":%s,"idle_cpu_pct":%s},"client":{"rss_kb":%s,"fds":%s,"idle_cpu_pct":%s},"shmem_delta_kb":%s,"tcp_table_rows":%s,"idle_secs":%s,"exit":%s' \
+            "$rss_base" "$rss" "$rss_end" "$hwm" "$rss_anon" "$rss_shmem" "$rss_after" "$fds" "$threads" \
+            "$idle_cpu" "$client_rss" "$client_fds" "$client_cpu" $((shmem - shmem_base)) "$table" "$IDLE_SECS" "$rc")
+        [ -z "$note" ] || daemon+=$(printf ',"note":"%s"' "$note")
+        json=$(grep -m1 '^{' "$tmp/idle-$transport.json" || true)
+        if [ -n "$json" ]; then
+            established=$(field established)
+            dropped=$(field dropped)
+            printf '%s\n' "${json%\}},$daemon}" | tee -a "$results" >&2
+        else
+            established=0 dropped="?"
+            printf '{"workload":"idle","transport":"%s","conns":%s,"error":"no result, exit %s",%s}\n' \
+                "$transport" "$conns" "$rc" "$daemon" | tee -a "$results" >&2
+        fi
+        per_conn=$(awk -v a="$rss" -v b="$rss_base" -v n="$established" 'BEGIN { printf "%.1f", n ? (a - b) / n : 0 }')
+        # A run of fewer connections gets an estimate: base + what each cost, times CONNS.
+        verdict=$(awk -v r="$rss" -v b="$rss_base" -v n="$established" -v want="$CONNS" 'BEGIN {
+            if (n >= want) { print (r < 200 * 1024 ? "yes" : "NO"); exit }
+            printf "n/a (%d conns; ~%.0f MB at %d)", n, (b + (n ? (r - b) / n : 0) * want) / 1024, want }')
+        idle_rows+=("$(printf '%-9s %7s %11s %7s %10s %9s %11s %8s %7s %10s %12s  %s' \
+            "$transport" "$conns" "$established" "$dropped" "$(mb "$rss")" "$(mb "$hwm")" \
+            "$per_conn" "$(mb "$rss_after")" "$fds" "$idle_cpu" "$client_cpu" "$verdict")")
+    else
+        exec 3>&-
+        wait "$bench_pid" || true
+        forget "$bench_pid"
+        log "idle $transport: the bench never got ready"
+        printf '{"workload":"idle","transport":"%s","conns":%s,"error":"never ready: %s"}\n' \
+            "$transport" "$conns" "$(tail -1 "$tmp/idle-$transport.err" | sed 's/"/\\"/g')" | tee -a "$results" >&2
+        idle_rows+=("$(printf '%-9s %7s %11s' "$transport" "$conns" "FAILED")")
+    fi
+    stop_daemon
+done
+
+log "reqrep: $REQUESTERS requesters × $REQ_COUNT requests over each transport"
+req_rows=()
+for transport in $TRANSPORTS; do
+    [ "$transport" != tcp ] || wait_tcp_quiet
+    table=$(tcp_rows)
+    start_daemon "reqrep-$transport"
+    rc=0
+    t0=$(date +%s.%N)
+    out=$("$busd" bench reqrep --requesters "$REQUESTERS" --count "$REQ_COUNT" \
+        --server "$(url_of "$transport")" --json 2>"$tmp/reqrep-$transport.err") || rc=$?
+    # Connecting every requester included, which the bench's own clock leaves out.
+    wall=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+    json=$(grep -m1 '^{' <<<"$out" || true)
+    rss=$(status_kb "$daemon_pid" VmRSS)
+    hwm=$(status_kb "$daemon_pid" VmHWM)
+    stop_daemon
+    extra=$(printf '"daemon":{"rss_kb":%s,"hwm_kb":%s},"wall_s":%s,"tcp_table_rows":%s,"exit":%s' \
+        "$rss" "$hwm" "$wall" "$table" "$rc")
+    if [ -n "$json" ]; then
+        printf '%s\n' "${json%\}},$extra}" | tee -a "$results" >&2
+        verdict=$([ "$rc" -eq 0 ] && [ "$(field lost)" = 0 ] && echo yes || echo NO)
+        req_rows+=("$(printf '%-9s %10s %9s %9s %6s %10s %10s %10s %7s  %s' \
+            "$transport" "$REQUESTERS" "$(field sent)" "$(field received)" "$(field lost)" \
+            "$(field p50_us)" "$(field p99_us)" "$(awk -v s="$(field elapsed_s)" 'BEGIN { printf "%.2f", s }')" \
+            "$wall" "$verdict")")
+    else
+        printf '{"workload":"reqrep","transport":"%s","requesters":%s,"error":"no result, exit %s: %s",%s}\n' \
+            "$transport" "$REQUESTERS" "$rc" "$(tail -1 "$tmp/reqrep-$transport.err" | sed 's/"/\\"/g')" "$extra" |
+            tee -a "$results" >&2
+        req_rows+=("$(printf '%-9s %10s  FAILED after %s s: %s' "$transport" "$REQUESTERS" "$wall" \
+            "$(tail -1 "$tmp/reqrep-$transport.err" | cut -c1-120)")")
+    fi
+done
+
+log "results in $results"
+echo "Machine: $(nproc) cores, $cpu; hard open-files limit $nofile_hard; busd $rev"
+echo
+echo "Idle connections (daemon after 'ready'; CPU over ${IDLE_SECS} s; target: $CONNS held, RSS < 200 MB)"
+printf '%-9s %7s %11s %7s %10s %9s %11s %8s %7s %10s %12s  %s\n' \
+    transport conns established dropped "RSS MB" "HWM MB" "KB/conn" "closed MB" fds "idle CPU%" "client CPU%" "target met"
+printf '%s\n' "${idle_rows[@]}"
+echo
+echo "Request/reply ($REQUESTERS requesters × $REQ_COUNT requests, 10 s timeout; target: no timeout)"
+printf '%-9s %10s %9s %9s %6s %10s %10s %10s %7s  %s\n' \
+    transport requesters sent answered failed "p50 µs" "p99 µs" "elapsed s" "wall s" "target met"
+printf '%s\n' "${req_rows[@]}"
+for n in "${notes[@]}"; do echo "Note: $n"; done
