@@ -190,9 +190,10 @@ impl ConnHandle {
         fds: Option<FdSender>,
         stop: CancellationToken,
     ) {
-        let mut batch = Vec::with_capacity(BATCH);
+        // Grown on first use: an idle connection holds no buffers.
+        let mut batch = Vec::new();
         let mut chunks = Vec::new();
-        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let mut buf = BytesMut::new();
         loop {
             if self.kill.is_cancelled() {
                 break;

@@ -102,7 +102,7 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         identity,
         handle: Arc::clone(&handle),
         targets: Vec::new(),
-        head: BytesMut::with_capacity(4096),
+        head: BytesMut::new(),
     };
     session.read_loop(&mut frames).await;
 
