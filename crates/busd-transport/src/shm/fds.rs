@@ -13,7 +13,9 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
+use super::stream::SharedSocket;
 use busd_proto::{CodecError, SegmentFd, SegmentSource};
 use busd_shm::Segment;
 use bytes::Bytes;
@@ -22,10 +24,6 @@ use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags,
 };
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
-
-use super::stream::register;
 
 /// The byte each fd travels with.
 const MARKER: u8 = b'S';
@@ -54,23 +52,25 @@ pub struct FdPassing {
 }
 
 impl FdPassing {
-    /// Each half gets its own dup of `socket`.
-    pub(crate) fn new(socket: &OwnedFd) -> io::Result<Self> {
-        Ok(Self {
+    /// Fd passing over the registrations of the read half (`read`) and of
+    /// the write half (`write`, which must include writability): no more fds
+    /// per connection than the halves hold anyway.
+    pub(crate) fn new(read: &SharedSocket, write: &SharedSocket) -> Self {
+        Self {
             receiver: FdReceiver {
-                socket: socket.try_clone()?,
+                socket: Arc::clone(read),
             },
             sender: FdSender {
-                socket: register(socket.try_clone()?, Interest::WRITABLE)?,
+                socket: Arc::clone(write),
             },
-        })
+        }
     }
 }
 
 /// Takes the segments the peer passed, one per segment frame.
 #[derive(Debug)]
 pub struct FdReceiver {
-    socket: OwnedFd,
+    socket: SharedSocket,
 }
 
 impl FdReceiver {
@@ -82,7 +82,7 @@ impl FdReceiver {
         let mut iov = [IoSliceMut::new(&mut byte)];
         let msg = loop {
             match rustix::net::recvmsg(
-                &self.socket,
+                self.socket.get_ref(),
                 &mut iov,
                 &mut control,
                 RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
@@ -134,7 +134,7 @@ impl SegmentSource for FdReceiver {
 /// Passes segments to the peer.
 #[derive(Debug)]
 pub struct FdSender {
-    socket: AsyncFd<OwnedFd>,
+    socket: SharedSocket,
 }
 
 impl FdSender {

@@ -22,10 +22,11 @@ pub use fds::{FdPassing, FdReceiver, FdSender, seal_payload};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use busd_shm::{EventFd, Events, HEADER_SIZE, Options, Ring, ShmError, memfd_len};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::UnixStream;
 use tracing::debug;
 
@@ -203,10 +204,15 @@ fn halves(
 ) -> io::Result<Connection> {
     let socket = OwnedFd::from(stream.into_std()?);
     let writer_socket = socket.try_clone()?;
-    let fds = FdPassing::new(&socket)?;
+    let read = Arc::new(stream::register(socket, Interest::READABLE)?);
+    let write = Arc::new(stream::register(
+        writer_socket,
+        Interest::READABLE | Interest::WRITABLE,
+    )?);
+    let fds = FdPassing::new(&read, &write);
     Ok(Connection {
-        reader: Box::new(ShmReader::new(consumer, socket)?),
-        writer: Box::new(ShmWriter::new(producer, capacity, writer_socket)?),
+        reader: Box::new(ShmReader::new(consumer, read)?),
+        writer: Box::new(ShmWriter::new(producer, capacity, write)?),
         peer,
         fds: Some(fds),
     })

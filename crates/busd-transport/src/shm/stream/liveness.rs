@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use rustix::io::Errno;
@@ -23,20 +24,24 @@ pub(crate) fn register<T: AsRawFd>(owner: T, interest: Interest) -> io::Result<A
     AsyncFd::with_interest(owner, interest)
 }
 
+/// One registration of the unix socket the rings were set up over. Each
+/// half of a connection has its own (a dup of the socket, so each gets its
+/// own wake-ups), shared with the fd passing of its direction.
+pub(crate) type SharedSocket = Arc<AsyncFd<OwnedFd>>;
+
 /// The unix socket the rings were set up over, watched for the peer leaving.
-/// Each half registers its own fd (a dup) so each gets its own wake-ups.
 pub(super) struct Liveness {
-    socket: AsyncFd<OwnedFd>,
+    socket: SharedSocket,
     /// The peer closed its end (sticky).
     pub(super) gone: bool,
 }
 
 impl Liveness {
-    pub(super) fn new(socket: OwnedFd) -> io::Result<Self> {
-        Ok(Self {
-            socket: register(socket, Interest::READABLE)?,
+    pub(super) fn new(socket: SharedSocket) -> Self {
+        Self {
+            socket,
             gone: false,
-        })
+        }
     }
 
     /// Ready once the peer has closed the socket; registers the waker until then.

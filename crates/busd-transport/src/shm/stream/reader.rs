@@ -1,7 +1,7 @@
 //! [`ShmReader`]: bytes from the peer's ring, spinning briefly, then parking.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll, ready};
@@ -11,7 +11,7 @@ use busd_shm::{Consumer, Pop, Readiness, RingError};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, Interest, ReadBuf};
 
-use super::liveness::{Liveness, register};
+use super::liveness::{Liveness, SharedSocket, register};
 
 /// How many times an empty ring is re-checked in one poll before the reader
 /// yields.
@@ -58,10 +58,10 @@ pub(crate) struct ShmReader {
 }
 
 impl ShmReader {
-    pub(crate) fn new(consumer: Consumer, socket: OwnedFd) -> io::Result<Self> {
+    pub(crate) fn new(consumer: Consumer, socket: SharedSocket) -> io::Result<Self> {
         Ok(Self {
             ring: register(RxRing(consumer), Interest::READABLE)?,
-            liveness: Liveness::new(socket)?,
+            liveness: Liveness::new(socket),
             buf: Vec::new(),
             pos: 0,
             eof: false,

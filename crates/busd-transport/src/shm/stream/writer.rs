@@ -1,7 +1,7 @@
 //! [`ShmWriter`]: bytes into our ring, one ring message per write.
 
 use std::io::{self, IoSlice};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -9,7 +9,7 @@ use busd_shm::{Producer, PushError, Readiness};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncWrite, Interest};
 
-use super::liveness::{Liveness, register};
+use super::liveness::{Liveness, SharedSocket, register};
 
 /// The producer, registered with the reactor through its `writable` eventfd.
 struct TxRing(Producer);
@@ -33,12 +33,12 @@ pub(crate) struct ShmWriter {
 }
 
 impl ShmWriter {
-    pub(crate) fn new(producer: Producer, capacity: u64, socket: OwnedFd) -> io::Result<Self> {
+    pub(crate) fn new(producer: Producer, capacity: u64, socket: SharedSocket) -> io::Result<Self> {
         let quarter = usize::try_from(capacity / 4).unwrap_or(usize::MAX);
         let chunk = producer.max_message().min(quarter).max(1);
         Ok(Self {
             ring: register(TxRing(producer), Interest::READABLE)?,
-            liveness: Liveness::new(socket)?,
+            liveness: Liveness::new(socket),
             chunk,
             shut_down: false,
         })
