@@ -9,7 +9,7 @@
 use std::io::IoSlice;
 use std::os::fd::AsFd;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use busd_core::{OutFrame, Outbox, Pushed};
 use busd_proto::{Body, ErrorCode, Frame, Op, SegmentFd, encode_head, encode_head_with};
@@ -42,6 +42,11 @@ pub(crate) struct ConnHandle {
     /// Cancelled when the connection must close now (slow consumer,
     /// protocol error): the writer sends `fatal` and closes.
     kill: CancellationToken,
+    /// `kill` as a plain flag, for the per-message checks (the token's own
+    /// check takes a lock).
+    killed: AtomicBool,
+    /// The session has ended: the writer flushes what is queued and stops.
+    finishing: AtomicBool,
     fatal: Mutex<Option<Frame>>,
     /// Messages lost because the connection was killed with them queued.
     pub(crate) discarded: AtomicU64,
@@ -56,6 +61,8 @@ impl ConnHandle {
             wake: Notify::new(),
             room: Notify::new(),
             kill: CancellationToken::new(),
+            killed: AtomicBool::new(false),
+            finishing: AtomicBool::new(false),
             fatal: Mutex::new(None),
             discarded: AtomicU64::new(0),
         }
@@ -63,7 +70,7 @@ impl ConnHandle {
 
     /// Queues a frame; on overflow, closes this connection with `SlowConsumer`.
     pub(crate) fn push(&self, frame: OutFrame) {
-        if self.kill.is_cancelled() {
+        if self.killed.load(Ordering::Acquire) {
             return;
         }
         let pushed = lock(&self.outbox).push(frame);
@@ -83,33 +90,33 @@ impl ConnHandle {
         }
     }
 
-    /// Queues a delivery for a `block` subscription: waits for room until
-    /// `deadline`. Returns false if the deadline passed with no room.
+    /// Queues a delivery for a `block` subscription, waiting for room until
+    /// `deadline`, which is set (to now + `timeout`) the first time any
+    /// delivery of the publish has to wait: the common case, room at once,
+    /// reads no clock and registers no waiter. Returns false if the
+    /// deadline passed with no room.
     pub(crate) async fn push_blocking(
         &self,
         frame: OutFrame,
-        deadline: tokio::time::Instant,
+        timeout: std::time::Duration,
+        deadline: &mut Option<tokio::time::Instant>,
     ) -> bool {
         let len = frame.queued_len();
         let mut frame = Some(frame);
+        if self.killed.load(Ordering::Acquire) || self.push_if_fits(&mut frame, len) {
+            return true;
+        }
+        let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
         loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
             // Registered before the check, so a drain in between is not missed.
             notified.as_mut().enable();
-            if self.kill.is_cancelled() {
+            if self.killed.load(Ordering::Acquire) {
                 return true; // closing anyway: nothing to wait for
             }
-            {
-                let mut q = lock(&self.outbox);
-                if q.fits(len) {
-                    if let Some(f) = frame.take() {
-                        if let Pushed::Queued { was_empty: true } = q.push(f) {
-                            self.wake.notify_one();
-                        }
-                    }
-                    return true;
-                }
+            if self.push_if_fits(&mut frame, len) {
+                return true;
             }
             tokio::select! {
                 () = &mut notified => {}
@@ -117,6 +124,20 @@ impl ConnHandle {
                 () = tokio::time::sleep_until(deadline) => return false,
             }
         }
+    }
+
+    /// Queues `frame` if `len` more bytes fit; whether it did.
+    fn push_if_fits(&self, frame: &mut Option<OutFrame>, len: usize) -> bool {
+        let mut q = lock(&self.outbox);
+        if !q.fits(len) {
+            return false;
+        }
+        if let Some(f) = frame.take() {
+            if let Pushed::Queued { was_empty: true } = q.push(f) {
+                self.wake.notify_one();
+            }
+        }
+        true
     }
 
     /// Encodes and queues a frame that is not a subscription delivery.
@@ -174,7 +195,21 @@ impl ConnHandle {
             }));
         }
         drop(fatal);
+        self.kill();
+    }
+
+    /// Marks the connection killed and tells everyone waiting on it.
+    fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
         self.kill.cancel();
+        self.wake.notify_one();
+    }
+
+    /// Tells the writer that the session has ended: it writes what is
+    /// queued, shuts the socket's sending side down and returns.
+    pub(crate) fn finish(&self) {
+        self.finishing.store(true, Ordering::Release);
+        self.wake.notify_one();
     }
 
     /// Cancelled once the connection is being closed by the daemon.
@@ -182,22 +217,26 @@ impl ConnHandle {
         &self.kill
     }
 
-    /// Sends queued frames until `stop` (normal end: flush what is queued)
-    /// or a kill (send the fatal error only). Returns when the socket is done.
+    /// Sends queued frames until [`finish`](Self::finish) (normal end:
+    /// flush what is queued) or a kill (send the fatal error only). Returns
+    /// when the socket is done. Every reason to wake up comes through one
+    /// `Notify`, so an idle writer waits on nothing else.
     pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
         &self,
         mut writer: W,
         fds: Option<FdSender>,
-        stop: CancellationToken,
     ) {
         // Grown on first use: an idle connection holds no buffers.
         let mut batch = Vec::new();
         let mut chunks = Vec::new();
         let mut buf = BytesMut::new();
         loop {
-            if self.kill.is_cancelled() {
+            if self.killed.load(Ordering::Acquire) {
                 break;
             }
+            // Read before draining: a finish that comes after this still
+            // finds the writer going round once more (its wake-up is stored).
+            let finishing = self.finishing.load(Ordering::Acquire);
             let dropped = {
                 let mut q = lock(&self.outbox);
                 q.drain_into(&mut batch, BATCH);
@@ -207,14 +246,10 @@ impl ConnHandle {
                 self.room.notify_waiters();
             }
             if batch.is_empty() && dropped.is_empty() {
-                if stop.is_cancelled() {
+                if finishing {
                     break; // drained: the normal end
                 }
-                tokio::select! {
-                    () = self.wake.notified() => {}
-                    () = self.kill.cancelled() => {}
-                    () = stop.cancelled() => {}
-                }
+                self.wake.notified().await;
                 continue;
             }
             for (sid, count) in dropped {
@@ -228,11 +263,11 @@ impl ConnHandle {
             };
             if let Err(e) = out.write_batch(&mut batch).await {
                 tracing::debug!(conn = self.id, cause = %e, "write failed");
-                self.kill.cancel();
+                self.kill();
                 return;
             }
         }
-        if self.kill.is_cancelled() {
+        if self.killed.load(Ordering::Acquire) {
             let n = lock(&self.outbox).len() as u64;
             self.discarded.fetch_add(n, Ordering::Relaxed);
             let fatal = lock(&self.fatal).take();

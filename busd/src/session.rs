@@ -14,7 +14,6 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::conn::{ConnHandle, lock};
@@ -23,6 +22,10 @@ use crate::server::Shared;
 
 /// The longest timeout a request may ask for.
 const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Delivery heads are encoded into blocks of this many bytes…
+const HEAD_BLOCK: usize = 8192;
+/// …and a new block is reserved when less than this is left.
+const HEAD_LOW: usize = 512;
 /// How long a closing connection may take to flush what is queued for it.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
 
@@ -85,12 +88,11 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         }),
         Bytes::new(),
     );
-    let stop = CancellationToken::new();
     let writer_task = {
-        let (handle, stop) = (Arc::clone(&handle), stop.clone());
-        shared.tracker.spawn(
-            async move { handle.write_loop(writer, fd_sender, stop).await }.in_current_span(),
-        )
+        let handle = Arc::clone(&handle);
+        shared
+            .tracker
+            .spawn(async move { handle.write_loop(writer, fd_sender).await }.in_current_span())
     };
     let mut session = Session {
         shared: Arc::clone(&shared),
@@ -115,7 +117,7 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         };
         u.requester.send(&op, Bytes::new());
     }
-    stop.cancel();
+    handle.finish();
     let abort = writer_task.abort_handle();
     if tokio::time::timeout(FLUSH_GRACE, writer_task)
         .await
@@ -146,11 +148,17 @@ struct Session {
 
 impl Session {
     async fn read_loop(&mut self, frames: &mut FramedRead<BoxReader, FrameCodec>) {
+        // Made once and kept registered: polled only when no frame is ready
+        // (biased), so a busy connection pays nothing per frame for them.
+        let killed = self.handle.killed().clone().cancelled_owned();
+        let shutdown = self.shared.shutdown.clone().cancelled_owned();
+        tokio::pin!(killed, shutdown);
         loop {
             let next = tokio::select! {
+                biased;
                 next = frames.next() => next,
-                () = self.handle.killed().cancelled() => return,
-                () = self.shared.shutdown.cancelled() => {
+                () = &mut killed => return,
+                () = &mut shutdown => {
                     self.handle.close_with(ErrorCode::ShuttingDown, "the daemon is shutting down");
                     return;
                 }
@@ -275,8 +283,14 @@ impl Session {
             .router
             .publish(self.id, &subject, &mut targets);
         let block_timeout = self.shared.config.limits.block_timeout;
-        let deadline = Instant::now() + block_timeout;
+        let mut deadline = None;
         for t in targets.drain(..) {
+            // Heads are split off one shared block, refilled when low (and
+            // reclaimed in place once the writers have sent the last ones):
+            // one allocation per many deliveries, none for an idle client.
+            if self.head.capacity() - self.head.len() < HEAD_LOW {
+                self.head.reserve(HEAD_BLOCK);
+            }
             // The same fd to every shm receiver; the bytes to the others.
             let segment = segment.as_ref().filter(|_| t.handle.passes_fds);
             let body = match segment {
@@ -302,7 +316,11 @@ impl Session {
             };
             if t.overflow != Overflow::Block {
                 t.handle.push(frame);
-            } else if !t.handle.push_blocking(frame, deadline).await {
+            } else if !t
+                .handle
+                .push_blocking(frame, block_timeout, &mut deadline)
+                .await
+            {
                 // Lossless means waiting, but not forever: the stuck
                 // subscriber is cut off and both sides are told.
                 let waited = humantime_serde::re::humantime::format_duration(block_timeout);
