@@ -258,13 +258,24 @@ impl ConnHandle {
             let mut out = Out {
                 writer: &mut writer,
                 fds: fds.as_ref(),
+                kill: &self.kill,
+                unsent: 0,
                 buf: &mut buf,
                 chunks: &mut chunks,
             };
-            if let Err(e) = out.write_batch(&mut batch).await {
-                tracing::debug!(conn = self.id, cause = %e, "write failed");
-                self.kill();
-                return;
+            match out.write_batch(&mut batch).await {
+                Ok(()) => {}
+                // Killed while the peer took no fds: on to the fatal error.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    let unsent = out.unsent as u64;
+                    self.discarded.fetch_add(unsent, Ordering::Relaxed);
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(conn = self.id, cause = %e, "write failed");
+                    self.kill();
+                    return;
+                }
             }
         }
         if self.killed.load(Ordering::Acquire) {
@@ -286,6 +297,10 @@ impl ConnHandle {
 struct Out<'a, W> {
     writer: &'a mut W,
     fds: Option<&'a FdSender>,
+    /// Ends a wait for room for a segment's fd (see `write_batch`).
+    kill: &'a CancellationToken,
+    /// Frames of the batch left unwritten by such a kill.
+    unsent: usize,
     /// Small frames, copied together.
     buf: &'a mut BytesMut,
     /// What the next vectored write sends: runs of `buf`, large payloads.
@@ -295,8 +310,13 @@ struct Out<'a, W> {
 impl<W: AsyncWrite + Unpin> Out<'_, W> {
     /// Writes a batch: small frames coalesced, large payloads as their own
     /// `Bytes`, and each segment's fd passed before the frame announcing it.
+    ///
+    /// A kill ends a wait for fd room at once, with `Interrupted`: everything
+    /// before is written whole, so the fatal error can still follow through
+    /// the ring (a peer that stopped taking fds may still have ring room).
     async fn write_batch(&mut self, batch: &mut Vec<OutFrame>) -> std::io::Result<()> {
-        for frame in batch.drain(..) {
+        let mut frames = batch.drain(..);
+        while let Some(frame) = frames.next() {
             if let Some((segment, _)) = &frame.segment {
                 let Some(fds) = self.fds else {
                     // Only queued for connections that pass fds.
@@ -309,7 +329,13 @@ impl<W: AsyncWrite + Unpin> Out<'_, W> {
                     // frames before this one, then wait for room.
                     self.cut();
                     write_chunks(self.writer, self.chunks).await?;
-                    fds.send(segment.as_fd()).await?;
+                    tokio::select! {
+                        sent = fds.send(segment.as_fd()) => sent?,
+                        () = self.kill.cancelled() => {
+                            self.unsent = frames.len() + 1;
+                            return Err(std::io::ErrorKind::Interrupted.into());
+                        }
+                    }
                 }
             }
             self.buf.extend_from_slice(&frame.head);

@@ -243,3 +243,46 @@ async fn segment_frames_are_refused_over_plain_sockets() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_receiver_that_stops_taking_segments_pins_few_of_them_and_is_cut_off() {
+    // Queues of 1 MiB: 16 segments of 64 KiB, counted by their size.
+    let d = TestDaemon::start_with(|c| {
+        c.limits.max_frame = 1 << 20;
+        c.limits.max_pending_bytes = 1 << 20;
+    })
+    .await;
+    let (mut stuck, _) = RawClient::connect_hello(&d.url(Transport::Shm)).await;
+    stuck
+        .send(Op::Sub {
+            sid: 1,
+            subject: Subject::from_static("bulk"),
+            queue: None,
+            overflow: busd_proto::Overflow::Disconnect,
+        })
+        .await;
+    assert!(RawClient::error_code(&stuck.ping().await).is_none());
+    let publisher = shm_client(&d, 1024).await;
+    // One at a time (each flushed), so the stuck client's writer keeps up
+    // and passes every fd it can before its queue fills.
+    for _ in 0..300 {
+        publisher.publish("bulk", pattern(64 * 1024)).await.unwrap();
+        publisher.flush().await.unwrap();
+    }
+    // Only now does the stuck client read: what reached it, then the cut.
+    let frames = tokio::time::timeout(Duration::from_secs(30), stuck.recv_until_closed())
+        .await
+        .expect("the daemon closes the stuck client");
+    let delivered = frames
+        .iter()
+        .filter(|f| matches!(f.op, Op::Msg { .. }))
+        .count();
+    assert_eq!(
+        RawClient::error_code(&frames),
+        Some(ErrorCode::SlowConsumer),
+        "{delivered} delivered"
+    );
+    // Segments that waited in its socket, unread: a few dozen at most (the
+    // control socket's buffer), not the 300 published.
+    assert!(delivered <= 64, "{delivered} delivered");
+}

@@ -40,6 +40,9 @@ pub const MAX_SHM_RING: u64 = 64 << 20;
 /// The smallest ring the daemon accepts from a client.
 pub const MIN_SHM_RING: u64 = 4 << 10;
 
+/// The control socket's send buffer: room for a few dozen segment fds in
+/// flight (the kernel doubles it, and charges each fd message ~1 KiB).
+const FD_SEND_BUFFER: usize = 16 * 1024;
 /// How long the daemon waits for a connection's first bytes before handing
 /// it on as a plain unix connection (whose handshake has its own timeout).
 /// busd clients speak first, so only a silent client ever waits this long.
@@ -203,6 +206,11 @@ fn halves(
     peer: PeerInfo,
 ) -> io::Result<Connection> {
     let socket = OwnedFd::from(stream.into_std()?);
+    // After the setup this socket carries only segment fds, one small
+    // message each; its send buffer bounds how many can wait unread in the
+    // peer's queue, outside the daemon's queue limits (a stalled reader then
+    // holds up the writer, whose queue fills and is cut off as usual).
+    rustix::net::sockopt::set_socket_send_buffer_size(&socket, FD_SEND_BUFFER)?;
     let writer_socket = socket.try_clone()?;
     let read = Arc::new(stream::register(socket, Interest::READABLE)?);
     let write = Arc::new(stream::register(
