@@ -266,7 +266,7 @@ impl ConnHandle {
             match out.write_batch(&mut batch).await {
                 Ok(()) => {}
                 // Killed while the peer took no fds: on to the fatal error.
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                Err(_) if self.killed.load(Ordering::Acquire) => {
                     let unsent = out.unsent as u64;
                     self.discarded.fetch_add(unsent, Ordering::Relaxed);
                     break;
