@@ -58,7 +58,7 @@ impl TcpListener {
 impl Listener for TcpListener {
     async fn accept(&mut self) -> io::Result<Connection> {
         let (stream, peer) = self.inner.accept().await?;
-        Ok(connection(stream, self.local_addr, peer).await)
+        Ok(accepted(stream, self.local_addr, peer).await)
     }
 
     fn endpoint(&self) -> Endpoint {
@@ -72,22 +72,29 @@ fn is_loopback(ip: IpAddr) -> bool {
 }
 
 /// Connects to a daemon over TCP.
+///
+/// The daemon's uid is not looked up: no client acts on it, and finding it
+/// would cost each connect a search of the kernel's socket table.
 pub(crate) async fn connect(addr: SocketAddr) -> io::Result<Connection> {
     let stream = TcpStream::connect(addr).await?;
-    let local = stream.local_addr()?;
     let peer = stream.peer_addr()?;
-    Ok(connection(stream, local, peer).await)
+    Ok(connection(stream, peer, None))
 }
 
-/// Turns a connected stream into a [`Connection`]: sets `TCP_NODELAY`, looks
-/// up the peer's uid and splits the stream into owned halves.
-async fn connection(stream: TcpStream, local: SocketAddr, peer: SocketAddr) -> Connection {
+/// Sets up an accepted connection: looks up the client's uid.
+async fn accepted(stream: TcpStream, local: SocketAddr, peer: SocketAddr) -> Connection {
+    let uid = proc_net::peer_uid(local, peer).await;
+    connection(stream, peer, uid)
+}
+
+/// Turns a connected stream into a [`Connection`]: sets `TCP_NODELAY` and
+/// splits the stream into owned halves.
+fn connection(stream: TcpStream, peer: SocketAddr, uid: Option<u32>) -> Connection {
     if let Err(err) = stream.set_nodelay(true) {
         // The connection still works, only with Nagle's delays; if the socket
         // is already dead, the first read or write will say so.
         warn!(%peer, cause = %err, "cannot set TCP_NODELAY");
     }
-    let uid = proc_net::peer_uid(local, peer).await;
     debug!(%peer, ?uid, "tcp connection established");
     let (reader, writer) = stream.into_split();
     Connection {
