@@ -3,12 +3,14 @@
 //! busd is a local bus, so it only ever listens on a loopback address; a
 //! non-loopback address is refused when binding rather than silently exposed
 //! on a network. Every connection gets `TCP_NODELAY`, and the peer's uid is
-//! read from the kernel's socket table (see `proc_net`).
+//! read from the kernel's socket table (see `proc_net`). That setup happens
+//! in a task per connection, so one slow lookup never holds up the others.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use tokio::net::TcpStream;
+use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use crate::conn::{Connection, PeerInfo};
@@ -20,6 +22,9 @@ use crate::{Listener, proc_net};
 #[derive(Debug)]
 pub struct TcpListener {
     inner: tokio::net::TcpListener,
+    /// Connections accepted whose setup (the peer's uid) is under way;
+    /// aborted with the listener.
+    pending: JoinSet<Connection>,
     /// The bound address, with the real port when bound to port 0. Also the
     /// local address of every accepted socket, since only a specific loopback
     /// address can be bound.
@@ -51,14 +56,35 @@ impl TcpListener {
             )
         })?;
         debug!(%local_addr, "tcp listener bound");
-        Ok(Self { inner, local_addr })
+        Ok(Self {
+            inner,
+            pending: JoinSet::new(),
+            local_addr,
+        })
     }
 }
 
 impl Listener for TcpListener {
+    /// Waits for the next client.
+    ///
+    /// A connection comes out once its setup is done, in whatever order
+    /// setups finish, not necessarily the order of `accept(2)`.
     async fn accept(&mut self) -> io::Result<Connection> {
-        let (stream, peer) = self.inner.accept().await?;
-        Ok(accepted(stream, self.local_addr, peer).await)
+        loop {
+            tokio::select! {
+                biased;
+                Some(done) = self.pending.join_next(), if !self.pending.is_empty() => {
+                    match done {
+                        Ok(conn) => return Ok(conn),
+                        Err(err) => debug!(cause = %err, "connection setup task failed"),
+                    }
+                }
+                accepted = self.inner.accept() => {
+                    let (stream, peer) = accepted?;
+                    self.pending.spawn(setup(stream, self.local_addr, peer));
+                }
+            }
+        }
     }
 
     fn endpoint(&self) -> Endpoint {
@@ -82,7 +108,7 @@ pub(crate) async fn connect(addr: SocketAddr) -> io::Result<Connection> {
 }
 
 /// Sets up an accepted connection: looks up the client's uid.
-async fn accepted(stream: TcpStream, local: SocketAddr, peer: SocketAddr) -> Connection {
+async fn setup(stream: TcpStream, local: SocketAddr, peer: SocketAddr) -> Connection {
     let uid = proc_net::peer_uid(local, peer).await;
     connection(stream, peer, uid)
 }
