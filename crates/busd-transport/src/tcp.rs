@@ -3,7 +3,7 @@
 //! busd is a local bus, so it only ever listens on a loopback address; a
 //! non-loopback address is refused when binding rather than silently exposed
 //! on a network. Every connection gets `TCP_NODELAY`, and the peer's uid is
-//! read from the kernel's socket table (see `proc_net`). That setup happens
+//! asked of the kernel (see `sock_diag`). That setup happens
 //! in a task per connection, so one slow lookup never holds up the others.
 
 use std::io;
@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 use crate::conn::{Connection, PeerInfo};
 use crate::endpoint::Endpoint;
 use crate::error::TransportError;
-use crate::{Listener, proc_net};
+use crate::{Listener, sock_diag};
 
 /// A TCP listener bound to a loopback address.
 #[derive(Debug)]
@@ -109,7 +109,7 @@ pub(crate) async fn connect(addr: SocketAddr) -> io::Result<Connection> {
 
 /// Sets up an accepted connection: looks up the client's uid.
 async fn setup(stream: TcpStream, local: SocketAddr, peer: SocketAddr) -> Connection {
-    let uid = proc_net::peer_uid(local, peer).await;
+    let uid = sock_diag::peer_uid(local, peer).await;
     connection(stream, peer, uid)
 }
 
