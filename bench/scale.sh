@@ -18,10 +18,11 @@
 #   CONNS=2000 REQUESTERS=200 bench/scale.sh
 #   NOFILE=100000 TRANSPORTS=shm bench/scale.sh   # raise the hard open-files limit (needs CAP_SYS_RESOURCE)
 #
-# TCP connections cost more as the machine's socket table grows: the
-# daemon and the SDK each look the peer's uid up in /proc/net/tcp, one scan
-# per connection. So each TCP run first waits (up to 75 s) for the
-# TIME_WAIT rows of earlier runs to expire, and records the table's size.
+# TCP connections once cost more as the machine's socket table grew (the
+# daemon scanned /proc/net/tcp per connection; it now asks netlink for the
+# one socket, and scans only if netlink cannot answer). Each TCP run still
+# first waits (up to 75 s) for the TIME_WAIT rows of earlier runs to expire,
+# as they hold ephemeral ports, and records the table's size.
 #
 # An shm connection costs six fds on each side (four eventfds, the socket
 # and its dup) and maps two 4 MiB rings into the daemon: when the hard open-files limit cannot hold CONNS of them, the shm

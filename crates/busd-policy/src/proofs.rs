@@ -14,7 +14,7 @@ pub struct Proofs {
     /// The secret of `token_file`, for the HMAC challenge, if configured.
     pub token: Option<Token>,
     /// Peer uids that prove the package (`uids`: unix `SO_PEERCRED`, tcp
-    /// `/proc/net/tcp`).
+    /// `NETLINK_SOCK_DIAG`).
     pub uids: Vec<u32>,
     /// With `uids`: if non-empty, the peer's executable must be one of these.
     pub exe: Vec<PathBuf>,

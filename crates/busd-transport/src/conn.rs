@@ -23,10 +23,13 @@ pub type BoxWriter = Box<dyn AsyncWrite + Send + Unpin>;
 /// Who is at the other end of a connection, as far as the transport knows.
 ///
 /// On the daemon side this describes the client; after [`connect`] it
-/// describes the daemon. Fields the transport cannot tell are `None`.
+/// describes the daemon. Fields the transport cannot tell are `None`. Over
+/// TCP a client is not told the daemon's uid: the daemon proves its clients,
+/// not the other way round.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct PeerInfo {
-    /// The peer's user id (unix: `SO_PEERCRED`; tcp: `/proc/net/tcp`).
+    /// The peer's user id (unix: `SO_PEERCRED`; tcp: the kernel's socket
+    /// table, on the daemon side only).
     pub uid: Option<u32>,
     /// The peer's group id (unix and shm).
     pub gid: Option<u32>,
@@ -73,8 +76,8 @@ impl fmt::Debug for Connection {
 /// matters more than packet count). `shm://` sets up rings of
 /// [`DEFAULT_SHM_RING`](crate::DEFAULT_SHM_RING) bytes each way (see
 /// [`connect_shm`](crate::connect_shm) for another size). `peer` describes
-/// the daemon: its uid when the transport can tell, plus gid and pid over a
-/// unix socket (and shm, set up over one).
+/// the daemon: its uid, gid and pid over a unix socket (and shm, set up over
+/// one); over TCP none of them (the daemon's uid is not looked up).
 ///
 /// # Errors
 ///

@@ -8,7 +8,8 @@
 //!
 //! Three transports exist today:
 //! - [`TcpListener`]: loopback TCP only (`127.0.0.0/8` or `::1`); the peer's uid
-//!   is looked up in `/proc/net/tcp`.
+//!   is asked of the kernel over `NETLINK_SOCK_DIAG` (or, failing that, read
+//!   from `/proc/net/tcp`).
 //! - [`UnixListener`]: a unix socket (mode 0660) guarded by a lock file, so a
 //!   second daemon is refused and a stale socket file is replaced safely; the
 //!   peer's uid, gid and pid come from `SO_PEERCRED`.
@@ -47,6 +48,7 @@ mod endpoint;
 mod error;
 mod proc_net;
 mod shm;
+mod sock_diag;
 mod socket_file;
 mod tcp;
 mod unix;

@@ -1,4 +1,5 @@
-//! Who owns a loopback TCP connection, read from `/proc/net/tcp{,6}`.
+//! Who owns a loopback TCP connection, read from `/proc/net/tcp{,6}`: the
+//! fallback for when `NETLINK_SOCK_DIAG` cannot answer (see `sock_diag`).
 //!
 //! TCP has no `SO_PEERCRED`, but on one machine the kernel's socket table
 //! says which user owns the other end: the row whose local address is our
@@ -267,6 +268,15 @@ mod tests {
             addr("[::ffff:127.0.0.1]:50001"),
         );
         assert_eq!(uid.unwrap(), Some(1003));
+    }
+
+    #[test]
+    fn finds_the_owner_of_a_live_client() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        let uid = lookup(server.local_addr().unwrap(), peer).unwrap();
+        assert_eq!(uid, Some(rustix::process::getuid().as_raw()));
     }
 
     #[test]

@@ -3,23 +3,28 @@
 //! busd is a local bus, so it only ever listens on a loopback address; a
 //! non-loopback address is refused when binding rather than silently exposed
 //! on a network. Every connection gets `TCP_NODELAY`, and the peer's uid is
-//! read from the kernel's socket table (see `proc_net`).
+//! asked of the kernel (see `sock_diag`). That setup happens
+//! in a task per connection, so one slow lookup never holds up the others.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use tokio::net::TcpStream;
+use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use crate::conn::{Connection, PeerInfo};
 use crate::endpoint::Endpoint;
 use crate::error::TransportError;
-use crate::{Listener, proc_net};
+use crate::{Listener, sock_diag};
 
 /// A TCP listener bound to a loopback address.
 #[derive(Debug)]
 pub struct TcpListener {
     inner: tokio::net::TcpListener,
+    /// Connections accepted whose setup (the peer's uid) is under way;
+    /// aborted with the listener.
+    pending: JoinSet<Connection>,
     /// The bound address, with the real port when bound to port 0. Also the
     /// local address of every accepted socket, since only a specific loopback
     /// address can be bound.
@@ -51,14 +56,35 @@ impl TcpListener {
             )
         })?;
         debug!(%local_addr, "tcp listener bound");
-        Ok(Self { inner, local_addr })
+        Ok(Self {
+            inner,
+            pending: JoinSet::new(),
+            local_addr,
+        })
     }
 }
 
 impl Listener for TcpListener {
+    /// Waits for the next client.
+    ///
+    /// A connection comes out once its setup is done, in whatever order
+    /// setups finish, not necessarily the order of `accept(2)`.
     async fn accept(&mut self) -> io::Result<Connection> {
-        let (stream, peer) = self.inner.accept().await?;
-        Ok(connection(stream, self.local_addr, peer).await)
+        loop {
+            tokio::select! {
+                biased;
+                Some(done) = self.pending.join_next(), if !self.pending.is_empty() => {
+                    match done {
+                        Ok(conn) => return Ok(conn),
+                        Err(err) => debug!(cause = %err, "connection setup task failed"),
+                    }
+                }
+                accepted = self.inner.accept() => {
+                    let (stream, peer) = accepted?;
+                    self.pending.spawn(setup(stream, self.local_addr, peer));
+                }
+            }
+        }
     }
 
     fn endpoint(&self) -> Endpoint {
@@ -72,22 +98,29 @@ fn is_loopback(ip: IpAddr) -> bool {
 }
 
 /// Connects to a daemon over TCP.
+///
+/// The daemon's uid is not looked up: no client acts on it, and finding it
+/// would cost each connect a search of the kernel's socket table.
 pub(crate) async fn connect(addr: SocketAddr) -> io::Result<Connection> {
     let stream = TcpStream::connect(addr).await?;
-    let local = stream.local_addr()?;
     let peer = stream.peer_addr()?;
-    Ok(connection(stream, local, peer).await)
+    Ok(connection(stream, peer, None))
 }
 
-/// Turns a connected stream into a [`Connection`]: sets `TCP_NODELAY`, looks
-/// up the peer's uid and splits the stream into owned halves.
-async fn connection(stream: TcpStream, local: SocketAddr, peer: SocketAddr) -> Connection {
+/// Sets up an accepted connection: looks up the client's uid.
+async fn setup(stream: TcpStream, local: SocketAddr, peer: SocketAddr) -> Connection {
+    let uid = sock_diag::peer_uid(local, peer).await;
+    connection(stream, peer, uid)
+}
+
+/// Turns a connected stream into a [`Connection`]: sets `TCP_NODELAY` and
+/// splits the stream into owned halves.
+fn connection(stream: TcpStream, peer: SocketAddr, uid: Option<u32>) -> Connection {
     if let Err(err) = stream.set_nodelay(true) {
         // The connection still works, only with Nagle's delays; if the socket
         // is already dead, the first read or write will say so.
         warn!(%peer, cause = %err, "cannot set TCP_NODELAY");
     }
-    let uid = proc_net::peer_uid(local, peer).await;
     debug!(%peer, ?uid, "tcp connection established");
     let (reader, writer) = stream.into_split();
     Connection {
