@@ -2,7 +2,7 @@
 //! between two processes, with no daemon, no async runtime and no protocol.
 //!
 //! ```text
-//! cargo run --release -p busd-shm --example pingpong -- [ROUNDS] [SIZE]
+//! cargo run --release -p busd-shm --example floors -- [ROUNDS] [SIZE]
 //! ```
 //!
 //! In one run, one child process, `ROUNDS` (default 20,000) round trips of
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use busd_shm::{Consumer, EventFd, Events, Options, Ring};
 
-const CHILD_ARG: &str = "--pingpong-child";
+const CHILD_ARG: &str = "--floors-child";
 const RING: u64 = 1 << 20;
 const TIMEOUT: Option<Duration> = Some(Duration::from_secs(10));
 
