@@ -286,3 +286,32 @@ async fn a_receiver_that_stops_taking_segments_pins_few_of_them_and_is_cut_off()
     // control socket's buffer), not the 300 published.
     assert!(delivered <= 64, "{delivered} delivered");
 }
+
+#[tokio::test]
+async fn a_payload_written_in_place_is_sent_without_a_copy_over_shm_and_as_bytes_elsewhere() {
+    let d = TestDaemon::start().await;
+    let shm_sub = Client::connect(&d.url(Transport::Shm)).await.unwrap();
+    let mut shm_messages = shm_sub.subscribe("frames.>").await.unwrap();
+    let tcp_sub = Client::connect(&d.url(Transport::Tcp)).await.unwrap();
+    let mut tcp_messages = tcp_sub.subscribe("frames.>").await.unwrap();
+    let expected = pattern(200_000);
+    for t in [Transport::Shm, Transport::Unix] {
+        let publisher = Client::connect(&d.url(t)).await.unwrap();
+        let mut buffer = publisher.payload_buffer(expected.len()).unwrap();
+        buffer.copy_from_slice(&expected);
+        publisher
+            .publish_buffer("frames.front", None, buffer)
+            .await
+            .unwrap();
+        let m = next(&mut shm_messages, "shm receiver").await;
+        assert_eq!(m.payload, expected, "{t:?}");
+        // From an shm publisher the receiver maps the publisher's own memfd.
+        assert_eq!(is_segment_view(&m.payload), t == Transport::Shm, "{t:?}");
+        assert_eq!(
+            next(&mut tcp_messages, "tcp receiver").await.payload,
+            expected
+        );
+        let refused = publisher.payload_buffer(0).unwrap_err();
+        assert_eq!(refused.kind(), busd_client::ErrorKind::FrameTooLarge);
+    }
+}

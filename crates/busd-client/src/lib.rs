@@ -38,6 +38,7 @@
 
 #![forbid(unsafe_code)]
 
+mod buffer;
 mod builder;
 mod client;
 mod command;
@@ -55,6 +56,7 @@ mod state;
 mod subject;
 mod subscriber;
 
+pub use buffer::PayloadBuffer;
 pub use builder::{ClientBuilder, DEFAULT_SEGMENT_THRESHOLD};
 pub use busd_proto::{
     CtlCommand, Headers, Limits, Overflow, Pfn, PfnError, Sender, Status, Subject, SubjectError,

@@ -110,6 +110,11 @@ impl Shared {
             .ok()
     }
 
+    /// Whether payloads go as segments at all (shm, segments not turned off).
+    pub(crate) fn passes_segments(&self) -> bool {
+        self.segment_threshold != usize::MAX
+    }
+
     /// `limits.max_frame` of the current connection.
     pub(crate) fn max_frame(&self) -> u32 {
         self.max_frame.load(Ordering::Relaxed)

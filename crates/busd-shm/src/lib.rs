@@ -93,7 +93,7 @@ pub use header::{HEADER_SIZE, MAX_CAPACITY, MIN_CAPACITY};
 pub use memfd::{RING_SEALS, SEGMENT_SEALS, check_seals, create_memfd, memfd_len, seal};
 pub use ring::Pop;
 pub use rustix::fs::SealFlags;
-pub use segment::Segment;
+pub use segment::{Segment, SegmentMut};
 pub use wake::{DEFAULT_SPIN, EventFd, Events, Readiness};
 
 #[cfg(not(all(loom, test)))]

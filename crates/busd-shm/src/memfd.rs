@@ -48,6 +48,13 @@ pub fn seal(fd: BorrowedFd<'_>, seals: SealFlags) -> Result<(), ShmError> {
     rustix::fs::fcntl_add_seals(fd, seals | SealFlags::SEAL).map_err(ShmError::sys("F_ADD_SEALS"))
 }
 
+/// Adds `seals` but leaves the memfd open to more (no `F_SEAL_SEAL`): for a
+/// segment being written, whose size is fixed before it is mapped and whose
+/// bytes are sealed once it is unmapped.
+pub(crate) fn add_seals(fd: BorrowedFd<'_>, seals: SealFlags) -> Result<(), ShmError> {
+    rustix::fs::fcntl_add_seals(fd, seals).map_err(ShmError::sys("F_ADD_SEALS"))
+}
+
 /// Checks that a received memfd carries at least the `required` seals.
 ///
 /// # Errors

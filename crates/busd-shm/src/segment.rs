@@ -8,8 +8,10 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use rustix::fs::SealFlags;
+
 use crate::error::ShmError;
-use crate::memfd::{Mapping, SEGMENT_SEALS, create_memfd, memfd_len, seal};
+use crate::memfd::{Mapping, SEGMENT_SEALS, add_seals, create_memfd, memfd_len, seal};
 
 /// A read-only mapping of a sealed payload memfd.
 #[derive(Debug)]
@@ -82,6 +84,79 @@ impl Segment {
     /// Always `false`: empty segments are refused at open.
     pub fn is_empty(&self) -> bool {
         false
+    }
+}
+
+/// A segment being written in place: a fresh memfd mapped writable, for a
+/// sender that builds a large payload straight in shared memory instead of
+/// copying it there ([`Segment::create`]); [`seal`](Self::seal) then unmaps
+/// it and seals it like any segment.
+#[derive(Debug)]
+pub struct SegmentMut {
+    map: Mapping,
+    fd: OwnedFd,
+}
+
+impl SegmentMut {
+    /// A zeroed segment of `len` bytes, its size sealed.
+    ///
+    /// # Errors
+    /// [`ShmError::BadSize`] for `len == 0`, [`ShmError::Sys`] when a
+    /// syscall fails (out of fds or memory).
+    pub fn new(name: &str, len: usize) -> Result<Self, ShmError> {
+        if len == 0 {
+            return Err(ShmError::BadSize {
+                actual: 0,
+                expected: "a non-empty payload",
+            });
+        }
+        let fd = create_memfd(name, len as u64)?;
+        let size = SealFlags::SHRINK | SealFlags::GROW;
+        add_seals(fd.as_fd(), size)?;
+        let map = Mapping::map(fd.as_fd(), len as u64, size, true)?;
+        Ok(Self { map, fd })
+    }
+
+    /// The bytes, to write the payload into.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY:
+        // 1. The mapping is `len` readable and writable bytes and lives as
+        //    long as `self`, which the returned borrow cannot outlive.
+        // 2. The fd has never left this value (only `seal` gives it out, after
+        //    the mapping is gone), so no other mapping or process writes
+        //    these bytes, and `&mut self` makes this borrow the only one.
+        // 3. SHRINK is sealed: every byte stays backed (no SIGBUS).
+        unsafe { std::slice::from_raw_parts_mut(self.map.as_ptr(), self.map.len()) }
+    }
+
+    /// The bytes written so far.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: as for `as_mut_slice`: this value's mapping, backed, and
+        // written by no one else; `&self` excludes `as_mut_slice` meanwhile.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.map.len()) }
+    }
+
+    /// The payload's length in bytes (never 0).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Always `false`: empty segments are refused.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Unmaps the segment and seals it (`F_SEAL_WRITE`, which the kernel
+    /// refuses while a writable mapping exists, then no further seals):
+    /// the fd to pass, as from [`Segment::create`].
+    ///
+    /// # Errors
+    /// [`ShmError::Sys`] when sealing fails.
+    pub fn seal(self) -> Result<OwnedFd, ShmError> {
+        let Self { map, fd } = self;
+        drop(map);
+        seal(fd.as_fd(), SEGMENT_SEALS)?;
+        Ok(fd)
     }
 }
 

@@ -186,6 +186,37 @@ fn unsealed_payloads_are_refused() {
 }
 
 #[test]
+fn segments_written_in_place_are_sealed_like_copied_ones() {
+    let mut sut = crate::SegmentMut::new("in-place", 10_000).unwrap();
+    assert_eq!(sut.len(), 10_000);
+    for (i, b) in sut.as_mut_slice().iter_mut().enumerate() {
+        *b = (i % 251) as u8;
+    }
+    // Its size is fixed while it is written; its bytes are not yet.
+    let fd = sut.seal().unwrap();
+    crate::check_seals(fd.as_fd(), SEGMENT_SEALS).unwrap();
+    assert!(
+        rustix::io::pwrite(&fd, b"Z", 0).is_err(),
+        "sealed against writes"
+    );
+    assert!(
+        rustix::fs::ftruncate(&fd, 1).is_err(),
+        "sealed against shrinking"
+    );
+    let read = Segment::open(fd.as_fd()).unwrap();
+    assert!(
+        read.as_bytes()
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == (i % 251) as u8)
+    );
+    assert!(matches!(
+        crate::SegmentMut::new("empty", 0),
+        Err(ShmError::BadSize { .. })
+    ));
+}
+
+#[test]
 fn only_eventfds_are_adopted() {
     let (socket, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
     assert!(matches!(

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::stream::SharedSocket;
 use busd_proto::{CodecError, SegmentFd, SegmentSource};
-use busd_shm::Segment;
+use busd_shm::{Segment, SegmentMut};
 use bytes::Bytes;
 use rustix::io::Errno;
 use rustix::net::{
@@ -38,6 +38,55 @@ const MARKER: u8 = b'S';
 pub fn seal_payload(payload: &[u8]) -> io::Result<SegmentFd> {
     let fd = Segment::create("busd-payload", payload).map_err(super::shm_error)?;
     Ok(SegmentFd::new(fd))
+}
+
+/// A payload built in place in a fresh memfd (no copy into it), to be
+/// sealed and sent as a segment.
+#[derive(Debug)]
+pub struct SegmentBuffer(SegmentMut);
+
+impl SegmentBuffer {
+    /// A zeroed buffer of `len` bytes.
+    ///
+    /// # Errors
+    /// `InvalidInput` for `len == 0`; the error of `memfd_create`,
+    /// `ftruncate`, the seals or `mmap` (out of fds or memory).
+    pub fn new(len: usize) -> io::Result<Self> {
+        SegmentMut::new("busd-payload", len)
+            .map(Self)
+            .map_err(super::shm_error)
+    }
+
+    /// The bytes to write the payload into.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.0.as_mut_slice()
+    }
+
+    /// The bytes written so far.
+    pub fn as_slice(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+
+    /// The payload's length.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always `false`: empty buffers are refused.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Seals the payload against any change: its fd, and a read-only view
+    /// of it (for a connection that cannot pass fds, or a size check).
+    ///
+    /// # Errors
+    /// The error of sealing or mapping.
+    pub fn seal(self) -> io::Result<(SegmentFd, Bytes)> {
+        let fd = self.0.seal().map_err(super::shm_error)?;
+        let view = Segment::open(fd.as_fd()).map_err(super::shm_error)?;
+        Ok((SegmentFd::new(fd), Bytes::from_owner(view)))
+    }
 }
 
 /// Both directions of fd passing on one shm connection.
