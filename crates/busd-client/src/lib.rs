@@ -1,8 +1,10 @@
 //! The busd SDK: connect to the local message bus, publish, subscribe, make
 //! requests and serve them.
 //!
-//! A [`Client`] is a cheap handle to one connection (over loopback TCP or a
-//! Unix socket): calls append their frames to its outgoing buffer, a writer
+//! A [`Client`] is a cheap handle to one connection (over loopback TCP, a
+//! Unix socket, or shared-memory rings: `shm://`, where large payloads go as
+//! sealed memfds; see [`ClientBuilder::segment_threshold`] and
+//! [`Client::payload_buffer`]): calls append their frames to its outgoing buffer, a writer
 //! task writes it, and a reader task routes what arrives to subscribers,
 //! services and waiting requests. A [`Subscriber`] is a
 //! [`Stream`](futures::Stream) of [`Message`]s and unsubscribes when dropped;
