@@ -77,6 +77,21 @@ fn fanout_in_process_and_in_processes() {
     assert_eq!(r["received"], 3 * 200);
     let r = bench(&["fanout", "--subs", "3", "--procs", "--size", "65536"]);
     assert_eq!(r["received"], 3 * 200);
+    // Over shm, through sealed segments and through the rings.
+    for threshold in ["4096", "off"] {
+        let args = [
+            "fanout",
+            "--subs",
+            "2",
+            "--procs",
+            "--transport",
+            "shm",
+            "--size",
+            "8192",
+        ];
+        let r = bench(&[&args[..], &["--segment-threshold", threshold]].concat());
+        assert_eq!(r["received"], 2 * 200, "--segment-threshold {threshold}");
+    }
 }
 
 #[test]

@@ -85,6 +85,9 @@ pub trait Call: Send + 'static {
 pub struct BusdBus {
     /// What the daemon does when a subscriber falls behind.
     pub overflow: Overflow,
+    /// Over shm, payloads of at least this many bytes go as sealed
+    /// segments (`ClientBuilder::segment_threshold`).
+    pub segment_threshold: usize,
 }
 
 impl Bus for BusdBus {
@@ -98,6 +101,7 @@ impl Bus for BusdBus {
         let client = Client::builder(url)
             .name(name)
             .reconnect(false)
+            .segment_threshold(self.segment_threshold)
             .connect()
             .await
             .with_context(|| format!("cannot connect to {url}"))?;

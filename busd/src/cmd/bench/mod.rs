@@ -3,7 +3,8 @@
 //! ```text
 //! busd bench pubsub|fanout|reqrep [--server URL | --transport tcp|unix|shm]
 //!     [--size BYTES] [--count N] [--pubs N] [--subs M] [--requesters K]
-//!     [--responders R] [--window W] [--overflow POLICY] [--procs] [--json]
+//!     [--responders R] [--window W] [--overflow POLICY]
+//!     [--segment-threshold BYTES|off] [--procs] [--json]
 //! busd bench idle [--server URL | --transport tcp|unix|shm] [--conns N] [--hold SECS] [--json]
 //! ```
 //!
@@ -61,6 +62,20 @@ pub struct Args {
     /// What the daemon does with a subscriber that falls behind.
     #[arg(long, value_enum, default_value_t = OverflowArg::Disconnect)]
     overflow: OverflowArg,
+    /// Over shm, payloads of at least this many bytes go as sealed memfds
+    /// ("off": always through the rings), to compare the two paths.
+    #[arg(long, default_value_t = busd_client::DEFAULT_SEGMENT_THRESHOLD, value_parser = parse_threshold)]
+    segment_threshold: usize,
+}
+
+/// A byte count, or "off" (never).
+fn parse_threshold(text: &str) -> Result<usize, String> {
+    match text {
+        "off" => Ok(usize::MAX),
+        n => n
+            .parse()
+            .map_err(|e| format!("{text:?} is neither a byte count nor \"off\": {e}")),
+    }
 }
 
 /// The transports of the bench's own daemon.
@@ -129,6 +144,7 @@ async fn bench(args: Args) -> anyhow::Result<bool> {
     let target = target::Target::resolve(args.server, args.transport).await?;
     let bus = BusdBus {
         overflow: args.overflow.policy(),
+        segment_threshold: args.segment_threshold,
     };
     if args.common.workload == Workload::Idle {
         let outcome = idle(&bus, &args.common, target.url(), target.transport()).await;
