@@ -151,11 +151,8 @@ impl ConnHandle {
     pub(crate) fn send_with(&self, op: &Op, payload: Bytes, segment: Option<&SegmentFd>) {
         let mut head = BytesMut::new();
         let segment = segment.filter(|_| self.passes_fds);
-        let encoded = match segment {
-            Some(_) => encode_head_with(op, Body::Segment(payload.len() as u64), &mut head),
-            None => encode_head(op, payload.len(), &mut head),
-        };
-        if let Err(e) = encoded {
+        let body = Body::of(payload.len(), segment.is_some());
+        if let Err(e) = encode_head_with(op, body, &mut head) {
             tracing::error!(conn = self.id, cause = %e, "cannot encode {}", op.name());
             return;
         }

@@ -44,13 +44,7 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         fds,
     } = conn;
     let max_frame = shared.config.limits.max_frame;
-    let (codec, fd_sender) = match fds {
-        Some(fds) => (
-            FrameCodec::with_segments(max_frame, Box::new(fds.receiver)),
-            Some(fds.sender),
-        ),
-        None => (FrameCodec::new(max_frame), None),
-    };
+    let (codec, fd_sender) = busd_transport::frame_codec(fds, max_frame);
     let mut frames = FramedRead::new(reader, codec);
     let identity = match handshake(&shared, &mut frames, &mut writer, &peer).await {
         Ok(identity) => identity,
@@ -293,10 +287,7 @@ impl Session {
             }
             // The same fd to every shm receiver; the bytes to the others.
             let segment = segment.as_ref().filter(|_| t.handle.passes_fds);
-            let body = match segment {
-                Some(_) => Body::Segment(payload.len() as u64),
-                None => Body::Inline(payload.len()),
-            };
+            let body = Body::of(payload.len(), segment.is_some());
             let encoded = encode_msg_head(
                 t.sid,
                 &subject,

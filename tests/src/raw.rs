@@ -25,13 +25,7 @@ impl RawClient {
     pub async fn connect(url: &str) -> Self {
         let endpoint: Endpoint = url.parse().expect("url");
         let conn = busd_transport::connect(&endpoint).await.expect("connect");
-        let (codec, fds) = match conn.fds {
-            Some(fds) => (
-                FrameCodec::with_segments(64 << 20, Box::new(fds.receiver)),
-                Some(fds.sender),
-            ),
-            None => (FrameCodec::new(64 << 20), None),
-        };
+        let (codec, fds) = busd_transport::frame_codec(conn.fds, 64 << 20);
         Self {
             reader: FramedRead::new(conn.reader, codec),
             writer: conn.writer,

@@ -73,13 +73,7 @@ async fn open_inner(
         .await
         .map_err(|e| connect_error("cannot connect to busd", &e))?;
     let mut writer = conn.writer;
-    let (codec, fds) = match conn.fds {
-        Some(fds) => (
-            FrameCodec::with_segments(HANDSHAKE_MAX_FRAME, Box::new(fds.receiver)),
-            Some(fds.sender),
-        ),
-        None => (FrameCodec::new(HANDSHAKE_MAX_FRAME), None),
-    };
+    let (codec, fds) = busd_transport::frame_codec(conn.fds, HANDSHAKE_MAX_FRAME);
     let mut reader = FramedRead::new(conn.reader, codec);
 
     let op = Op::Hello(Hello {

@@ -169,10 +169,7 @@ impl State {
         max: u32,
     ) -> Result<(), Error> {
         let start = self.out.len();
-        let body = match segment {
-            Some(_) => Body::Segment(payload.len() as u64),
-            None => Body::Inline(payload.len()),
-        };
+        let body = Body::of(payload.len(), segment.is_some());
         if let Err(e) = encode_head_with(op, body, &mut self.out) {
             self.out.truncate(start);
             return Err(match e {

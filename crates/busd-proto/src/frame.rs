@@ -47,11 +47,11 @@ impl Frame {
     /// # Errors
     /// As [`encode_head`].
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), CodecError> {
-        if self.segment.is_some() {
-            return encode_head_with(&self.op, Body::Segment(self.payload.len() as u64), dst);
+        let segment = self.segment.is_some();
+        encode_head_with(&self.op, Body::of(self.payload.len(), segment), dst)?;
+        if !segment {
+            dst.extend_from_slice(&self.payload);
         }
-        encode_head(&self.op, self.payload.len(), dst)?;
-        dst.extend_from_slice(&self.payload);
         Ok(())
     }
 }
@@ -93,6 +93,18 @@ pub enum Body {
     /// carries only the length (8 bytes, big-endian) and sets
     /// [`SEGMENT_FLAG`] in its header-length field.
     Segment(u64),
+}
+
+impl Body {
+    /// The body of a payload of `len` bytes: passed beside the stream when
+    /// `as_segment`, else in it.
+    pub fn of(len: usize, as_segment: bool) -> Self {
+        if as_segment {
+            Self::Segment(len as u64)
+        } else {
+            Self::Inline(len)
+        }
+    }
 }
 
 /// Set in a frame's header-length field when its payload is a segment.

@@ -61,7 +61,7 @@ pub use endpoint::Endpoint;
 pub use error::{EndpointError, TransportError};
 pub use shm::{
     DEFAULT_SHM_RING, FdPassing, FdReceiver, FdSender, MAX_SHM_RING, MIN_SHM_RING, SegmentBuffer,
-    connect_shm, seal_payload,
+    connect_shm, frame_codec, seal_payload,
 };
 pub use tcp::TcpListener;
 pub use unix::UnixListener;

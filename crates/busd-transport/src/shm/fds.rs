@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use super::stream::SharedSocket;
-use busd_proto::{CodecError, SegmentFd, SegmentSource};
+use busd_proto::{CodecError, FrameCodec, SegmentFd, SegmentSource};
 use busd_shm::{Segment, SegmentMut};
 use bytes::Bytes;
 use rustix::io::Errno;
@@ -113,6 +113,20 @@ impl FdPassing {
                 socket: Arc::clone(write),
             },
         }
+    }
+}
+
+/// The frame decoder for a connection with `fds` (limit `max_frame`), and
+/// the sender its writer passes segments with: a decoder that takes
+/// segments and a sender for an shm connection, a plain decoder and no
+/// sender for the others.
+pub fn frame_codec(fds: Option<FdPassing>, max_frame: u32) -> (FrameCodec, Option<FdSender>) {
+    match fds {
+        Some(fds) => (
+            FrameCodec::with_segments(max_frame, Box::new(fds.receiver)),
+            Some(fds.sender),
+        ),
+        None => (FrameCodec::new(max_frame), None),
     }
 }
 

@@ -17,7 +17,7 @@ mod fds;
 pub(crate) mod preface;
 mod stream;
 
-pub use fds::{FdPassing, FdReceiver, FdSender, SegmentBuffer, seal_payload};
+pub use fds::{FdPassing, FdReceiver, FdSender, SegmentBuffer, frame_codec, seal_payload};
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
