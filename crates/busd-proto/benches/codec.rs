@@ -1,4 +1,5 @@
-//! Encode and decode of a `Pub` frame, the hot path of every message.
+//! Encode and decode of a `Pub` frame, and decode of a `Msg`: the hot
+//! path of every message.
 //!
 //! One iteration encodes a frame into a reused buffer and decodes it
 //! back: the MessagePack header both ways, the payload only copied into
@@ -8,7 +9,7 @@
 
 use std::hint::black_box;
 
-use busd_proto::{Frame, FrameCodec, Op, Subject};
+use busd_proto::{Body, Frame, FrameCodec, Op, Pfn, Sender, Subject, encode_msg_head};
 use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokio_util::codec::{Decoder, Encoder};
@@ -41,5 +42,30 @@ fn round_trip(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, round_trip);
+/// Decoding a `Msg` as a subscriber does, one after another from the same
+/// sender on the same subject.
+fn msg_decode(c: &mut Criterion) {
+    let subject = Subject::from_static("weather.today.paris");
+    let from = Sender {
+        client_id: 42,
+        pfn: Some(Pfn::parse("Contoso.Weather_8wekyb3d8bbwe").expect("a valid pfn")),
+    };
+    let mut one = BytesMut::new();
+    encode_msg_head(7, &subject, &from, None, Body::Inline(16), &mut one).expect("encode");
+    one.extend_from_slice(&[0x5a; 16]);
+    let mut codec = FrameCodec::new(8 << 20);
+    let mut buf = BytesMut::with_capacity(64 * one.len());
+    c.bench_function("codec_msg_decode_16", |b| {
+        b.iter(|| {
+            buf.extend_from_slice(&one);
+            let decoded = codec
+                .decode(&mut buf)
+                .expect("decode")
+                .expect("a whole frame");
+            black_box(decoded)
+        });
+    });
+}
+
+criterion_group!(benches, round_trip, msg_decode);
 criterion_main!(benches);

@@ -6,6 +6,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::frame::{SEGMENT_FLAG, SEGMENT_LEN_FIELD};
+use crate::hot::HotCache;
 use crate::{ErrorCode, Frame, SegmentFd};
 
 /// Size of each of the two length fields.
@@ -34,6 +35,8 @@ pub struct FrameCodec {
     max_frame: u32,
     /// Where segment frames find their payloads; `None` refuses them.
     segments: Option<Box<dyn SegmentSource>>,
+    /// The names the last message frames carried (see [`HotCache`]).
+    hot: HotCache,
 }
 
 impl fmt::Debug for FrameCodec {
@@ -99,6 +102,7 @@ impl FrameCodec {
         Self {
             max_frame,
             segments: None,
+            hot: HotCache::default(),
         }
     }
 
@@ -108,6 +112,7 @@ impl FrameCodec {
         Self {
             max_frame,
             segments: Some(segments),
+            hot: HotCache::default(),
         }
     }
 
@@ -160,8 +165,12 @@ impl Decoder for FrameCodec {
             )));
         }
         let header = body.split_to(header_len);
-        let op =
-            rmp_serde::from_slice(&header).map_err(|e| CodecError::Malformed(e.to_string()))?;
+        let op = match self.hot.decode(&header) {
+            Some(op) => op,
+            None => {
+                rmp_serde::from_slice(&header).map_err(|e| CodecError::Malformed(e.to_string()))?
+            }
+        };
         if header_word & SEGMENT_FLAG == 0 {
             return Ok(Some(Frame::with_payload(op, body)));
         }

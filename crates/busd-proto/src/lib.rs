@@ -12,6 +12,7 @@ mod auth;
 mod codec;
 mod error;
 mod frame;
+mod hot;
 mod op;
 mod pfn;
 mod subject;

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
@@ -22,7 +23,8 @@ const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 /// # Ok::<(), busd_proto::PfnError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Pfn(String);
+// Shared: the daemon stamps it on every delivery, so a clone is a count.
+pub struct Pfn(Arc<str>);
 
 /// Why a string is not a package family name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,7 +61,7 @@ impl Pfn {
         if id.len() != 13 || !id.bytes().all(|b| CROCKFORD.contains(&b)) {
             return Err(PfnError::BadPublisherId(id.to_owned()));
         }
-        Ok(Self(text))
+        Ok(Self(text.into()))
     }
 
     /// Makes a package family name from a name and a publisher string

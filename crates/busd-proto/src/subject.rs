@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -24,7 +25,9 @@ pub(crate) const MAX_SUBJECT_LEN: usize = 1024;
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Subject {
-    text: String,
+    /// Shared: a subject is cloned into every subscription, queue and
+    /// decoded message that names it, and a clone should cost no copy.
+    text: Arc<str>,
     wildcards: bool,
 }
 
@@ -59,7 +62,10 @@ impl Subject {
     pub fn parse(text: impl Into<String>) -> Result<Self, SubjectError> {
         let text = text.into();
         let wildcards = validate(&text)?;
-        Ok(Self { text, wildcards })
+        Ok(Self {
+            text: text.into(),
+            wildcards,
+        })
     }
 
     /// Makes a subject of a literal known at compile time.

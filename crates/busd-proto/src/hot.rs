@@ -1,0 +1,233 @@
+//! Decoding of the two headers every message carries, `Pub` and `Msg`,
+//! without serde and, for a subject or sender seen just before, without
+//! allocating or validating again.
+//!
+//! Only the exact shape our encoders write (MessagePack as rmp-serde lays
+//! an `Op` out, no message headers, nothing after) is taken here; anything
+//! else returns `None` and goes to serde, which decides it (and words the
+//! error). So this path accepts a subset of what serde accepts and decodes
+//! it to the same `Op`; `tests::agrees_with_serde` holds it to that.
+
+use rmp::decode;
+
+use crate::{Op, Pfn, Sender, Subject};
+
+/// MessagePack `nil`.
+const NIL: u8 = 0xc0;
+
+/// The last subject and package name decoded on one connection: a
+/// publisher sends to the same subject, a subscriber hears the same sender,
+/// again and again, and a hit costs a comparison and a reference count.
+#[derive(Debug, Default)]
+pub(crate) struct HotCache {
+    subject: Option<Subject>,
+    pfn: Option<Pfn>,
+}
+
+impl HotCache {
+    /// Decodes `header` if it is a plain `Pub` or `Msg`.
+    pub(crate) fn decode(&mut self, header: &[u8]) -> Option<Op> {
+        let mut rd = header;
+        if decode::read_map_len(&mut rd).ok()? != 1 {
+            return None;
+        }
+        let (variant, mut rd) = decode::read_str_from_slice(rd).ok()?;
+        let op = match variant {
+            "Pub" => {
+                if decode::read_array_len(&mut rd).ok()? != 2 {
+                    return None;
+                }
+                let subject = self.subject(&mut rd)?;
+                nil(&mut rd)?; // headers
+                Op::Pub {
+                    subject,
+                    headers: None,
+                }
+            }
+            "Msg" => {
+                if decode::read_array_len(&mut rd).ok()? != 4 {
+                    return None;
+                }
+                let sid = decode::read_int(&mut rd).ok()?;
+                let subject = self.subject(&mut rd)?;
+                if decode::read_array_len(&mut rd).ok()? != 2 {
+                    return None;
+                }
+                let client_id = decode::read_int(&mut rd).ok()?;
+                let pfn = if nil(&mut rd).is_some() {
+                    None
+                } else {
+                    Some(self.pfn(&mut rd)?)
+                };
+                nil(&mut rd)?; // headers
+                Op::Msg {
+                    sid,
+                    subject,
+                    from: Sender { client_id, pfn },
+                    headers: None,
+                }
+            }
+            _ => return None,
+        };
+        rd.is_empty().then_some(op)
+    }
+
+    /// Reads a subject: the cached one if the text is the same, else a
+    /// newly checked one (`None` if invalid: serde words the error).
+    fn subject(&mut self, rd: &mut &[u8]) -> Option<Subject> {
+        cached(&mut self.subject, string(rd)?, Subject::as_str, |t| {
+            Subject::parse(t)
+        })
+    }
+
+    /// Reads a package family name, as [`subject`](Self::subject) does.
+    fn pfn(&mut self, rd: &mut &[u8]) -> Option<Pfn> {
+        cached(&mut self.pfn, string(rd)?, Pfn::as_str, |t| Pfn::parse(t))
+    }
+}
+
+/// `slot`'s value if its text is `text`, else `parse(text)`, kept in `slot`.
+fn cached<T: Clone, E>(
+    slot: &mut Option<T>,
+    text: &str,
+    as_str: fn(&T) -> &str,
+    parse: fn(&str) -> Result<T, E>,
+) -> Option<T> {
+    if let Some(v) = slot.as_ref().filter(|v| as_str(v) == text) {
+        return Some(v.clone());
+    }
+    let v = parse(text).ok()?;
+    *slot = Some(v.clone());
+    Some(v)
+}
+
+/// Reads a string, borrowed from the header.
+fn string<'a>(rd: &mut &'a [u8]) -> Option<&'a str> {
+    let (text, rest) = decode::read_str_from_slice(*rd).ok()?;
+    *rd = rest;
+    Some(text)
+}
+
+/// Consumes a `nil`; `None` (consuming nothing) if the next value is not one.
+fn nil(rd: &mut &[u8]) -> Option<()> {
+    let (&first, rest) = rd.split_first()?;
+    if first != NIL {
+        return None;
+    }
+    *rd = rest;
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{Body, Headers, encode_head, encode_msg_head};
+
+    fn header_of(op: &Op) -> Vec<u8> {
+        let mut buf = bytes::BytesMut::new();
+        encode_head(op, 0, &mut buf).unwrap();
+        buf[8..].to_vec()
+    }
+
+    fn serde(header: &[u8]) -> Option<Op> {
+        rmp_serde::from_slice(header).ok()
+    }
+
+    #[test]
+    fn decodes_what_the_encoders_write_and_reuses_the_last_names() {
+        let mut cache = HotCache::default();
+        let subject = Subject::from_static("weather.today.paris");
+        let from = Sender {
+            client_id: 1 << 40,
+            pfn: Some(Pfn::parse("Contoso.Weather_8wekyb3d8bbwe").unwrap()),
+        };
+        let mut buf = bytes::BytesMut::new();
+        encode_msg_head(7, &subject, &from, None, Body::Inline(0), &mut buf).unwrap();
+        let first = cache.decode(&buf[8..]).expect("the fast path takes it");
+        let second = cache.decode(&buf[8..]).expect("and again");
+        assert_eq!(first, serde(&buf[8..]).unwrap());
+        let (Op::Msg { subject: a, .. }, Op::Msg { subject: b, .. }) = (&first, &second) else {
+            panic!("not a Msg: {first:?}");
+        };
+        assert!(
+            std::ptr::eq(a.as_str(), b.as_str()),
+            "the cached subject is shared"
+        );
+        let publish = Op::Pub {
+            subject: subject.clone(),
+            headers: None,
+        };
+        assert_eq!(cache.decode(&header_of(&publish)), Some(publish));
+    }
+
+    #[test]
+    fn leaves_everything_else_to_serde() {
+        let mut headers = Headers::new();
+        headers.insert("k".into(), "v".into());
+        let with_headers = Op::Pub {
+            subject: Subject::from_static("a.b"),
+            headers: Some(headers),
+        };
+        let mut cache = HotCache::default();
+        assert_eq!(cache.decode(&header_of(&with_headers)), None);
+        assert_eq!(cache.decode(&header_of(&Op::Ping)), None);
+        let mut trailing = header_of(&Op::Pub {
+            subject: Subject::from_static("a.b"),
+            headers: None,
+        });
+        trailing.push(NIL);
+        assert_eq!(cache.decode(&trailing), None);
+        // An invalid subject: serde refuses it and says why.
+        let bad = [0x81, 0xa3, b'P', b'u', b'b', 0x92, 0xa2, b'a', b' ', NIL];
+        assert_eq!(cache.decode(&bad), None);
+        assert!(serde(&bad).is_none());
+    }
+
+    proptest! {
+        /// Any header, valid or not: where the fast path decodes, serde
+        /// decodes the same op.
+        #[test]
+        fn agrees_with_serde(
+            sid in any::<u64>(),
+            client in any::<u64>(),
+            subject in "[a-c .*>]{0,6}",
+            pfn in proptest::option::of("[A-Za-z.]{2,4}_[0-9a-z]{12,13}"),
+            msg in any::<bool>(),
+            cut in any::<usize>(),
+            flip in any::<(usize, u8)>(),
+        ) {
+            // Build the header by hand, so invalid names reach the decoder.
+            let mut h = vec![0x81];
+            rmp::encode::write_str(&mut h, if msg { "Msg" } else { "Pub" }).unwrap();
+            rmp::encode::write_array_len(&mut h, if msg { 4 } else { 2 }).unwrap();
+            if msg {
+                rmp::encode::write_uint(&mut h, sid).unwrap();
+            }
+            rmp::encode::write_str(&mut h, &subject).unwrap();
+            if msg {
+                rmp::encode::write_array_len(&mut h, 2).unwrap();
+                rmp::encode::write_uint(&mut h, client).unwrap();
+                match &pfn {
+                    Some(p) => rmp::encode::write_str(&mut h, p).unwrap(),
+                    None => rmp::encode::write_nil(&mut h).unwrap(),
+                }
+            }
+            rmp::encode::write_nil(&mut h).unwrap();
+            // Whole and well formed: the fast path takes it.
+            prop_assert_eq!(HotCache::default().decode(&h).is_some(), serde(&h).is_some());
+            for header in [h.clone(), h[..cut % (h.len() + 1)].to_vec(), {
+                let mut f = h.clone();
+                let i = flip.0 % f.len();
+                f[i] ^= flip.1;
+                f
+            }] {
+                let mut cache = HotCache::default();
+                if let Some(op) = cache.decode(&header) {
+                    prop_assert_eq!(Some(op), serde(&header));
+                }
+            }
+        }
+    }
+}
