@@ -3,12 +3,14 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
+use bytes::buf::Writer;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use serde::ser::SerializeStructVariant;
 use serde::{Serialize, Serializer};
 
 use crate::codec::{CodecError, LENGTH_PREFIX};
+use crate::hot;
 use crate::{Headers, Op, Sender, Subject};
 
 /// One protocol frame: an operation and its raw payload.
@@ -122,7 +124,7 @@ pub const SEGMENT_LEN_FIELD: usize = 8;
 /// [`CodecError::FrameTooLarge`] if the frame would not fit in a `u32`
 /// length, [`CodecError::Malformed`] if the header cannot be encoded.
 pub fn encode_head(op: &Op, payload_len: usize, dst: &mut BytesMut) -> Result<(), CodecError> {
-    encode_with(op, Body::Inline(payload_len), dst)
+    encode_head_with(op, Body::Inline(payload_len), dst)
 }
 
 /// As [`encode_head`], for either kind of [`Body`]; for a segment the
@@ -131,7 +133,22 @@ pub fn encode_head(op: &Op, payload_len: usize, dst: &mut BytesMut) -> Result<()
 /// # Errors
 /// As [`encode_head`].
 pub fn encode_head_with(op: &Op, body: Body, dst: &mut BytesMut) -> Result<(), CodecError> {
-    encode_with(op, body, dst)
+    match op {
+        // The ops of every message, written directly (serde costs as much again).
+        Op::Pub {
+            subject,
+            headers: None,
+        } => encode_header(body, dst, |w| {
+            hot::write_plain_pub(w, subject).map_err(|e| CodecError::Malformed(e.to_string()))
+        }),
+        Op::Msg {
+            sid,
+            subject,
+            from,
+            headers: None,
+        } => encode_msg_head(*sid, subject, from, None, body, dst),
+        _ => encode_with(op, body, dst),
+    }
 }
 
 fn encode_with<T: Serialize + ?Sized>(
@@ -139,11 +156,26 @@ fn encode_with<T: Serialize + ?Sized>(
     body: Body,
     dst: &mut BytesMut,
 ) -> Result<(), CodecError> {
+    encode_header(body, dst, |w| {
+        rmp_serde::encode::write(w, op).map_err(|e| CodecError::Malformed(e.to_string()))
+    })
+}
+
+/// Appends both lengths and the header that `write` writes.
+fn encode_header(
+    body: Body,
+    dst: &mut BytesMut,
+    write: impl FnOnce(&mut Writer<&mut BytesMut>) -> Result<(), CodecError>,
+) -> Result<(), CodecError> {
     let start = dst.len();
     dst.reserve(2 * LENGTH_PREFIX + 64);
     dst.put_u64(0); // both lengths, patched below once the header is written
     let mut writer = dst.writer();
-    rmp_serde::encode::write(&mut writer, op).map_err(|e| CodecError::Malformed(e.to_string()))?;
+    if let Err(e) = write(&mut writer) {
+        let dst = writer.into_inner();
+        dst.truncate(start);
+        return Err(e);
+    }
     let dst = writer.into_inner();
     let header_len = dst.len() - start - 2 * LENGTH_PREFIX;
     let (in_stream, flag) = match body {
@@ -185,6 +217,12 @@ pub fn encode_msg_head(
     body: Body,
     dst: &mut BytesMut,
 ) -> Result<(), CodecError> {
+    if headers.is_none() {
+        return encode_header(body, dst, |w| {
+            hot::write_plain_msg(w, sid, subject, from)
+                .map_err(|e| CodecError::Malformed(e.to_string()))
+        });
+    }
     let msg = MsgRef {
         sid,
         subject,
@@ -223,30 +261,39 @@ mod tests {
     use crate::Pfn;
 
     #[test]
-    fn borrowed_msg_head_encodes_like_the_owned_op() {
+    fn msg_heads_written_directly_are_serdes_bytes() {
         let subject = Subject::from_static("weather.today");
-        let from = Sender {
-            client_id: 42,
-            pfn: Some(Pfn::parse("Contoso.Weather_8wekyb3d8bbwe").unwrap()),
-        };
+        let pfn = Pfn::parse("Contoso.Weather_8wekyb3d8bbwe").unwrap();
         let mut headers = Headers::new();
         headers.insert("k".into(), "v".into());
-        for h in [None, Some(headers)] {
-            let owned = Op::Msg {
-                sid: 9,
-                subject: subject.clone(),
-                from: from.clone(),
-                headers: h.clone(),
-            };
-            let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
-            encode_head(&owned, 5, &mut a).unwrap();
-            encode_msg_head(9, &subject, &from, h.as_ref(), Body::Inline(5), &mut b).unwrap();
-            assert_eq!(a, b);
-            let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
-            encode_head_with(&owned, Body::Segment(1 << 20), &mut a).unwrap();
-            let segment = Body::Segment(1 << 20);
-            encode_msg_head(9, &subject, &from, h.as_ref(), segment, &mut b).unwrap();
-            assert_eq!(a, b);
+        // Every MessagePack integer width, packaged or not, with and without
+        // headers (the written and the serde path).
+        let ids = [0, 127, 128, 255, 256, 65_535, 65_536, 1 << 32, u64::MAX];
+        for (sid, client_id) in ids.iter().zip(ids.iter().rev()) {
+            for pfn in [Some(pfn.clone()), None] {
+                for h in [None, Some(headers.clone())] {
+                    let from = Sender {
+                        client_id: *client_id,
+                        pfn: pfn.clone(),
+                    };
+                    let owned = Op::Msg {
+                        sid: *sid,
+                        subject: subject.clone(),
+                        from: from.clone(),
+                        headers: h.clone(),
+                    };
+                    for body in [Body::Inline(5), Body::Segment(1 << 20)] {
+                        // serde's bytes, the borrowed parts', the owned op's
+                        let mut heads = [BytesMut::new(), BytesMut::new(), BytesMut::new()];
+                        encode_with(&owned, body, &mut heads[0]).unwrap();
+                        encode_msg_head(*sid, &subject, &from, h.as_ref(), body, &mut heads[1])
+                            .unwrap();
+                        encode_head_with(&owned, body, &mut heads[2]).unwrap();
+                        assert_eq!(heads[0], heads[1], "{owned:?} {body:?}");
+                        assert_eq!(heads[0], heads[2], "{owned:?} {body:?}");
+                    }
+                }
+            }
         }
     }
 }

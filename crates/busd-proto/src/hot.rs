@@ -1,6 +1,6 @@
-//! Decoding of the two headers every message carries, `Pub` and `Msg`,
-//! without serde and, for a subject or sender seen just before, without
-//! allocating or validating again.
+//! The two headers every message carries, `Pub` and `Msg`, read without
+//! serde and, for a subject or sender seen just before, without allocating
+//! or validating again; and a plain `Msg` header written without serde.
 //!
 //! Only the exact shape our encoders write (MessagePack as rmp-serde lays
 //! an `Op` out, no message headers, nothing after) is taken here; anything
@@ -8,7 +8,7 @@
 //! error). So this path accepts a subset of what serde accepts and decodes
 //! it to the same `Op`; `tests::agrees_with_serde` holds it to that.
 
-use rmp::decode;
+use rmp::{decode, encode};
 
 use crate::{Op, Pfn, Sender, Subject};
 
@@ -101,6 +101,43 @@ fn cached<T: Clone, E>(
     Some(v)
 }
 
+/// Writes the header of an `Op::Pub` without message headers, byte for
+/// byte as rmp-serde would (checked in the tests below).
+pub(crate) fn write_plain_pub<W: std::io::Write>(
+    w: &mut W,
+    subject: &Subject,
+) -> Result<(), encode::ValueWriteError> {
+    encode::write_map_len(w, 1)?;
+    encode::write_str(w, "Pub")?;
+    encode::write_array_len(w, 2)?;
+    encode::write_str(w, subject.as_str())?;
+    // No message headers.
+    encode::write_nil(w).map_err(encode::ValueWriteError::InvalidMarkerWrite)
+}
+
+/// Writes the header of an `Op::Msg` without message headers, byte for
+/// byte as rmp-serde would (checked in `frame`'s tests).
+pub(crate) fn write_plain_msg<W: std::io::Write>(
+    w: &mut W,
+    sid: u64,
+    subject: &Subject,
+    from: &Sender,
+) -> Result<(), encode::ValueWriteError> {
+    encode::write_map_len(w, 1)?;
+    encode::write_str(w, "Msg")?;
+    encode::write_array_len(w, 4)?;
+    encode::write_uint(w, sid)?;
+    encode::write_str(w, subject.as_str())?;
+    encode::write_array_len(w, 2)?;
+    encode::write_uint(w, from.client_id)?;
+    match &from.pfn {
+        Some(pfn) => encode::write_str(w, pfn.as_str())?,
+        None => encode::write_nil(w).map_err(encode::ValueWriteError::InvalidMarkerWrite)?,
+    }
+    // No message headers.
+    encode::write_nil(w).map_err(encode::ValueWriteError::InvalidMarkerWrite)
+}
+
 /// Reads a string, borrowed from the header.
 fn string<'a>(rd: &mut &'a [u8]) -> Option<&'a str> {
     let (text, rest) = decode::read_str_from_slice(*rd).ok()?;
@@ -128,7 +165,10 @@ mod tests {
     fn header_of(op: &Op) -> Vec<u8> {
         let mut buf = bytes::BytesMut::new();
         encode_head(op, 0, &mut buf).unwrap();
-        buf[8..].to_vec()
+        let header = buf[8..].to_vec();
+        // Written directly or by serde, the bytes are serde's.
+        assert_eq!(header, rmp_serde::to_vec(op).unwrap(), "{op:?}");
+        header
     }
 
     fn serde(header: &[u8]) -> Option<Op> {
@@ -215,6 +255,11 @@ mod tests {
                 }
             }
             rmp::encode::write_nil(&mut h).unwrap();
+            // A valid subject is written as serde writes it (header_of checks).
+            if let Ok(subject) = Subject::parse(subject.as_str()) {
+                let publish = Op::Pub { subject, headers: None };
+                prop_assert_eq!(HotCache::default().decode(&header_of(&publish)), Some(publish));
+            }
             // Whole and well formed: the fast path takes it.
             prop_assert_eq!(HotCache::default().decode(&h).is_some(), serde(&h).is_some());
             for header in [h.clone(), h[..cut % (h.len() + 1)].to_vec(), {
