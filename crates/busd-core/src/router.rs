@@ -319,48 +319,36 @@ impl<H: Clone> Router<H> {
     /// one allowed member of each queue group). Denied deliveries are
     /// counted and audited, never reported to the publisher.
     pub fn publish(&mut self, from: u64, subject: &Subject, out: &mut Vec<Target<H>>) {
-        let Some(sender) = self.conns.get(&from).map(|c| Arc::clone(&c.identity)) else {
+        let Some(sender) = self.conns.get(&from) else {
             return;
         };
         self.stats.published += 1;
-        if !self.cache.contains_key(subject.as_str()) {
-            if self.cache.len() >= CACHE_MAX {
-                self.cache.clear();
-            }
-            let matched = self.resolve(subject);
-            self.cache.insert(subject.as_str().into(), matched);
-        }
-        let Some(matched) = self.cache.get_mut(subject.as_str()) else {
+        // One lookup when cached (every publish but a subject's first).
+        if let Some(matched) = self.cache.get_mut(subject.as_str()) {
+            deliver(
+                &self.policy,
+                &mut self.stats,
+                &sender.identity,
+                subject,
+                matched,
+                out,
+            );
             return;
-        };
-        let policy = &self.policy;
-        let stats = &mut self.stats;
-        let start = out.len();
-        for e in &matched.plain {
-            if policy.allows(&sender, &e.identity) {
-                out.push(e.target());
-            } else {
-                stats.denied += 1;
-                audit_denied(&sender, &e.identity, subject);
-            }
         }
-        for group in &mut matched.groups {
-            let n = group.members.len();
-            let pick = (0..n)
-                .map(|i| (group.next + i) % n)
-                .find(|&i| policy.allows(&sender, &group.members[i].identity));
-            match pick {
-                Some(i) => {
-                    group.next = i + 1;
-                    out.push(group.members[i].target());
-                }
-                None => {
-                    stats.denied += 1;
-                    audit_denied(&sender, &group.members[0].identity, subject);
-                }
-            }
+        if self.cache.len() >= CACHE_MAX {
+            self.cache.clear();
         }
-        stats.delivered += (out.len() - start) as u64;
+        let mut matched = self.resolve(subject);
+        let sender = &self.conns[&from].identity;
+        deliver(
+            &self.policy,
+            &mut self.stats,
+            sender,
+            subject,
+            &mut matched,
+            out,
+        );
+        self.cache.insert(subject.as_str().into(), matched);
     }
 
     fn resolve(&self, subject: &Subject) -> Matched<H> {
@@ -520,6 +508,44 @@ impl<H: Clone> Entry<H> {
             overflow: self.overflow,
         }
     }
+}
+
+/// Adds to `out` the receivers in `matched` that the rules let `sender`
+/// reach: every plain subscription, and one member of each queue group.
+fn deliver<H: Clone>(
+    policy: &Policy,
+    stats: &mut Stats,
+    sender: &Identity,
+    subject: &Subject,
+    matched: &mut Matched<H>,
+    out: &mut Vec<Target<H>>,
+) {
+    let start = out.len();
+    for e in &matched.plain {
+        if policy.allows(sender, &e.identity) {
+            out.push(e.target());
+        } else {
+            stats.denied += 1;
+            audit_denied(sender, &e.identity, subject);
+        }
+    }
+    for group in &mut matched.groups {
+        let n = group.members.len();
+        let pick = (0..n)
+            .map(|i| (group.next + i) % n)
+            .find(|&i| policy.allows(sender, &group.members[i].identity));
+        match pick {
+            Some(i) => {
+                group.next = i + 1;
+                out.push(group.members[i].target());
+            }
+            None => {
+                stats.denied += 1;
+                audit_denied(sender, &group.members[0].identity, subject);
+            }
+        }
+    }
+    stats.delivered += (out.len() - start) as u64;
 }
 
 pub(crate) fn audit_denied(from: &Identity, to: &Identity, what: &Subject) {

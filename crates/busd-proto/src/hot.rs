@@ -75,28 +75,32 @@ impl HotCache {
     /// Reads a subject: the cached one if the text is the same, else a
     /// newly checked one (`None` if invalid: serde words the error).
     fn subject(&mut self, rd: &mut &[u8]) -> Option<Subject> {
-        cached(&mut self.subject, string(rd)?, Subject::as_str, |t| {
+        cached(&mut self.subject, raw_string(rd)?, Subject::as_str, |t| {
             Subject::parse(t)
         })
     }
 
     /// Reads a package family name, as [`subject`](Self::subject) does.
     fn pfn(&mut self, rd: &mut &[u8]) -> Option<Pfn> {
-        cached(&mut self.pfn, string(rd)?, Pfn::as_str, |t| Pfn::parse(t))
+        cached(&mut self.pfn, raw_string(rd)?, Pfn::as_str, |t| {
+            Pfn::parse(t)
+        })
     }
 }
 
-/// `slot`'s value if its text is `text`, else `parse(text)`, kept in `slot`.
+/// `slot`'s value if its text is `raw`, else `raw` checked as UTF-8 and
+/// parsed, kept in `slot`. (Equal bytes are the cached text's, valid
+/// UTF-8 already: a hit checks nothing again.)
 fn cached<T: Clone, E>(
     slot: &mut Option<T>,
-    text: &str,
+    raw: &[u8],
     as_str: fn(&T) -> &str,
     parse: fn(&str) -> Result<T, E>,
 ) -> Option<T> {
-    if let Some(v) = slot.as_ref().filter(|v| as_str(v) == text) {
+    if let Some(v) = slot.as_ref().filter(|v| as_str(v).as_bytes() == raw) {
         return Some(v.clone());
     }
-    let v = parse(text).ok()?;
+    let v = parse(std::str::from_utf8(raw).ok()?).ok()?;
     *slot = Some(v.clone());
     Some(v)
 }
@@ -138,9 +142,13 @@ pub(crate) fn write_plain_msg<W: std::io::Write>(
     encode::write_nil(w).map_err(encode::ValueWriteError::InvalidMarkerWrite)
 }
 
-/// Reads a string, borrowed from the header.
-fn string<'a>(rd: &mut &'a [u8]) -> Option<&'a str> {
-    let (text, rest) = decode::read_str_from_slice(*rd).ok()?;
+/// Reads a string's bytes, borrowed from the header, not yet checked as UTF-8.
+fn raw_string<'a>(rd: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = usize::try_from(decode::read_str_len(rd).ok()?).ok()?;
+    if rd.len() < len {
+        return None;
+    }
+    let (text, rest) = rd.split_at(len);
     *rd = rest;
     Some(text)
 }
