@@ -1,6 +1,7 @@
 //! Subscriptions: a [`Subscriber`] is a [`Stream`] of [`Message`]s that
 //! unsubscribes when dropped.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::Error;
 use crate::command::{self, Command};
+
+/// Messages a [`Subscriber`] takes from its channel at once.
+const TAKE_BATCH: usize = 64;
 
 /// A message delivered to a subscription.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,7 +74,8 @@ pub struct SubscribeOptions {
 /// client is gone for good or the daemon ended the subscription. Dropping the
 /// subscriber unsubscribes; it survives reconnects (it is registered again).
 ///
-/// Up to 8192 messages wait here for the consumer. Past that the client stops
+/// Up to 8192 messages wait here for the consumer (and a batch of up to
+/// 64 more taken from them at once). Past that the client stops
 /// reading the connection until there is room (it never drops a message
 /// itself), so the daemon's [`Overflow`] policy for this subscription decides
 /// what happens; everything else arriving on the same connection, answers to
@@ -92,6 +97,11 @@ pub struct Subscriber {
     sid: u64,
     subject: Subject,
     messages: mpsc::Receiver<Message>,
+    /// Taken from `messages` a batch at a time: the channel's bookkeeping
+    /// (a lock to hand permits back) is paid per batch, not per message.
+    taken: VecDeque<Message>,
+    /// Where a batch lands before it joins `taken`; kept for its capacity.
+    batch: Vec<Message>,
     commands: mpsc::Sender<Command>,
     /// Sum of the daemon's `Dropped` notices, written by the reader task.
     dropped: Arc<AtomicU64>,
@@ -111,6 +121,8 @@ impl Subscriber {
             sid,
             subject,
             messages,
+            taken: VecDeque::new(),
+            batch: Vec::new(),
             commands,
             dropped,
             unsubscribed: false,
@@ -162,7 +174,23 @@ impl Stream for Subscriber {
     type Item = Message;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        self.messages.poll_recv(cx)
+        let this = &mut *self;
+        if let Some(m) = this.taken.pop_front() {
+            return Poll::Ready(Some(m));
+        }
+        match this
+            .messages
+            .poll_recv_many(cx, &mut this.batch, TAKE_BATCH)
+        {
+            Poll::Ready(0) => Poll::Ready(None), // closed and drained
+            Poll::Ready(_) => {
+                let mut batch = this.batch.drain(..);
+                let first = batch.next();
+                this.taken.extend(batch);
+                Poll::Ready(first)
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
