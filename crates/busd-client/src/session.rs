@@ -17,7 +17,7 @@ use std::time::Duration;
 use busd_proto::{FrameCodec, SegmentFd};
 use busd_transport::{BoxReader, BoxWriter, FdSender};
 use bytes::BytesMut;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
@@ -26,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 use crate::dispatch::Dispatch;
 use crate::shared::Shared;
 
+/// Frames the reader routes under one lock of the state, at most.
+const READ_BATCH: usize = 64;
 /// A written buffer larger than this is not kept for reuse.
 const MAX_SPARE: usize = 8 * 1024 * 1024;
 
@@ -77,31 +79,68 @@ async fn read_loop(
         }
     }
     let mut close_reason = None;
+    let mut batch = Vec::new();
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     loop {
         // Biased towards frames, so `stopped` is polled only when none is ready.
-        let item = tokio::select! {
+        let mut item = tokio::select! {
             biased;
             item = reader.next() => item,
             () = &mut stopped => return STOPPED.into(),
         };
-        let frame = match item {
-            Some(Ok(frame)) => frame,
-            Some(Err(err)) => return format!("bad frame from busd: {err}"),
-            None => return close_reason.unwrap_or_else(|| "busd closed the connection".into()),
+        // Then every frame ready without waiting, to route them all under
+        // one lock of the state.
+        let end = loop {
+            match item {
+                Some(Ok(frame)) => batch.push(frame),
+                Some(Err(err)) => break Some(End::BadFrame(err.to_string())),
+                None => break Some(End::Closed),
+            }
+            if batch.len() == READ_BATCH {
+                break None;
+            }
+            match reader.next().now_or_never() {
+                Some(next) => item = next,
+                None => break None,
+            }
         };
-        match shared.with(|s| s.handle_frame(frame, epoch)) {
-            Dispatch::Done => {}
-            Dispatch::Stale => return STOPPED.into(),
-            Dispatch::Closing(why) => close_reason = Some(why),
-            Dispatch::Full(stall) => {
-                if !stall.wait(&shared, &stop).await {
-                    return STOPPED.into();
+        let mut frames = batch.drain(..);
+        loop {
+            let outcome = shared.with(|s| {
+                frames
+                    .by_ref()
+                    .map(|frame| s.handle_frame(frame, epoch))
+                    .find(|d| !matches!(d, Dispatch::Done))
+            });
+            match outcome {
+                None | Some(Dispatch::Done) => break,
+                Some(Dispatch::Stale) => return STOPPED.into(),
+                Some(Dispatch::Closing(why)) => close_reason = Some(why),
+                Some(Dispatch::Full(stall)) => {
+                    if !stall.wait(&shared, &stop).await {
+                        return STOPPED.into();
+                    }
                 }
             }
         }
+        drop(frames);
+        match end {
+            None => {}
+            Some(End::Closed) => {
+                return close_reason.unwrap_or_else(|| "busd closed the connection".into());
+            }
+            Some(End::BadFrame(err)) => return format!("bad frame from busd: {err}"),
+        }
     }
+}
+
+/// Why the reader stops once the frames read before are routed.
+enum End {
+    /// The daemon closed the connection.
+    Closed,
+    /// A frame could not be decoded.
+    BadFrame(String),
 }
 
 async fn write_loop(
