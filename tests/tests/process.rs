@@ -69,3 +69,31 @@ fn second_daemon_on_the_same_socket_refuses_to_start() {
     assert!(std::os::unix::net::UnixStream::connect(&sock).is_ok());
     assert_eq!(first.signal_and_wait(Signal::TERM).code(), Some(0));
 }
+
+#[test]
+fn worker_threads_come_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("busd.toml");
+    std::fs::write(&file, "[daemon]\nthreads = 3\n").unwrap();
+    let sock = dir.path().join("busd.sock");
+    let child = Command::new(busd_bin())
+        .args(["run", "--config", file.to_str().unwrap(), "--tcp", ""])
+        .args(["--unix", sock.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn busd");
+    // Polling for readiness, bounded; not a timing assertion.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+        assert!(std::time::Instant::now() < deadline, "busd did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, Signal::TERM).expect("kill");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("worker threads threads=3"), "{err}");
+}

@@ -13,6 +13,7 @@ mod request;
 mod run;
 mod subscribe;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -68,34 +69,39 @@ pub fn main(cli: Cli) -> ExitCode {
         "warn"
     };
     init_tracing(cli.log_format, default_level);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
+    match cli.command {
+        // The daemon sizes its runtime from its configuration.
+        Command::Run(args) => run::main(args),
+        Command::Pub(args) => on_runtime(publish::run(args)),
+        Command::Sub(args) => on_runtime(subscribe::run(args)),
+        Command::Req(args) => on_runtime(request::run(args)),
+        Command::Reply(args) => on_runtime(reply::run(args)),
+        Command::Bench(args) => on_runtime(bench::run(args)),
+        Command::BenchWorker(args) => on_runtime(bench::run_worker(args)),
+        Command::Ctl(args) => on_runtime(ctl::run(args)),
+        Command::CheckConfig(args) => check_config::run(&args),
+        Command::Pfn(args) => pfn::run(&args),
+    }
+}
+
+/// Runs a client command on a multi-threaded runtime.
+fn on_runtime(command: impl Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(command),
         Err(e) => {
             eprintln!("busd: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    runtime.block_on(async {
-        match cli.command {
-            Command::Run(args) => run::run(args).await,
-            Command::Pub(args) => publish::run(args).await,
-            Command::Sub(args) => subscribe::run(args).await,
-            Command::Req(args) => request::run(args).await,
-            Command::Reply(args) => reply::run(args).await,
-            Command::Bench(args) => bench::run(args).await,
-            Command::BenchWorker(args) => bench::run_worker(args).await,
-            Command::Ctl(args) => ctl::run(args).await,
-            Command::CheckConfig(args) => check_config::run(&args),
-            Command::Pfn(args) => pfn::run(&args),
-        }
-    })
+    }
 }
 
 fn init_tracing(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Colours only on a terminal: a log file or journald gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

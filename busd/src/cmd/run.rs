@@ -23,7 +23,9 @@ pub(crate) struct Args {
     unix: Option<String>,
 }
 
-pub(crate) async fn run(args: Args) -> ExitCode {
+/// Loads the configuration, then runs the daemon on a runtime with the
+/// worker threads it asks for.
+pub(crate) fn main(args: Args) -> ExitCode {
     let mut env: Vec<(String, String)> = std::env::vars().collect();
     // Flags win over the file and the environment.
     if let Some(tcp) = args.tcp {
@@ -39,6 +41,22 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let threads = config.worker_threads();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(rt) => rt.block_on(run(config, threads)),
+        Err(e) => {
+            eprintln!("busd: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config, threads: usize) -> ExitCode {
+    tracing::info!(threads, "worker threads");
     let daemon_warnings = config.warnings.clone();
     // Every connection costs fds (six over shm): lift the soft open-files
     // limit to the hard one, as nats-server does, rather than refuse

@@ -39,6 +39,7 @@ pub(super) struct RawDaemon {
     pub(super) unix: Option<String>,
     pub(super) unpackaged: Option<UnpackagedMode>,
     pub(super) admin_uids: Option<Vec<u32>>,
+    pub(super) threads: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

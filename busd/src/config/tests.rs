@@ -205,3 +205,21 @@ fn daemon_errors_name_the_line_of_their_key() {
         "{e}"
     );
 }
+
+#[test]
+fn worker_threads_follow_the_cores_unless_set() {
+    let c = Config::parse("default", DEFAULT_CONFIG, &[]).unwrap();
+    assert_eq!(c.threads, 0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(c.worker_threads(), (cores / 2).max(1));
+    let c = Config::parse("t.toml", "[daemon]\nthreads = 3\n", &[]).unwrap();
+    assert_eq!(c.worker_threads(), 3);
+    let env = [("BUSD_DAEMON__THREADS".to_owned(), "2".to_owned())];
+    let c = Config::parse("t.toml", "[daemon]\nthreads = 3\n", &env).unwrap();
+    assert_eq!(c.worker_threads(), 2, "the environment wins over the file");
+    let e = Config::parse("t.toml", "[daemon]\nthreads = 5000\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("t.toml: line 2"), "{e}");
+    assert!(e.contains("daemon.threads: must be at most 1024"), "{e}");
+}
