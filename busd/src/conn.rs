@@ -12,12 +12,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use busd_core::{OutFrame, Outbox, Pushed};
-use busd_proto::{Body, ErrorCode, Frame, Op, SegmentFd, encode_head, encode_head_with};
+use busd_proto::{Body, ErrorCode, Frame, Op, encode_head, encode_head_with};
 use busd_transport::FdSender;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use crate::payload::Payload;
 
 /// Payloads at least this large travel as their own iovec instead of
 /// being copied into the coalescing buffer.
@@ -142,26 +144,49 @@ impl ConnHandle {
 
     /// Encodes and queues a frame that is not a subscription delivery.
     pub(crate) fn send(&self, op: &Op, payload: Bytes) {
-        self.send_with(op, payload, None);
+        if let Some(head) = self.encode(op, Body::Inline(payload.len())) {
+            self.push(OutFrame::control(head, payload));
+        }
     }
 
-    /// As [`send`](Self::send), for a payload that came as `segment`: passed
-    /// on as the same fd if this connection takes fds, else its bytes go in
-    /// the stream (the one copy a tcp or unix receiver costs).
-    pub(crate) fn send_with(&self, op: &Op, payload: Bytes, segment: Option<&SegmentFd>) {
-        let mut head = BytesMut::new();
-        let segment = segment.filter(|_| self.passes_fds);
-        let body = Body::of(payload.len(), segment.is_some());
-        if let Err(e) = encode_head_with(op, body, &mut head) {
-            tracing::error!(conn = self.id, cause = %e, "cannot encode {}", op.name());
-            return;
-        }
+    /// As [`send`](Self::send), for a payload that may have come as a
+    /// segment: passed on as the same fd if this connection takes fds, else
+    /// its bytes go in the stream (the one copy a tcp or unix receiver
+    /// costs, and the first such receiver maps the segment).
+    ///
+    /// # Errors
+    /// When the segment cannot be mapped for this receiver; nothing is queued.
+    pub(crate) fn send_payload(&self, op: &Op, payload: &mut Payload) -> std::io::Result<()> {
+        let segment = payload.segment().filter(|_| self.passes_fds).cloned();
         let frame = match segment {
-            Some(fd) => OutFrame::control(head.freeze(), Bytes::new())
-                .with_segment(fd.clone(), payload.len()),
-            None => OutFrame::control(head.freeze(), payload),
+            Some(fd) => {
+                let len = payload.len();
+                self.encode(op, Body::of(len, true))
+                    .map(|head| OutFrame::control(head, Bytes::new()).with_segment(fd, len))
+            }
+            None => {
+                let bytes = payload.bytes()?;
+                self.encode(op, Body::Inline(bytes.len()))
+                    .map(|head| OutFrame::control(head, bytes))
+            }
         };
-        self.push(frame);
+        if let Some(frame) = frame {
+            self.push(frame);
+        }
+        Ok(())
+    }
+
+    /// The head of `op` for a body of `body`; `None` (logged) if it cannot
+    /// be encoded.
+    fn encode(&self, op: &Op, body: Body) -> Option<Bytes> {
+        let mut head = BytesMut::new();
+        match encode_head_with(op, body, &mut head) {
+            Ok(()) => Some(head.freeze()),
+            Err(e) => {
+                tracing::error!(conn = self.id, cause = %e, "cannot encode {}", op.name());
+                None
+            }
+        }
     }
 
     /// Queues an error about a subscription or request; the connection stays.

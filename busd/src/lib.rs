@@ -9,6 +9,7 @@ pub mod cmd;
 mod config;
 mod conn;
 mod handshake;
+mod payload;
 mod server;
 mod session;
 

@@ -9,7 +9,7 @@ use busd_proto::{
     Body, ErrorCode, Frame, FrameCodec, Op, Overflow, Ref, SegmentFd, Sender, Status, Welcome,
     encode_msg_head,
 };
-use busd_transport::{BoxReader, Connection};
+use busd_transport::{BoxReader, Connection, Mapping};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::time::Instant;
@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use crate::conn::{ConnHandle, lock};
 use crate::handshake::{handshake, refuse};
+use crate::payload::Payload;
 use crate::server::Shared;
 
 /// The longest timeout a request may ask for.
@@ -44,7 +45,9 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         fds,
     } = conn;
     let max_frame = shared.config.limits.max_frame;
-    let (codec, fd_sender) = busd_transport::frame_codec(fds, max_frame);
+    // Segments are checked but mapped only for a receiver that needs the
+    // bytes (see `Payload`).
+    let (codec, fd_sender) = busd_transport::frame_codec(fds, max_frame, Mapping::Unmapped);
     let mut frames = FramedRead::new(reader, codec);
     let identity = match handshake(&shared, &mut frames, &mut writer, &peer).await {
         Ok(identity) => identity,
@@ -278,32 +281,43 @@ impl Session {
             .publish(self.id, &subject, &mut targets);
         let block_timeout = self.shared.config.limits.block_timeout;
         let mut deadline = None;
+        let mut payload = Payload::new(payload, segment);
+        let mut unmapped = 0;
         for t in targets.drain(..) {
+            // The same fd to every shm receiver; the bytes to the others.
+            let (segment, bytes) = match payload.segment().filter(|_| t.handle.passes_fds) {
+                Some(fd) => (Some(fd.clone()), Bytes::new()),
+                None => match payload.bytes() {
+                    Ok(bytes) => (None, bytes),
+                    Err(e) => {
+                        tracing::warn!(cause = %e, conn = t.conn, "cannot map a segment for a receiver without fd passing");
+                        unmapped += 1;
+                        continue;
+                    }
+                },
+            };
             // Heads are split off one shared block, refilled when low (and
             // reclaimed in place once the writers have sent the last ones):
             // one allocation per many deliveries, none for an idle client.
             if self.head.capacity() - self.head.len() < HEAD_LOW {
                 self.head.reserve(HEAD_BLOCK);
             }
-            // The same fd to every shm receiver; the bytes to the others.
-            let segment = segment.as_ref().filter(|_| t.handle.passes_fds);
-            let body = Body::of(payload.len(), segment.is_some());
             let encoded = encode_msg_head(
                 t.sid,
                 &subject,
                 &self.sender,
                 headers.as_ref(),
-                body,
+                Body::of(payload.len(), segment.is_some()),
                 &mut self.head,
             );
             if encoded.is_err() {
                 continue; // cannot happen: the publish frame itself was within limits
             }
             let head = self.head.split().freeze();
+            let frame = OutFrame::message(head, bytes, t.sid, t.overflow);
             let frame = match segment {
-                Some(fd) => OutFrame::message(head, Bytes::new(), t.sid, t.overflow)
-                    .with_segment(fd.clone(), payload.len()),
-                None => OutFrame::message(head, payload.clone(), t.sid, t.overflow),
+                Some(fd) => frame.with_segment(fd, payload.len()),
+                None => frame,
             };
             if t.overflow != Overflow::Block {
                 t.handle.push(frame);
@@ -330,6 +344,12 @@ impl Session {
             }
         }
         self.targets = targets;
+        if unmapped > 0 {
+            let msg = format!(
+                "the daemon could not map this segment: not delivered to {unmapped} receivers without fd passing"
+            );
+            self.handle.send_error(ErrorCode::LimitExceeded, msg, None);
+        }
     }
 
     fn request(
@@ -367,7 +387,12 @@ impl Session {
                     from: r.from,
                     headers,
                 };
-                r.responder.send_with(&call, payload, segment.as_ref());
+                let mut payload = Payload::new(payload, segment);
+                if let Err(e) = r.responder.send_payload(&call, &mut payload) {
+                    let msg = format!("the daemon could not map this request's segment: {e}");
+                    self.handle
+                        .send_error(ErrorCode::LimitExceeded, msg, Some(Ref::Rid(rid)));
+                }
             }
             Err(status) => {
                 let resp = Op::Resp {
@@ -402,7 +427,12 @@ impl Session {
                     status,
                     headers,
                 };
-                u.requester.send_with(&resp, payload, segment.as_ref());
+                let mut payload = Payload::new(payload, segment);
+                if let Err(e) = u.requester.send_payload(&resp, &mut payload) {
+                    let msg = format!("the daemon could not map this reply's segment: {e}");
+                    u.requester
+                        .send_error(ErrorCode::LimitExceeded, msg, Some(Ref::Rid(u.rid)));
+                }
             }
             None => tracing::debug!(call_id, "late, repeated or stray reply dropped"),
         }

@@ -25,7 +25,8 @@ impl RawClient {
     pub async fn connect(url: &str) -> Self {
         let endpoint: Endpoint = url.parse().expect("url");
         let conn = busd_transport::connect(&endpoint).await.expect("connect");
-        let (codec, fds) = busd_transport::frame_codec(conn.fds, 64 << 20);
+        let (codec, fds) =
+            busd_transport::frame_codec(conn.fds, 64 << 20, busd_transport::Mapping::Mapped);
         Self {
             reader: FramedRead::new(conn.reader, codec),
             writer: conn.writer,

@@ -73,7 +73,11 @@ async fn open_inner(
         .await
         .map_err(|e| connect_error("cannot connect to busd", &e))?;
     let mut writer = conn.writer;
-    let (codec, fds) = busd_transport::frame_codec(conn.fds, HANDSHAKE_MAX_FRAME);
+    let (codec, fds) = busd_transport::frame_codec(
+        conn.fds,
+        HANDSHAKE_MAX_FRAME,
+        busd_transport::Mapping::Mapped,
+    );
     let mut reader = FramedRead::new(conn.reader, codec);
 
     let op = Op::Hello(Hello {

@@ -221,10 +221,7 @@ impl Encoder<&Frame> for FrameCodec {
         // A segment counts as if it were in the stream: the peer may have
         // to copy it into one (the daemon, for a tcp or unix receiver).
         let len = (dst.len() - start - LENGTH_PREFIX) as u64
-            + frame
-                .segment
-                .as_ref()
-                .map_or(0, |_| frame.payload.len() as u64);
+            + frame.segment.as_ref().map_or(0, SegmentFd::len);
         if len > u64::from(self.max_frame) {
             dst.truncate(start);
             return Err(CodecError::FrameTooLarge {
@@ -320,7 +317,7 @@ mod tests {
             let fd = std::fs::File::open("/dev/null")?;
             Ok((
                 Bytes::from(vec![7; len as usize]),
-                SegmentFd::new(fd.into()),
+                SegmentFd::new(fd.into(), len),
             ))
         }
     }
@@ -338,7 +335,7 @@ mod tests {
         let mut codec = FrameCodec::with_segments(1 << 20, Box::new(FakeSegments(asked.clone())));
         let fd = std::fs::File::open("/dev/null").unwrap();
         let mut frame = Frame::with_payload(pub_op(), Bytes::from(vec![7; 100_000]));
-        frame.segment = Some(SegmentFd::new(fd.into()));
+        frame.segment = Some(SegmentFd::new(fd.into(), 100_000));
         let mut buf = BytesMut::new();
         codec.encode(&frame, &mut buf).unwrap();
         assert!(buf.len() < 100, "the payload stays out of the stream");
@@ -352,7 +349,7 @@ mod tests {
 
     #[test]
     fn segment_frames_are_refused_where_no_fds_pass_or_when_malformed() {
-        let fd = || SegmentFd::new(std::fs::File::open("/dev/null").unwrap().into());
+        let fd = || SegmentFd::new(std::fs::File::open("/dev/null").unwrap().into(), 4);
         let mut frame = Frame::with_payload(pub_op(), Bytes::from_static(b"data"));
         frame.segment = Some(fd());
         let mut buf = BytesMut::new();
@@ -386,7 +383,10 @@ mod tests {
             "no fd taken for a bad frame"
         );
         // A segment counts against the limit on the way out too.
-        frame.payload = Bytes::from(vec![0; 2000]);
+        frame.segment = Some(SegmentFd::new(
+            std::fs::File::open("/dev/null").unwrap().into(),
+            2000,
+        ));
         let err = codec.encode(&frame, &mut BytesMut::new()).unwrap_err();
         assert!(matches!(err, CodecError::FrameTooLarge { .. }));
     }

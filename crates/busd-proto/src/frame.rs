@@ -49,12 +49,14 @@ impl Frame {
     /// # Errors
     /// As [`encode_head`].
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), CodecError> {
-        let segment = self.segment.is_some();
-        encode_head_with(&self.op, Body::of(self.payload.len(), segment), dst)?;
-        if !segment {
-            dst.extend_from_slice(&self.payload);
+        match &self.segment {
+            Some(segment) => encode_head_with(&self.op, Body::Segment(segment.len()), dst),
+            None => {
+                encode_head_with(&self.op, Body::Inline(self.payload.len()), dst)?;
+                dst.extend_from_slice(&self.payload);
+                Ok(())
+            }
         }
-        Ok(())
     }
 }
 
@@ -63,26 +65,43 @@ impl Frame {
 /// stream of an shm connection. Cloning shares the fd: the daemon hands the
 /// same open file to every receiver the rules allow, copying nothing.
 #[derive(Debug, Clone)]
-pub struct SegmentFd(Arc<OwnedFd>);
+pub struct SegmentFd {
+    fd: Arc<OwnedFd>,
+    len: u64,
+}
 
 impl SegmentFd {
-    /// Wraps a segment's fd; its seals are the creator's or the reader's
-    /// business (see `busd-shm`), not this type's.
-    pub fn new(fd: OwnedFd) -> Self {
-        Self(Arc::new(fd))
+    /// Wraps the fd of a segment of `len` bytes; its seals and size are the
+    /// creator's or the reader's business (see `busd-shm`), not this type's.
+    pub fn new(fd: OwnedFd, len: u64) -> Self {
+        Self {
+            fd: Arc::new(fd),
+            len,
+        }
+    }
+
+    /// The payload's length.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the length is zero (never for a segment received: empty
+    /// ones are refused).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
 impl AsFd for SegmentFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
+        self.fd.as_fd()
     }
 }
 
 impl PartialEq for SegmentFd {
     /// The same shared fd (not merely the same bytes).
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.fd, &other.fd)
     }
 }
 

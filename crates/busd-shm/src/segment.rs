@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::SealFlags;
 
 use crate::error::ShmError;
-use crate::memfd::{Mapping, SEGMENT_SEALS, add_seals, create_memfd, memfd_len, seal};
+use crate::memfd::{Mapping, SEGMENT_SEALS, add_seals, check_seals, create_memfd, memfd_len, seal};
 
 /// A read-only mapping of a sealed payload memfd.
 #[derive(Debug)]
@@ -51,6 +51,24 @@ impl Segment {
         }
         seal(fd.as_fd(), SEGMENT_SEALS)?;
         Ok(fd)
+    }
+
+    /// Checks a received segment as [`open`](Self::open) does, without
+    /// mapping it: for a process that only passes the fd on and may never
+    /// need the bytes. Returns its length.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn check(fd: BorrowedFd<'_>) -> Result<u64, ShmError> {
+        check_seals(fd, SEGMENT_SEALS)?;
+        let len = memfd_len(fd)?;
+        if len == 0 {
+            return Err(ShmError::BadSize {
+                actual: len,
+                expected: "at least the mapped length, and not empty",
+            });
+        }
+        Ok(len)
     }
 
     /// Maps a received segment read-only, after checking its seals.

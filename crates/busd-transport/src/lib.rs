@@ -60,8 +60,8 @@ pub use conn::{BoxReader, BoxWriter, ConnectOptions, Connection, PeerInfo, conne
 pub use endpoint::Endpoint;
 pub use error::{EndpointError, TransportError};
 pub use shm::{
-    DEFAULT_SHM_RING, FdPassing, FdReceiver, FdSender, MAX_SHM_RING, MIN_SHM_RING, SegmentBuffer,
-    connect_shm, frame_codec, seal_payload,
+    DEFAULT_SHM_RING, FdPassing, FdReceiver, FdSender, MAX_SHM_RING, MIN_SHM_RING, Mapping,
+    SegmentBuffer, connect_shm, frame_codec, map_segment, seal_payload,
 };
 pub use tcp::TcpListener;
 pub use unix::UnixListener;

@@ -37,7 +37,7 @@ const MARKER: u8 = b'S';
 /// `pwrite` or the seals.
 pub fn seal_payload(payload: &[u8]) -> io::Result<SegmentFd> {
     let fd = Segment::create("busd-payload", payload).map_err(super::shm_error)?;
-    Ok(SegmentFd::new(fd))
+    Ok(SegmentFd::new(fd, payload.len() as u64))
 }
 
 /// A payload built in place in a fresh memfd (no copy into it), to be
@@ -85,7 +85,8 @@ impl SegmentBuffer {
     pub fn seal(self) -> io::Result<(SegmentFd, Bytes)> {
         let fd = self.0.seal().map_err(super::shm_error)?;
         let view = Segment::open(fd.as_fd()).map_err(super::shm_error)?;
-        Ok((SegmentFd::new(fd), Bytes::from_owner(view)))
+        let len = view.len() as u64;
+        Ok((SegmentFd::new(fd, len), Bytes::from_owner(view)))
     }
 }
 
@@ -108,6 +109,7 @@ impl FdPassing {
         Self {
             receiver: FdReceiver {
                 socket: Arc::clone(read),
+                mapping: Mapping::Mapped,
             },
             sender: FdSender {
                 socket: Arc::clone(write),
@@ -120,12 +122,19 @@ impl FdPassing {
 /// the sender its writer passes segments with: a decoder that takes
 /// segments and a sender for an shm connection, a plain decoder and no
 /// sender for the others.
-pub fn frame_codec(fds: Option<FdPassing>, max_frame: u32) -> (FrameCodec, Option<FdSender>) {
+pub fn frame_codec(
+    fds: Option<FdPassing>,
+    max_frame: u32,
+    mapping: Mapping,
+) -> (FrameCodec, Option<FdSender>) {
     match fds {
-        Some(fds) => (
-            FrameCodec::with_segments(max_frame, Box::new(fds.receiver)),
-            Some(fds.sender),
-        ),
+        Some(mut fds) => {
+            fds.receiver.mapping = mapping;
+            (
+                FrameCodec::with_segments(max_frame, Box::new(fds.receiver)),
+                Some(fds.sender),
+            )
+        }
         None => (FrameCodec::new(max_frame), None),
     }
 }
@@ -134,6 +143,29 @@ pub fn frame_codec(fds: Option<FdPassing>, max_frame: u32) -> (FrameCodec, Optio
 #[derive(Debug)]
 pub struct FdReceiver {
     socket: SharedSocket,
+    mapping: Mapping,
+}
+
+/// Whether a decoder maps the segments it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mapping {
+    /// A decoded frame's payload is a view of its segment (what a client
+    /// hands its user).
+    Mapped,
+    /// The segment is checked (sealed memfd, announced length) but not
+    /// mapped: the payload is empty and [`map_segment`] maps it on demand.
+    /// For the daemon, which passes most segments on as fds and maps one
+    /// only for a receiver that cannot take fds.
+    Unmapped,
+}
+
+/// Maps a segment read-only: its bytes, as a `Bytes` that unmaps on drop.
+///
+/// # Errors
+/// The error of the seal check or of `mmap`.
+pub fn map_segment(segment: &SegmentFd) -> io::Result<Bytes> {
+    let view = Segment::open(segment.as_fd()).map_err(super::shm_error)?;
+    Ok(Bytes::from_owner(view))
 }
 
 impl FdReceiver {
@@ -182,15 +214,21 @@ impl SegmentSource for FdReceiver {
             .try_recv()
             .map_err(|e| CodecError::Malformed(format!("cannot take a segment's fd: {e}")))?
             .ok_or_else(|| CodecError::Malformed("a segment frame without its fd".into()))?;
-        let segment = Segment::open(fd.as_fd())
-            .map_err(|e| CodecError::Malformed(format!("segment refused: {e}")))?;
-        if segment.len() as u64 != len {
+        let refused = |e| CodecError::Malformed(format!("segment refused: {e}"));
+        let (payload, actual) = match self.mapping {
+            Mapping::Mapped => {
+                let segment = Segment::open(fd.as_fd()).map_err(refused)?;
+                let actual = segment.len() as u64;
+                (Bytes::from_owner(segment), actual)
+            }
+            Mapping::Unmapped => (Bytes::new(), Segment::check(fd.as_fd()).map_err(refused)?),
+        };
+        if actual != len {
             return Err(CodecError::Malformed(format!(
-                "a segment of {} bytes announced as {len}",
-                segment.len()
+                "a segment of {actual} bytes announced as {len}"
             )));
         }
-        Ok((Bytes::from_owner(segment), SegmentFd::new(fd)))
+        Ok((payload, SegmentFd::new(fd, len)))
     }
 }
 

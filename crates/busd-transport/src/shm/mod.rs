@@ -17,7 +17,9 @@ mod fds;
 pub(crate) mod preface;
 mod stream;
 
-pub use fds::{FdPassing, FdReceiver, FdSender, SegmentBuffer, frame_codec, seal_payload};
+pub use fds::{
+    FdPassing, FdReceiver, FdSender, Mapping, SegmentBuffer, frame_codec, map_segment, seal_payload,
+};
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
