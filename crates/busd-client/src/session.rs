@@ -124,7 +124,6 @@ async fn read_loop(
                 }
             }
         }
-        drop(frames);
         match end {
             None => {}
             Some(End::Closed) => {
