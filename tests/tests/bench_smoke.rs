@@ -77,8 +77,13 @@ fn fanout_in_process_and_in_processes() {
     assert_eq!(r["received"], 3 * 200);
     let r = bench(&["fanout", "--subs", "3", "--procs", "--size", "65536"]);
     assert_eq!(r["received"], 3 * 200);
-    // Over shm, through sealed segments and through the rings.
-    for threshold in ["4096", "off"] {
+    // Over shm, through sealed segments (built, or written in place) and
+    // through the rings.
+    for extra in [
+        &["--segment-threshold", "4096"][..],
+        &["--segment-threshold", "4096", "--in-place"],
+        &["--segment-threshold", "off"],
+    ] {
         let args = [
             "fanout",
             "--subs",
@@ -89,8 +94,8 @@ fn fanout_in_process_and_in_processes() {
             "--size",
             "8192",
         ];
-        let r = bench(&[&args[..], &["--segment-threshold", threshold]].concat());
-        assert_eq!(r["received"], 2 * 200, "--segment-threshold {threshold}");
+        let r = bench(&[&args[..], extra].concat());
+        assert_eq!(r["received"], 2 * 200, "{extra:?}");
     }
 }
 

@@ -55,6 +55,18 @@ pub trait Conn: Clone + Send + Sync + 'static {
         subject: &Self::Subject,
         payload: Bytes,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Publishes a message of `len` bytes that `fill` writes: into a buffer
+    /// then published, unless the bus can give memory to write it in place.
+    fn publish_filled(
+        &self,
+        subject: &Self::Subject,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) + Send,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        let mut buf = bytes::BytesMut::zeroed(len);
+        fill(&mut buf);
+        self.publish(subject, buf.freeze())
+    }
     /// Waits until the server has handled what was published before (as far
     /// as the system offers such a round trip).
     fn flush(&self) -> impl Future<Output = anyhow::Result<()>> + Send;
@@ -88,6 +100,10 @@ pub struct BusdBus {
     /// Over shm, payloads of at least this many bytes go as sealed
     /// segments (`ClientBuilder::segment_threshold`).
     pub segment_threshold: usize,
+    /// Such payloads are written in place in a payload buffer
+    /// (`Client::payload_buffer`), not built and then copied into one.
+    #[serde(default)]
+    pub in_place: bool,
 }
 
 impl Bus for BusdBus {
@@ -108,6 +124,11 @@ impl Bus for BusdBus {
         Ok(BusdConn {
             client,
             overflow: self.overflow,
+            in_place_from: if self.in_place {
+                self.segment_threshold
+            } else {
+                usize::MAX
+            },
         })
     }
 }
@@ -117,6 +138,8 @@ impl Bus for BusdBus {
 pub struct BusdConn {
     client: Client,
     overflow: Overflow,
+    /// Payloads at least this large are written in place.
+    in_place_from: usize,
 }
 
 impl Conn for BusdConn {
@@ -138,6 +161,22 @@ impl Conn for BusdConn {
 
     async fn publish(&self, subject: &Subject, payload: Bytes) -> anyhow::Result<()> {
         Ok(self.client.publish(subject, payload).await?)
+    }
+
+    async fn publish_filled(
+        &self,
+        subject: &Subject,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) + Send,
+    ) -> anyhow::Result<()> {
+        if len < self.in_place_from {
+            let mut buf = bytes::BytesMut::zeroed(len);
+            fill(&mut buf);
+            return self.publish(subject, buf.freeze()).await;
+        }
+        let mut buf = self.client.payload_buffer(len)?;
+        fill(&mut buf);
+        Ok(self.client.publish_buffer(subject, None, buf).await?)
     }
 
     async fn flush(&self) -> anyhow::Result<()> {

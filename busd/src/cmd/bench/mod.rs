@@ -66,6 +66,12 @@ pub struct Args {
     /// ("off": always through the rings), to compare the two paths.
     #[arg(long, default_value_t = busd_client::DEFAULT_SEGMENT_THRESHOLD, value_parser = parse_threshold)]
     segment_threshold: usize,
+    /// Publishers write each payload of at least --segment-threshold bytes
+    /// straight into a payload buffer in shared memory
+    /// (`Client::payload_buffer`/`publish_buffer`) instead of building it
+    /// and then publishing it (one copy fewer; over shm only).
+    #[arg(long)]
+    in_place: bool,
 }
 
 /// A byte count, or "off" (never).
@@ -145,6 +151,7 @@ async fn bench(args: Args) -> anyhow::Result<bool> {
     let bus = BusdBus {
         overflow: args.overflow.policy(),
         segment_threshold: args.segment_threshold,
+        in_place: args.in_place,
     };
     if args.common.workload == Workload::Idle {
         let outcome = idle(&bus, &args.common, target.url(), target.transport()).await;

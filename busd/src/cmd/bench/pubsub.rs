@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use tokio::task::JoinHandle;
@@ -38,14 +38,15 @@ pub(crate) async fn publish<C: Conn>(
     window: u64,
 ) -> RoleResult {
     let mut result = RoleResult::default();
-    let filler = vec![0x5a_u8; size.saturating_sub(8)];
     let step = (window / 2).max(1);
     let mut pending: Option<JoinHandle<anyhow::Result<()>>> = None;
     for seq in 0..count {
-        let mut buf = BytesMut::with_capacity(size.max(8));
-        buf.put_u64_le(seq_word(index, seq));
-        buf.put_slice(&filler);
-        if let Err(e) = conn.publish(&subject, buf.freeze()).await {
+        // Written where the bus sends from: the sequence word, then filler.
+        let fill = |buf: &mut [u8]| {
+            buf[..8].copy_from_slice(&seq_word(index, seq).to_le_bytes());
+            buf[8..].fill(0x5a);
+        };
+        if let Err(e) = conn.publish_filled(&subject, size.max(8), fill).await {
             result.disconnected = true;
             result.error = Some(format!("publish failed after {seq} messages: {e:#}"));
             return result;
