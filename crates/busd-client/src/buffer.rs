@@ -79,17 +79,25 @@ impl Client {
         buffer: PayloadBuffer,
     ) -> Result<(), Error> {
         let subject = literal(subject, "publish to")?;
-        let (fd, bytes) = buffer.0.seal().map_err(|e| {
+        let seal_error = |e: std::io::Error| {
             Error::new(
                 ErrorKind::LimitExceeded,
                 format!("cannot seal a payload buffer: {e}"),
             )
-        })?;
-        let segment = self.shared.passes_segments().then_some(fd);
+        };
+        let fd = buffer.0.seal().map_err(seal_error)?;
         let op = Op::Pub { subject, headers };
         let max = self.shared.max_frame();
+        if self.shared.passes_segments() {
+            return self
+                .shared
+                .submit(|state| state.write_frame(&op, &[], Some(fd), max))
+                .await;
+        }
+        // tcp or unix: the sealed bytes go in the stream.
+        let bytes = busd_transport::map_segment(&fd).map_err(seal_error)?;
         self.shared
-            .submit(|state| state.write_frame(&op, &bytes, segment, max))
+            .submit(|state| state.write_frame(&op, &bytes, None, max))
             .await
     }
 }

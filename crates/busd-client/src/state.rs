@@ -169,7 +169,11 @@ impl State {
         max: u32,
     ) -> Result<(), Error> {
         let start = self.out.len();
-        let body = Body::of(payload.len(), segment.is_some());
+        // A segment carries the payload itself; `payload` is then unused.
+        let payload_len = segment.as_ref().map_or(payload.len(), |s| {
+            usize::try_from(s.len()).unwrap_or(usize::MAX)
+        });
+        let body = Body::of(payload_len, segment.is_some());
         if let Err(e) = encode_head_with(op, body, &mut self.out) {
             self.out.truncate(start);
             return Err(match e {
@@ -185,7 +189,7 @@ impl State {
             Some(_) => self.out.len() - start - busd_proto::SEGMENT_LEN_FIELD,
             None => self.out.len() - start,
         };
-        let len = (head - LENGTH_PREFIX) as u64 + payload.len() as u64;
+        let len = (head - LENGTH_PREFIX) as u64 + payload_len as u64;
         if len > u64::from(max) {
             self.out.truncate(start);
             return Err(frame_too_large(op, len, max));

@@ -77,16 +77,15 @@ impl SegmentBuffer {
         false
     }
 
-    /// Seals the payload against any change: its fd, and a read-only view
-    /// of it (for a connection that cannot pass fds, or a size check).
+    /// Seals the payload against any change: its fd, to pass on (or to
+    /// [`map_segment`] for a connection that cannot pass fds).
     ///
     /// # Errors
-    /// The error of sealing or mapping.
-    pub fn seal(self) -> io::Result<(SegmentFd, Bytes)> {
+    /// The error of sealing.
+    pub fn seal(self) -> io::Result<SegmentFd> {
+        let len = self.0.len() as u64;
         let fd = self.0.seal().map_err(super::shm_error)?;
-        let view = Segment::open(fd.as_fd()).map_err(super::shm_error)?;
-        let len = view.len() as u64;
-        Ok((SegmentFd::new(fd, len), Bytes::from_owner(view)))
+        Ok(SegmentFd::new(fd, len))
     }
 }
 
