@@ -27,6 +27,12 @@ const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
 const HEAD_BLOCK: usize = 8192;
 /// …and a new block is reserved when less than this is left.
 const HEAD_LOW: usize = 512;
+/// Frames a session handles before it lets the other tasks of its thread
+/// run. Decoding frames already read costs tokio's cooperative budget
+/// nothing, so a busy publisher's session would otherwise route thousands
+/// of messages before the writers it filled (and its own `Pong`) get to
+/// write any: the receivers would idle, then get it all at once.
+const YIELD_EVERY: u32 = 128;
 /// How long a closing connection may take to flush what is queued for it.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
 
@@ -150,7 +156,13 @@ impl Session {
         let killed = self.handle.killed().clone().cancelled_owned();
         let shutdown = self.shared.shutdown.clone().cancelled_owned();
         tokio::pin!(killed, shutdown);
+        let mut since_yield = 0;
         loop {
+            since_yield += 1;
+            if since_yield == YIELD_EVERY {
+                since_yield = 0;
+                tokio::task::yield_now().await;
+            }
             let next = tokio::select! {
                 biased;
                 next = frames.next() => next,
