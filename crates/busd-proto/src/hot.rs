@@ -1,6 +1,7 @@
 //! The two headers every message carries, `Pub` and `Msg`, read without
 //! serde and, for a subject or sender seen just before, without allocating
-//! or validating again; and a plain `Msg` header written without serde.
+//! or validating again; and plain ones (no message headers) written
+//! without serde.
 //!
 //! Only the exact shape our encoders write (MessagePack as rmp-serde lays
 //! an `Op` out, no message headers, nothing after) is taken here; anything
