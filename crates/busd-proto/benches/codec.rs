@@ -67,5 +67,23 @@ fn msg_decode(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, round_trip, msg_decode);
+/// Encoding one `Msg` head, as the daemon does per delivery.
+fn msg_head_encode(c: &mut Criterion) {
+    let subject = Subject::from_static("weather.today.paris");
+    let from = Sender {
+        client_id: 42,
+        pfn: Some(Pfn::parse("Contoso.Weather_8wekyb3d8bbwe").expect("a valid pfn")),
+    };
+    let mut buf = BytesMut::with_capacity(1 << 16);
+    c.bench_function("codec_msg_head_encode", |b| {
+        b.iter(|| {
+            if buf.len() > (1 << 15) {
+                buf.clear();
+            }
+            encode_msg_head(7, &subject, &from, None, Body::Inline(16), &mut buf).expect("encode");
+        });
+    });
+}
+
+criterion_group!(benches, round_trip, msg_decode, msg_head_encode);
 criterion_main!(benches);

@@ -158,7 +158,8 @@ pub fn encode_head_with(op: &Op, body: Body, dst: &mut BytesMut) -> Result<(), C
             subject,
             headers: None,
         } => encode_header(body, dst, |w| {
-            hot::write_plain_pub(w, subject).map_err(|e| CodecError::Malformed(e.to_string()))
+            hot::put_plain_pub(w.get_mut(), subject);
+            Ok(())
         }),
         Op::Msg {
             sid,
@@ -238,8 +239,8 @@ pub fn encode_msg_head(
 ) -> Result<(), CodecError> {
     if headers.is_none() {
         return encode_header(body, dst, |w| {
-            hot::write_plain_msg(w, sid, subject, from)
-                .map_err(|e| CodecError::Malformed(e.to_string()))
+            hot::put_plain_msg(w.get_mut(), sid, subject, from);
+            Ok(())
         });
     }
     let msg = MsgRef {
