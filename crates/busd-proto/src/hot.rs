@@ -16,6 +16,11 @@ use crate::{Op, Pfn, Sender, Subject};
 
 /// MessagePack `nil`.
 const NIL: u8 = 0xc0;
+/// `{"Pub": [` — a map of one entry, the variant's name, an array of its
+/// two fields.
+const PUB_PREFIX: [u8; 6] = [0x81, 0xa3, b'P', b'u', b'b', 0x92];
+/// `{"Msg": [` and its four fields.
+const MSG_PREFIX: [u8; 6] = [0x81, 0xa3, b'M', b's', b'g', 0x94];
 
 /// The last subject and package name decoded on one connection: a
 /// publisher sends to the same subject, a subscriber hears the same sender,
@@ -29,47 +34,35 @@ pub(crate) struct HotCache {
 impl HotCache {
     /// Decodes `header` if it is a plain `Pub` or `Msg`.
     pub(crate) fn decode(&mut self, header: &[u8]) -> Option<Op> {
-        let mut rd = header;
-        if decode::read_map_len(&mut rd).ok()? != 1 {
+        // The map of one variant and its field array, as the writers below
+        // lay them out, compared whole; then the fields, and nothing after.
+        if let Some(mut rd) = header.strip_prefix(&PUB_PREFIX) {
+            let subject = self.subject(&mut rd)?;
+            nil(&mut rd)?; // headers
+            let op = Op::Pub {
+                subject,
+                headers: None,
+            };
+            return rd.is_empty().then_some(op);
+        }
+        let mut rd = header.strip_prefix(&MSG_PREFIX)?;
+        let sid = decode::read_int(&mut rd).ok()?;
+        let subject = self.subject(&mut rd)?;
+        if decode::read_array_len(&mut rd).ok()? != 2 {
             return None;
         }
-        let (variant, mut rd) = decode::read_str_from_slice(rd).ok()?;
-        let op = match variant {
-            "Pub" => {
-                if decode::read_array_len(&mut rd).ok()? != 2 {
-                    return None;
-                }
-                let subject = self.subject(&mut rd)?;
-                nil(&mut rd)?; // headers
-                Op::Pub {
-                    subject,
-                    headers: None,
-                }
-            }
-            "Msg" => {
-                if decode::read_array_len(&mut rd).ok()? != 4 {
-                    return None;
-                }
-                let sid = decode::read_int(&mut rd).ok()?;
-                let subject = self.subject(&mut rd)?;
-                if decode::read_array_len(&mut rd).ok()? != 2 {
-                    return None;
-                }
-                let client_id = decode::read_int(&mut rd).ok()?;
-                let pfn = if nil(&mut rd).is_some() {
-                    None
-                } else {
-                    Some(self.pfn(&mut rd)?)
-                };
-                nil(&mut rd)?; // headers
-                Op::Msg {
-                    sid,
-                    subject,
-                    from: Sender { client_id, pfn },
-                    headers: None,
-                }
-            }
-            _ => return None,
+        let client_id = decode::read_int(&mut rd).ok()?;
+        let pfn = if nil(&mut rd).is_some() {
+            None
+        } else {
+            Some(self.pfn(&mut rd)?)
+        };
+        nil(&mut rd)?; // headers
+        let op = Op::Msg {
+            sid,
+            subject,
+            from: Sender { client_id, pfn },
+            headers: None,
         };
         rd.is_empty().then_some(op)
     }
@@ -110,7 +103,7 @@ fn cached<T: Clone, E>(
 /// Appends the header of an `Op::Pub` without message headers, byte for
 /// byte as rmp-serde would (checked in the tests below).
 pub(crate) fn put_plain_pub(dst: &mut BytesMut, subject: &Subject) {
-    dst.put_slice(&[0x81, 0xa3, b'P', b'u', b'b', 0x92]); // {"Pub": [
+    dst.put_slice(&PUB_PREFIX);
     put_str(dst, subject.as_str());
     dst.put_u8(NIL); // no message headers
 }
@@ -118,7 +111,7 @@ pub(crate) fn put_plain_pub(dst: &mut BytesMut, subject: &Subject) {
 /// Appends the header of an `Op::Msg` without message headers, byte for
 /// byte as rmp-serde would (checked in `frame`'s tests).
 pub(crate) fn put_plain_msg(dst: &mut BytesMut, sid: u64, subject: &Subject, from: &Sender) {
-    dst.put_slice(&[0x81, 0xa3, b'M', b's', b'g', 0x94]); // {"Msg": [
+    dst.put_slice(&MSG_PREFIX);
     put_uint(dst, sid);
     put_str(dst, subject.as_str());
     dst.put_u8(0x92); // from: [
