@@ -56,7 +56,8 @@ impl fmt::Debug for FrameCodec {
 /// waits.
 pub trait SegmentSource: Send {
     /// Takes the next segment, which the frame being decoded announced as
-    /// `len` bytes, and maps it: its read-only bytes and its fd.
+    /// `len` bytes: its fd, and its read-only bytes if this source maps
+    /// segments (else an empty `Bytes`; the fd then says the length).
     ///
     /// # Errors
     /// [`CodecError::Malformed`] when no fd came, the segment is not a

@@ -20,7 +20,9 @@ pub struct Frame {
     pub op: Op,
     /// The payload, never parsed by the daemon; empty for most operations.
     /// For a frame that came with a [`segment`](Self::segment), a read-only
-    /// view of the segment's mapping.
+    /// view of the segment's mapping, or empty where the decoder's
+    /// [`SegmentSource`](crate::SegmentSource) does not map (the daemon's:
+    /// the segment's length is then [`SegmentFd::len`]).
     pub payload: Bytes,
     /// The sealed memfd the payload travelled in, beside the byte stream
     /// (shm connections only; see [`SegmentSource`](crate::SegmentSource)).
