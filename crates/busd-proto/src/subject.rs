@@ -38,7 +38,7 @@ pub enum SubjectError {
     /// The subject is empty.
     #[error("subject is empty")]
     Empty,
-    /// The subject is longer than [`MAX_SUBJECT_LEN`].
+    /// The subject is longer than 1024 bytes.
     #[error("subject is longer than {MAX_SUBJECT_LEN} bytes")]
     TooLong,
     /// Two dots in a row, or a leading or trailing dot.
