@@ -157,22 +157,16 @@ impl ConnHandle {
     /// # Errors
     /// When the segment cannot be mapped for this receiver; nothing is queued.
     pub(crate) fn send_payload(&self, op: &Op, payload: &mut Payload) -> std::io::Result<()> {
-        let segment = payload.segment().filter(|_| self.passes_fds).cloned();
-        let frame = match segment {
-            Some(fd) => {
-                let len = payload.len();
-                self.encode(op, Body::of(len, true))
-                    .map(|head| OutFrame::control(head, Bytes::new()).with_segment(fd, len))
-            }
-            None => {
-                let bytes = payload.bytes()?;
-                self.encode(op, Body::Inline(bytes.len()))
-                    .map(|head| OutFrame::control(head, bytes))
-            }
+        let len = payload.len();
+        let (segment, bytes) = payload.for_receiver(self.passes_fds)?;
+        let Some(head) = self.encode(op, Body::of(len, segment.is_some())) else {
+            return Ok(());
         };
-        if let Some(frame) = frame {
-            self.push(frame);
-        }
+        let frame = OutFrame::control(head, bytes);
+        self.push(match segment {
+            Some(fd) => frame.with_segment(fd, len),
+            None => frame,
+        });
         Ok(())
     }
 

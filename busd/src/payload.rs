@@ -10,10 +10,14 @@ use bytes::Bytes;
 
 /// One frame's payload, for every receiver of that frame.
 #[derive(Debug)]
-pub(crate) struct Payload {
-    /// The inline bytes, or the segment's once mapped.
-    bytes: Option<Bytes>,
-    segment: Option<SegmentFd>,
+pub(crate) enum Payload {
+    /// Bytes that came in the stream.
+    Inline(Bytes),
+    /// A segment, and its bytes once a receiver needed them.
+    Segment {
+        fd: SegmentFd,
+        mapped: Option<Bytes>,
+    },
 }
 
 impl Payload {
@@ -22,47 +26,43 @@ impl Payload {
     /// [`busd_transport::Mapping::Unmapped`]).
     pub(crate) fn new(bytes: Bytes, segment: Option<SegmentFd>) -> Self {
         match segment {
-            Some(segment) => Self {
-                bytes: None,
-                segment: Some(segment),
-            },
-            None => Self {
-                bytes: Some(bytes),
-                segment: None,
-            },
+            Some(fd) => Self::Segment { fd, mapped: None },
+            None => Self::Inline(bytes),
         }
     }
 
     /// Its length in bytes.
     pub(crate) fn len(&self) -> usize {
-        match (&self.segment, &self.bytes) {
+        match self {
+            Self::Inline(bytes) => bytes.len(),
             // Checked against max_frame (a u32) when decoded.
-            (Some(segment), _) => usize::try_from(segment.len()).unwrap_or(usize::MAX),
-            (None, Some(bytes)) => bytes.len(),
-            (None, None) => 0,
+            Self::Segment { fd, .. } => usize::try_from(fd.len()).unwrap_or(usize::MAX),
         }
     }
 
-    /// The segment, for a receiver that takes fds.
-    pub(crate) fn segment(&self) -> Option<&SegmentFd> {
-        self.segment.as_ref()
-    }
-
-    /// The bytes, for a receiver that does not take fds: the segment is
-    /// mapped the first time one asks, and once for all of them.
+    /// What one receiver gets: the same fd if it takes fds (`passes_fds`)
+    /// and this is a segment, else the bytes (a segment is mapped the first
+    /// time a receiver needs them, and once for all of them).
     ///
     /// # Errors
     /// The error of mapping the segment (it was checked when decoded, so
     /// only a lack of memory or address space).
-    pub(crate) fn bytes(&mut self) -> std::io::Result<Bytes> {
-        if let Some(bytes) = &self.bytes {
-            return Ok(bytes.clone());
+    pub(crate) fn for_receiver(
+        &mut self,
+        passes_fds: bool,
+    ) -> std::io::Result<(Option<SegmentFd>, Bytes)> {
+        match self {
+            Self::Inline(bytes) => Ok((None, bytes.clone())),
+            Self::Segment { fd, .. } if passes_fds => Ok((Some(fd.clone()), Bytes::new())),
+            Self::Segment {
+                mapped: Some(bytes),
+                ..
+            } => Ok((None, bytes.clone())),
+            Self::Segment { fd, mapped } => {
+                let bytes = busd_transport::map_segment(fd)?;
+                *mapped = Some(bytes.clone());
+                Ok((None, bytes))
+            }
         }
-        let Some(segment) = &self.segment else {
-            return Ok(Bytes::new());
-        };
-        let bytes = busd_transport::map_segment(segment)?;
-        self.bytes = Some(bytes.clone());
-        Ok(bytes)
     }
 }

@@ -297,16 +297,13 @@ impl Session {
         let mut unmapped = 0;
         for t in targets.drain(..) {
             // The same fd to every shm receiver; the bytes to the others.
-            let (segment, bytes) = match payload.segment().filter(|_| t.handle.passes_fds) {
-                Some(fd) => (Some(fd.clone()), Bytes::new()),
-                None => match payload.bytes() {
-                    Ok(bytes) => (None, bytes),
-                    Err(e) => {
-                        tracing::warn!(cause = %e, conn = t.conn, "cannot map a segment for a receiver without fd passing");
-                        unmapped += 1;
-                        continue;
-                    }
-                },
+            let (segment, bytes) = match payload.for_receiver(t.handle.passes_fds) {
+                Ok(body) => body,
+                Err(e) => {
+                    tracing::warn!(cause = %e, conn = t.conn, "cannot map a segment for a receiver without fd passing");
+                    unmapped += 1;
+                    continue;
+                }
             };
             // Heads are split off one shared block, refilled when low (and
             // reclaimed in place once the writers have sent the last ones):
