@@ -87,17 +87,11 @@ impl Client {
         };
         let fd = buffer.0.seal().map_err(seal_error)?;
         let op = Op::Pub { subject, headers };
-        let max = self.shared.max_frame();
         if self.shared.passes_segments() {
-            return self
-                .shared
-                .submit(|state| state.write_frame(&op, &[], Some(fd), max))
-                .await;
+            return self.submit_pub(op, &[], Some(fd)).await;
         }
         // tcp or unix: the sealed bytes go in the stream.
         let bytes = busd_transport::map_segment(&fd).map_err(seal_error)?;
-        self.shared
-            .submit(|state| state.write_frame(&op, &bytes, None, max))
-            .await
+        self.submit_pub(op, &bytes, None).await
     }
 }

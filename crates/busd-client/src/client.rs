@@ -136,12 +136,23 @@ impl Client {
         payload: Bytes,
     ) -> Result<(), Error> {
         let subject = literal(subject, "publish to")?;
-        let op = Op::Pub { subject, headers };
-        let max = self.shared.max_frame();
         let segment = self.shared.seal(&payload);
-        let append =
-            |state: &mut crate::state::State| state.write_frame(&op, &payload, segment, max);
-        self.shared.submit(append).await
+        self.submit_pub(Op::Pub { subject, headers }, &payload, segment)
+            .await
+    }
+
+    /// Queues a `Pub` whose payload is `payload`, or `segment` if given
+    /// (`payload` is then unused).
+    pub(crate) async fn submit_pub(
+        &self,
+        op: Op,
+        payload: &[u8],
+        segment: Option<busd_proto::SegmentFd>,
+    ) -> Result<(), Error> {
+        let max = self.shared.max_frame();
+        self.shared
+            .submit(|state| state.write_frame(&op, payload, segment, max))
+            .await
     }
 
     /// Subscribes to `subject`, which may hold wildcards (`*`, `>`).
