@@ -63,9 +63,7 @@ pub trait Conn: Clone + Send + Sync + 'static {
         len: usize,
         fill: impl FnOnce(&mut [u8]) + Send,
     ) -> impl Future<Output = anyhow::Result<()>> + Send {
-        let mut buf = bytes::BytesMut::zeroed(len);
-        fill(&mut buf);
-        self.publish(subject, buf.freeze())
+        self.publish(subject, filled(len, fill))
     }
     /// Waits until the server has handled what was published before (as far
     /// as the system offers such a round trip).
@@ -82,6 +80,13 @@ pub trait Conn: Clone + Send + Sync + 'static {
         payload: Bytes,
         timeout: Duration,
     ) -> impl Future<Output = anyhow::Result<Bytes>> + Send;
+}
+
+/// A payload of `len` bytes that `fill` wrote, in a buffer of its own.
+fn filled(len: usize, fill: impl FnOnce(&mut [u8])) -> Bytes {
+    let mut buf = bytes::BytesMut::zeroed(len);
+    fill(&mut buf);
+    buf.freeze()
 }
 
 /// A request received by a responder.
@@ -170,9 +175,7 @@ impl Conn for BusdConn {
         fill: impl FnOnce(&mut [u8]) + Send,
     ) -> anyhow::Result<()> {
         if len < self.in_place_from {
-            let mut buf = bytes::BytesMut::zeroed(len);
-            fill(&mut buf);
-            return self.publish(subject, buf.freeze()).await;
+            return self.publish(subject, filled(len, fill)).await;
         }
         let mut buf = self.client.payload_buffer(len)?;
         fill(&mut buf);
