@@ -64,11 +64,26 @@ fn pubsub_in_process_and_in_processes() {
         (Some("pubsub"), Some("unix"))
     );
     assert_eq!(r["received"], 2 * 2 * 200);
+    assert_eq!(r["window"], 1024, "4 MiB of 128 B messages, capped");
     let r = bench(&["pubsub", "--procs", "--transport", "tcp", "--window", "16"]);
     assert_eq!(
         (r["procs"].as_bool(), r["transport"].as_str()),
         (Some(true), Some("tcp"))
     );
+    assert_eq!(r["window"], 16);
+}
+
+#[test]
+fn lossless_publishers_are_paced_by_the_daemon_alone() {
+    // The `block` policy's back-pressure bounds a publisher, so by default
+    // it runs without a window of confirmations; one can still be asked for.
+    let r = bench(&["pubsub", "--procs", "--overflow", "block", "--size", "16"]);
+    assert_eq!(r["overflow"], "block");
+    assert!(r.get("window").is_none(), "no window: {r}");
+    let r = bench(&["fanout", "--overflow", "block", "--window", "32"]);
+    assert_eq!(r["window"], 32);
+    let r = bench(&["pubsub", "--window", "off"]);
+    assert!(r.get("window").is_none(), "no window: {r}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! ```text
 //! busd bench pubsub|fanout|reqrep [--server URL | --transport tcp|unix|shm]
 //!     [--size BYTES] [--count N] [--pubs N] [--subs M] [--requesters K]
-//!     [--responders R] [--window W] [--overflow POLICY]
+//!     [--responders R] [--window W|off] [--overflow POLICY]
 //!     [--segment-threshold BYTES|off] [--procs] [--json]
 //! busd bench idle [--server URL | --transport tcp|unix|shm] [--conns N] [--hold SECS] [--json]
 //! ```
@@ -39,7 +39,7 @@ pub use bus::{Bus, BusdBus, BusdConn, Call, Conn};
 pub use idle::{IdleSummary, idle};
 pub use report::{Summary, print_json, print_table};
 pub use runner::{Mode, Outcome, execute};
-pub use spec::{CommonArgs, Role, RoleResult, WorkerSpec, Workload};
+pub use spec::{CommonArgs, Role, RoleResult, Window, WorkerSpec, Workload};
 pub use worker::{WorkerCommand, worker_main};
 
 use busd_client::Overflow;
@@ -140,8 +140,14 @@ pub async fn run(args: Args) -> ExitCode {
 }
 
 /// Runs the bench; whether it was clean.
-async fn bench(args: Args) -> anyhow::Result<bool> {
+async fn bench(mut args: Args) -> anyhow::Result<bool> {
     args.common.validate()?;
+    // Lossless back-pressure already bounds what a publisher has in
+    // flight (its SDK's queue, then the daemon's wait for room), so a
+    // window of confirmations on top would only add round trips.
+    if matches!(args.overflow, OverflowArg::Block) && args.common.window.is_none() {
+        args.common.window = Some(Window::Off);
+    }
     // Every connection is an fd here (six over shm), and an in-process
     // daemon's end is one more.
     if let Err(e) = super::nofile::raise_nofile_limit() {

@@ -28,17 +28,19 @@ pub(crate) fn seq_word(publisher: u16, seq: u64) -> u64 {
 
 /// Sends `count` numbered messages of `size` bytes, keeping at most about
 /// `window` of them unconfirmed by the server: every `window / 2` messages
-/// it waits for the previous confirmation and asks for the next.
+/// it waits for the previous confirmation and asks for the next. Without a
+/// window only the last message is confirmed, and the server's
+/// back-pressure is all that paces the publisher.
 pub(crate) async fn publish<C: Conn>(
     conn: C,
     subject: C::Subject,
     index: u16,
     count: u64,
     size: usize,
-    window: u64,
+    window: Option<u64>,
 ) -> RoleResult {
     let mut result = RoleResult::default();
-    let step = (window / 2).max(1);
+    let step = window.map(|w| (w / 2).max(1));
     let mut pending: Option<JoinHandle<anyhow::Result<()>>> = None;
     for seq in 0..count {
         // Written where the bus sends from: the sequence word, then filler.
@@ -52,7 +54,7 @@ pub(crate) async fn publish<C: Conn>(
             return result;
         }
         result.sent += 1;
-        if (seq + 1) % step == 0 {
+        if step.is_some_and(|step| (seq + 1) % step == 0) {
             if let Err(e) = confirm(pending.take()).await {
                 result.error = Some(e);
                 return result;

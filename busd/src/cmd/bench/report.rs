@@ -36,7 +36,8 @@ pub struct Summary {
     pub requesters: u32,
     /// Responders.
     pub responders: u32,
-    /// Flow-control window of each publisher, in messages.
+    /// Flow-control window of each publisher, in messages; absent when
+    /// off (the server's back-pressure paces publishers) and for reqrep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<u64>,
     /// busd's overflow policy for the subscriptions.
@@ -92,7 +93,7 @@ impl Summary {
             subs: args.subs(),
             requesters: if reqrep { args.requesters } else { 0 },
             responders: if reqrep { args.responders } else { 0 },
-            window: (!reqrep).then(|| args.window()),
+            window: if reqrep { None } else { args.window() },
             ..Summary::default()
         };
         s.expected = if reqrep {

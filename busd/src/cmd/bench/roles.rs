@@ -30,7 +30,7 @@ enum Prepared<C: Conn> {
         index: u16,
         count: u64,
         size: usize,
-        window: u64,
+        window: Option<u64>,
     },
     Responder {
         calls: BoxStream<'static, C::Call>,

@@ -33,6 +33,26 @@ impl Workload {
     }
 }
 
+/// A publisher's flow-control window (`--window`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// No confirmations until the end: the server paces the publisher.
+    Off,
+    /// At most about this many messages unconfirmed.
+    Messages(u64),
+}
+
+/// A message count, or "off".
+fn parse_window(text: &str) -> Result<Window, String> {
+    match text {
+        "off" => Ok(Window::Off),
+        n => n
+            .parse()
+            .map(Window::Messages)
+            .map_err(|e| format!("{text:?} is neither a message count nor \"off\": {e}")),
+    }
+}
+
 /// The options every bench front end (busd's and natsbench's) shares.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
@@ -59,9 +79,11 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 1)]
     pub responders: u32,
     /// Flow control: a publisher waits for the server to confirm everything
-    /// but its last WINDOW messages [default: 4 MiB / size, within 16..=1024].
-    #[arg(long)]
-    pub window: Option<u64>,
+    /// but its last WINDOW messages, or "off" to leave the pacing to the
+    /// server [default: off for busd's lossless `block` policy, whose
+    /// back-pressure paces publishers; else 4 MiB / size, within 16..=1024].
+    #[arg(long, value_parser = parse_window)]
+    pub window: Option<Window>,
     /// Connections to open and hold (idle).
     #[arg(long, default_value_t = 100)]
     pub conns: u32,
@@ -109,10 +131,13 @@ impl CommonArgs {
         }
     }
 
-    /// The flow-control window, in messages.
-    pub fn window(&self) -> u64 {
-        let by_size = (4 << 20) / self.size.max(1) as u64;
-        self.window.unwrap_or(by_size.clamp(16, 1024)).max(1)
+    /// The flow-control window, in messages; `None` when it is off.
+    pub fn window(&self) -> Option<u64> {
+        match self.window {
+            Some(Window::Off) => None,
+            Some(Window::Messages(n)) => Some(n.max(1)),
+            None => Some(((4 << 20) / self.size.max(1) as u64).clamp(16, 1024)),
+        }
     }
 
     /// Checks the combination before anything starts.
@@ -190,8 +215,9 @@ pub enum Role {
         count: u64,
         /// Payload size.
         size: usize,
-        /// Unconfirmed messages allowed in flight.
-        window: u64,
+        /// Unconfirmed messages allowed in flight; `None`: no limit but
+        /// the server's back-pressure.
+        window: Option<u64>,
     },
     /// Answers requests with their own payload until told to stop.
     Responder {
