@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use busd_core::{OutFrame, Target};
+use busd_core::{OutFrame, Route, RouteEpoch};
 use busd_proto::{
     Body, ErrorCode, Frame, FrameCodec, Op, Overflow, Ref, SegmentFd, Sender, Status, Welcome,
     encode_msg_head,
@@ -106,7 +106,8 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         },
         identity,
         handle: Arc::clone(&handle),
-        targets: Vec::new(),
+        route: Route::default(),
+        epoch: lock(&shared.router).router.epoch(),
         head: BytesMut::new(),
     };
     session.read_loop(&mut frames).await;
@@ -144,8 +145,9 @@ struct Session {
     /// As proven at the handshake.
     identity: busd_policy::Identity,
     handle: Arc<ConnHandle>,
-    /// Reused per publish.
-    targets: Vec<Target<Arc<ConnHandle>>>,
+    /// The last publish's receivers, used again while still valid.
+    route: Route<Arc<ConnHandle>>,
+    epoch: Arc<RouteEpoch>,
     head: BytesMut,
 }
 
@@ -287,15 +289,17 @@ impl Session {
         payload: Bytes,
         segment: Option<SegmentFd>,
     ) {
-        let mut targets = std::mem::take(&mut self.targets);
-        lock(&self.shared.router)
-            .router
-            .publish(self.id, &subject, &mut targets);
+        let mut route = std::mem::take(&mut self.route);
+        if !route.reuse(&subject, &self.epoch) {
+            lock(&self.shared.router)
+                .router
+                .route(self.id, &subject, &mut route);
+        }
         let block_timeout = self.shared.config.limits.block_timeout;
         let mut deadline = None;
         let mut payload = Payload::new(payload, segment);
         let mut unmapped = 0;
-        for t in targets.drain(..) {
+        for t in route.targets() {
             // The same fd to every shm receiver; the bytes to the others.
             let (segment, bytes) = match payload.for_receiver(t.handle.passes_fds) {
                 Ok(body) => body,
@@ -352,7 +356,8 @@ impl Session {
                 self.handle.send_error(ErrorCode::SlowConsumer, msg, None);
             }
         }
-        self.targets = targets;
+        route.release();
+        self.route = route;
         if unmapped > 0 {
             let msg = format!(
                 "the daemon could not map this segment: not delivered to {unmapped} receivers without fd passing"

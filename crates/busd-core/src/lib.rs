@@ -12,11 +12,13 @@
 
 mod queue;
 mod requests;
+mod route;
 mod router;
 mod stats;
 mod trie;
 
 pub use queue::{OutFrame, Outbox, Pushed};
 pub use requests::{Routed, Unanswered};
+pub use route::{Route, RouteEpoch};
 pub use router::{ClientInfo, Registration, Router, RouterLimits, SubscribeError, Target};
 pub use stats::Stats;

@@ -4,12 +4,14 @@ use std::collections::{HashMap, HashSet};
 
 use ahash::AHashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use busd_policy::{Identity, Policy};
 use busd_proto::{ErrorCode, Overflow, Pfn, Sender, Subject};
 
 use crate::Stats;
 use crate::requests::Calls;
+use crate::route::{Route, RouteEpoch};
 use crate::trie::{SubKey, Trie};
 
 /// How many distinct subjects the match cache remembers before it starts over.
@@ -171,6 +173,9 @@ pub struct Router<H> {
     pub(crate) policy: Arc<Policy>,
     limits: RouterLimits,
     pub(crate) stats: Stats,
+    /// Shared with publishing sessions (see [`Route`]); holds the
+    /// `published` and `delivered` counts.
+    epoch: Arc<RouteEpoch>,
 }
 
 impl<H: Clone> Router<H> {
@@ -185,6 +190,7 @@ impl<H: Clone> Router<H> {
             policy,
             limits,
             stats: Stats::default(),
+            epoch: Arc::default(),
         }
     }
 
@@ -248,6 +254,7 @@ impl<H: Clone> Router<H> {
         let key = SubKey { conn, sid };
         self.trie.insert(&subject, key);
         self.cache.clear();
+        self.epoch.bump();
         if let Some(c) = self.conns.get_mut(&conn) {
             let queue = queue.map(Arc::from);
             c.subs.insert(
@@ -305,6 +312,7 @@ impl<H: Clone> Router<H> {
         if let Some(info) = c.subs.remove(&sid) {
             self.trie.remove(&info.subject, SubKey { conn, sid });
             self.cache.clear();
+            self.epoch.bump();
         } else if let Some(service) = c.serves.remove(&sid) {
             self.remove_responder(&service, conn, sid);
         } else {
@@ -319,12 +327,32 @@ impl<H: Clone> Router<H> {
     /// one allowed member of each queue group). Denied deliveries are
     /// counted and audited, never reported to the publisher.
     pub fn publish(&mut self, from: u64, subject: &Subject, out: &mut Vec<Target<H>>) {
+        self.route_into(from, subject, out);
+    }
+
+    /// As [`publish`](Self::publish), into `route`, which a later publish
+    /// to the same subject may use again without the router (see
+    /// [`Route::reuse`]).
+    pub fn route(&mut self, from: u64, subject: &Subject, route: &mut Route<H>) {
+        route.targets.clear();
+        let epoch = self.epoch.current();
+        let reusable = self.route_into(from, subject, &mut route.targets);
+        route.reusable = reusable.then(|| (subject.clone(), epoch));
+    }
+
+    /// What sessions need to check and count reused routes.
+    pub fn epoch(&self) -> Arc<RouteEpoch> {
+        Arc::clone(&self.epoch)
+    }
+
+    /// Routes a publish into `out`; whether the same publish would be
+    /// routed the same way until the epoch changes.
+    fn route_into(&mut self, from: u64, subject: &Subject, out: &mut Vec<Target<H>>) -> bool {
         let Some(sender) = self.conns.get(&from) else {
-            return;
+            return false;
         };
-        self.stats.published += 1;
         // One lookup when cached (every publish but a subject's first).
-        if let Some(matched) = self.cache.get_mut(subject.as_str()) {
+        let routed = if let Some(matched) = self.cache.get_mut(subject.as_str()) {
             deliver(
                 &self.policy,
                 &mut self.stats,
@@ -332,23 +360,26 @@ impl<H: Clone> Router<H> {
                 subject,
                 matched,
                 out,
+            )
+        } else {
+            if self.cache.len() >= CACHE_MAX {
+                self.cache.clear();
+            }
+            let mut matched = self.resolve(subject);
+            let sender = &self.conns[&from].identity;
+            let routed = deliver(
+                &self.policy,
+                &mut self.stats,
+                sender,
+                subject,
+                &mut matched,
+                out,
             );
-            return;
-        }
-        if self.cache.len() >= CACHE_MAX {
-            self.cache.clear();
-        }
-        let mut matched = self.resolve(subject);
-        let sender = &self.conns[&from].identity;
-        deliver(
-            &self.policy,
-            &mut self.stats,
-            sender,
-            subject,
-            &mut matched,
-            out,
-        );
-        self.cache.insert(subject.as_str().into(), matched);
+            self.cache.insert(subject.as_str().into(), matched);
+            routed
+        };
+        self.epoch.count(routed.delivered);
+        routed.reusable
     }
 
     fn resolve(&self, subject: &Subject) -> Matched<H> {
@@ -395,6 +426,9 @@ impl<H: Clone> Router<H> {
         let Some(c) = self.conns.remove(&conn) else {
             return Vec::new();
         };
+        // Also when it held no subscription: routes it made as a
+        // publisher must not outlive it.
+        self.epoch.bump();
         for (sid, info) in &c.subs {
             self.trie.remove(&info.subject, SubKey { conn, sid: *sid });
         }
@@ -422,6 +456,7 @@ impl<H: Clone> Router<H> {
     /// policy no longer has, which the daemon must close.
     pub fn set_policy(&mut self, policy: Arc<Policy>) -> Vec<(u64, H)> {
         self.policy = policy;
+        self.epoch.bump();
         self.conns
             .iter()
             .filter(|(_, c)| {
@@ -485,7 +520,11 @@ impl<H: Clone> Router<H> {
 
     /// Counters since start.
     pub fn stats(&self) -> Stats {
-        self.stats
+        Stats {
+            published: self.epoch.published.load(Ordering::Relaxed),
+            delivered: self.epoch.delivered.load(Ordering::Relaxed),
+            ..self.stats
+        }
     }
 
     /// Connections registered.
@@ -510,6 +549,13 @@ impl<H: Clone> Entry<H> {
     }
 }
 
+/// What [`deliver`] did.
+struct Delivered {
+    delivered: usize,
+    /// No queue group picked a member and no delivery was denied.
+    reusable: bool,
+}
+
 /// Adds to `out` the receivers in `matched` that the rules let `sender`
 /// reach: every plain subscription, and one member of each queue group.
 fn deliver<H: Clone>(
@@ -519,8 +565,9 @@ fn deliver<H: Clone>(
     subject: &Subject,
     matched: &mut Matched<H>,
     out: &mut Vec<Target<H>>,
-) {
+) -> Delivered {
     let start = out.len();
+    let denied_before = stats.denied;
     for e in &matched.plain {
         if policy.allows(sender, &e.identity) {
             out.push(e.target());
@@ -545,7 +592,10 @@ fn deliver<H: Clone>(
             }
         }
     }
-    stats.delivered += (out.len() - start) as u64;
+    Delivered {
+        delivered: out.len() - start,
+        reusable: matched.groups.is_empty() && stats.denied == denied_before,
+    }
 }
 
 pub(crate) fn audit_denied(from: &Identity, to: &Identity, what: &Subject) {
