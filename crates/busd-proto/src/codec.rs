@@ -165,13 +165,16 @@ impl Decoder for FrameCodec {
                 body.len()
             )));
         }
-        let header = body.split_to(header_len);
-        let op = match self.hot.decode(&header) {
+        // Read in place: splitting the header off as its own `Bytes` would
+        // cost two reference-count updates per frame.
+        let header = &body[..header_len];
+        let op = match self.hot.decode(header) {
             Some(op) => op,
             None => {
-                rmp_serde::from_slice(&header).map_err(|e| CodecError::Malformed(e.to_string()))?
+                rmp_serde::from_slice(header).map_err(|e| CodecError::Malformed(e.to_string()))?
             }
         };
+        body.advance(header_len);
         if header_word & SEGMENT_FLAG == 0 {
             return Ok(Some(Frame::with_payload(op, body)));
         }
