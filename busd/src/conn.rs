@@ -156,9 +156,9 @@ impl ConnHandle {
     ///
     /// # Errors
     /// When the segment cannot be mapped for this receiver; nothing is queued.
-    pub(crate) fn send_payload(&self, op: &Op, payload: &mut Payload) -> std::io::Result<()> {
+    pub(crate) fn send_payload(&self, op: &Op, mut payload: Payload) -> std::io::Result<()> {
         let len = payload.len();
-        let (segment, bytes) = payload.for_receiver(self.passes_fds)?;
+        let (segment, bytes) = payload.for_receiver(self.passes_fds, true)?;
         let Some(head) = self.encode(op, Body::of(len, segment.is_some())) else {
             return Ok(());
         };

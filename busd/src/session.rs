@@ -298,10 +298,14 @@ impl Session {
         let block_timeout = self.shared.config.limits.block_timeout;
         let mut deadline = None;
         let mut payload = Payload::new(payload, segment);
+        // Taken before the last receiver is handed the bytes themselves.
+        let len = payload.len();
         let mut unmapped = 0;
-        for t in route.targets() {
+        let count = route.targets().len();
+        for (i, t) in route.targets().iter().enumerate() {
             // The same fd to every shm receiver; the bytes to the others.
-            let (segment, bytes) = match payload.for_receiver(t.handle.passes_fds) {
+            let last = i + 1 == count;
+            let (segment, bytes) = match payload.for_receiver(t.handle.passes_fds, last) {
                 Ok(body) => body,
                 Err(e) => {
                     tracing::warn!(cause = %e, conn = t.conn, "cannot map a segment for a receiver without fd passing");
@@ -320,7 +324,7 @@ impl Session {
                 &subject,
                 &self.sender,
                 headers.as_ref(),
-                Body::of(payload.len(), segment.is_some()),
+                Body::of(len, segment.is_some()),
                 &mut self.head,
             );
             if encoded.is_err() {
@@ -329,7 +333,7 @@ impl Session {
             let head = self.head.split().freeze();
             let frame = OutFrame::message(head, bytes, t.sid, t.overflow);
             let frame = match segment {
-                Some(fd) => frame.with_segment(fd, payload.len()),
+                Some(fd) => frame.with_segment(fd, len),
                 None => frame,
             };
             if t.overflow != Overflow::Block {
@@ -401,8 +405,8 @@ impl Session {
                     from: r.from,
                     headers,
                 };
-                let mut payload = Payload::new(payload, segment);
-                if let Err(e) = r.responder.send_payload(&call, &mut payload) {
+                let payload = Payload::new(payload, segment);
+                if let Err(e) = r.responder.send_payload(&call, payload) {
                     let msg = format!("the daemon could not map this request's segment: {e}");
                     self.handle
                         .send_error(ErrorCode::LimitExceeded, msg, Some(Ref::Rid(rid)));
@@ -441,8 +445,8 @@ impl Session {
                     status,
                     headers,
                 };
-                let mut payload = Payload::new(payload, segment);
-                if let Err(e) = u.requester.send_payload(&resp, &mut payload) {
+                let payload = Payload::new(payload, segment);
+                if let Err(e) = u.requester.send_payload(&resp, payload) {
                     let msg = format!("the daemon could not map this reply's segment: {e}");
                     u.requester
                         .send_error(ErrorCode::LimitExceeded, msg, Some(Ref::Rid(u.rid)));
