@@ -30,10 +30,12 @@ if ! command -v nats-server >/dev/null; then
     $sudo apt-get install -y nats-server
 fi
 
-log "building busd and natsbench (release)"
+log "building busd, natsbench and the floors example (release)"
 cargo build --release --quiet -p busd -p natsbench
+cargo build --release --quiet -p busd-shm --example floors
 busd=target/release/busd
 natsbench=target/release/natsbench
+floors=target/release/examples/floors
 
 tmp=$(mktemp -d)
 pids=()
@@ -105,6 +107,10 @@ run() {
 }
 
 for round in $(seq "$ROUNDS"); do
+    # The physical floors in this round: two processes' round trips with
+    # no broker (a request/reply through one is two of them).
+    log "round $round/$ROUNDS: floors (raw round trips, 128 B)"
+    "$floors" --json "$(scaled 10000)" 128 | tee -a "$results" >&2
     for w in "${workloads[@]}"; do
         name=${w%%|*}
         read -ra args <<<"${w#*|}"

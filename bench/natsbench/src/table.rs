@@ -4,7 +4,9 @@
 //! median of each figure is used. Throughput ratios are busd ÷ NATS
 //! (higher is better for busd); latency ratios are busd ÷ NATS too (lower
 //! is better). Each cell also shows what was lost, since a figure bought
-//! with loss is not comparable.
+//! with loss is not comparable. The raw round trips `compare.sh` measured
+//! in the same run (the `floors` example) follow the table, since no broker
+//! answers a request faster than two of them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -33,10 +35,26 @@ const COLUMNS: [(&str, &str); 4] = [
 /// When the file cannot be read or a result line is malformed.
 pub(crate) fn render(path: &str) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
+    render_text(&text, path)
+}
+
+/// As [`render`], for the contents of the file named `path`.
+fn render_text(text: &str, path: &str) -> anyhow::Result<String> {
     let mut groups: BTreeMap<Key, Vec<Summary>> = BTreeMap::new();
+    let mut floors: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         let value: serde_json::Value =
             serde_json::from_str(line).with_context(|| format!("{path}:{}: not JSON", n + 1))?;
+        if let Some(floor) = value.get("floor").and_then(|f| f.as_str()) {
+            let figures = floors.entry(floor.to_owned()).or_default();
+            figures
+                .0
+                .extend(value.get("p50_us").and_then(serde_json::Value::as_f64));
+            figures
+                .1
+                .extend(value.get("p99_us").and_then(serde_json::Value::as_f64));
+            continue;
+        }
         if value.get("workload").is_none() {
             continue;
         }
@@ -97,6 +115,17 @@ pub(crate) fn render(path: &str) -> anyhow::Result<String> {
             out.push_str("|\n");
         }
     }
+    if !floors.is_empty() {
+        out.push_str(
+            "\nFloors in this run (a 128 B round trip between two processes, no broker; \
+             a request/reply through a broker is two of them), p50 / p99 µs:",
+        );
+        for (name, (p50, p99)) in floors {
+            let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+            let _ = write!(out, " {name} {} / {};", f(median(p50)), f(median(p99)));
+        }
+        out.push('\n');
+    }
     Ok(out)
 }
 
@@ -116,5 +145,36 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
         0 => None,
         _ if n % 2 == 1 => Some(values[n / 2]),
         _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render_text;
+
+    #[test]
+    fn ratios_take_medians_and_the_floors_follow() {
+        let result = |system: &str, transport: &str, p50: f64| {
+            format!(
+                r#"{{"system":"{system}","workload":"reqrep","transport":"{transport}","size":128,"count":10,"procs":true,"pubs":0,"subs":0,"requesters":1,"responders":1,"sent":10,"received":10,"expected":10,"lost":0,"out_of_order":0,"disconnected":0,"elapsed_s":1.0,"msgs_per_s":10.0,"mb_per_s":0.0,"p50_us":{p50},"p90_us":1.0,"p99_us":{p50},"p999_us":1.0}}"#
+            )
+        };
+        let lines = [
+            r#"{"machine":{"cores":2}}"#.to_owned(),
+            r#"{"floor":"unix","size":128,"rounds":10,"p50_us":50.0,"p99_us":90.0,"mean_us":55.0}"#
+                .to_owned(),
+            r#"{"floor":"unix","size":128,"rounds":10,"p50_us":70.0,"p99_us":110.0,"mean_us":75.0}"#
+                .to_owned(),
+            result("nats", "tcp", 200.0),
+            result("busd", "unix", 90.0),
+            result("busd", "unix", 110.0),
+            result("busd", "unix", 500.0),
+        ];
+        let table = render_text(&lines.join("\n"), "test").unwrap();
+        assert!(
+            table.contains("| reqrep | 128 | 1:1 | p50 µs | 200.0 | - | - | 110.0 | 0.55× |"),
+            "{table}"
+        );
+        assert!(table.contains("unix 60.0 / 100.0;"), "{table}");
     }
 }

@@ -2,21 +2,24 @@
 //! between two processes, with no daemon, no async runtime and no protocol.
 //!
 //! ```text
-//! cargo run --release -p busd-shm --example floors -- [ROUNDS] [SIZE]
+//! cargo run --release -p busd-shm --example floors -- [--json] [ROUNDS] [SIZE]
 //! ```
 //!
 //! In one run, one child process, `ROUNDS` (default 20,000) round trips of
 //! `SIZE` bytes (default 128) each way over:
+//! - `tcp`: a loopback TCP connection with `TCP_NODELAY`, blocking reads;
 //! - `unix`: a unix stream socket pair, blocking reads;
 //! - `shm-park`: two busd-shm rings, each side waiting as busd does (a short
 //!   spin, then parking on the ring's eventfd);
 //! - `shm-spin`: the same rings, each side spinning on the ring without ever
 //!   parking (two spinners: one core each, on a 2-core machine).
 //!
-//! Prints p50/p99/mean round-trip µs per transport. The child is this
-//! binary again, handed dups of the fds without `FD_CLOEXEC`.
+//! Prints p50/p99/mean round-trip µs per transport, as a table or (with
+//! `--json`, for `bench/compare.sh`) one JSON object per line. The child is
+//! this binary again, handed dups of the fds without `FD_CLOEXEC`.
 
 use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
@@ -31,17 +34,25 @@ const TIMEOUT: Option<Duration> = Some(Duration::from_secs(10));
 type Failure = Box<dyn std::error::Error>;
 
 fn main() -> Result<(), Failure> {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(CHILD_ARG) {
         return child(&args[2..]);
     }
+    let json = args.iter().any(|a| a == "--json");
+    args.retain(|a| a != "--json");
     let rounds: usize = args.get(1).map_or(Ok(20_000), |a| a.parse())?;
     let size: usize = args.get(2).map_or(Ok(128), |a| a.parse())?;
 
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let mut tcp = TcpStream::connect(listener.local_addr()?)?;
+    let (child_tcp, _) = listener.accept()?;
+    tcp.set_nodelay(true)?;
+    child_tcp.set_nodelay(true)?;
     let (mut sock, child_sock) = UnixStream::pair()?;
     let (c2p, p2c) = (Ring::create(RING)?, Ring::create(RING)?);
     let (c2p_events, p2c_events) = (Events::new()?, Events::new()?);
     let inherit = [
+        dup(&child_tcp)?,
         dup(&child_sock)?,
         dup(c2p.fd())?,
         dup(&c2p_events.readable)?,
@@ -59,10 +70,15 @@ fn main() -> Result<(), Failure> {
         .args([rounds.to_string(), size.to_string()])
         .args(&numbers)
         .spawn()?;
-    drop((inherit, child_sock));
+    drop((inherit, child_tcp, child_sock));
 
     let msg = vec![0x5a; size];
     let mut buf = vec![0; size];
+    let tcp = measure(rounds, || {
+        tcp.write_all(&msg)?;
+        tcp.read_exact(&mut buf)?;
+        Ok(())
+    })?;
     let unix = measure(rounds, || {
         sock.write_all(&msg)?;
         sock.read_exact(&mut buf)?;
@@ -84,12 +100,27 @@ fn main() -> Result<(), Failure> {
         return Err("the child failed".into());
     }
 
+    let floors = [
+        ("tcp", tcp),
+        ("unix", unix),
+        ("shm-park", park),
+        ("shm-spin", spin),
+    ];
+    if json {
+        for (name, stats) in floors {
+            println!(
+                r#"{{"floor":"{name}","size":{size},"rounds":{rounds},"p50_us":{:.2},"p99_us":{:.2},"mean_us":{:.2}}}"#,
+                stats.p50, stats.p99, stats.mean
+            );
+        }
+        return Ok(());
+    }
     println!("round trips between two processes, {size} B each way, {rounds} rounds");
     println!(
         "{:<10} {:>9} {:>9} {:>9}",
         "transport", "p50 µs", "p99 µs", "mean µs"
     );
-    for (name, stats) in [("unix", unix), ("shm-park", park), ("shm-spin", spin)] {
+    for (name, stats) in floors {
         println!(
             "{name:<10} {:>9.2} {:>9.2} {:>9.2}",
             stats.p50, stats.p99, stats.mean
@@ -111,6 +142,7 @@ fn child(args: &[String]) -> Result<(), Failure> {
         Ok(unsafe { OwnedFd::from_raw_fd(raw) })
     });
     let mut next = || fds.next().ok_or("missing fd")?;
+    let mut tcp = TcpStream::from(next()?);
     let mut sock = UnixStream::from(next()?);
     let (c2p, c2p_rd, c2p_wr) = (next()?, next()?, next()?);
     let (p2c, p2c_rd, p2c_wr) = (next()?, next()?, next()?);
@@ -118,6 +150,10 @@ fn child(args: &[String]) -> Result<(), Failure> {
     let mut rx = Ring::open(p2c)?.consumer(events(p2c_rd, p2c_wr)?, Options::default());
 
     let mut buf = vec![0; size];
+    for _ in 0..rounds {
+        tcp.read_exact(&mut buf)?;
+        tcp.write_all(&buf)?;
+    }
     for _ in 0..rounds {
         sock.read_exact(&mut buf)?;
         sock.write_all(&buf)?;
