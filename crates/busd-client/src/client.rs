@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use busd_proto::{Headers, Limits, Op, Pfn};
-use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 #[cfg(doc)]
@@ -100,9 +99,9 @@ impl Client {
     pub async fn publish(
         &self,
         subject: impl IntoSubject,
-        payload: impl Into<Bytes>,
+        payload: impl AsRef<[u8]>,
     ) -> Result<(), Error> {
-        self.publish_inner(subject, None, payload.into()).await
+        self.publish_inner(subject, None, payload.as_ref()).await
     }
 
     /// Publishes `payload` with `headers` to the literal `subject`.
@@ -123,9 +122,9 @@ impl Client {
         &self,
         subject: impl IntoSubject,
         headers: Headers,
-        payload: impl Into<Bytes>,
+        payload: impl AsRef<[u8]>,
     ) -> Result<(), Error> {
-        self.publish_inner(subject, Some(headers), payload.into())
+        self.publish_inner(subject, Some(headers), payload.as_ref())
             .await
     }
 
@@ -133,11 +132,11 @@ impl Client {
         &self,
         subject: impl IntoSubject,
         headers: Option<Headers>,
-        payload: Bytes,
+        payload: &[u8],
     ) -> Result<(), Error> {
         let subject = literal(subject, "publish to")?;
-        let segment = self.shared.seal(&payload);
-        self.submit_pub(Op::Pub { subject, headers }, &payload, segment)
+        let segment = self.shared.seal(payload);
+        self.submit_pub(Op::Pub { subject, headers }, payload, segment)
             .await
     }
 

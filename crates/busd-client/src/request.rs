@@ -103,7 +103,7 @@ impl Client {
     pub async fn request(
         &self,
         service: impl IntoSubject,
-        payload: impl Into<Bytes>,
+        payload: impl AsRef<[u8]>,
     ) -> Result<Response, Error> {
         self.request_with(service, payload, RequestOptions::default())
             .await
@@ -133,12 +133,12 @@ impl Client {
     pub async fn request_with(
         &self,
         service: impl IntoSubject,
-        payload: impl Into<Bytes>,
+        payload: impl AsRef<[u8]>,
         options: RequestOptions,
     ) -> Result<Response, Error> {
         let service = literal(service, "call")?;
         let timeout = options.timeout.unwrap_or(self.shared.request_timeout);
-        let payload = payload.into();
+        let payload = payload.as_ref();
         let rid = self.shared.next_rid.fetch_add(1, Ordering::Relaxed);
         let op = Op::Req {
             rid,
@@ -147,7 +147,7 @@ impl Client {
             headers: options.headers,
         };
         let target = Target::Service(service);
-        self.exchange(rid, target, &op, &payload, timeout).await
+        self.exchange(rid, target, &op, payload, timeout).await
     }
 
     /// Appends a request's frame (`op` and `payload`, under `rid`) and waits

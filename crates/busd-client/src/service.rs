@@ -218,7 +218,7 @@ impl Request {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn respond(self, payload: impl Into<Bytes>) -> Result<(), Error> {
+    pub async fn respond(self, payload: impl AsRef<[u8]>) -> Result<(), Error> {
         self.respond_with(Status::Success, None, payload).await
     }
 
@@ -234,7 +234,7 @@ impl Request {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn respond_failure(self, payload: impl Into<Bytes>) -> Result<(), Error> {
+    pub async fn respond_failure(self, payload: impl AsRef<[u8]>) -> Result<(), Error> {
         self.respond_with(Status::Failure, None, payload).await
     }
 
@@ -262,7 +262,7 @@ impl Request {
         self,
         status: Status,
         headers: Option<Headers>,
-        payload: impl Into<Bytes>,
+        payload: impl AsRef<[u8]>,
     ) -> Result<(), Error> {
         if !matches!(status, Status::Success | Status::Failure) {
             return Err(Error::new(
@@ -270,14 +270,14 @@ impl Request {
                 format!("a service answers Success or Failure, not {status}"),
             ));
         }
-        let payload = payload.into();
+        let payload = payload.as_ref();
         let op = Op::Resp {
             rid: self.rid,
             status,
             headers,
         };
         let max = self.shared.max_frame();
-        let segment = self.shared.seal(&payload);
+        let segment = self.shared.seal(payload);
         let (epoch, service) = (self.epoch, &self.service);
         self.shared
             .submit(|state| {
@@ -286,7 +286,7 @@ impl Request {
                         "the request to {service} came on an earlier connection and cannot be answered"
                     )));
                 }
-                state.write_frame(&op, &payload, segment, max)
+                state.write_frame(&op, payload, segment, max)
             })
             .await
     }
