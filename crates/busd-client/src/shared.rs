@@ -20,8 +20,9 @@ use tokio::sync::Notify;
 use crate::Error;
 use crate::state::State;
 
-/// Past this many buffered bytes callers wait for the writer task (one more
-/// buffer of up to this size may be in flight on the socket meanwhile).
+/// Past this many buffered bytes (sealed segments' payloads included)
+/// callers wait for the writer task (one more buffer of up to this size may
+/// be in flight on the socket meanwhile).
 pub(crate) const HIGH_WATER: usize = 1024 * 1024;
 
 /// State shared by every handle of one client and its tasks.
@@ -124,9 +125,9 @@ impl Shared {
     /// outgoing buffer non-empty, and waiting callers if it emptied it.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut state = lock(&self.state);
-        let before = state.out.len();
+        let before = state.queued();
         let result = f(&mut state);
-        let after = state.out.len();
+        let after = state.queued();
         drop(state);
         if before == 0 && after > 0 {
             self.wake_writer.notify_one();
@@ -172,7 +173,7 @@ impl Shared {
         if state.closed {
             return Some(Err(Error::closed()));
         }
-        if state.out.len() >= HIGH_WATER {
+        if state.queued() >= HIGH_WATER {
             return None;
         }
         let f = f.take()?;
@@ -198,10 +199,12 @@ impl Shared {
         if state.out.is_empty() {
             return None;
         }
+        let queued = state.queued();
         std::mem::swap(&mut state.out_segments, segments);
+        state.out_segment_bytes = 0;
         let buf = std::mem::replace(&mut state.out, std::mem::take(spare));
         drop(state);
-        if buf.len() >= HIGH_WATER {
+        if queued >= HIGH_WATER {
             self.room.notify_waiters();
         }
         Some(buf)
@@ -214,4 +217,47 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use busd_proto::{Limits, Op, Subject, Welcome};
+    use bytes::BytesMut;
+    use futures::FutureExt;
+
+    use super::{HIGH_WATER, Shared};
+
+    #[tokio::test]
+    async fn sealed_payloads_count_towards_the_high_water_mark() {
+        let welcome = Welcome {
+            client_id: 1,
+            pfn: None,
+            limits: Limits {
+                max_frame: u32::MAX,
+                max_pending_msgs: 1,
+                max_pending_bytes: 1,
+            },
+        };
+        let shared = Shared::new(&welcome, Duration::from_secs(1), 0);
+        let op = Op::Pub {
+            subject: Subject::from_static("a"),
+            headers: None,
+        };
+        let segment = busd_transport::seal_payload(&vec![7; HIGH_WATER]).unwrap();
+        shared
+            .submit(|s| s.write_frame(&op, &[], Some(segment), u32::MAX))
+            .await
+            .unwrap();
+        // A few bytes in the stream, but a whole high-water mark of payload
+        // waits: the next publish waits for the writer.
+        let next = shared.submit(|s| s.write_frame(&op, b"x", None, u32::MAX));
+        tokio::pin!(next);
+        assert!(next.as_mut().now_or_never().is_none());
+        let (mut spare, mut segments) = (BytesMut::new(), Vec::new());
+        assert!(shared.take_out(&mut spare, &mut segments).is_some());
+        assert_eq!(segments.len(), 1);
+        next.await.unwrap();
+    }
 }

@@ -48,6 +48,11 @@ pub(crate) struct State {
     /// The sealed payloads of segment frames in `out`, by the offset where
     /// each frame starts: the writer passes each fd before writing on.
     pub(crate) out_segments: Vec<(usize, SegmentFd)>,
+    /// The payload bytes of `out_segments`. They count towards the
+    /// high-water mark like bytes in `out`: a segment frame is a few bytes
+    /// in the stream but a whole payload in memory, and without this a
+    /// publisher could seal payloads far faster than they are passed on.
+    pub(crate) out_segment_bytes: usize,
     /// The live connection's number (counting from 1), or 0 while
     /// disconnected: a call's answer must go back on its own connection, and
     /// a reader of an ended session must not route anything.
@@ -72,6 +77,11 @@ impl std::fmt::Debug for State {
 }
 
 impl State {
+    /// What waits to be written, segments' payloads included.
+    pub(crate) fn queued(&self) -> usize {
+        self.out.len() + self.out_segment_bytes
+    }
+
     /// Starts a session on connection `epoch`: registers everything again,
     /// ahead of what was appended while disconnected.
     pub(crate) fn begin(&mut self, epoch: u64) {
@@ -111,6 +121,7 @@ impl State {
         }
         self.out.clear();
         self.out_segments.clear();
+        self.out_segment_bytes = 0;
     }
 
     /// Marks the client gone for good: waiters get `Closed` (their senders
@@ -125,6 +136,7 @@ impl State {
         self.unconfirmed.clear();
         self.out = BytesMut::new();
         self.out_segments.clear();
+        self.out_segment_bytes = 0;
     }
 
     /// Applies a command from a handle (the connection task does, while a
@@ -195,7 +207,10 @@ impl State {
             return Err(frame_too_large(op, len, max));
         }
         match segment {
-            Some(segment) => self.out_segments.push((start, segment)),
+            Some(segment) => {
+                self.out_segments.push((start, segment));
+                self.out_segment_bytes += payload_len;
+            }
             None => self.out.extend_from_slice(payload),
         }
         Ok(())
