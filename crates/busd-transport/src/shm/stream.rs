@@ -1,9 +1,10 @@
 //! [`ShmReader`] and [`ShmWriter`]: a byte stream over two rings, so the
 //! framing codec above sees what it would see on a socket.
 //!
-//! - Each `poll_write` pushes up to a quarter of the ring as one ring
-//!   message (so the peer drains one while the next is written); a vectored
-//!   write gathers its slices into one message, straight into the ring.
+//! - Each `poll_write` pushes up to a quarter of the ring, and at most
+//!   64 KiB, as one ring message (so the peer drains one while the next is
+//!   written, and a message fits the reader's buffer); a vectored write
+//!   gathers its slices into one message, straight into the ring.
 //! - The reader copies a message straight into the caller's buffer when it
 //!   fits there; a larger one is popped into the reader's own buffer and
 //!   served over several reads.
