@@ -5,14 +5,15 @@
 //! 100,000 subscriptions on unrelated subjects exist; `cached` publishes
 //! one subject again and again (the match cache answers), `uncached`
 //! cycles through more subjects than the cache holds, so every publish
-//! walks the trie.
+//! walks the trie; `reused` is a daemon session's publish to the same
+//! subject again, through its kept [`Route`] (see `busd_core::route`).
 
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use std::hint::black_box;
 use std::sync::Arc;
 
-use busd_core::{Router, RouterLimits, Target};
+use busd_core::{Route, Router, RouterLimits, Target};
 use busd_policy::{Identity, Policy, UnpackagedMode};
 use busd_proto::{Overflow, Subject};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -56,6 +57,16 @@ fn publish(c: &mut Criterion) {
                 out.clear();
                 r.publish(1, black_box(s), &mut out);
                 assert_eq!(out.len(), 1);
+            });
+        });
+        let epoch = r.epoch();
+        let mut route = Route::default();
+        group.bench_with_input(BenchmarkId::new("reused", unrelated), &hot, |b, s| {
+            b.iter(|| {
+                if !route.reuse(black_box(s), &epoch) {
+                    r.route(1, s, &mut route);
+                }
+                assert_eq!(route.targets().len(), 1);
             });
         });
         let mut i = 0;
