@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 #[cfg(doc)]
 use crate::ErrorKind;
 use crate::command::{self, Command, DELIVERY_CAPACITY, Registration};
+use crate::inbox;
 use crate::shared::Shared;
 use crate::subject::{IntoSubject, literal};
 use crate::{ClientBuilder, Error, SubscribeOptions, Subscriber};
@@ -219,7 +220,7 @@ impl Client {
         options: SubscribeOptions,
     ) -> Result<Subscriber, Error> {
         let subject = subject.into_subject()?;
-        let (messages, rx) = mpsc::channel(DELIVERY_CAPACITY);
+        let (messages, rx) = inbox::channel(DELIVERY_CAPACITY);
         let dropped = Arc::new(AtomicU64::new(0));
         let registration = Registration::Sub {
             subject: subject.clone(),

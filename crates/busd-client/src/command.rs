@@ -16,16 +16,18 @@ use busd_proto::{CtlCommand, Headers, Op, Overflow, Sender, Status, Subject};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::inbox;
 use crate::{Error, Message};
 
 /// Capacity of the command channel: how many (un)registrations may wait for
 /// the connection task (for instance while it reconnects) before callers wait.
 pub(crate) const COMMAND_CAPACITY: usize = 2048;
 
-/// Capacity of each subscription's and service's delivery channel. When one
-/// is full, the reader task waits, which pushes back onto the socket and
-/// lets the daemon's overflow policy decide.
-pub(crate) const DELIVERY_CAPACITY: usize = 8192;
+/// Capacity of each subscription's and service's delivery queue (see
+/// `inbox`; the receiver may hold as many more, taken at once). When one is
+/// full, the reader task waits, which pushes back onto the socket and lets
+/// the daemon's overflow policy decide.
+pub(crate) const DELIVERY_CAPACITY: usize = 4096;
 
 /// An instruction for the connection task: the rare calls that change what
 /// is registered. The hot paths go through [`Shared`](crate::shared::Shared).
@@ -51,7 +53,7 @@ pub(crate) enum Registration {
         subject: Subject,
         queue: Option<String>,
         overflow: Overflow,
-        messages: mpsc::Sender<Message>,
+        messages: inbox::Sender<Message>,
         /// Sum of the daemon's `Dropped` notices, read by the Subscriber.
         dropped: Arc<AtomicU64>,
     },
@@ -59,7 +61,7 @@ pub(crate) enum Registration {
     Serve {
         service: Subject,
         require_capability: Option<String>,
-        calls: mpsc::Sender<IncomingCall>,
+        calls: inbox::Sender<IncomingCall>,
     },
 }
 

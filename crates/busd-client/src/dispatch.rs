@@ -1,18 +1,18 @@
 //! Routing what the daemon sends, straight from the reader task: a `Msg` to
-//! its subscriber's channel, a `Call` to its service's, a `Resp` to the
+//! its subscriber's queue, a `Call` to its service's, a `Resp` to the
 //! waiting request, a `Pong` to the oldest Pong waiter.
 //!
 //! [`State::handle_frame`] runs under the state lock and never waits. A
-//! delivery whose channel is full comes back as a [`Stall`], which the reader
+//! delivery whose queue is full comes back as a [`Stall`], which the reader
 //! awaits without the lock: it stops reading until there is room, which
 //! pushes back onto the socket and lets the daemon's overflow policy decide.
 //! Nothing is ever dropped for lack of room.
 
 use busd_proto::{Frame, Op, Ref};
-use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::CancellationToken;
 
 use crate::command::{IncomingCall, Registration};
+use crate::inbox::{self, TrySendError};
 use crate::shared::Shared;
 use crate::state::State;
 use crate::{Error, Message, Response};
@@ -29,10 +29,10 @@ pub(crate) enum Pending {
     Call(IncomingCall),
 }
 
-/// The channel of a registration, cloned out of the state to wait on.
+/// The queue of a registration, cloned out of the state to wait on.
 enum Room {
-    Msg(mpsc::Sender<Message>),
-    Call(mpsc::Sender<IncomingCall>),
+    Msg(inbox::Sender<Message>),
+    Call(inbox::Sender<IncomingCall>),
 }
 
 /// A delivery to wait for room for, outside the lock.
@@ -229,16 +229,25 @@ impl Stall {
 
 /// Sends `item` once `tx` has room: `Err(Some(item))` if `stop` fires first,
 /// `Err(None)` if the receiver is gone.
-async fn send<T>(tx: &mpsc::Sender<T>, item: T, stop: &CancellationToken) -> Result<(), Option<T>> {
-    tokio::select! {
-        biased;
-        permit = tx.reserve() => match permit {
-            Ok(permit) => {
-                permit.send(item);
-                Ok(())
-            }
-            Err(_) => Err(None),
-        },
-        () = stop.cancelled() => Err(Some(item)),
+async fn send<T>(
+    tx: &inbox::Sender<T>,
+    mut item: T,
+    stop: &CancellationToken,
+) -> Result<(), Option<T>> {
+    loop {
+        let room = tx.room();
+        tokio::pin!(room);
+        // Registered before the attempt, so room made in between wakes it.
+        room.as_mut().enable();
+        match tx.try_send(item) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Closed(_)) => return Err(None),
+            Err(TrySendError::Full(back)) => item = back,
+        }
+        tokio::select! {
+            biased;
+            () = room => {}
+            () = stop.cancelled() => return Err(Some(item)),
+        }
     }
 }

@@ -50,6 +50,7 @@ mod dispatch;
 mod error;
 mod handshake;
 mod identity;
+mod inbox;
 mod request;
 mod service;
 mod session;

@@ -11,6 +11,7 @@ use futures::Stream;
 use tokio::sync::mpsc;
 
 use crate::command::{self, Command, DELIVERY_CAPACITY, IncomingCall, Registration};
+use crate::inbox;
 use crate::shared::Shared;
 use crate::subject::{IntoSubject, literal};
 use crate::{Client, Error, ErrorKind};
@@ -76,7 +77,7 @@ impl Client {
         options: ServeOptions,
     ) -> Result<Service, Error> {
         let service = literal(service, "serve")?;
-        let (calls, rx) = mpsc::channel(DELIVERY_CAPACITY);
+        let (calls, rx) = inbox::channel(DELIVERY_CAPACITY);
         let registration = Registration::Serve {
             service: service.clone(),
             require_capability: options.require_capability,
@@ -116,7 +117,7 @@ impl Client {
 pub struct Service {
     sid: u64,
     service: Subject,
-    calls: mpsc::Receiver<IncomingCall>,
+    calls: inbox::Receiver<IncomingCall>,
     commands: mpsc::Sender<Command>,
     shared: Arc<Shared>,
 }
@@ -125,7 +126,7 @@ impl Service {
     pub(crate) fn new(
         sid: u64,
         service: Subject,
-        calls: mpsc::Receiver<IncomingCall>,
+        calls: inbox::Receiver<IncomingCall>,
         commands: mpsc::Sender<Command>,
         shared: Arc<Shared>,
     ) -> Self {

@@ -5,7 +5,7 @@
 //! Nothing here waits: a call, a frame or a command changes the state and
 //! appends to [`State::out`] while the lock is held, which is what keeps a
 //! `Ping` and its waiter, or a `Req` and its pending entry, in step. A
-//! delivery that finds its channel full is handed back to the reader task
+//! delivery that finds its queue full is handed back to the reader task
 //! (see [`dispatch`](crate::dispatch)), which waits without the lock.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};

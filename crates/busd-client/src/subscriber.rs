@@ -1,7 +1,6 @@
 //! Subscriptions: a [`Subscriber`] is a [`Stream`] of [`Message`]s that
 //! unsubscribes when dropped.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,9 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::Error;
 use crate::command::{self, Command};
-
-/// Messages a [`Subscriber`] takes from its channel at once.
-const TAKE_BATCH: usize = 64;
+use crate::inbox;
 
 /// A message delivered to a subscription.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,8 +71,8 @@ pub struct SubscribeOptions {
 /// client is gone for good or the daemon ended the subscription. Dropping the
 /// subscriber unsubscribes; it survives reconnects (it is registered again).
 ///
-/// Up to 8192 messages wait here for the consumer (and a batch of up to
-/// 64 more taken from them at once). Past that the client stops
+/// Up to 8192 messages wait here for the consumer (4096 queued, and as
+/// many more taken from the queue at once). Past that the client stops
 /// reading the connection until there is room (it never drops a message
 /// itself), so the daemon's [`Overflow`] policy for this subscription decides
 /// what happens; everything else arriving on the same connection, answers to
@@ -96,12 +93,7 @@ pub struct SubscribeOptions {
 pub struct Subscriber {
     sid: u64,
     subject: Subject,
-    messages: mpsc::Receiver<Message>,
-    /// Taken from `messages` a batch at a time: the channel's bookkeeping
-    /// (a lock to hand permits back) is paid per batch, not per message.
-    taken: VecDeque<Message>,
-    /// Where a batch lands before it joins `taken`; kept for its capacity.
-    batch: Vec<Message>,
+    messages: inbox::Receiver<Message>,
     commands: mpsc::Sender<Command>,
     /// Sum of the daemon's `Dropped` notices, written by the reader task.
     dropped: Arc<AtomicU64>,
@@ -113,7 +105,7 @@ impl Subscriber {
     pub(crate) fn new(
         sid: u64,
         subject: Subject,
-        messages: mpsc::Receiver<Message>,
+        messages: inbox::Receiver<Message>,
         commands: mpsc::Sender<Command>,
         dropped: Arc<AtomicU64>,
     ) -> Self {
@@ -121,8 +113,6 @@ impl Subscriber {
             sid,
             subject,
             messages,
-            taken: VecDeque::new(),
-            batch: Vec::new(),
             commands,
             dropped,
             unsubscribed: false,
@@ -174,23 +164,7 @@ impl Stream for Subscriber {
     type Item = Message;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        let this = &mut *self;
-        if let Some(m) = this.taken.pop_front() {
-            return Poll::Ready(Some(m));
-        }
-        match this
-            .messages
-            .poll_recv_many(cx, &mut this.batch, TAKE_BATCH)
-        {
-            Poll::Ready(0) => Poll::Ready(None), // closed and drained
-            Poll::Ready(_) => {
-                let mut batch = this.batch.drain(..);
-                let first = batch.next();
-                this.taken.extend(batch);
-                Poll::Ready(first)
-            }
-            Poll::Pending => Poll::Pending,
-        }
+        self.messages.poll_recv(cx)
     }
 }
 
