@@ -206,10 +206,10 @@ impl Stall {
         let Stall { sid, room, item } = self;
         let result = match (room, item) {
             (Room::Msg(tx), Pending::Msg(m)) => {
-                send(&tx, m, stop).await.map_err(|o| o.map(Pending::Msg))
+                tx.send(m, stop).await.map_err(|o| o.map(Pending::Msg))
             }
             (Room::Call(tx), Pending::Call(c)) => {
-                send(&tx, c, stop).await.map_err(|o| o.map(Pending::Call))
+                tx.send(c, stop).await.map_err(|o| o.map(Pending::Call))
             }
             _ => Err(None),
         };
@@ -223,31 +223,6 @@ impl Stall {
                 shared.with(|s| s.unregister(sid));
                 true
             }
-        }
-    }
-}
-
-/// Sends `item` once `tx` has room: `Err(Some(item))` if `stop` fires first,
-/// `Err(None)` if the receiver is gone.
-async fn send<T>(
-    tx: &inbox::Sender<T>,
-    mut item: T,
-    stop: &CancellationToken,
-) -> Result<(), Option<T>> {
-    loop {
-        let room = tx.room();
-        tokio::pin!(room);
-        // Registered before the attempt, so room made in between wakes it.
-        room.as_mut().enable();
-        match tx.try_send(item) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Closed(_)) => return Err(None),
-            Err(TrySendError::Full(back)) => item = back,
-        }
-        tokio::select! {
-            biased;
-            () = room => {}
-            () = stop.cancelled() => return Err(Some(item)),
         }
     }
 }

@@ -9,10 +9,13 @@
 //! receiver one lock and no copying.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::shared::lock;
 
 /// A queue holding at most `capacity` items, plus up to as many that the
 /// receiver has taken and not yet handed out.
@@ -82,11 +85,29 @@ impl<T> Sender<T> {
         Ok(())
     }
 
-    /// Completes once the receiver took a full queue or went away. Enable
-    /// it before a [`try_send`](Self::try_send) that finds the queue full,
-    /// so room made in between is not missed.
-    pub(crate) fn room(&self) -> tokio::sync::futures::Notified<'_> {
-        self.inner.room.notified()
+    /// Queues `item` once there is room: `Err(Some(item))` if `stop` fires
+    /// first, `Err(None)` if the receiver is gone.
+    pub(crate) async fn send(
+        &self,
+        mut item: T,
+        stop: &CancellationToken,
+    ) -> Result<(), Option<T>> {
+        loop {
+            let room = self.inner.room.notified();
+            tokio::pin!(room);
+            // Registered before the attempt, so room made in between wakes it.
+            room.as_mut().enable();
+            match self.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(_)) => return Err(None),
+                Err(TrySendError::Full(back)) => item = back,
+            }
+            tokio::select! {
+                biased;
+                () = room => {}
+                () = stop.cancelled() => return Err(Some(item)),
+            }
+        }
     }
 }
 
@@ -171,41 +192,18 @@ impl<T> std::fmt::Debug for Receiver<T> {
     }
 }
 
-/// Locks `mutex`, taking over the data of a poisoned one: no update of the
-/// queue can panic halfway.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 #[cfg(test)]
 mod tests {
     use std::task::Poll;
 
     use futures::FutureExt;
     use futures::task::noop_waker_ref;
+    use tokio_util::sync::CancellationToken;
 
     use super::{TrySendError, channel};
 
     fn poll<T>(rx: &mut super::Receiver<T>) -> Poll<Option<T>> {
         rx.poll_recv(&mut std::task::Context::from_waker(noop_waker_ref()))
-    }
-
-    /// Sends once there is room, as the reader does; the item back if the
-    /// receiver is gone.
-    async fn send<T>(tx: &super::Sender<T>, mut item: T) -> Result<(), T> {
-        loop {
-            let room = tx.room();
-            tokio::pin!(room);
-            room.as_mut().enable();
-            match tx.try_send(item) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Closed(back)) => return Err(back),
-                Err(TrySendError::Full(back)) => item = back,
-            }
-            room.await;
-        }
     }
 
     #[test]
@@ -233,24 +231,32 @@ mod tests {
         assert!(tx.try_send(1).is_ok());
         assert!(tx.try_send(2).is_ok());
         assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
-        let send = send(&tx, 3);
+        let never = CancellationToken::new();
+        let send = tx.send(3, &never);
         tokio::pin!(send);
         assert!(send.as_mut().now_or_never().is_none());
         assert_eq!(poll(&mut rx), Poll::Ready(Some(1)));
-        assert_eq!(send.await, Ok(()));
-        assert_eq!(poll(&mut rx), Poll::Ready(Some(2)));
-        assert_eq!(poll(&mut rx), Poll::Ready(Some(3)));
+        assert!(send.await.is_ok());
+        // Full again: a stopped wait hands the item back.
+        assert!(tx.try_send(4).is_ok());
+        let stopped = CancellationToken::new();
+        stopped.cancel();
+        assert_eq!(tx.send(5, &stopped).await.err(), Some(Some(5)));
+        for i in 2..=4 {
+            assert_eq!(poll(&mut rx), Poll::Ready(Some(i)));
+        }
     }
 
     #[tokio::test]
     async fn a_gone_receiver_refuses_and_frees_waiting_senders() {
         let (tx, rx) = channel(1);
         assert!(tx.try_send(1).is_ok());
-        let send = send(&tx, 2);
+        let never = CancellationToken::new();
+        let send = tx.send(2, &never);
         tokio::pin!(send);
         assert!(send.as_mut().now_or_never().is_none());
         drop(rx);
-        assert_eq!(send.await, Err(2));
+        assert_eq!(send.await.err(), Some(None), "nobody to take it");
         assert!(matches!(tx.try_send(3), Err(TrySendError::Closed(3))));
     }
 }

@@ -213,7 +213,7 @@ impl Shared {
 
 /// Locks `mutex`, taking over the data of a poisoned one: every update of
 /// the guarded data is complete before anything can panic.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
