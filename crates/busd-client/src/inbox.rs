@@ -163,7 +163,8 @@ impl<T> Receiver<T> {
             return Poll::Pending;
         }
         let was_full = q.items.len() >= self.inner.capacity;
-        // `taken` is empty: the queue keeps its capacity for the next burst.
+        // `taken` is empty here: the queue gets it, and its allocation, for
+        // the next burst.
         std::mem::swap(&mut q.items, &mut self.taken);
         drop(q);
         if was_full {
