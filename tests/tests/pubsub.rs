@@ -147,6 +147,38 @@ async fn dropping_a_subscriber_unsubscribes() {
 }
 
 #[tokio::test]
+async fn a_stream_reaches_subscribers_as_they_come_and_go() {
+    // The daemon reuses a publisher's route while nothing that routes has
+    // changed; a subscription made or ended mid-stream must count at once.
+    let d = TestDaemon::start().await;
+    for t in Transport::ALL {
+        let (p, s) = (connect(&d, t).await, connect(&d, t).await);
+        let mut first = s.subscribe("stream.x").await.unwrap();
+        for i in 0..3u8 {
+            p.publish("stream.x", [i]).await.unwrap();
+        }
+        for i in 0..3u8 {
+            assert_eq!(&next(&mut first, "first").await.payload[..], [i], "{t:?}");
+        }
+
+        let joiner = connect(&d, t).await;
+        let mut late = joiner.subscribe("stream.*").await.unwrap();
+        p.publish("stream.x", [3]).await.unwrap();
+        assert_eq!(&next(&mut late, "late").await.payload[..], [3], "{t:?}");
+        assert_eq!(&next(&mut first, "first").await.payload[..], [3], "{t:?}");
+
+        late.unsubscribe().await.unwrap();
+        joiner.flush().await.unwrap(); // the daemon has handled the Unsub
+        let before = d.daemon().stats().delivered;
+        p.publish("stream.x", [4]).await.unwrap();
+        p.flush().await.unwrap();
+        assert_eq!(&next(&mut first, "first").await.payload[..], [4], "{t:?}");
+        let delivered = d.daemon().stats().delivered - before;
+        assert_eq!(delivered, 1, "only to the subscription left: {t:?}");
+    }
+}
+
+#[tokio::test]
 async fn invalid_subjects_are_refused() {
     let d = TestDaemon::start().await;
     let c = connect(&d, Transport::Tcp).await;
