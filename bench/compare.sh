@@ -9,10 +9,12 @@
 #
 # COUNT scales every workload's message count; ROUNDS repeats the whole
 # alternation (the table takes medians); OVERFLOW is busd's subscription
-# policy (default block: lossless back-pressure; disconnect or drop-oldest
-# to compare with NATS running free). Writes every result as a JSON line to
+# policy (default block: lossless back-pressure, and busd's publishers then
+# run without a confirmation window; disconnect or drop-oldest to compare
+# with NATS running free). Each round starts with the raw round-trip floors
+# (the busd-shm `floors` example). Writes every result as a JSON line to
 # bench/results/<date>-<time>-<hostname>.jsonl after a header naming the machine,
-# then prints the busd/NATS ratios.
+# then prints the busd/NATS ratios and the floors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
