@@ -71,9 +71,12 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         usize::try_from(limits.max_pending_bytes).unwrap_or(usize::MAX),
         fd_sender.is_some(),
     ));
-    let registered = lock(&shared.router)
-        .router
-        .connect(id, identity.clone(), Arc::clone(&handle));
+    // The epoch is the router's for its whole life: taken under the same lock.
+    let (registered, epoch) = {
+        let mut st = lock(&shared.router);
+        let registered = st.router.connect(id, identity.clone(), Arc::clone(&handle));
+        (registered, st.router.epoch())
+    };
     if let Err(e) = registered {
         refuse(&mut writer, e.code, e.message).await;
         return;
@@ -107,7 +110,7 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         identity,
         handle: Arc::clone(&handle),
         route: Route::default(),
-        epoch: lock(&shared.router).router.epoch(),
+        epoch,
         head: BytesMut::new(),
     };
     session.read_loop(&mut frames).await;
