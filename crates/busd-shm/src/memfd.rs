@@ -104,6 +104,28 @@ unsafe impl Send for Mapping {}
 //    is done through that pointer is argued where it is done.
 unsafe impl Sync for Mapping {}
 
+/// Checks that `fd` carries `seals` and holds at least `len` bytes, `len`
+/// not 0; returns its size.
+///
+/// # Errors
+/// [`ShmError::MissingSeals`], [`ShmError::BadSize`] for a memfd shorter
+/// than `len` (or `len == 0`), [`ShmError::Sys`] when it is not a memfd.
+pub(crate) fn check_sealed(
+    fd: BorrowedFd<'_>,
+    len: u64,
+    seals: SealFlags,
+) -> Result<u64, ShmError> {
+    check_seals(fd, seals)?;
+    let actual = memfd_len(fd)?;
+    if len == 0 || actual < len {
+        return Err(ShmError::BadSize {
+            actual,
+            expected: "at least the mapped length, and not empty",
+        });
+    }
+    Ok(actual)
+}
+
 impl Mapping {
     /// Maps the first `len` bytes of `fd`, shared, after checking that the
     /// memfd is at least that long and carries `seals` (which must include
@@ -119,14 +141,7 @@ impl Mapping {
         writable: bool,
     ) -> Result<Self, ShmError> {
         debug_assert!(seals.contains(SealFlags::SHRINK));
-        check_seals(fd, seals)?;
-        let actual = memfd_len(fd)?;
-        if len == 0 || actual < len {
-            return Err(ShmError::BadSize {
-                actual,
-                expected: "at least the mapped length, and not empty",
-            });
-        }
+        let actual = check_sealed(fd, len, seals)?;
         let len = usize::try_from(len).map_err(|_| ShmError::BadSize {
             actual,
             expected: "a size that fits the address space",
@@ -139,7 +154,7 @@ impl Mapping {
         // SAFETY:
         // 1. A null hint lets the kernel choose a fresh range, so no existing
         //    Rust allocation is replaced.
-        // 2. `len` is non-zero and no longer than the file (checked just above),
+        // 2. `len` is non-zero and no longer than the file (`check_sealed` above),
         //    and the file cannot shrink (SHRINK seal checked above), so every
         //    byte of the mapping stays backed: no SIGBUS.
         let ptr =

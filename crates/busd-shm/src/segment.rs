@@ -11,7 +11,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::SealFlags;
 
 use crate::error::ShmError;
-use crate::memfd::{Mapping, SEGMENT_SEALS, add_seals, check_seals, create_memfd, memfd_len, seal};
+use crate::memfd::{
+    Mapping, SEGMENT_SEALS, add_seals, check_sealed, create_memfd, memfd_len, seal,
+};
 
 /// A read-only mapping of a sealed payload memfd.
 #[derive(Debug)]
@@ -60,15 +62,8 @@ impl Segment {
     /// # Errors
     /// As [`open`](Self::open).
     pub fn check(fd: BorrowedFd<'_>) -> Result<u64, ShmError> {
-        check_seals(fd, SEGMENT_SEALS)?;
-        let len = memfd_len(fd)?;
-        if len == 0 {
-            return Err(ShmError::BadSize {
-                actual: len,
-                expected: "at least the mapped length, and not empty",
-            });
-        }
-        Ok(len)
+        // At least one byte: the same test `open` makes, short of mapping.
+        check_sealed(fd, 1, SEGMENT_SEALS)
     }
 
     /// Maps a received segment read-only, after checking its seals.
