@@ -10,16 +10,12 @@
 use std::time::Duration;
 
 use busd_policy::{Identity, Policy};
-use busd_proto::{
-    AUTH_MAC_LEN, AuthKind, ErrorCode, Frame, FrameCodec, Hello, Op, PROTOCOL_VERSION, Pfn,
-};
-use busd_transport::{BoxReader, BoxWriter, PeerInfo};
+use busd_proto::{AUTH_MAC_LEN, AuthKind, ErrorCode, Frame, Hello, Op, PROTOCOL_VERSION, Pfn};
+use busd_transport::{BoxReader, BoxWriter, FrameReader, PeerInfo};
 use bytes::BytesMut;
-use futures::StreamExt;
 use serde_bytes::ByteBuf;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
-use tokio_util::codec::FramedRead;
 
 use crate::server::Shared;
 
@@ -34,7 +30,7 @@ pub(crate) type Refusal = Option<(ErrorCode, String)>;
 /// `auth_timeout`.
 pub(crate) async fn handshake(
     shared: &Shared,
-    frames: &mut FramedRead<BoxReader, FrameCodec>,
+    frames: &mut FrameReader<BoxReader>,
     writer: &mut BoxWriter,
     peer: &PeerInfo,
 ) -> Result<Identity, Refusal> {
@@ -96,7 +92,7 @@ async fn prove_token(
     shared: &Shared,
     policy: &Policy,
     pfn: &Pfn,
-    frames: &mut FramedRead<BoxReader, FrameCodec>,
+    frames: &mut FrameReader<BoxReader>,
     writer: &mut BoxWriter,
     deadline: Instant,
 ) -> Result<Result<(), &'static str>, Refusal> {
@@ -129,7 +125,7 @@ async fn prove_token(
 /// The next frame's op, before `deadline`.
 async fn next_frame(
     shared: &Shared,
-    frames: &mut FramedRead<BoxReader, FrameCodec>,
+    frames: &mut FrameReader<BoxReader>,
     deadline: Instant,
 ) -> Result<Op, Refusal> {
     let next = tokio::select! {

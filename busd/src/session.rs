@@ -6,14 +6,11 @@ use std::time::Duration;
 
 use busd_core::{OutFrame, Route, RouteEpoch};
 use busd_proto::{
-    Body, ErrorCode, Frame, FrameCodec, Op, Overflow, Ref, SegmentFd, Sender, Status, Welcome,
-    encode_msg_head,
+    Body, ErrorCode, Frame, Op, Overflow, Ref, SegmentFd, Sender, Status, Welcome, encode_msg_head,
 };
-use busd_transport::{BoxReader, Connection, Mapping};
+use busd_transport::{BoxReader, Connection, FrameReader, Mapping};
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
 use tokio::time::Instant;
-use tokio_util::codec::FramedRead;
 use tracing::Instrument;
 
 use crate::conn::{ConnHandle, lock};
@@ -54,7 +51,7 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
     // Segments are checked but mapped only for a receiver that needs the
     // bytes (see `Payload`).
     let (codec, fd_sender) = busd_transport::frame_codec(fds, max_frame, Mapping::Unmapped);
-    let mut frames = FramedRead::new(reader, codec);
+    let mut frames = FrameReader::new(reader, codec);
     let identity = match handshake(&shared, &mut frames, &mut writer, &peer).await {
         Ok(identity) => identity,
         Err(Some((code, message))) => {
@@ -155,7 +152,7 @@ struct Session {
 }
 
 impl Session {
-    async fn read_loop(&mut self, frames: &mut FramedRead<BoxReader, FrameCodec>) {
+    async fn read_loop(&mut self, frames: &mut FrameReader<BoxReader>) {
         // Made once and kept registered: polled only when no frame is ready
         // (biased), so a busy connection pays nothing per frame for them.
         let killed = self.handle.killed().clone().cancelled_owned();
@@ -163,20 +160,32 @@ impl Session {
         tokio::pin!(killed, shutdown);
         let mut since_yield = 0;
         loop {
+            let next = match frames.decode() {
+                Ok(Some(frame)) => Some(Ok(frame)),
+                Ok(None) if frames.at_eof() => None,
+                Ok(None) => {
+                    // Every frame read so far is handled: wait for more.
+                    let filled = tokio::select! {
+                        biased;
+                        filled = frames.fill() => filled,
+                        () = &mut killed => return,
+                        () = &mut shutdown => {
+                            self.handle.close_with(ErrorCode::ShuttingDown, "the daemon is shutting down");
+                            return;
+                        }
+                    };
+                    match filled {
+                        Ok(_) => continue,
+                        Err(e) => Some(Err(e.into())),
+                    }
+                }
+                Err(e) => Some(Err(e)),
+            };
             since_yield += 1;
             if since_yield == YIELD_EVERY {
                 since_yield = 0;
                 tokio::task::yield_now().await;
             }
-            let next = tokio::select! {
-                biased;
-                next = frames.next() => next,
-                () = &mut killed => return,
-                () = &mut shutdown => {
-                    self.handle.close_with(ErrorCode::ShuttingDown, "the daemon is shutting down");
-                    return;
-                }
-            };
             match next {
                 None => return,
                 Some(Err(e)) => {

@@ -21,7 +21,8 @@
 //! `tcp://[::1]:4223`, `unix:///run/user/1000/busd/busd.sock` or
 //! `shm:///run/user/1000/busd/busd.sock`.
 //!
-//! Framing is not done here: transports only move bytes (see `busd-proto`).
+//! Framing is `busd-proto`'s: transports move bytes, and [`FrameReader`]
+//! only drives its codec over a connection's reader.
 //!
 //! ```
 //! use busd_transport::{Endpoint, Listener, TcpListener, connect};
@@ -46,6 +47,7 @@
 mod conn;
 mod endpoint;
 mod error;
+mod frame_reader;
 mod proc_net;
 mod shm;
 mod sock_diag;
@@ -59,6 +61,7 @@ use std::io;
 pub use conn::{BoxReader, BoxWriter, ConnectOptions, Connection, PeerInfo, connect, connect_with};
 pub use endpoint::Endpoint;
 pub use error::{EndpointError, TransportError};
+pub use frame_reader::FrameReader;
 pub use shm::{
     DEFAULT_SHM_RING, FdPassing, FdReceiver, FdSender, MAX_SHM_RING, MIN_SHM_RING, Mapping,
     SegmentBuffer, connect_shm, frame_codec, map_segment, seal_payload,

@@ -1,0 +1,203 @@
+//! Frames read from a connection, decoded where they lie.
+//!
+//! `tokio_util`'s `FramedRead` hands out one frame per poll of a `Stream`:
+//! each frame passes through its state machine and is moved several times
+//! on the way, and a caller can only learn that the next frame is not there
+//! yet by polling again. A busy connection has hundreds of frames in one
+//! read, so [`FrameReader`] keeps the two steps apart: [`decode`] takes the
+//! next whole frame from the bytes already read (no await, no I/O), and
+//! [`fill`] reads more, the one place that waits. A caller knows it is
+//! about to wait, which is when it settles what it batched.
+//!
+//! [`decode`]: FrameReader::decode
+//! [`fill`]: FrameReader::fill
+
+use std::io;
+
+use busd_proto::{CodecError, Frame, FrameCodec};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::codec::Decoder;
+
+/// What a read asks for at first, and again after a read that did not
+/// fill it (an idle or slow connection holds no more than this).
+const MIN_READ: usize = 8 * 1024;
+/// What a read asks for at most: reads that fill what they asked double
+/// it up to this, so a busy publisher costs one system call per many
+/// frames.
+const MAX_READ: usize = 64 * 1024;
+
+/// Reads frames from `R` with a [`FrameCodec`].
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    io: R,
+    codec: FrameCodec,
+    buf: BytesMut,
+    read_size: usize,
+    eof: bool,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// A reader of `io`; nothing is allocated until the first read.
+    pub fn new(io: R, codec: FrameCodec) -> Self {
+        Self {
+            io,
+            codec,
+            buf: BytesMut::new(),
+            read_size: MIN_READ,
+            eof: false,
+        }
+    }
+
+    /// The codec, to change its limit after a handshake.
+    pub fn codec_mut(&mut self) -> &mut FrameCodec {
+        &mut self.codec
+    }
+
+    /// The next frame among the bytes already read, if one is whole.
+    ///
+    /// # Errors
+    /// A frame the codec refuses; after the end of the stream, also bytes
+    /// left over that make no whole frame.
+    pub fn decode(&mut self) -> Result<Option<Frame>, CodecError> {
+        if self.eof {
+            self.codec.decode_eof(&mut self.buf)
+        } else {
+            self.codec.decode(&mut self.buf)
+        }
+    }
+
+    /// Whether the peer has closed its side (what was read may still hold
+    /// frames: [`decode`](Self::decode) until it returns `None`).
+    pub fn at_eof(&self) -> bool {
+        self.eof
+    }
+
+    /// Reads more bytes, waiting for them; `false` at the end of the stream.
+    ///
+    /// Cancel-safe: dropping the future loses no bytes.
+    ///
+    /// # Errors
+    /// The connection's read error.
+    pub async fn fill(&mut self) -> io::Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        // The codec reserves room for a whole frame once it knows its
+        // length; this only makes sure a read has room worth a system call.
+        if self.buf.capacity() - self.buf.len() < self.read_size / 4 {
+            self.buf.reserve(self.read_size);
+        }
+        let room = self.buf.capacity() - self.buf.len();
+        let n = self.io.read_buf(&mut self.buf).await?;
+        if n == 0 {
+            self.eof = true;
+            return Ok(false);
+        }
+        self.read_size = if n == room {
+            (self.read_size * 2).min(MAX_READ)
+        } else {
+            MIN_READ
+        };
+        Ok(true)
+    }
+
+    /// The next frame, reading as much as it takes; `None` at a clean end
+    /// of the stream.
+    pub async fn next(&mut self) -> Option<Result<Frame, CodecError>> {
+        loop {
+            match self.decode() {
+                Ok(Some(frame)) => return Some(Ok(frame)),
+                Ok(None) if self.eof => return None,
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+            if let Err(e) = self.fill().await {
+                return Some(Err(e.into()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use busd_proto::{Frame, FrameCodec, Op};
+    use bytes::{Bytes, BytesMut};
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    fn encoded(frames: &[Frame]) -> BytesMut {
+        let mut out = BytesMut::new();
+        for f in frames {
+            f.encode(&mut out).unwrap();
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn frames_split_across_reads_come_out_whole_and_in_order() {
+        let frames: Vec<Frame> = (0..500u32)
+            .map(|i| {
+                Frame::with_payload(
+                    Op::Pub {
+                        subject: "a.b".parse().unwrap(),
+                        headers: None,
+                    },
+                    Bytes::from(vec![i as u8; (i as usize * 37) % 3000]),
+                )
+            })
+            .collect();
+        let bytes = encoded(&frames);
+        let (mut tx, rx) = tokio::io::duplex(1000);
+        let writer = tokio::spawn(async move {
+            // Odd-sized writes, so frames and even length fields are cut.
+            for chunk in bytes.chunks(777) {
+                tx.write_all(chunk).await.unwrap();
+            }
+        });
+        let mut reader = FrameReader::new(rx, FrameCodec::new(1 << 20));
+        let mut got = Vec::new();
+        while let Some(frame) = reader.next().await {
+            got.push(frame.unwrap());
+        }
+        writer.await.unwrap();
+        assert_eq!(got.len(), frames.len());
+        for (a, b) in got.iter().zip(&frames) {
+            assert_eq!(a.payload, b.payload);
+        }
+        assert!(reader.at_eof());
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_inside_a_frame_is_an_error_not_a_clean_end() {
+        let mut bytes = encoded(&[Frame::new(Op::Ping)]);
+        bytes.truncate(bytes.len() - 1);
+        let (mut tx, rx) = tokio::io::duplex(64);
+        tx.write_all(&bytes).await.unwrap();
+        drop(tx);
+        let mut reader = FrameReader::new(rx, FrameCodec::new(1024));
+        assert!(matches!(reader.next().await, Some(Err(_))));
+    }
+
+    #[tokio::test]
+    async fn reads_grow_while_they_fill_and_shrink_when_they_do_not() {
+        let frames: Vec<Frame> = (0..2000)
+            .map(|_| Frame::with_payload(Op::Ping, Bytes::from_static(&[7; 100])))
+            .collect();
+        let bytes = encoded(&frames);
+        let (mut tx, rx) = tokio::io::duplex(MAX_READ * 4);
+        tx.write_all(&bytes).await.unwrap();
+        let mut reader = FrameReader::new(rx, FrameCodec::new(1024));
+        let (mut total, mut sizes) = (0, Vec::new());
+        while total < bytes.len() {
+            let before = reader.buf.len();
+            assert!(reader.fill().await.unwrap());
+            total += reader.buf.len() - before;
+            sizes.push(reader.read_size);
+        }
+        assert_eq!(sizes[..3], [2 * MIN_READ, 4 * MIN_READ, MAX_READ]);
+        // The last read found less than it asked for.
+        assert_eq!(reader.read_size, MIN_READ);
+    }
+}
