@@ -111,6 +111,7 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         head: BytesMut::new(),
     };
     session.read_loop(&mut frames).await;
+    session.route.settle(&session.epoch);
 
     let gone = lock(&shared.router).router.disconnect(id);
     for u in gone {
@@ -164,7 +165,9 @@ impl Session {
                 Ok(Some(frame)) => Some(Ok(frame)),
                 Ok(None) if frames.at_eof() => None,
                 Ok(None) => {
-                    // Every frame read so far is handled: wait for more.
+                    // Every frame read so far is handled: count them before
+                    // waiting for more.
+                    self.route.settle(&self.epoch);
                     let filled = tokio::select! {
                         biased;
                         filled = frames.fill() => filled,

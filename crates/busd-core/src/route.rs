@@ -10,6 +10,11 @@
 //! subject, asking the rules and cloning a handle per receiver. A route
 //! with a queue group (each publish picks the next member) or a denied
 //! delivery (each one is counted and audited) is never used twice.
+//!
+//! A reused route also keeps its publishes' counts until the session
+//! [settles](Route::settle) them, which it does before it waits for more
+//! frames: two shared atomic additions per publish were about a
+//! twentieth of the daemon's time in a 16 B stream.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -37,10 +42,9 @@ impl RouteEpoch {
         self.epoch.load(Ordering::Acquire)
     }
 
-    pub(crate) fn count(&self, deliveries: usize) {
-        self.published.fetch_add(1, Ordering::Relaxed);
-        self.delivered
-            .fetch_add(deliveries as u64, Ordering::Relaxed);
+    pub(crate) fn count(&self, publishes: u64, deliveries: u64) {
+        self.published.fetch_add(publishes, Ordering::Relaxed);
+        self.delivered.fetch_add(deliveries, Ordering::Relaxed);
     }
 }
 
@@ -51,6 +55,9 @@ pub struct Route<H> {
     pub(crate) targets: Vec<Target<H>>,
     /// The subject and the epoch it was routed in, if it may be used again.
     pub(crate) reusable: Option<(Subject, u64)>,
+    /// Publishes and deliveries made through this route since it was
+    /// last settled, not yet in the shared counters.
+    unsettled: (u64, u64),
 }
 
 impl<H> Default for Route<H> {
@@ -58,6 +65,7 @@ impl<H> Default for Route<H> {
         Self {
             targets: Vec::new(),
             reusable: None,
+            unsettled: (0, 0),
         }
     }
 }
@@ -69,16 +77,27 @@ impl<H> Route<H> {
     }
 
     /// Whether this is still the route of a publish to `subject`: nothing
-    /// has changed since it was made. If so, the publish is counted.
-    pub fn reuse(&self, subject: &Subject, epoch: &RouteEpoch) -> bool {
+    /// has changed since it was made. If so, the publish is counted here,
+    /// for [`settle`](Self::settle) to add to the shared counters.
+    pub fn reuse(&mut self, subject: &Subject, epoch: &RouteEpoch) -> bool {
         let fresh = self
             .reusable
             .as_ref()
             .is_some_and(|(s, e)| *e == epoch.current() && s == subject);
         if fresh {
-            epoch.count(self.targets.len());
+            self.unsettled.0 += 1;
+            self.unsettled.1 += self.targets.len() as u64;
         }
         fresh
+    }
+
+    /// Adds the publishes counted by [`reuse`](Self::reuse) to `epoch`'s
+    /// shared counters (call before waiting, and when the publisher goes).
+    pub fn settle(&mut self, epoch: &RouteEpoch) {
+        if self.unsettled.0 > 0 {
+            let (publishes, deliveries) = std::mem::take(&mut self.unsettled);
+            epoch.count(publishes, deliveries);
+        }
     }
 
     /// Lets go of the receivers' handles unless the route will be used

@@ -378,7 +378,7 @@ impl<H: Clone> Router<H> {
             self.cache.insert(subject.as_str().into(), matched);
             routed
         };
-        self.epoch.count(routed.delivered);
+        self.epoch.count(1, routed.delivered as u64);
         routed.reusable
     }
 
