@@ -6,13 +6,11 @@
 
 use std::time::Duration;
 
-use busd_proto::{Frame, FrameCodec, Hello, Op, PROTOCOL_VERSION, Welcome, auth_mac, encode_head};
-use busd_transport::{BoxReader, BoxWriter, ConnectOptions, Endpoint, FdSender};
+use busd_proto::{Frame, Hello, Op, PROTOCOL_VERSION, Welcome, auth_mac, encode_head};
+use busd_transport::{BoxReader, BoxWriter, ConnectOptions, Endpoint, FdSender, FrameReader};
 use bytes::BytesMut;
-use futures::StreamExt;
 use serde_bytes::ByteBuf;
 use tokio::io::AsyncWriteExt;
-use tokio_util::codec::FramedRead;
 
 use crate::identity::{Identity, Proof};
 use crate::{Error, ErrorKind};
@@ -39,7 +37,7 @@ pub(crate) struct HelloOptions {
 
 /// An established, welcomed connection, not yet split into tasks.
 pub(crate) struct Session {
-    pub(crate) reader: FramedRead<BoxReader, FrameCodec>,
+    pub(crate) reader: FrameReader<BoxReader>,
     pub(crate) writer: BoxWriter,
     pub(crate) welcome: Welcome,
     /// Passes payload segments to the daemon (shm connections only).
@@ -78,7 +76,7 @@ async fn open_inner(
         HANDSHAKE_MAX_FRAME,
         busd_transport::Mapping::Mapped,
     );
-    let mut reader = FramedRead::new(conn.reader, codec);
+    let mut reader = FrameReader::new(conn.reader, codec);
 
     let op = Op::Hello(Hello {
         version: PROTOCOL_VERSION,
@@ -141,7 +139,7 @@ async fn open_inner(
     };
     check_welcome(proof, &welcome, endpoint)?;
     reader
-        .decoder_mut()
+        .codec_mut()
         .set_max_frame(welcome.limits.max_frame.saturating_add(INBOUND_SLACK));
     Ok(Session {
         reader,

@@ -14,13 +14,11 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use busd_proto::{FrameCodec, SegmentFd};
-use busd_transport::{BoxReader, BoxWriter, FdSender};
+use busd_proto::{CodecError, SegmentFd};
+use busd_transport::{BoxReader, BoxWriter, FdSender, FrameReader};
 use bytes::BytesMut;
-use futures::{FutureExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::Dispatch;
@@ -48,7 +46,7 @@ pub(crate) struct Pipes {
 
 /// Starts the reader and writer tasks of connection number `epoch`.
 pub(crate) fn spawn(
-    reader: FramedRead<BoxReader, FrameCodec>,
+    reader: FrameReader<BoxReader>,
     writer: BoxWriter,
     fds: Option<FdSender>,
     shared: &Arc<Shared>,
@@ -67,7 +65,7 @@ pub(crate) fn spawn(
 }
 
 async fn read_loop(
-    mut reader: FramedRead<BoxReader, FrameCodec>,
+    mut reader: FrameReader<BoxReader>,
     shared: Arc<Shared>,
     epoch: u64,
     stop: CancellationToken,
@@ -83,26 +81,31 @@ async fn read_loop(
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     loop {
-        // Biased towards frames, so `stopped` is polled only when none is ready.
-        let mut item = tokio::select! {
-            biased;
-            item = reader.next() => item,
-            () = &mut stopped => return STOPPED.into(),
-        };
-        // Then every frame ready without waiting, to route them all under
-        // one lock of the state.
+        // Every whole frame already read, up to a batch, to route them all
+        // under one lock of the state; a read only when none is left.
         let end = loop {
-            match item {
-                Some(Ok(frame)) => batch.push(frame),
-                Some(Err(err)) => break Some(End::BadFrame(err.to_string())),
-                None => break Some(End::Closed),
-            }
-            if batch.len() == READ_BATCH {
-                break None;
-            }
-            match reader.next().now_or_never() {
-                Some(next) => item = next,
-                None => break None,
+            match reader.decode() {
+                Ok(Some(frame)) => {
+                    batch.push(frame);
+                    if batch.len() == READ_BATCH {
+                        break None;
+                    }
+                }
+                Ok(None) if reader.at_eof() => break Some(End::Closed),
+                Ok(None) if !batch.is_empty() => break None,
+                Ok(None) => {
+                    // Biased towards bytes: `stopped` is polled only when
+                    // none are there.
+                    let filled = tokio::select! {
+                        biased;
+                        filled = reader.fill() => filled,
+                        () = &mut stopped => return STOPPED.into(),
+                    };
+                    if let Err(err) = filled {
+                        break Some(End::BadFrame(CodecError::from(err).to_string()));
+                    }
+                }
+                Err(err) => break Some(End::BadFrame(err.to_string())),
             }
         };
         let mut frames = batch.drain(..);
