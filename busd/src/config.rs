@@ -14,6 +14,7 @@ mod tests;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use busd_policy::{Diagnostic, Policy, RawPolicy, SourceFile, toml_diagnostic};
 use busd_transport::Endpoint;
@@ -23,6 +24,9 @@ use self::raw::{KeyOffsets, RawDaemon, RawFile, RawLayers, RawLimits};
 
 /// The most worker threads `[daemon] threads` may ask for.
 const MAX_THREADS: usize = 1024;
+/// The longest `[daemon] busy_poll`: a reply that takes longer is not
+/// worth a core's time spent polling for it.
+const MAX_BUSY_POLL: Duration = Duration::from_millis(10);
 
 /// The configuration compiled into the binary (`config/busd.toml`).
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/busd.toml");
@@ -48,6 +52,9 @@ pub struct Config {
     pub admin_uids: Vec<u32>,
     /// Worker threads asked for; 0 lets [`Config::worker_threads`] choose.
     pub threads: usize,
+    /// How long a connection that sent a request or a reply is polled
+    /// without sleeping before the daemon waits for it (zero: never).
+    pub busy_poll: Duration,
     /// Limits.
     pub limits: Limits,
 }
@@ -176,7 +183,13 @@ impl Config {
             file: &file,
             offsets: &offsets,
         };
-        let (tcp, unix, admin_uids, threads) = v.daemon(layers.daemon)?;
+        let DaemonKeys {
+            tcp,
+            unix,
+            admin_uids,
+            threads,
+            busy_poll,
+        } = v.daemon(layers.daemon)?;
         let config = Self {
             source: name.to_owned(),
             path: None,
@@ -186,6 +199,7 @@ impl Config {
             warnings: checked.warnings.iter().map(ToString::to_string).collect(),
             admin_uids,
             threads,
+            busy_poll,
             limits: v.limits(layers.limits)?,
         };
         Ok((config, checked.warnings))
@@ -247,6 +261,15 @@ fn column_of(text: &str, offset: usize) -> usize {
     upto.len() - upto.rfind('\n').map_or(0, |i| i + 1) + 1
 }
 
+/// The checked `[daemon]` keys that end up in [`Config`].
+struct DaemonKeys {
+    tcp: Option<SocketAddr>,
+    unix: Option<PathBuf>,
+    admin_uids: Vec<u32>,
+    threads: usize,
+    busy_poll: Duration,
+}
+
 /// Checks `[daemon]` and `[limits]`, naming the line of a bad key.
 struct Validator<'a> {
     file: &'a SourceFile<'a>,
@@ -265,10 +288,7 @@ impl Validator<'_> {
     }
 
     #[allow(clippy::type_complexity, reason = "a private destructuring helper")]
-    fn daemon(
-        &self,
-        d: RawDaemon,
-    ) -> Result<(Option<SocketAddr>, Option<PathBuf>, Vec<u32>, usize), ConfigError> {
+    fn daemon(&self, d: RawDaemon) -> Result<DaemonKeys, ConfigError> {
         let tcp = match self.required("daemon.tcp", d.tcp)?.trim() {
             "" => None,
             s => {
@@ -305,7 +325,18 @@ impl Validator<'_> {
             let why = format!("must be at most {MAX_THREADS} (0 chooses from the cores)");
             return Err(self.err("daemon.threads", why));
         }
-        Ok((tcp, unix, admin_uids, threads))
+        let busy_poll = self.required("daemon.busy_poll", d.busy_poll)?;
+        if busy_poll > MAX_BUSY_POLL {
+            let max = humantime_serde::re::humantime::format_duration(MAX_BUSY_POLL);
+            return Err(self.err("daemon.busy_poll", format!("must be at most {max}")));
+        }
+        Ok(DaemonKeys {
+            tcp,
+            unix,
+            admin_uids,
+            threads,
+            busy_poll,
+        })
     }
 
     fn limits(&self, l: RawLimits) -> Result<Limits, ConfigError> {

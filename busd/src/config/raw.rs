@@ -40,6 +40,8 @@ pub(super) struct RawDaemon {
     pub(super) unpackaged: Option<UnpackagedMode>,
     pub(super) admin_uids: Option<Vec<u32>>,
     pub(super) threads: Option<usize>,
+    #[serde(with = "humantime_serde")]
+    pub(super) busy_poll: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

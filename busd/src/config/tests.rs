@@ -223,3 +223,22 @@ fn worker_threads_follow_the_cores_unless_set() {
     assert!(e.contains("t.toml: line 2"), "{e}");
     assert!(e.contains("daemon.threads: must be at most 1024"), "{e}");
 }
+
+#[test]
+fn busy_poll_is_a_short_duration_on_by_default() {
+    use std::time::Duration;
+    let c = Config::parse("default", DEFAULT_CONFIG, &[]).unwrap();
+    assert_eq!(c.busy_poll, Duration::from_micros(50));
+    let c = Config::parse("t.toml", "[daemon]\nbusy_poll = \"0s\"\n", &[]).unwrap();
+    assert_eq!(c.busy_poll, Duration::ZERO);
+    let env = [("BUSD_DAEMON__BUSY_POLL".to_owned(), "200us".to_owned())];
+    let c = Config::parse("t.toml", "", &env).unwrap();
+    assert_eq!(c.busy_poll, Duration::from_micros(200));
+    let e = Config::parse("t.toml", "[daemon]\nbusy_poll = \"1s\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("t.toml: line 2"), "{e}");
+    assert!(e.contains("daemon.busy_poll: must be at most 10ms"), "{e}");
+    let e = Config::parse("t.toml", "[daemon]\nbusy_poll = 50\n", &[]).unwrap_err();
+    assert!(e.to_string().contains("expected a duration"), "{e}");
+}

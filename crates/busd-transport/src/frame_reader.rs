@@ -13,9 +13,11 @@
 //! [`fill`]: FrameReader::fill
 
 use std::io;
+use std::time::Duration;
 
 use busd_proto::{CodecError, Frame, FrameCodec};
 use bytes::BytesMut;
+use futures::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::codec::Decoder;
 
@@ -102,6 +104,31 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Ok(true)
     }
 
+    /// As [`fill`](Self::fill), but only what comes within `window`,
+    /// polling for it without letting the thread sleep: other tasks and
+    /// the reactor run between polls. `None` if nothing came (or `window`
+    /// is zero); then [`fill`](Self::fill) waits as usual.
+    ///
+    /// A reply on its way is then taken without the wake-up of a sleeping
+    /// thread, at the price of the CPU the polls take.
+    pub async fn fill_within(&mut self, window: Duration) -> Option<io::Result<bool>> {
+        if window.is_zero() {
+            return None;
+        }
+        // The system clock, not tokio's: a paused test clock never moves
+        // while a task keeps yielding.
+        let until = std::time::Instant::now() + window;
+        loop {
+            if let Some(filled) = self.fill().now_or_never() {
+                return Some(filled);
+            }
+            if std::time::Instant::now() >= until {
+                return None;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// The next frame, reading as much as it takes; `None` at a clean end
     /// of the stream.
     pub async fn next(&mut self) -> Option<Result<Frame, CodecError>> {
@@ -178,6 +205,38 @@ mod tests {
         drop(tx);
         let mut reader = FrameReader::new(rx, FrameCodec::new(1024));
         assert!(matches!(reader.next().await, Some(Err(_))));
+    }
+
+    #[tokio::test]
+    async fn a_busy_fill_takes_what_comes_within_its_window_and_gives_up_after_it() {
+        let (mut tx, rx) = tokio::io::duplex(64);
+        let mut reader = FrameReader::new(rx, FrameCodec::new(1024));
+        assert!(
+            reader.fill_within(Duration::ZERO).await.is_none(),
+            "no window, no poll"
+        );
+        let start = std::time::Instant::now();
+        assert!(reader.fill_within(Duration::from_millis(2)).await.is_none());
+        assert!(start.elapsed() >= Duration::from_millis(2));
+
+        // Written by another task while the reader polls: its yields let it run.
+        let writer = tokio::spawn(async move {
+            tx.write_all(&encoded(&[Frame::new(Op::Ping)]))
+                .await
+                .unwrap();
+            tx
+        });
+        let filled = reader.fill_within(Duration::from_secs(60)).await;
+        assert!(matches!(filled, Some(Ok(true))));
+        assert!(matches!(
+            reader.decode(),
+            Ok(Some(Frame { op: Op::Ping, .. }))
+        ));
+        drop(writer.await.unwrap());
+        assert!(matches!(
+            reader.fill_within(Duration::from_secs(60)).await,
+            Some(Ok(false))
+        ));
     }
 
     #[tokio::test]
