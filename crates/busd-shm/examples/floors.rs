@@ -20,7 +20,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -31,7 +31,9 @@ const CHILD_ARG: &str = "--floors-child";
 const RING: u64 = 1 << 20;
 const TIMEOUT: Option<Duration> = Some(Duration::from_secs(10));
 
-type Failure = Box<dyn std::error::Error>;
+mod child;
+
+use child::{Failure, dup};
 
 fn main() -> Result<(), Failure> {
     let mut args: Vec<String> = std::env::args().collect();
@@ -133,14 +135,7 @@ fn main() -> Result<(), Failure> {
 fn child(args: &[String]) -> Result<(), Failure> {
     let rounds: usize = args[0].parse()?;
     let size: usize = args[1].parse()?;
-    let mut fds = args[2..].iter().map(|n| -> Result<OwnedFd, Failure> {
-        let raw = n.parse()?;
-        // SAFETY:
-        // 1. The parent passed these numbers for fds it dup'ed without
-        //    FD_CLOEXEC just for this child; they are open here.
-        // 2. Nothing else in this process knows them, so each is owned once.
-        Ok(unsafe { OwnedFd::from_raw_fd(raw) })
-    });
+    let mut fds = child::inherited(&args[2..]);
     let mut next = || fds.next().ok_or("missing fd")?;
     let mut tcp = TcpStream::from(next()?);
     let mut sock = UnixStream::from(next()?);
@@ -189,11 +184,6 @@ fn spin_pop(rx: &mut Consumer, out: &mut Vec<u8>) -> Result<(), Failure> {
             return Err("timed out spinning".into());
         }
     }
-}
-
-/// A dup of `fd` that survives exec (dup(2) never sets `FD_CLOEXEC`).
-fn dup(fd: impl AsFd) -> Result<OwnedFd, Failure> {
-    Ok(rustix::io::dup(fd)?)
 }
 
 struct Stats {
