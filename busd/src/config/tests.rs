@@ -228,7 +228,7 @@ fn worker_threads_follow_the_cores_unless_set() {
 fn busy_poll_is_a_short_duration_on_by_default() {
     use std::time::Duration;
     let c = Config::parse("default", DEFAULT_CONFIG, &[]).unwrap();
-    assert_eq!(c.busy_poll, Duration::from_micros(50));
+    assert_eq!(c.busy_poll, Duration::from_micros(100));
     let c = Config::parse("t.toml", "[daemon]\nbusy_poll = \"0s\"\n", &[]).unwrap();
     assert_eq!(c.busy_poll, Duration::ZERO);
     let env = [("BUSD_DAEMON__BUSY_POLL".to_owned(), "200us".to_owned())];
