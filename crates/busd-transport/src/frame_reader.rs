@@ -85,6 +85,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         if self.eof {
             return Ok(false);
         }
+        if self.buf.is_empty() && self.buf.capacity() > self.read_size {
+            // Nothing is pending: let go of room a burst left (the frames
+            // split off it keep their part alive only as long as they
+            // live), so a quiet connection holds no more than a small read.
+            self.buf = BytesMut::new();
+        }
         // The codec reserves room for a whole frame once it knows its
         // length; this only makes sure a read has room worth a system call.
         if self.buf.capacity() - self.buf.len() < self.read_size / 4 {
@@ -256,6 +262,11 @@ mod tests {
             sizes.push(reader.read_size);
         }
         assert_eq!(sizes[..3], [2 * MIN_READ, 4 * MIN_READ, MAX_READ]);
+        while reader.decode().unwrap().is_some() {}
+        assert!(reader.buf.capacity() > MIN_READ, "room left from the burst");
+        // Waiting for more once the burst is over lets that room go.
+        assert!(reader.fill().now_or_never().is_none());
+        assert!(reader.buf.capacity() <= MIN_READ);
         // The last read found less than it asked for.
         assert_eq!(reader.read_size, MIN_READ);
     }
