@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use busd_proto::{Headers, Limits, Op, Pfn};
+use busd_proto::{Headers, Limits, Op, Pfn, encode_pub_head};
 use tokio::sync::{mpsc, oneshot};
 
 #[cfg(doc)]
@@ -11,7 +11,7 @@ use crate::ErrorKind;
 use crate::command::{self, Command, DELIVERY_CAPACITY, Registration};
 use crate::inbox;
 use crate::shared::Shared;
-use crate::subject::{IntoSubject, literal};
+use crate::subject::{IntoSubject, literal_cow};
 use crate::{ClientBuilder, Error, SubscribeOptions, Subscriber};
 
 /// A connection to busd: publish, subscribe, request and serve.
@@ -135,9 +135,15 @@ impl Client {
         headers: Option<Headers>,
         payload: &[u8],
     ) -> Result<(), Error> {
-        let subject = literal(subject, "publish to")?;
+        let subject = literal_cow(subject, "publish to")?;
         let segment = self.shared.seal(payload);
-        self.submit_pub(Op::Pub { subject, headers }, payload, segment)
+        let max = self.shared.max_frame();
+        self.shared
+            .submit(|state| {
+                state.write_with("Pub", payload, segment, max, |body, out| {
+                    encode_pub_head(&subject, headers.as_ref(), body, out)
+                })
+            })
             .await
     }
 

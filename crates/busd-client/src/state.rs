@@ -180,19 +180,37 @@ impl State {
         segment: Option<SegmentFd>,
         max: u32,
     ) -> Result<(), Error> {
+        self.write_with(op.name(), payload, segment, max, |body, out| {
+            encode_head_with(op, body, out)
+        })
+    }
+
+    /// As [`write_frame`](Self::write_frame), with the head of the op
+    /// named `name` written by `encode` (for ops encoded from borrowed
+    /// parts).
+    pub(crate) fn write_with(
+        &mut self,
+        name: &str,
+        payload: &[u8],
+        segment: Option<SegmentFd>,
+        max: u32,
+        encode: impl FnOnce(Body, &mut BytesMut) -> Result<(), busd_proto::CodecError>,
+    ) -> Result<(), Error> {
         let start = self.out.len();
         // A segment carries the payload itself; `payload` is then unused.
         let payload_len = segment.as_ref().map_or(payload.len(), |s| {
             usize::try_from(s.len()).unwrap_or(usize::MAX)
         });
         let body = Body::of(payload_len, segment.is_some());
-        if let Err(e) = encode_head_with(op, body, &mut self.out) {
+        if let Err(e) = encode(body, &mut self.out) {
             self.out.truncate(start);
             return Err(match e {
-                busd_proto::CodecError::FrameTooLarge { .. } => frame_too_large(op, u64::MAX, max),
+                busd_proto::CodecError::FrameTooLarge { .. } => {
+                    frame_too_large(name, u64::MAX, max)
+                }
                 other => Error::new(
                     ErrorKind::Protocol,
-                    format!("cannot encode {}: {other}", op.name()),
+                    format!("cannot encode {name}: {other}"),
                 ),
             });
         }
@@ -204,7 +222,7 @@ impl State {
         let len = (head - LENGTH_PREFIX) as u64 + payload_len as u64;
         if len > u64::from(max) {
             self.out.truncate(start);
-            return Err(frame_too_large(op, len, max));
+            return Err(frame_too_large(name, len, max));
         }
         match segment {
             Some(segment) => {
@@ -261,7 +279,7 @@ impl State {
     }
 }
 
-fn frame_too_large(op: &Op, len: u64, max: u32) -> Error {
+fn frame_too_large(name: &str, len: u64, max: u32) -> Error {
     let what = if len == u64::MAX {
         "more than 4 GiB".to_owned()
     } else {
@@ -270,8 +288,7 @@ fn frame_too_large(op: &Op, len: u64, max: u32) -> Error {
     Error::new(
         ErrorKind::FrameTooLarge,
         format!(
-            "{} frame of {what} is over the daemon's limit of {max} bytes; it was not sent",
-            op.name()
+            "{name} frame of {what} is over the daemon's limit of {max} bytes; it was not sent"
         ),
     )
 }

@@ -1,6 +1,8 @@
 //! [`IntoSubject`]: what the client's methods accept where a subject is
 //! needed, and the check that publishing needs a literal subject.
 
+use std::borrow::Cow;
+
 use busd_proto::Subject;
 
 use crate::{Error, ErrorKind};
@@ -25,6 +27,16 @@ pub trait IntoSubject {
     /// # Errors
     /// [`ErrorKind::InvalidSubject`] when the text is not a valid subject.
     fn into_subject(self) -> Result<Subject, Error>;
+
+    /// The subject, borrowed where it already is one (the client's
+    /// publish path encodes it without taking a clone).
+    #[doc(hidden)]
+    fn into_subject_cow<'a>(self) -> Result<Cow<'a, Subject>, Error>
+    where
+        Self: Sized + 'a,
+    {
+        self.into_subject().map(Cow::Owned)
+    }
 }
 
 impl IntoSubject for Subject {
@@ -36,6 +48,13 @@ impl IntoSubject for Subject {
 impl IntoSubject for &Subject {
     fn into_subject(self) -> Result<Subject, Error> {
         Ok(self.clone())
+    }
+
+    fn into_subject_cow<'a>(self) -> Result<Cow<'a, Subject>, Error>
+    where
+        Self: 'a,
+    {
+        Ok(Cow::Borrowed(self))
     }
 }
 
@@ -60,7 +79,15 @@ impl IntoSubject for &String {
 /// Parses `subject` and insists it has no wildcards; `what` names its use
 /// ("publish to", "call", "serve") for the error message.
 pub(crate) fn literal(subject: impl IntoSubject, what: &str) -> Result<Subject, Error> {
-    let subject = subject.into_subject()?;
+    literal_cow(subject, what).map(Cow::into_owned)
+}
+
+/// As [`literal`], borrowing a subject given as one.
+pub(crate) fn literal_cow<'a>(
+    subject: impl IntoSubject + 'a,
+    what: &str,
+) -> Result<Cow<'a, Subject>, Error> {
+    let subject = subject.into_subject_cow()?;
     if subject.has_wildcards() {
         return Err(Error::new(
             ErrorKind::InvalidSubject,

@@ -159,10 +159,7 @@ pub fn encode_head_with(op: &Op, body: Body, dst: &mut BytesMut) -> Result<(), C
         Op::Pub {
             subject,
             headers: None,
-        } => encode_header(body, dst, |w| {
-            hot::put_plain_pub(w.get_mut(), subject);
-            Ok(())
-        }),
+        } => encode_pub_head(subject, None, body, dst),
         Op::Msg {
             sid,
             subject,
@@ -224,6 +221,47 @@ fn encode_header(
     Ok(())
 }
 
+/// Appends the head of a `Pub` to `dst`, encoded exactly as [`Op::Pub`]
+/// would be, but from a borrowed subject: a client publishing to one
+/// subject again and again need not clone it (an atomic reference count
+/// update each way) for every message.
+///
+/// # Errors
+/// As [`encode_head`].
+pub fn encode_pub_head(
+    subject: &Subject,
+    headers: Option<&Headers>,
+    body: Body,
+    dst: &mut BytesMut,
+) -> Result<(), CodecError> {
+    match headers {
+        None => encode_header(body, dst, |w| {
+            hot::put_plain_pub(w.get_mut(), subject);
+            Ok(())
+        }),
+        Some(headers) => encode_with(&PubRef { subject, headers }, body, dst),
+    }
+}
+
+/// Borrowed mirror of `Op::Pub` with headers; its encoding is checked
+/// against the owned one in tests.
+struct PubRef<'a> {
+    subject: &'a Subject,
+    headers: &'a Headers,
+}
+
+/// `Op::Pub`'s position in `Op`, as serde numbers variants.
+const PUB_VARIANT_INDEX: u32 = 6;
+
+impl Serialize for PubRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut v = s.serialize_struct_variant("Op", PUB_VARIANT_INDEX, "Pub", 2)?;
+        v.serialize_field("subject", self.subject)?;
+        v.serialize_field("headers", &Some(self.headers))?;
+        v.end()
+    }
+}
+
 /// Appends the head of a `Msg` delivery to `dst`, encoded exactly as
 /// [`Op::Msg`] would be, but from borrowed parts: the daemon's fan-out loop
 /// encodes one head per receiver and must not clone the subject, sender and
@@ -281,6 +319,25 @@ impl Serialize for MsgRef<'_> {
 mod tests {
     use super::*;
     use crate::Pfn;
+
+    #[test]
+    fn pub_heads_from_a_borrowed_subject_are_serdes_bytes() {
+        let subject = Subject::from_static("weather.today.paris");
+        let mut headers = Headers::new();
+        headers.insert("k".into(), "v".into());
+        for h in [None, Some(headers)] {
+            let owned = Op::Pub {
+                subject: subject.clone(),
+                headers: h.clone(),
+            };
+            for body in [Body::Inline(5), Body::Segment(1 << 20)] {
+                let mut heads = [BytesMut::new(), BytesMut::new()];
+                encode_with(&owned, body, &mut heads[0]).unwrap();
+                encode_pub_head(&subject, h.as_ref(), body, &mut heads[1]).unwrap();
+                assert_eq!(heads[0], heads[1], "{owned:?} {body:?}");
+            }
+        }
+    }
 
     #[test]
     fn msg_heads_written_directly_are_serdes_bytes() {

@@ -23,7 +23,7 @@ pub use codec::{CodecError, FrameCodec, LENGTH_PREFIX, SegmentSource};
 pub use error::{ErrorCode, Status};
 pub use frame::{
     Body, Frame, SEGMENT_FLAG, SEGMENT_LEN_FIELD, SegmentFd, encode_head, encode_head_with,
-    encode_msg_head,
+    encode_msg_head, encode_pub_head,
 };
 pub use op::{AuthKind, CtlCommand, Headers, Hello, Limits, Op, Overflow, Ref, Sender, Welcome};
 pub use pfn::{Pfn, PfnError, publisher_id};
