@@ -287,7 +287,6 @@ impl Validator<'_> {
         value.ok_or_else(|| self.err(key, "missing"))
     }
 
-    #[allow(clippy::type_complexity, reason = "a private destructuring helper")]
     fn daemon(&self, d: RawDaemon) -> Result<DaemonKeys, ConfigError> {
         let tcp = match self.required("daemon.tcp", d.tcp)?.trim() {
             "" => None,
