@@ -20,8 +20,6 @@ impl AsRawFd for TxRing {
     }
 }
 
-/// The write half of an shm connection: bytes into the daemon's (or
-/// client's) ring.
 /// The most one ring message carries. The reader copies a message straight
 /// into the caller's buffer only when it fits there, and a framing reader's
 /// buffer has room for about one frame of what is in flight: up to a
@@ -30,6 +28,8 @@ impl AsRawFd for TxRing {
 /// 1.30-1.61 -> 1.76-1.86 GB/s; small frames were even).
 const CHUNK_MAX: usize = 64 * 1024;
 
+/// The write half of an shm connection: bytes into the daemon's (or
+/// client's) ring.
 pub(crate) struct ShmWriter {
     ring: AsyncFd<TxRing>,
     liveness: Liveness,
