@@ -3,7 +3,7 @@
 
 use std::ops::{Deref, DerefMut};
 
-use busd_proto::{Headers, Op};
+use busd_proto::Headers;
 use busd_transport::SegmentBuffer;
 
 use crate::subject::{IntoSubject, literal};
@@ -86,12 +86,12 @@ impl Client {
             )
         };
         let fd = buffer.0.seal().map_err(seal_error)?;
-        let op = Op::Pub { subject, headers };
+        let headers = headers.as_ref();
         if self.shared.passes_segments() {
-            return self.submit_pub(op, &[], Some(fd)).await;
+            return self.submit_pub(&subject, headers, &[], Some(fd)).await;
         }
         // tcp or unix: the sealed bytes go in the stream.
         let bytes = busd_transport::map_segment(&fd).map_err(seal_error)?;
-        self.submit_pub(op, &bytes, None).await
+        self.submit_pub(&subject, headers, &bytes, None).await
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use busd_proto::{Headers, Limits, Op, Pfn, encode_pub_head};
+use busd_proto::{Headers, Limits, Pfn, Subject, encode_pub_head};
 use tokio::sync::{mpsc, oneshot};
 
 #[cfg(doc)]
@@ -137,27 +137,28 @@ impl Client {
     ) -> Result<(), Error> {
         let subject = literal_cow(subject, "publish to")?;
         let segment = self.shared.seal(payload);
-        let max = self.shared.max_frame();
-        self.shared
-            .submit(|state| {
-                state.write_with("Pub", payload, segment, max, |body, out| {
-                    encode_pub_head(&subject, headers.as_ref(), body, out)
-                })
-            })
+        self.submit_pub(&subject, headers.as_ref(), payload, segment)
             .await
     }
 
-    /// Queues a `Pub` whose payload is `payload`, or `segment` if given
-    /// (`payload` is then unused).
+    /// Queues a `Pub` to the literal `subject` whose payload is `payload`,
+    /// or `segment` if given (`payload` is then unused). The head is
+    /// encoded from the borrowed subject: a stream to one subject clones
+    /// nothing per message.
     pub(crate) async fn submit_pub(
         &self,
-        op: Op,
+        subject: &Subject,
+        headers: Option<&Headers>,
         payload: &[u8],
         segment: Option<busd_proto::SegmentFd>,
     ) -> Result<(), Error> {
         let max = self.shared.max_frame();
         self.shared
-            .submit(|state| state.write_frame(&op, payload, segment, max))
+            .submit(|state| {
+                state.write_with("Pub", payload, segment, max, |body, out| {
+                    encode_pub_head(subject, headers, body, out)
+                })
+            })
             .await
     }
 
