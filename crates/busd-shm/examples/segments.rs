@@ -51,7 +51,7 @@ fn main() -> Result<(), Failure> {
     let size: usize = args.get(2).map_or(Ok(64 * 1024), |a| a.parse())?;
 
     let (mut bytes, child_bytes) = UnixStream::pair()?;
-    let (fds, child_fds) = UnixStream::pair()?;
+    let (mut fds, child_fds) = UnixStream::pair()?;
     let inherit = [dup(&child_bytes)?, dup(&child_fds)?];
     let mut child = Command::new(std::env::current_exe()?)
         .arg(CHILD_ARG)
@@ -69,14 +69,13 @@ fn main() -> Result<(), Failure> {
         bytes.write_all(&payload)?;
         Ok(())
     })?;
-    let mut fds_side = fds;
     let segment = timed(count, size, |i| {
         if i >= WINDOW && i % (WINDOW / 2) == 0 {
-            fds_side.read_exact(&mut credit)?;
+            fds.read_exact(&mut credit)?;
         }
         let mut seg = SegmentMut::new("busd-floor", size)?;
         seg.as_mut_slice().copy_from_slice(&payload);
-        send_fd(&fds_side, seg.seal()?.as_fd())
+        send_fd(&fds, seg.seal()?.as_fd())
     })?;
     if !child.wait()?.success() {
         return Err("the child failed".into());
