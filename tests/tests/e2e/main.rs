@@ -1,0 +1,19 @@
+//! End-to-end tests, one binary: each module drives a real daemon (in
+//! process or the `busd` binary) over real sockets. One binary links once
+//! and takes one test binary's disk, where fifteen took fifteen.
+
+mod access_matrix;
+mod access_reload;
+mod access_spoofing;
+mod bench_smoke;
+mod cli;
+mod cli_config;
+mod overflow;
+mod process;
+mod protocol;
+mod pubsub;
+mod reconnect;
+mod reqrep;
+mod shm_crash;
+mod shm_rings;
+mod shm_segments;
