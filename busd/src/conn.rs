@@ -11,7 +11,7 @@ use std::os::fd::AsFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use busd_core::{OutFrame, Outbox, Pushed};
+use busd_core::{OutFrame, Outbox, Outgoing, Pushed};
 use busd_proto::{Body, ErrorCode, Frame, Op, encode_head, encode_head_with};
 use busd_transport::FdSender;
 use bytes::{Bytes, BytesMut};
@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 use crate::payload::Payload;
 
 /// Payloads at least this large travel as their own iovec instead of
-/// being copied into the coalescing buffer.
-const COPY_BELOW: usize = 4096;
+/// being copied into the coalescing buffer (or into a queue's run).
+pub(crate) const COPY_BELOW: usize = 4096;
 /// Frames taken from the queue per write.
 const BATCH: usize = 1024;
 
@@ -71,11 +71,11 @@ impl ConnHandle {
     }
 
     /// Queues a frame; on overflow, closes this connection with `SlowConsumer`.
-    pub(crate) fn push(&self, frame: OutFrame) {
+    pub(crate) fn push(&self, item: Outgoing<'_>) {
         if self.killed.load(Ordering::Acquire) {
             return;
         }
-        let pushed = lock(&self.outbox).push(frame);
+        let pushed = lock(&self.outbox).push(item);
         match pushed {
             Pushed::Queued { was_empty: true } | Pushed::Dropped => self.wake.notify_one(),
             Pushed::Queued { was_empty: false } => {}
@@ -99,12 +99,12 @@ impl ConnHandle {
     /// deadline passed with no room.
     pub(crate) async fn push_blocking(
         &self,
-        frame: OutFrame,
+        item: Outgoing<'_>,
         timeout: std::time::Duration,
         deadline: &mut Option<tokio::time::Instant>,
     ) -> bool {
-        let len = frame.queued_len();
-        let mut frame = Some(frame);
+        let len = item.queued_len();
+        let mut frame = Some(item);
         if self.killed.load(Ordering::Acquire) || self.push_if_fits(&mut frame, len) {
             return true;
         }
@@ -129,7 +129,7 @@ impl ConnHandle {
     }
 
     /// Queues `frame` if `len` more bytes fit; whether it did.
-    fn push_if_fits(&self, frame: &mut Option<OutFrame>, len: usize) -> bool {
+    fn push_if_fits(&self, frame: &mut Option<Outgoing<'_>>, len: usize) -> bool {
         let mut q = lock(&self.outbox);
         if !q.fits(len) {
             return false;
@@ -145,7 +145,7 @@ impl ConnHandle {
     /// Encodes and queues a frame that is not a subscription delivery.
     pub(crate) fn send(&self, op: &Op, payload: Bytes) {
         if let Some(head) = self.encode(op, Body::Inline(payload.len())) {
-            self.push(OutFrame::control(head, payload));
+            self.push(Outgoing::Frame(OutFrame::control(head, payload)));
         }
     }
 
@@ -163,10 +163,10 @@ impl ConnHandle {
             return Ok(());
         };
         let frame = OutFrame::control(head, bytes);
-        self.push(match segment {
+        self.push(Outgoing::Frame(match segment {
             Some(fd) => frame.with_segment(fd, len),
             None => frame,
-        });
+        }));
         Ok(())
     }
 
@@ -348,18 +348,20 @@ impl<W: AsyncWrite + Unpin> Out<'_, W> {
                     tokio::select! {
                         sent = fds.send(segment.as_fd()) => sent?,
                         () = self.kill.cancelled() => {
-                            self.unsent = frames.len() + 1;
+                            self.unsent = frame.frames + frames.by_ref().map(|f| f.frames).sum::<usize>();
                             return Err(std::io::ErrorKind::Interrupted.into());
                         }
                     }
                 }
             }
-            self.buf.extend_from_slice(&frame.head);
-            if frame.payload.len() < COPY_BELOW {
-                self.buf.extend_from_slice(&frame.payload);
-            } else {
-                self.cut();
-                self.chunks.push(frame.payload);
+            // A run of copied frames is a head as long as it grew.
+            for part in [frame.head, frame.payload] {
+                if part.len() < COPY_BELOW {
+                    self.buf.extend_from_slice(&part);
+                } else {
+                    self.cut();
+                    self.chunks.push(part);
+                }
             }
         }
         self.cut();

@@ -40,6 +40,14 @@ impl Payload {
         }
     }
 
+    /// The bytes, if they came in the stream.
+    pub(crate) fn inline(&self) -> Option<&[u8]> {
+        match self {
+            Self::Inline(bytes) => Some(bytes),
+            Self::Segment { .. } => None,
+        }
+    }
+
     /// What one receiver gets: the same fd if it takes fds (`passes_fds`)
     /// and this is a segment, else the bytes (a segment is mapped the first
     /// time a receiver needs them, and once for all of them). The `last`

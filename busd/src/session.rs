@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use busd_core::{OutFrame, Route, RouteEpoch};
+use busd_core::{OutFrame, Outgoing, Route, RouteEpoch};
 use busd_proto::{
     Body, ErrorCode, Frame, Op, Overflow, Ref, SegmentFd, Sender, Status, Welcome, encode_msg_head,
 };
@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::conn::{ConnHandle, lock};
+use crate::conn::{COPY_BELOW, ConnHandle, lock};
 use crate::handshake::{handshake, refuse};
 use crate::payload::Payload;
 use crate::server::Shared;
@@ -332,20 +332,31 @@ impl Session {
         let len = payload.len();
         let mut unmapped = 0;
         let count = route.targets().len();
+        // Small payloads that came in the stream are copied into each
+        // receiver's queue, with the head encoded here (and reused): no
+        // reference to share, no head to allocate. Others keep their
+        // payload as a reference and have their heads split off one shared
+        // block, refilled when low (and reclaimed in place once the writers
+        // have sent the last ones): one allocation per many deliveries,
+        // none for an idle client.
+        let small = len < COPY_BELOW && payload.inline().is_some();
         for (i, t) in route.targets().iter().enumerate() {
+            // Drop-oldest deliveries stay whole frames, each droppable alone.
+            let copy = small && t.overflow != Overflow::DropOldest;
             // The same fd to every shm receiver; the bytes to the others.
             let last = i + 1 == count;
-            let (segment, bytes) = match payload.for_receiver(t.handle.passes_fds, last) {
-                Ok(body) => body,
-                Err(e) => {
-                    tracing::warn!(cause = %e, conn = t.conn, "cannot map a segment for a receiver without fd passing");
-                    unmapped += 1;
-                    continue;
+            let (segment, bytes) = if copy {
+                (None, Bytes::new())
+            } else {
+                match payload.for_receiver(t.handle.passes_fds, last) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        tracing::warn!(cause = %e, conn = t.conn, "cannot map a segment for a receiver without fd passing");
+                        unmapped += 1;
+                        continue;
+                    }
                 }
             };
-            // Heads are split off one shared block, refilled when low (and
-            // reclaimed in place once the writers have sent the last ones):
-            // one allocation per many deliveries, none for an idle client.
             if self.head.capacity() - self.head.len() < HEAD_LOW {
                 self.head.reserve(HEAD_BLOCK);
             }
@@ -358,21 +369,33 @@ impl Session {
                 &mut self.head,
             );
             if encoded.is_err() {
+                self.head.clear();
                 continue; // cannot happen: the publish frame itself was within limits
             }
-            let head = self.head.split().freeze();
-            let frame = OutFrame::message(head, bytes, t.sid, t.overflow);
-            let frame = match segment {
-                Some(fd) => frame.with_segment(fd, len),
-                None => frame,
+            let frame = match payload.inline() {
+                Some(inline) if copy => Outgoing::Copy {
+                    head: &self.head,
+                    payload: inline,
+                },
+                _ => {
+                    let head = self.head.split().freeze();
+                    let frame = OutFrame::message(head, bytes, t.sid, t.overflow);
+                    Outgoing::Frame(match segment {
+                        Some(fd) => frame.with_segment(fd, len),
+                        None => frame,
+                    })
+                }
             };
-            if t.overflow != Overflow::Block {
+            let queued = if t.overflow != Overflow::Block {
                 t.handle.push(frame);
-            } else if !t
-                .handle
-                .push_blocking(frame, block_timeout, &mut deadline)
-                .await
-            {
+                true
+            } else {
+                t.handle
+                    .push_blocking(frame, block_timeout, &mut deadline)
+                    .await
+            };
+            self.head.clear(); // a copied head, now in the queue
+            if !queued {
                 // Lossless means waiting, but not forever: the stuck
                 // subscriber is cut off and both sides are told.
                 let waited = humantime_serde::re::humantime::format_duration(block_timeout);

@@ -17,7 +17,7 @@ mod router;
 mod stats;
 mod trie;
 
-pub use queue::{OutFrame, Outbox, Pushed};
+pub use queue::{OutFrame, Outbox, Outgoing, Pushed};
 pub use requests::{Routed, Unanswered};
 pub use route::{Route, RouteEpoch};
 pub use router::{ClientInfo, Registration, Router, RouterLimits, SubscribeError, Target};

@@ -1,21 +1,32 @@
 //! The bounded outbound queue of one connection.
 //!
 //! Every frame for a connection waits here until its writer task sends it.
-//! The bound is in messages and in bytes; what happens past it is the
+//! The bound is in frames and in bytes; what happens past it is the
 //! subscription's [`Overflow`] policy, decided by [`Outbox::push`]. Nothing
 //! leaves the queue uncounted: drop-oldest losses are tallied per
 //! subscription for the `Dropped` notice.
+//!
+//! Small frames that are never dropped are copied in as they come, one
+//! after another, into a run of bytes that the writer takes whole (as the
+//! NATS server fills a client's outbound buffer). The writer copied them
+//! into one buffer anyway; copying at push time saves each of them its own
+//! head allocation, two reference-counted `Bytes` and three moves of an
+//! [`OutFrame`].
 
 use std::collections::{HashMap, VecDeque};
 
 use busd_proto::{Overflow, SegmentFd};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+
+/// The least room a new run is allocated with: a few dozen small frames.
+const RUN_MIN: usize = 4096;
 
 /// One encoded frame: the head (lengths and MessagePack header) and the
 /// payload, kept apart so a payload shared by many receivers is never copied.
+/// Or a run of whole small frames, copied one after another into `head`.
 #[derive(Debug, Clone)]
 pub struct OutFrame {
-    /// Both length fields and the encoded header.
+    /// Both length fields and the encoded header (or a run of frames).
     pub head: Bytes,
     /// The raw payload (may be empty).
     pub payload: Bytes,
@@ -26,6 +37,8 @@ pub struct OutFrame {
     /// A payload passed beside the stream (shm receivers): the writer sends
     /// this fd before the frame, whose head announces its length.
     pub segment: Option<(SegmentFd, usize)>,
+    /// Frames on the wire: 1, or a run's count.
+    pub frames: usize,
 }
 
 impl OutFrame {
@@ -37,6 +50,7 @@ impl OutFrame {
             sid: None,
             droppable: false,
             segment: None,
+            frames: 1,
         }
     }
 
@@ -48,6 +62,7 @@ impl OutFrame {
             sid: Some(sid),
             droppable: overflow == Overflow::DropOldest,
             segment: None,
+            frames: 1,
         }
     }
 
@@ -62,6 +77,32 @@ impl OutFrame {
     /// (a receiver that does not read pins segments as surely as bytes).
     pub fn queued_len(&self) -> usize {
         self.head.len() + self.payload.len() + self.segment.as_ref().map_or(0, |s| s.1)
+    }
+}
+
+/// What a pusher hands [`Outbox::push`].
+#[derive(Debug)]
+pub enum Outgoing<'a> {
+    /// A frame queued as it is: large payloads, segments, drop-oldest
+    /// messages (each must be droppable alone).
+    Frame(OutFrame),
+    /// A small frame that is never dropped, copied into the queue: its
+    /// `head`, then its `payload`.
+    Copy {
+        /// Both length fields and the encoded header.
+        head: &'a [u8],
+        /// The raw payload.
+        payload: &'a [u8],
+    },
+}
+
+impl Outgoing<'_> {
+    /// Bytes it will hold while queued.
+    pub fn queued_len(&self) -> usize {
+        match self {
+            Self::Frame(frame) => frame.queued_len(),
+            Self::Copy { head, payload } => head.len() + payload.len(),
+        }
     }
 }
 
@@ -85,6 +126,13 @@ pub enum Pushed {
 #[derive(Debug)]
 pub struct Outbox {
     frames: VecDeque<OutFrame>,
+    /// Copied frames that came after everything in `frames`; taken whole
+    /// by the writer (so a connection that is not sent to holds no room).
+    run: BytesMut,
+    /// Frames in `run`.
+    run_frames: usize,
+    /// Frames queued, in `frames` and `run`.
+    count: usize,
     bytes: usize,
     max_msgs: usize,
     max_bytes: usize,
@@ -97,6 +145,9 @@ impl Outbox {
     pub fn new(max_msgs: usize, max_bytes: usize) -> Self {
         Self {
             frames: VecDeque::new(),
+            run: BytesMut::new(),
+            run_frames: 0,
+            count: 0,
             bytes: 0,
             max_msgs: max_msgs.max(1),
             max_bytes: max_bytes.max(1),
@@ -109,19 +160,35 @@ impl Outbox {
     pub fn fits(&self, len: usize) -> bool {
         // An empty queue always takes one frame, however large (frames are
         // bounded by max_frame already), so a big message is never stuck.
-        self.frames.is_empty()
-            || (self.frames.len() < self.max_msgs && self.bytes + len <= self.max_bytes)
+        self.count == 0 || (self.count < self.max_msgs && self.bytes + len <= self.max_bytes)
     }
 
-    /// Queues `frame`, applying drop-oldest where the frame allows it.
-    pub fn push(&mut self, frame: OutFrame) -> Pushed {
-        let len = frame.queued_len();
+    /// Queues `item`, applying drop-oldest where the frame allows it.
+    pub fn push(&mut self, item: Outgoing<'_>) -> Pushed {
+        let len = item.queued_len();
         if self.fits(len) {
-            let was_empty = self.frames.is_empty();
+            let was_empty = self.count == 0;
+            self.count += 1;
             self.bytes += len;
-            self.frames.push_back(frame);
+            match item {
+                Outgoing::Frame(frame) => {
+                    self.end_run();
+                    self.frames.push_back(frame);
+                }
+                Outgoing::Copy { head, payload } => {
+                    if self.run.capacity() - self.run.len() < len {
+                        self.run.reserve(len.max(RUN_MIN));
+                    }
+                    self.run.extend_from_slice(head);
+                    self.run.extend_from_slice(payload);
+                    self.run_frames += 1;
+                }
+            }
             return Pushed::Queued { was_empty };
         }
+        let Outgoing::Frame(frame) = item else {
+            return Pushed::Full; // copied frames are never droppable
+        };
         if !frame.droppable {
             return Pushed::Full;
         }
@@ -131,11 +198,14 @@ impl Outbox {
                 break;
             };
             if let Some(old) = self.frames.remove(i) {
+                self.count -= old.frames;
                 self.bytes -= old.queued_len();
                 self.count_drop(old.sid);
             }
         }
         if self.fits(len) {
+            self.end_run();
+            self.count += 1;
             self.bytes += len;
             self.frames.push_back(frame);
         } else {
@@ -144,16 +214,33 @@ impl Outbox {
         Pushed::Dropped
     }
 
+    /// Closes the run of copied frames, so that what is queued next goes
+    /// after it. The writer gets the run's buffer itself: no reference
+    /// count, and the next run starts in a new one.
+    fn end_run(&mut self) {
+        if self.run_frames > 0 {
+            let head = std::mem::take(&mut self.run).freeze();
+            let mut run = OutFrame::control(head, Bytes::new());
+            run.frames = std::mem::take(&mut self.run_frames);
+            self.frames.push_back(run);
+        }
+    }
+
     fn count_drop(&mut self, sid: Option<u64>) {
         if let Some(sid) = sid {
             *self.dropped.entry(sid).or_default() += 1;
         }
     }
 
-    /// Moves up to `max` frames into `out`, oldest first.
+    /// Moves up to `max` frames (a run counting as one) into `out`, oldest
+    /// first.
     pub fn drain_into(&mut self, out: &mut Vec<OutFrame>, max: usize) {
+        if self.frames.len() < max {
+            self.end_run();
+        }
         let n = self.frames.len().min(max);
         for frame in self.frames.drain(..n) {
+            self.count -= frame.frames;
             self.bytes -= frame.queued_len();
             out.push(frame);
         }
@@ -166,12 +253,12 @@ impl Outbox {
 
     /// Whether nothing waits, drop notices included.
     pub fn is_empty(&self) -> bool {
-        self.frames.is_empty() && self.dropped.is_empty()
+        self.count == 0 && self.dropped.is_empty()
     }
 
     /// Frames waiting.
     pub fn len(&self) -> usize {
-        self.frames.len()
+        self.count
     }
 
     /// Bytes waiting.
@@ -184,8 +271,13 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    fn msg(sid: u64, len: usize, overflow: Overflow) -> OutFrame {
-        OutFrame::message(Bytes::from(vec![0; len]), Bytes::new(), sid, overflow)
+    fn msg(sid: u64, len: usize, overflow: Overflow) -> Outgoing<'static> {
+        Outgoing::Frame(OutFrame::message(
+            Bytes::from(vec![0; len]),
+            Bytes::new(),
+            sid,
+            overflow,
+        ))
     }
 
     #[test]
@@ -235,7 +327,10 @@ mod tests {
     #[test]
     fn control_frames_are_never_dropped() {
         let mut q = Outbox::new(1, 1000);
-        let _ = q.push(OutFrame::control(Bytes::from_static(b"pong"), Bytes::new()));
+        let _ = q.push(Outgoing::Frame(OutFrame::control(
+            Bytes::from_static(b"pong"),
+            Bytes::new(),
+        )));
         assert_eq!(q.push(msg(3, 1, Overflow::DropOldest)), Pushed::Dropped);
         assert_eq!(q.len(), 1);
         assert_eq!(
@@ -243,5 +338,110 @@ mod tests {
             vec![(3, 1)],
             "the new message was dropped and counted"
         );
+    }
+
+    /// What the writer would send: every drained frame's bytes, in order.
+    fn wire(out: &[OutFrame]) -> Vec<u8> {
+        out.iter()
+            .flat_map(|f| f.head.iter().chain(f.payload.iter()).copied())
+            .collect()
+    }
+
+    fn copy<'a>(head: &'a [u8], payload: &'a [u8]) -> Outgoing<'a> {
+        Outgoing::Copy { head, payload }
+    }
+
+    fn framed(head: &'static [u8]) -> Outgoing<'static> {
+        Outgoing::Frame(OutFrame::control(Bytes::from_static(head), Bytes::new()))
+    }
+
+    #[test]
+    fn copied_and_whole_frames_leave_in_the_order_they_came() {
+        let mut q = Outbox::new(100, 1000);
+        assert_eq!(
+            q.push(copy(b"h1", b"p1")),
+            Pushed::Queued { was_empty: true }
+        );
+        assert_eq!(
+            q.push(copy(b"h2", b"")),
+            Pushed::Queued { was_empty: false }
+        );
+        let _ = q.push(framed(b"F3"));
+        let _ = q.push(copy(b"h4", b"p4"));
+        assert_eq!((q.len(), q.bytes()), (4, 12));
+        let mut out = Vec::new();
+        q.drain_into(&mut out, 10);
+        assert_eq!(wire(&out), b"h1p1h2F3h4p4");
+        let frames: Vec<usize> = out.iter().map(|f| f.frames).collect();
+        assert_eq!(frames, vec![2, 1, 1], "two runs around the whole frame");
+        assert!(q.is_empty());
+        assert_eq!(q.bytes(), 0);
+    }
+
+    #[test]
+    fn copied_frames_count_against_both_bounds() {
+        let mut q = Outbox::new(2, 100);
+        let _ = q.push(copy(b"h", b"p"));
+        let _ = q.push(copy(b"h", b"p"));
+        assert_eq!(q.push(copy(b"h", b"p")), Pushed::Full, "frame bound");
+        let mut q = Outbox::new(10, 10);
+        let _ = q.push(copy(b"head", b"body"));
+        assert!(!q.fits(3));
+        assert_eq!(q.push(copy(b"h", b"pp")), Pushed::Full, "byte bound");
+        // Once drained, there is room again.
+        q.drain_into(&mut Vec::new(), 10);
+        assert_eq!(
+            q.push(copy(b"h", b"pp")),
+            Pushed::Queued { was_empty: true }
+        );
+    }
+
+    #[test]
+    fn a_partial_drain_keeps_the_run_behind_older_frames() {
+        let mut q = Outbox::new(100, 1000);
+        let _ = q.push(framed(b"A"));
+        let _ = q.push(framed(b"B"));
+        let _ = q.push(copy(b"c", b"C"));
+        let mut out = Vec::new();
+        q.drain_into(&mut out, 1);
+        assert_eq!(wire(&out), b"A");
+        let _ = q.push(copy(b"d", b"D"));
+        q.drain_into(&mut out, 1);
+        assert_eq!(
+            wire(&out),
+            b"AB",
+            "the run stays open while older frames wait"
+        );
+        q.drain_into(&mut out, 1);
+        assert_eq!(wire(&out), b"ABcCdD");
+        assert_eq!(out[2].frames, 2);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn dropping_the_oldest_never_drops_copied_frames() {
+        let mut q = Outbox::new(3, 1000);
+        let _ = q.push(copy(b"h", b"p"));
+        let _ = q.push(copy(b"h", b"p"));
+        let _ = q.push(copy(b"h", b"p"));
+        // Nothing droppable to make room with: the new one is dropped.
+        assert_eq!(q.push(msg(5, 1, Overflow::DropOldest)), Pushed::Dropped);
+        assert_eq!(q.take_dropped(), vec![(5, 1)]);
+        assert_eq!(q.len(), 3);
+
+        let mut q = Outbox::new(3, 1000);
+        let _ = q.push(msg(5, 1, Overflow::DropOldest));
+        let _ = q.push(copy(b"h", b"p"));
+        let _ = q.push(copy(b"h", b"p"));
+        // Full: the one droppable frame goes, the run stays.
+        assert_eq!(q.push(msg(5, 2, Overflow::DropOldest)), Pushed::Dropped);
+        assert_eq!(q.take_dropped(), vec![(5, 1)]);
+        // And again: the run is never what makes room.
+        assert_eq!(q.push(msg(5, 3, Overflow::DropOldest)), Pushed::Dropped);
+        assert_eq!(q.take_dropped(), vec![(5, 1)]);
+        let mut out = Vec::new();
+        q.drain_into(&mut out, 10);
+        assert_eq!(wire(&out), b"hphp\0\0\0", "the run and the newest");
+        assert!(q.is_empty());
     }
 }
