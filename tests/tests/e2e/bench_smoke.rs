@@ -26,10 +26,22 @@ const LATENCY_KEYS: &[&str] = &["p50_us", "p90_us", "p99_us", "p999_us"];
 
 /// Runs `busd bench ARGS --count 200 --json` and returns its one result.
 fn bench(args: &[&str]) -> Value {
+    run(args, &["--count", "200"])
+}
+
+/// Runs `busd bench ARGS --duration 300ms --json` and returns its one result.
+fn timed(args: &[&str]) -> Value {
+    run(args, &["--duration", "300ms"])
+}
+
+/// Runs `busd bench ARGS AMOUNT --json`: it must lose nothing and print
+/// one result line with the keys every result carries.
+fn run(args: &[&str], amount: &[&str]) -> Value {
     let out = Command::new(busd_bin())
         .arg("bench")
         .args(args)
-        .args(["--count", "200", "--json", "--idle-timeout", "20"])
+        .args(amount)
+        .args(["--json", "--idle-timeout", "20"])
         .stdin(Stdio::null())
         .output()
         .expect("run busd bench");
@@ -71,6 +83,48 @@ fn pubsub_in_process_and_in_processes() {
         (Some(true), Some("tcp"))
     );
     assert_eq!(r["window"], 16);
+}
+
+#[test]
+fn a_timed_run_checks_every_message_it_sent() {
+    // Publishers stop when the time is up and tell the subscribers how
+    // many they sent; each subscriber must have had every one of them.
+    for procs in [&[][..], &["--procs"]] {
+        let args = [
+            &["pubsub", "--pubs", "2", "--subs", "2", "--size", "16"],
+            procs,
+        ]
+        .concat();
+        let r = timed(&[&args[..], &["--overflow", "block"]].concat());
+        assert_eq!(r["duration_s"], 0.3, "{r}");
+        let sent = r["sent"].as_u64().expect("sent");
+        assert!(sent >= 2, "{r}");
+        assert_eq!(r["expected"], 2 * sent, "two subscribers: {r}");
+        assert_eq!(r["count"], sent / 2, "per publisher: {r}");
+    }
+    let r = timed(&["reqrep", "--requesters", "2", "--procs"]);
+    assert_eq!(r["expected"], r["sent"], "{r}");
+    for key in LATENCY_KEYS {
+        assert!(r.get(key).is_some(), "{key} missing in {r}");
+    }
+}
+
+#[test]
+fn a_count_and_a_duration_do_not_go_together() {
+    let out = Command::new(busd_bin())
+        .args(["bench", "pubsub", "--count", "5", "--duration", "1s"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run busd bench");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--duration"), "{stderr}");
+    let out = Command::new(busd_bin())
+        .args(["bench", "pubsub", "--duration", "soon"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run busd bench");
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

@@ -154,7 +154,7 @@ pub async fn idle<B: Bus>(
         std::process::id(),
         unix_ns() % 1_000_000_007
     );
-    let bar = progress_bar(u64::from(args.conns), args.json);
+    let bar = progress_bar(Some(u64::from(args.conns)), args.json);
     let mut latency = histogram();
     let mut held = Vec::with_capacity(args.conns as usize);
     let started = Instant::now();

@@ -24,8 +24,12 @@ pub struct Summary {
     pub transport: String,
     /// Payload bytes.
     pub size: usize,
-    /// Messages per publisher, or requests per requester.
+    /// Messages per publisher, or requests per requester (in a timed run,
+    /// how many they sent on average).
     pub count: u64,
+    /// A timed run's `--duration`, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
     /// Workers ran as separate processes.
     pub procs: bool,
     /// Publishers.
@@ -88,6 +92,7 @@ impl Summary {
             transport: transport.into(),
             size: args.size,
             count: args.count(),
+            duration_s: args.duration.map(|d| d.as_secs_f64()),
             procs: args.procs,
             pubs: u32::from(args.pubs()),
             subs: args.subs(),
@@ -109,7 +114,12 @@ impl Summary {
                 Err(e) => {
                     s.disconnected += 1;
                     s.failures.push(e.clone());
-                    if let Role::Subscriber { pubs, count, .. } = role {
+                    if let Role::Subscriber {
+                        pubs,
+                        count: Some(count),
+                        ..
+                    } = role
+                    {
                         s.lost += u64::from(*pubs) * count; // it reported nothing it got
                     }
                     continue;
@@ -138,6 +148,19 @@ impl Summary {
                 }
                 Role::Responder { .. } => {}
             }
+        }
+        if args.duration.is_some() {
+            // What was sent is what a lossless run receives. A subscriber
+            // that missed an end marker could not count that publisher's
+            // lost tail, so the shortfall is the least that was lost.
+            let (workers, per_sent) = if reqrep {
+                (args.requesters, 1)
+            } else {
+                (s.pubs, u64::from(s.subs))
+            };
+            s.count = s.sent / u64::from(workers.max(1));
+            s.expected = s.sent * per_sent;
+            s.lost = s.lost.max(s.expected.saturating_sub(s.received));
         }
         if reqrep {
             s.lost += s.expected.saturating_sub(s.sent); // requests never made

@@ -24,23 +24,45 @@ pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, max, 3).expect("valid histogram bounds")
 }
 
-/// Makes `count` requests of `size` bytes one after the other.
+/// What one requester does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    /// Requests to make, at most.
+    pub(crate) count: u64,
+    /// Make requests until this has passed.
+    pub(crate) duration: Option<Duration>,
+    /// Payload size.
+    pub(crate) size: usize,
+    /// Each request's timeout.
+    pub(crate) timeout: Duration,
+}
+
+/// Makes `plan.count` requests of `plan.size` bytes one after the other,
+/// or as many as fit in `plan.duration`.
 pub(crate) async fn request<C: Conn>(
     conn: C,
     service: C::Subject,
-    count: u64,
-    size: usize,
-    timeout: Duration,
+    plan: Plan,
     progress: Arc<AtomicU64>,
     stop: CancellationToken,
 ) -> RoleResult {
+    let Plan {
+        count,
+        duration,
+        size,
+        timeout,
+    } = plan;
     let mut result = RoleResult::default();
     let mut latency = histogram();
     let payload = Bytes::from(vec![0x5a_u8; size]);
     let max = latency.high();
+    let deadline = duration.map(|d| Instant::now() + d);
     for _ in 0..count {
         if stop.is_cancelled() {
             result.error = Some("stopped by the runner".into());
+            break;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
         let started = Instant::now();

@@ -19,7 +19,7 @@ enum Prepared<C: Conn> {
     Subscriber {
         messages: BoxStream<'static, Bytes>,
         pubs: u16,
-        count: u64,
+        count: Option<u64>,
         idle: Duration,
         /// Held so the connection lives as long as the subscription.
         _conn: C,
@@ -29,6 +29,7 @@ enum Prepared<C: Conn> {
         subject: C::Subject,
         index: u16,
         count: u64,
+        duration: Option<Duration>,
         size: usize,
         window: Option<u64>,
     },
@@ -40,6 +41,7 @@ enum Prepared<C: Conn> {
         conn: C,
         service: C::Subject,
         count: u64,
+        duration: Option<Duration>,
         size: usize,
         timeout: Duration,
     },
@@ -64,6 +66,7 @@ async fn prepare<B: Bus>(spec: &WorkerSpec<B>) -> anyhow::Result<Prepared<B::Con
             subject,
             index,
             count,
+            duration_ms,
             size,
             window,
         } => {
@@ -76,6 +79,7 @@ async fn prepare<B: Bus>(spec: &WorkerSpec<B>) -> anyhow::Result<Prepared<B::Con
                 subject,
                 index: *index,
                 count: *count,
+                duration: duration_ms.map(Duration::from_millis),
                 size: *size,
                 window: *window,
             }
@@ -87,12 +91,14 @@ async fn prepare<B: Bus>(spec: &WorkerSpec<B>) -> anyhow::Result<Prepared<B::Con
         Role::Requester {
             service,
             count,
+            duration_ms,
             size,
             timeout_ms,
         } => Prepared::Requester {
             service: conn.subject(service)?,
             conn,
             count: *count,
+            duration: duration_ms.map(Duration::from_millis),
             size: *size,
             timeout: Duration::from_millis(*timeout_ms),
         },
@@ -114,17 +120,36 @@ impl<C: Conn> Prepared<C> {
                 subject,
                 index,
                 count,
+                duration,
                 size,
                 window,
-            } => pubsub::publish(conn, subject, index, count, size, window).await,
+            } => {
+                let plan = pubsub::Plan {
+                    index,
+                    count,
+                    duration,
+                    size,
+                    window,
+                };
+                pubsub::publish(conn, subject, plan).await
+            }
             Self::Responder { calls, _conn } => reqrep::respond(calls, stop).await,
             Self::Requester {
                 conn,
                 service,
                 count,
+                duration,
                 size,
                 timeout,
-            } => reqrep::request(conn, service, count, size, timeout, progress, stop).await,
+            } => {
+                let plan = reqrep::Plan {
+                    count,
+                    duration,
+                    size,
+                    timeout,
+                };
+                reqrep::request(conn, service, plan, progress, stop).await
+            }
         }
     }
 }

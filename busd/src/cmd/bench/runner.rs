@@ -58,7 +58,7 @@ fn plan<B: Bus>(bus: &B, args: &CommonArgs, url: &str) -> Vec<WorkerSpec<B>> {
                 let role = Role::Subscriber {
                     subject: subject.clone(),
                     pubs: args.pubs(),
-                    count,
+                    count: args.duration.is_none().then_some(count),
                     idle_timeout_ms,
                 };
                 specs.push(spec(format!("bench-sub-{i}"), role));
@@ -68,6 +68,7 @@ fn plan<B: Bus>(bus: &B, args: &CommonArgs, url: &str) -> Vec<WorkerSpec<B>> {
                     subject: subject.clone(),
                     index,
                     count,
+                    duration_ms: args.duration_ms(),
                     size: args.size,
                     window: args.window(),
                 };
@@ -88,6 +89,7 @@ fn plan<B: Bus>(bus: &B, args: &CommonArgs, url: &str) -> Vec<WorkerSpec<B>> {
                 let role = Role::Requester {
                     service: service.clone(),
                     count,
+                    duration_ms: args.duration_ms(),
                     size: args.size,
                     timeout_ms: idle_timeout_ms,
                 };
@@ -135,9 +137,11 @@ pub async fn execute<B: Bus>(
         .iter()
         .map(|r| matches!(r, Role::Subscriber { .. } | Role::Requester { .. }))
         .collect();
+    // A timed run's total is known only at its end.
     let total = match args.workload {
-        Workload::Reqrep => u64::from(args.requesters) * args.count(),
-        _ => u64::from(args.pubs()) * u64::from(args.subs()) * args.count(),
+        _ if args.duration.is_some() => None,
+        Workload::Reqrep => Some(u64::from(args.requesters) * args.count()),
+        _ => Some(u64::from(args.pubs()) * u64::from(args.subs()) * args.count()),
     };
     let bar = progress_bar(total, args.json);
     let start_ns = unix_ns();
@@ -250,15 +254,23 @@ async fn collect(
     }
 }
 
-/// A bar on a terminal; hidden for `--json` or when stdout is not a terminal.
-pub(super) fn progress_bar(total: u64, json: bool) -> ProgressBar {
+/// A bar on a terminal, or a spinner with a count when the `total` is not
+/// known in advance; hidden for `--json` or when stdout is not a terminal.
+pub(super) fn progress_bar(total: Option<u64>, json: bool) -> ProgressBar {
     if json || !std::io::stdout().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec})",
-    ) {
+    let (bar, template) = match total {
+        Some(total) => (
+            ProgressBar::new(total),
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec})",
+        ),
+        None => (
+            ProgressBar::new_spinner(),
+            "{spinner} [{elapsed_precise}] {pos} ({per_sec})",
+        ),
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style);
     }
     bar

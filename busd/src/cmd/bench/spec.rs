@@ -5,7 +5,13 @@
 //! [`RoleResult`] comes back as one JSON line, so the same types serve the
 //! in-process runner and the `--procs` runner.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+
+/// The most messages one publisher may number: the sequence has 48 bits,
+/// and its last value marks the end of a `--duration` run.
+pub(crate) const MAX_COUNT: u64 = (1 << 48) - 2;
 
 /// The workloads of `busd bench`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -66,6 +72,11 @@ pub struct CommonArgs {
     /// [default: 100000 for pubsub and fanout, 20000 for reqrep].
     #[arg(long)]
     pub count: Option<u64>,
+    /// Run for this long instead of a count ("10s", "500ms"): publishers
+    /// and requesters go on until it has passed, then say how many they
+    /// sent, and every one of those is still checked for.
+    #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration, conflicts_with = "count")]
+    pub duration: Option<Duration>,
     /// Publishers (pubsub; fanout has exactly one).
     #[arg(long, default_value_t = 1)]
     pub pubs: u16,
@@ -104,8 +115,18 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
-    /// Messages per publisher or requests per requester.
+    /// The `--duration` in whole milliseconds, for the workers.
+    pub fn duration_ms(&self) -> Option<u64> {
+        self.duration
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Messages per publisher or requests per requester; with a
+    /// `--duration`, the most any one may send.
     pub fn count(&self) -> u64 {
+        if self.duration.is_some() {
+            return MAX_COUNT;
+        }
         self.count.unwrap_or(match self.workload {
             Workload::Pubsub | Workload::Fanout => 100_000,
             Workload::Reqrep => 20_000,
@@ -172,7 +193,11 @@ impl CommonArgs {
             "reqrep needs at least one requester and one responder"
         );
         anyhow::ensure!(self.count() >= 1, "--count must be at least 1");
-        anyhow::ensure!(self.count() < 1 << 48, "--count must be below 2^48");
+        anyhow::ensure!(self.count() <= MAX_COUNT, "--count must be below 2^48 - 1");
+        anyhow::ensure!(
+            self.duration.is_none_or(|d| d >= Duration::from_millis(1)),
+            "--duration must be at least 1ms"
+        );
         Ok(())
     }
 }
@@ -200,8 +225,9 @@ pub enum Role {
         subject: String,
         /// How many publishers send.
         pubs: u16,
-        /// Messages each publisher sends.
-        count: u64,
+        /// Messages each publisher sends; `None` for a timed run, where
+        /// each publisher ends with a message saying how many it sent.
+        count: Option<u64>,
         /// Give up after this long without a message.
         idle_timeout_ms: u64,
     },
@@ -211,8 +237,11 @@ pub enum Role {
         subject: String,
         /// This publisher's number, stamped in each payload.
         index: u16,
-        /// Messages to send.
+        /// Messages to send (at most, in a timed run).
         count: u64,
+        /// Send until this many milliseconds have passed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
         /// Payload size.
         size: usize,
         /// Unconfirmed messages allowed in flight; `None`: no limit but
@@ -228,8 +257,11 @@ pub enum Role {
     Requester {
         /// The service name.
         service: String,
-        /// Requests to make.
+        /// Requests to make (at most, in a timed run).
         count: u64,
+        /// Make requests until this many milliseconds have passed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
         /// Payload size.
         size: usize,
         /// Request timeout.
