@@ -147,6 +147,11 @@ impl Daemon {
         lock(&self.shared.router).router.stats()
     }
 
+    /// Client connections registered now.
+    pub fn connection_count(&self) -> usize {
+        lock(&self.shared.router).router.connection_count()
+    }
+
     /// Stops accepting, tells every client `ShuttingDown`, flushes and
     /// waits until every connection is closed.
     pub async fn shutdown(self) {

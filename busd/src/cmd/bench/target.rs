@@ -1,12 +1,18 @@
 //! The daemon a bench runs against: one at a URL, or its own, started in
 //! this process on `127.0.0.1:0` and a socket in a temp dir.
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use busd_transport::Endpoint;
 use tempfile::TempDir;
 
 use super::TransportArg;
 use crate::{Config, Daemon};
+
+/// How long the workers' connections may take to close before the
+/// bench's own daemon shuts down.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Where the bench connects, and the daemon it owns, if any.
 pub(crate) struct Target {
@@ -78,9 +84,18 @@ impl Target {
         self.transport
     }
 
-    /// Stops the bench's own daemon, if it has one.
+    /// Stops the bench's own daemon, if it has one. The workers have
+    /// dropped their clients by now; their connections are given a moment
+    /// to close, so that none is told the daemon is shutting down (and
+    /// logs it as a warning) on its way out.
     pub(crate) async fn stop(self) {
         if let Some((daemon, dir)) = self.own {
+            let closing = async {
+                while daemon.connection_count() > 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            };
+            let _ = tokio::time::timeout(CLOSE_GRACE, closing).await;
             daemon.shutdown().await;
             drop(dir);
         }
