@@ -104,8 +104,8 @@ impl ConnHandle {
         deadline: &mut Option<tokio::time::Instant>,
     ) -> bool {
         let len = item.queued_len();
-        let mut frame = Some(item);
-        if self.killed.load(Ordering::Acquire) || self.push_if_fits(&mut frame, len) {
+        let mut item = Some(item);
+        if self.killed.load(Ordering::Acquire) || self.push_if_fits(&mut item, len) {
             return true;
         }
         let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
@@ -117,7 +117,7 @@ impl ConnHandle {
             if self.killed.load(Ordering::Acquire) {
                 return true; // closing anyway: nothing to wait for
             }
-            if self.push_if_fits(&mut frame, len) {
+            if self.push_if_fits(&mut item, len) {
                 return true;
             }
             tokio::select! {
@@ -128,13 +128,13 @@ impl ConnHandle {
         }
     }
 
-    /// Queues `frame` if `len` more bytes fit; whether it did.
-    fn push_if_fits(&self, frame: &mut Option<Outgoing<'_>>, len: usize) -> bool {
+    /// Queues `item` if `len` more bytes fit; whether it did.
+    fn push_if_fits(&self, item: &mut Option<Outgoing<'_>>, len: usize) -> bool {
         let mut q = lock(&self.outbox);
         if !q.fits(len) {
             return false;
         }
-        if let Some(f) = frame.take() {
+        if let Some(f) = item.take() {
             if let Pushed::Queued { was_empty: true } = q.push(f) {
                 self.wake.notify_one();
             }
