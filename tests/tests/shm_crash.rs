@@ -1,5 +1,8 @@
 //! A real client process over shm, killed with SIGKILL while it holds a
 //! request: nothing of it stays in the daemon.
+//!
+//! A test binary of its own: it checks the daemon's fds by counting this
+//! process's, so no other test may open or close any meanwhile.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
