@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The two scale targets of the benchmark issue, measured on this machine:
+# The three scale targets of the benchmark issue, measured on this machine:
 #
 #   1. 10,000 idle connections held with daemon RSS under 200 MB;
-#   2. 1,000 concurrent requesters without a timeout.
+#   2. 1,000 concurrent requesters without a timeout;
+#   3. publish cost with 100,000 subscriptions on unrelated subjects within
+#      1.2x of the cost with 10.
 #
 # For each transport (tcp, unix, shm) a fresh `busd run` (so that no run
 # inherits another's memory or peak) gets CONNS connections from `busd
@@ -13,6 +15,11 @@
 # checks every connection with a round trip. Then one daemon serves
 # `busd bench reqrep --requesters REQUESTERS --count REQ_COUNT` over each
 # transport, whose request timeout is the bench's --idle-timeout (10 s).
+# Last, one daemon (unix) is given UNRELATED subscriptions on subjects of
+# their own, held by `busd bench idle --conns 1 --subjects N`, while
+# `busd bench pubsub --size 16 --count PUB_COUNT` runs beside them: the
+# daemon's CPU per delivered message is the publish cost, taken with 10
+# and with UNRELATED held, alternating, COST_ROUNDS times.
 #
 #   bench/scale.sh                     # a few minutes on 2 cores
 #   CONNS=2000 REQUESTERS=200 bench/scale.sh
@@ -36,6 +43,9 @@ CONNS=${CONNS:-10000}
 IDLE_SECS=${IDLE_SECS:-10}
 REQUESTERS=${REQUESTERS:-1000}
 REQ_COUNT=${REQ_COUNT:-20}
+UNRELATED=${UNRELATED:-100000}
+PUB_COUNT=${PUB_COUNT:-2000000}
+COST_ROUNDS=${COST_ROUNDS:-3}
 TRANSPORTS=${TRANSPORTS:-tcp unix shm}
 # fds an shm connection holds on each side, and fds kept aside for the
 # rest, mostly the two memfds of each of the 128 connects in flight.
@@ -270,6 +280,47 @@ for transport in $TRANSPORTS; do
     fi
 done
 
+log "publish cost: 16 B pub/sub beside 10 and $UNRELATED unrelated subscriptions, $COST_ROUNDS rounds"
+start_daemon cost
+cost_rows=()
+for round in $(seq "$COST_ROUNDS"); do
+    for unrelated in 10 "$UNRELATED"; do
+        fifo="$tmp/hold-cost-$round-$unrelated"
+        mkfifo "$fifo"
+        "$busd" bench idle --server "$unix_url" --conns 1 --subjects "$unrelated" --hold 3600 --json \
+            <"$fifo" >"$tmp/cost-hold.json" 2>"$tmp/cost-hold.err" &
+        holder_pid=$!
+        pids+=("$holder_pid")
+        exec 3>"$fifo"
+        wait_for_line "$tmp/cost-hold.err" "^ready:" 120 "$holder_pid"
+        d0=$(cpu_ticks "$daemon_pid")
+        rc=0
+        out=$("$busd" bench pubsub --size 16 --count "$PUB_COUNT" --overflow block --procs --json \
+            --server "$unix_url" 2>"$tmp/cost.err") || rc=$?
+        d1=$(cpu_ticks "$daemon_pid")
+        exec 3>&-
+        wait "$holder_pid" || true
+        forget "$holder_pid"
+        json=$(grep -m1 '^{' <<<"$out" || true)
+        if [ -z "$json" ]; then
+            log "publish cost: no result (exit $rc): $(tail -1 "$tmp/cost.err")"
+            cost_rows+=("$(printf '%5s %10s  FAILED (exit %s)' "$round" "$unrelated" "$rc")")
+            continue
+        fi
+        ns=$(awk -v t=$((d1 - d0)) -v hz="$ticks" -v n="$(field received)" 'BEGIN { printf "%.0f", t / hz * 1e9 / n }')
+        extra=$(printf '"unrelated":%s,"round":%s,"daemon_ns_per_msg":%s,"exit":%s' "$unrelated" "$round" "$ns" "$rc")
+        printf '%s\n' "${json%\}},$extra}" |
+            tee -a "$results" >&2
+        cost_rows+=("$(printf '%5s %10s %12s %6s %16s' "$round" "$unrelated" "$(field msgs_per_s)" "$(field lost)" "$ns")")
+        if [ "$unrelated" = 10 ]; then
+            base_ns=$ns
+        else
+            cost_rows[-1]+=$(awk -v a="$ns" -v b="$base_ns" 'BEGIN { printf "  %.2fx", a / b }')
+        fi
+    done
+done
+stop_daemon
+
 log "results in $results"
 echo "Machine: $(nproc) cores, $cpu; hard open-files limit $nofile_hard; busd $rev"
 echo
@@ -282,4 +333,8 @@ echo "Request/reply ($REQUESTERS requesters × $REQ_COUNT requests, 10 s timeout
 printf '%-9s %10s %9s %9s %6s %10s %10s %10s %7s  %s\n' \
     transport requesters sent answered failed "p50 µs" "p99 µs" "elapsed s" "wall s" "target met"
 printf '%s\n' "${req_rows[@]}"
+echo
+echo "Publish cost (16 B pub/sub over unix, daemon CPU per message; target: with $UNRELATED unrelated subscriptions within 1.2x of 10)"
+printf '%5s %10s %12s %6s %16s  %s\n' round unrelated msgs/s lost "daemon ns/msg" "vs 10"
+printf '%s\n' "${cost_rows[@]}"
 for n in "${notes[@]}"; do echo "Note: $n"; done

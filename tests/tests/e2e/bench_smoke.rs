@@ -4,9 +4,12 @@
 //! are never asserted.
 
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use busd_e2e::{DaemonProcess, busd_bin};
+use busd_client::{Client, CtlCommand};
+use busd_e2e::{DaemonProcess, TestDaemon, Transport, busd_bin};
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The keys every result line carries, and those of reqrep.
 const KEYS: &[&str] = &[
@@ -231,6 +234,62 @@ fn idle_holds_connections_over_every_transport() {
     let shm_url = daemon.unix_url.replacen("unix://", "shm://", 1);
     let r = idle(&["--server", &shm_url]);
     assert_eq!(r["transport"], "shm");
+}
+
+#[tokio::test]
+async fn idle_connections_hold_as_many_subscriptions_as_asked() {
+    // What `bench/scale.sh` holds beside a pub/sub run to measure the
+    // publish cost against unrelated subscriptions.
+    let d = TestDaemon::start().await;
+    let admin = Client::connect(&d.url(Transport::Unix)).await.unwrap();
+    let mut bench = tokio::process::Command::new(busd_bin())
+        .args(["bench", "idle", "--conns", "2", "--subjects", "500"])
+        .args([
+            "--hold",
+            "600",
+            "--json",
+            "--server",
+            &d.url(Transport::Unix),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run busd bench idle");
+    let mut stderr = BufReader::new(bench.stderr.take().expect("stderr")).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = stderr.next_line().await.expect("read stderr") {
+            if line.starts_with("ready:") {
+                return line;
+            }
+        }
+        panic!("the bench ended before it was ready");
+    })
+    .await
+    .expect("ready within 60 s");
+    assert_eq!(ready, "ready: 2 connections");
+    let stats = admin.ctl(CtlCommand::Stats).await.expect("ctl stats");
+    assert_eq!(stats["subscriptions"], 2 * 500, "{stats}");
+
+    drop(bench.stdin.take()); // the end of stdin ends the hold
+    let out = bench.wait_with_output().await.expect("bench output");
+    assert!(out.status.success(), "{:?}", out.status);
+    let r: Value = serde_json::from_slice(&out.stdout).expect("one JSON result");
+    assert_eq!(
+        (r["subjects"].as_u64(), r["dropped"].as_u64()),
+        (Some(500), Some(0)),
+        "{r}"
+    );
+    // Gone with their connections, once the daemon has seen them close.
+    for _ in 0..500 {
+        let stats = admin.ctl(CtlCommand::Stats).await.expect("ctl stats");
+        if stats["subscriptions"] == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the held subscriptions outlived their connections by 10 s");
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! The idle workload: `--conns` connections, each subscribed to a subject
-//! of its own so that the daemon holds real state for each, opened a
-//! bounded number at a time and then held, silent, for `--hold` seconds.
+//! The idle workload: `--conns` connections, each subscribed to
+//! `--subjects` subjects of its own so that the daemon holds real state
+//! for each, opened a bounded number at a time and then held, silent, for
+//! `--hold` seconds.
 //!
 //! It measures connecting (how long, how many failed) and whether every
 //! connection survived the hold. What holding costs the daemon (memory,
@@ -22,6 +23,8 @@ use super::spec::{CommonArgs, Workload, unix_ns};
 /// Connections being opened at once: enough to keep the daemon busy,
 /// few enough to stay clear of listen backlogs and the auth timeout.
 const CONNECT_CONCURRENCY: usize = 128;
+/// Subscriptions of one connection being made at once.
+const SUBSCRIBE_CONCURRENCY: usize = 256;
 /// How long a held connection may take to answer the final round trip.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most failures quoted in a summary.
@@ -38,6 +41,8 @@ pub struct IdleSummary {
     pub transport: String,
     /// Connections asked for.
     pub conns: u32,
+    /// Subscriptions each holds.
+    pub subjects: u32,
     /// Connected and subscribed.
     pub established: u32,
     /// Could not connect or subscribe.
@@ -124,8 +129,8 @@ impl IdleSummary {
     }
 }
 
-/// A held connection: the connection and its subscription.
-type Held<C> = (C, BoxStream<'static, Bytes>);
+/// A held connection: the connection and its subscriptions.
+type Held<C> = (C, Vec<BoxStream<'static, Bytes>>);
 
 /// Opens `args.conns` connections to `url` with `bus`, each subscribed to
 /// a subject of its own, prints `ready: N connections` on stderr, holds
@@ -146,6 +151,7 @@ pub async fn idle<B: Bus>(
         workload: Workload::Idle.name().into(),
         transport: transport.into(),
         conns: args.conns,
+        subjects: args.subjects,
         ..IdleSummary::default()
     };
     // Subjects of this run only, so runs sharing a daemon never meet.
@@ -159,7 +165,7 @@ pub async fn idle<B: Bus>(
     let mut held = Vec::with_capacity(args.conns as usize);
     let started = Instant::now();
     let mut opening = stream::iter(0..args.conns)
-        .map(|i| open(bus, url, &run, i))
+        .map(|i| open(bus, url, &run, i, args.subjects))
         .buffer_unordered(CONNECT_CONCURRENCY);
     while let Some((took, result)) = opening.next().await {
         bar.inc(1);
@@ -208,20 +214,30 @@ pub async fn idle<B: Bus>(
     Ok(s)
 }
 
-/// Connects, subscribes to `{run}.{i}` and makes sure the server has the
-/// subscription; returns how long that took.
+/// Connects, subscribes to `{run}.{i}.{j}` for each of `subjects` and
+/// makes sure the server has the subscriptions; returns how long that took.
 async fn open<B: Bus>(
     bus: &B,
     url: &str,
     run: &str,
     i: u32,
+    subjects: u32,
 ) -> (Duration, anyhow::Result<Held<B::Conn>>) {
     let started = Instant::now();
     let result = async {
         let conn = bus.connect(url, &format!("bench-idle-{i}")).await?;
-        let messages = conn.subscribe(&format!("{run}.{i}")).await?;
+        let subscriptions = stream::iter(0..subjects)
+            .map(|j| {
+                let conn = &conn;
+                async move { conn.subscribe(&format!("{run}.{i}.{j}")).await }
+            })
+            .buffer_unordered(SUBSCRIBE_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<Vec<_>>>()?;
         conn.flush().await?;
-        Ok((conn, messages))
+        Ok((conn, subscriptions))
     }
     .await;
     (started.elapsed(), result)
@@ -258,11 +274,13 @@ async fn stdin_closed() {
     let _ = rx.await;
 }
 
-/// Whether a held connection is still there: its subscription open and the
-/// server answering a round trip.
-async fn check<C: Conn>((conn, mut messages): Held<C>) -> Result<(), String> {
-    if let Some(None) = messages.next().now_or_never() {
-        return Err("a subscription ended during the hold (disconnected?)".into());
+/// Whether a held connection is still there: its subscriptions open and
+/// the server answering a round trip.
+async fn check<C: Conn>((conn, mut subscriptions): Held<C>) -> Result<(), String> {
+    for messages in &mut subscriptions {
+        if let Some(None) = messages.next().now_or_never() {
+            return Err("a subscription ended during the hold (disconnected?)".into());
+        }
     }
     match tokio::time::timeout(CHECK_TIMEOUT, conn.flush()).await {
         Ok(Ok(())) => Ok(()),

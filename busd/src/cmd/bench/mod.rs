@@ -2,10 +2,11 @@
 //!
 //! ```text
 //! busd bench pubsub|fanout|reqrep [--server URL | --transport tcp|unix|shm]
-//!     [--size BYTES] [--count N] [--pubs N] [--subs M] [--requesters K]
+//!     [--size BYTES] [--count N | --duration TIME] [--pubs N] [--subs M] [--requesters K]
 //!     [--responders R] [--window W|off] [--overflow POLICY]
 //!     [--segment-threshold BYTES|off] [--procs] [--json]
-//! busd bench idle [--server URL | --transport tcp|unix|shm] [--conns N] [--hold SECS] [--json]
+//! busd bench idle [--server URL | --transport tcp|unix|shm] [--conns N] [--subjects K]
+//!     [--hold SECS] [--json]
 //! ```
 //!
 //! Without `--server` it starts its own daemon in this process (embedded
@@ -16,7 +17,7 @@
 //! a clean run, 3 for a run that completed with losses or failed workers,
 //! 1 when it could not run.
 //!
-//! `idle` opens N connections, each with a subscription, and holds them
+//! `idle` opens N connections, each with K subscriptions, and holds them
 //! (see [`idle()`]), for measuring what connections cost a daemon.
 //!
 //! The workload code is generic over [`Bus`], so `bench/natsbench` runs the

@@ -98,6 +98,11 @@ pub struct CommonArgs {
     /// Connections to open and hold (idle).
     #[arg(long, default_value_t = 100)]
     pub conns: u32,
+    /// Subscriptions each of them holds, each on a subject of its own
+    /// (idle): `--conns 1 --subjects 100000` puts 100,000 unrelated
+    /// subscriptions in the daemon.
+    #[arg(long, default_value_t = 1)]
+    pub subjects: u32,
     /// Seconds to hold them (idle); Ctrl-C ends the hold sooner, and so
     /// does the end of stdin when stdin is a pipe.
     #[arg(long, default_value_t = 5)]
@@ -168,6 +173,7 @@ impl CommonArgs {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.workload == Workload::Idle {
             anyhow::ensure!(self.conns >= 1, "--conns must be at least 1");
+            anyhow::ensure!(self.subjects >= 1, "--subjects must be at least 1");
             anyhow::ensure!(
                 !self.procs,
                 "idle holds its connections in one process; --procs does not apply"
