@@ -102,9 +102,9 @@ impl Summary {
             ..Summary::default()
         };
         s.expected = if reqrep {
-            u64::from(args.requesters) * args.count()
+            u64::from(args.requesters).saturating_mul(args.count())
         } else {
-            u64::from(s.pubs) * u64::from(s.subs) * args.count()
+            (u64::from(s.pubs) * u64::from(s.subs)).saturating_mul(args.count())
         };
         let mut latency = histogram();
         let (mut end_ns, mut bytes) = (outcome.start_ns, 0);
@@ -120,7 +120,7 @@ impl Summary {
                         ..
                     } = role
                     {
-                        s.lost += u64::from(*pubs) * count; // it reported nothing it got
+                        s.lost += u64::from(*pubs).saturating_mul(*count); // it reported nothing it got
                     }
                     continue;
                 }

@@ -140,8 +140,8 @@ pub async fn execute<B: Bus>(
     // A timed run's total is known only at its end.
     let total = match args.workload {
         _ if args.duration.is_some() => None,
-        Workload::Reqrep => Some(u64::from(args.requesters) * args.count()),
-        _ => Some(u64::from(args.pubs()) * u64::from(args.subs()) * args.count()),
+        Workload::Reqrep => Some(u64::from(args.requesters).saturating_mul(args.count())),
+        _ => Some((u64::from(args.pubs()) * u64::from(args.subs())).saturating_mul(args.count())),
     };
     let bar = progress_bar(total, args.json);
     let start_ns = unix_ns();
