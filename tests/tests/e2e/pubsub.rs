@@ -85,6 +85,50 @@ async fn order_is_kept_per_publisher() {
     }
 }
 
+/// Payload `i` of the mixed-size stream: its number, then a pattern of
+/// its own, small (copied into the receiver's queue), or past the copy
+/// limit (passed on whole), or past the shm segment threshold.
+fn mixed_payload(i: u32) -> Vec<u8> {
+    let len = match i % 7 {
+        0 => 10 * 1024,
+        3 if i % 21 == 3 => 70 * 1024,
+        _ => 4 + (i as usize % 300),
+    };
+    let mut p = i.to_be_bytes().to_vec();
+    p.extend((4..len).map(|k| (k as u32 ^ i) as u8));
+    p
+}
+
+#[tokio::test]
+async fn small_and_large_messages_keep_their_order_and_bytes() {
+    // Small deliveries go into the receiver's queue as copied runs, large
+    // ones as frames of their own: between them, nothing may reorder.
+    let d = TestDaemon::start().await;
+    for t in Transport::ALL {
+        let (p, s) = (connect(&d, t).await, connect(&d, t).await);
+        let mut sub = s.subscribe("mixed").await.unwrap();
+        const N: u32 = 600;
+        let send = async {
+            for i in 0..N {
+                p.publish("mixed", mixed_payload(i)).await.unwrap();
+            }
+            p.flush().await.unwrap();
+        };
+        let receive = async {
+            for i in 0..N {
+                let m = next(&mut sub, "mixed").await;
+                assert_eq!(
+                    m.payload.len(),
+                    mixed_payload(i).len(),
+                    "{t:?}: message {i}"
+                );
+                assert!(m.payload[..] == mixed_payload(i)[..], "{t:?}: message {i}");
+            }
+        };
+        tokio::join!(send, receive);
+    }
+}
+
 #[tokio::test]
 async fn queue_group_gives_each_message_to_one_member() {
     let d = TestDaemon::start().await;
