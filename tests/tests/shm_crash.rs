@@ -4,7 +4,7 @@
 //! A test binary of its own: it checks the daemon's fds by counting this
 //! process's, so no other test may open or close any meanwhile.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use busd_client::{Client, CtlCommand, ErrorKind, RequestOptions};
@@ -43,7 +43,8 @@ async fn a_killed_shm_responder_leaves_nothing_behind() {
     let connections = stat(&admin, "connections").await;
     let fds = open_fds();
 
-    let mut child = Command::new(busd_bin())
+    // Killed on drop as well, so a failing assertion leaves no responder behind.
+    let mut child = tokio::process::Command::new(busd_bin())
         .args([
             "reply",
             "--server",
@@ -54,9 +55,13 @@ async fn a_killed_shm_responder_leaves_nothing_behind() {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .kill_on_drop(true)
         .spawn()
         .expect("spawn busd reply");
-    let pid = Pid::from_raw(child.id() as i32).expect("pid");
+    let pid = child
+        .id()
+        .and_then(|id| Pid::from_raw(id as i32))
+        .expect("pid");
     eventually("the shm responder serves", async || {
         admin.request("crash.svc", "ping").await.is_ok()
     })
@@ -83,7 +88,7 @@ async fn a_killed_shm_responder_leaves_nothing_behind() {
     })
     .await;
     kill_process(pid, Signal::KILL).unwrap();
-    let _ = child.wait();
+    let _ = child.wait().await;
 
     let answer = tokio::time::timeout(Duration::from_secs(10), pending)
         .await
