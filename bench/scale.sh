@@ -280,6 +280,34 @@ for transport in $TRANSPORTS; do
     fi
 done
 
+# Starts `busd bench idle` holding $1 subscriptions on subjects of its own,
+# which it keeps until its stdin (fd 3 here) closes; waits up to $2 s for
+# them to be made. Sets holder_pid.
+holds=0
+hold_unrelated() {
+    holds=$((holds + 1))
+    local fifo="$tmp/hold-unrelated-$holds"
+    mkfifo "$fifo"
+    "$busd" bench idle --server "$unix_url" --conns 1 --subjects "$1" --hold 3600 --json \
+        <"$fifo" >"$tmp/cost-hold.json" 2>"$tmp/cost-hold.err" &
+    holder_pid=$!
+    pids+=("$holder_pid")
+    exec 3>"$fifo"
+    wait_for_line "$tmp/cost-hold.err" "^ready:" "$2" "$holder_pid"
+}
+
+release_holder() {
+    exec 3>&-
+    wait "$holder_pid" || true
+    forget "$holder_pid"
+}
+
+# The measured run: $1 messages of 16 B, one publisher, one subscriber.
+cost_pubsub() {
+    "$busd" bench pubsub --size 16 --count "$1" --overflow block --procs --json \
+        --server "$unix_url" 2>"$tmp/cost.err"
+}
+
 log "publish cost: 16 B pub/sub beside 10 and $UNRELATED unrelated subscriptions, $COST_ROUNDS rounds"
 start_daemon cost
 cost_rows=()
@@ -289,22 +317,12 @@ for round in $(seq "$COST_ROUNDS"); do
     order="10 $UNRELATED"
     [ $((round % 2)) = 1 ] || order="$UNRELATED 10"
     for unrelated in $order; do
-        fifo="$tmp/hold-cost-$round-$unrelated"
-        mkfifo "$fifo"
-        "$busd" bench idle --server "$unix_url" --conns 1 --subjects "$unrelated" --hold 3600 --json \
-            <"$fifo" >"$tmp/cost-hold.json" 2>"$tmp/cost-hold.err" &
-        holder_pid=$!
-        pids+=("$holder_pid")
-        exec 3>"$fifo"
-        wait_for_line "$tmp/cost-hold.err" "^ready:" 120 "$holder_pid"
+        hold_unrelated "$unrelated" 120
         d0=$(cpu_ticks "$daemon_pid")
         rc=0
-        out=$("$busd" bench pubsub --size 16 --count "$PUB_COUNT" --overflow block --procs --json \
-            --server "$unix_url" 2>"$tmp/cost.err") || rc=$?
+        out=$(cost_pubsub "$PUB_COUNT") || rc=$?
         d1=$(cpu_ticks "$daemon_pid")
-        exec 3>&-
-        wait "$holder_pid" || true
-        forget "$holder_pid"
+        release_holder
         json=$(grep -m1 '^{' <<<"$out" || true)
         if [ -z "$json" ]; then
             log "publish cost: no result (exit $rc): $(tail -1 "$tmp/cost.err")"
@@ -340,21 +358,11 @@ if command -v callgrind_control >/dev/null; then
     pids+=("$daemon_pid")
     for _ in $(seq 300); do [ -S "$tmp/busd.sock" ] && break; sleep 0.1; done
     for unrelated in 10 "$UNRELATED"; do
-        fifo="$tmp/hold-ir-$unrelated"
-        mkfifo "$fifo"
-        "$busd" bench idle --server "$unix_url" --conns 1 --subjects "$unrelated" --hold 3600 --json \
-            <"$fifo" >"$tmp/cost-hold.json" 2>"$tmp/cost-hold.err" &
-        holder_pid=$!
-        pids+=("$holder_pid")
-        exec 3>"$fifo"
-        wait_for_line "$tmp/cost-hold.err" "^ready:" 600 "$holder_pid"
+        hold_unrelated "$unrelated" 600 # the daemon runs under callgrind
         callgrind_control -z "$daemon_pid" >/dev/null
-        out=$("$busd" bench pubsub --size 16 --count $((PUB_COUNT / 10)) --overflow block --procs --json \
-            --server "$unix_url" 2>"$tmp/cost.err") || true
+        out=$(cost_pubsub $((PUB_COUNT / 10))) || true
         callgrind_control -d "unrelated-$unrelated" "$daemon_pid" >/dev/null
-        exec 3>&-
-        wait "$holder_pid" || true
-        forget "$holder_pid"
+        release_holder
         json=$(grep -m1 '^{' <<<"$out" || true)
         dump=$(grep -l "Trigger: dump unrelated-$unrelated\$" "$tmp"/callgrind.out.* 2>/dev/null | head -1)
         ir=$(awk '$1 == "summary:" { print $2 }' "$dump" 2>/dev/null || true)
