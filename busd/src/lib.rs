@@ -1,30 +1,9 @@
-//! busd: the daemon (`busd run`) and the command-line client.
+//! The `busd` command: `busd run` (the daemon, from `busd-daemon`), the
+//! client commands (on `busd-client`) and `busd bench` (`busd-bench`).
 //!
-//! [`Daemon`] binds loopback TCP and a unix socket and routes between the
-//! clients that connect; [`run`] is what `busd run` calls, with shutdown
-//! as a parameter so tests stop the daemon deterministically.
+//! It is a library as well as `main.rs` so that the end-to-end test
+//! package builds the very same command as a binary of its own (cargo
+//! builds a package's binaries before its integration tests, not another
+//! package's); every subcommand lives in [`cmd`].
 
-mod admin;
 pub mod cmd;
-mod config;
-mod conn;
-mod handshake;
-mod payload;
-mod server;
-mod session;
-
-pub use config::{Config, ConfigError, DEFAULT_CONFIG, Limits};
-pub use server::{Daemon, Reloader, StartError};
-
-use tokio_util::sync::CancellationToken;
-
-/// Runs the daemon with `config` until `shutdown` is cancelled, then drains
-/// every connection and returns.
-///
-/// # Errors
-/// [`StartError`] when a listener cannot be opened.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
-    let daemon = Daemon::start_with(config, shutdown).await?;
-    daemon.wait().await;
-    Ok(())
-}

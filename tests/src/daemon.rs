@@ -3,7 +3,7 @@
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use busd::{Config, Daemon};
+use busd_daemon::{Config, Daemon};
 use busd_transport::Endpoint;
 use tempfile::TempDir;
 
@@ -64,7 +64,8 @@ impl TestDaemon {
     /// As [`TestDaemon::start`], after `tune` adjusts the config.
     pub async fn start_with(tune: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = Config::parse("<test>", busd::DEFAULT_CONFIG, &[]).expect("default config");
+        let config =
+            Config::parse("<test>", busd_daemon::DEFAULT_CONFIG, &[]).expect("default config");
         Self::launch(dir, config, tune).await
     }
 
@@ -134,9 +135,13 @@ impl TestDaemon {
     /// Reloads the configuration file, as SIGHUP does.
     ///
     /// # Errors
-    /// Why the daemon refused the file (the old rules stay).
+    /// Why the daemon refused the file (the old rules stay), as the
+    /// daemon words it.
     pub fn reload(&self) -> Result<(), String> {
-        self.daemon().reloader().reload()
+        match self.daemon().reloader().reload() {
+            Ok(_report) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// [`TestDaemon::rewrite_config`], then [`TestDaemon::reload`].

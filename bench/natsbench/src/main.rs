@@ -2,7 +2,7 @@
 //! `async-nats` client, for `bench/compare.sh`.
 //!
 //! It reuses busd's bench runner, checks and report through the
-//! [`Bus`](busd::cmd::bench::Bus) traits and only supplies a NATS driver
+//! [`Bus`](busd_bench::Bus) traits and only supplies a NATS driver
 //! ([`nats::NatsBus`]), so both systems run the very same workload code
 //! and print the same JSON. It is a separate binary so that `async-nats`
 //! never ships in `busd`.
@@ -17,9 +17,9 @@ mod table;
 
 use std::process::ExitCode;
 
-use busd::cmd::bench::{
-    Bus, CommonArgs, EXIT_NOT_CLEAN, Mode, Summary, WorkerCommand, Workload, execute, idle,
-    print_json, print_table, worker_main,
+use busd_bench::{
+    BenchError, Bus, CommonArgs, EXIT_NOT_CLEAN, Mode, Summary, WorkerCommand, Workload, execute,
+    idle, print_json, print_table, worker_main,
 };
 use clap::Parser;
 
@@ -69,7 +69,7 @@ fn main() -> ExitCode {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(EXIT_NOT_CLEAN),
                 Err(e) => {
-                    eprintln!("natsbench: {e:#}");
+                    eprintln!("natsbench: {}", busd_bench::chain(&e));
                     ExitCode::FAILURE
                 }
             },
@@ -89,7 +89,7 @@ fn main() -> ExitCode {
 }
 
 /// Runs the bench; whether it was clean.
-async fn bench(common: &CommonArgs, server: &str) -> anyhow::Result<bool> {
+async fn bench(common: &CommonArgs, server: &str) -> Result<bool, BenchError> {
     let bus = NatsBus;
     if common.workload == Workload::Idle {
         let summary = idle(&bus, common, server, "tcp").await?;
@@ -98,7 +98,8 @@ async fn bench(common: &CommonArgs, server: &str) -> anyhow::Result<bool> {
     }
     let mode = if common.procs {
         Mode::Procs(WorkerCommand {
-            program: std::env::current_exe()?,
+            program: std::env::current_exe()
+                .map_err(|e| BenchError::Worker(format!("cannot find the running binary: {e}")))?,
             args: vec!["worker".into()],
         })
     } else {

@@ -8,9 +8,8 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use async_nats::{Client, ConnectOptions, Subject};
-use busd::cmd::bench::{Bus, Call, Conn};
+use busd_bench::{Bus, Call, Conn};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -30,16 +29,34 @@ impl Bus for NatsBus {
         "nats"
     }
 
-    async fn connect(&self, url: &str, name: &str) -> anyhow::Result<NatsConn> {
+    async fn connect(&self, url: &str, name: &str) -> Result<NatsConn, NatsError> {
         let client = ConnectOptions::new()
             .name(name)
             // One reconnect, then give up: a slow-consumer disconnect shows as loss.
             .max_reconnects(1)
             .connect(url)
-            .await
-            .with_context(|| format!("cannot connect to {url}"))?;
+            .await?;
         Ok(NatsConn(client))
     }
+}
+
+/// What async-nats reports, one variant per operation's error type.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NatsError {
+    #[error(transparent)]
+    Connect(#[from] async_nats::ConnectError),
+    #[error(transparent)]
+    Subscribe(#[from] async_nats::SubscribeError),
+    #[error(transparent)]
+    Publish(#[from] async_nats::PublishError),
+    #[error(transparent)]
+    Flush(#[from] async_nats::client::FlushError),
+    #[error(transparent)]
+    Request(#[from] async_nats::RequestError),
+    #[error("request timed out")]
+    Timeout,
+    #[error("a request without a reply subject")]
+    NoReplySubject,
 }
 
 /// An async-nats client.
@@ -57,25 +74,26 @@ pub(crate) struct NatsCall {
 impl Conn for NatsConn {
     type Subject = Subject;
     type Call = NatsCall;
+    type Error = NatsError;
 
-    fn subject(&self, subject: &str) -> anyhow::Result<Subject> {
+    fn subject(&self, subject: &str) -> Result<Subject, NatsError> {
         Ok(Subject::from(subject))
     }
 
-    async fn subscribe(&self, subject: &str) -> anyhow::Result<BoxStream<'static, Bytes>> {
+    async fn subscribe(&self, subject: &str) -> Result<BoxStream<'static, Bytes>, NatsError> {
         let sub = self.0.subscribe(subject.to_string()).await?;
         Ok(sub.map(|m| m.payload).boxed())
     }
 
-    async fn publish(&self, subject: &Subject, payload: Bytes) -> anyhow::Result<()> {
+    async fn publish(&self, subject: &Subject, payload: Bytes) -> Result<(), NatsError> {
         Ok(self.0.publish(subject.clone(), payload).await?)
     }
 
-    async fn flush(&self) -> anyhow::Result<()> {
+    async fn flush(&self) -> Result<(), NatsError> {
         Ok(self.0.flush().await?)
     }
 
-    async fn serve(&self, service: &str) -> anyhow::Result<BoxStream<'static, NatsCall>> {
+    async fn serve(&self, service: &str) -> Result<BoxStream<'static, NatsCall>, NatsError> {
         let sub = self
             .0
             .queue_subscribe(service.to_string(), RESPONDERS.to_string())
@@ -95,21 +113,23 @@ impl Conn for NatsConn {
         service: &Subject,
         payload: Bytes,
         timeout: Duration,
-    ) -> anyhow::Result<Bytes> {
+    ) -> Result<Bytes, NatsError> {
         let answer = tokio::time::timeout(timeout, self.0.request(service.clone(), payload))
             .await
-            .context("request timed out")??;
+            .map_err(|_| NatsError::Timeout)??;
         Ok(answer.payload)
     }
 }
 
 impl Call for NatsCall {
+    type Error = NatsError;
+
     fn payload(&self) -> &Bytes {
         &self.payload
     }
 
-    async fn respond(self, payload: Bytes) -> anyhow::Result<()> {
-        let reply = self.reply.context("a request without a reply subject")?;
+    async fn respond(self, payload: Bytes) -> Result<(), NatsError> {
+        let reply = self.reply.ok_or(NatsError::NoReplySubject)?;
         Ok(self.client.publish(reply, payload).await?)
     }
 }

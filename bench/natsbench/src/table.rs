@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::Context as _;
-use busd::cmd::bench::Summary;
+use busd_bench::Summary;
 
 /// A workload as compared: name, payload size, fan shape.
 type Key = (String, usize, String);

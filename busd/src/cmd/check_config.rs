@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use busd_policy::{Diagnostic, Identity, PackageRules, Policy, UnpackagedMode};
 use busd_proto::Pfn;
 
-use crate::Config;
+use busd_daemon::Config;
 
 /// Options of `busd check-config`.
 #[derive(Debug, clap::Args)]
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn the_default_config_has_no_packages() {
-        let config = Config::parse("default", crate::DEFAULT_CONFIG, &[]).unwrap();
+        let config = Config::parse("default", busd_daemon::DEFAULT_CONFIG, &[]).unwrap();
         let text = summary(&config, 0);
         assert!(
             text.starts_with("default: valid: 0 package(s), 0 warning(s)\n"),

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use super::nofile::Raised;
-use crate::Config;
+use busd_daemon::Config;
+use busd_daemon::Raised;
 
 /// Options of `busd run`.
 #[derive(Debug, clap::Args)]
@@ -61,7 +61,7 @@ async fn run(config: Config, threads: usize) -> ExitCode {
     // Every connection costs fds (six over shm): lift the soft open-files
     // limit to the hard one, as nats-server does, rather than refuse
     // connections at a default of 1024 with memory to spare.
-    match super::nofile::raise_nofile_limit() {
+    match busd_daemon::raise_nofile_limit() {
         Ok(Raised::To { from, to }) => tracing::info!(from, to, "raised the open-files limit"),
         Ok(Raised::Already(_)) => {}
         Err(e) => tracing::warn!(cause = %e, "cannot raise the open-files limit"),
@@ -78,7 +78,7 @@ async fn run(config: Config, threads: usize) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let daemon = match crate::Daemon::start_with(config, shutdown.clone()).await {
+    let daemon = match busd_daemon::Daemon::start_with(config, shutdown.clone()).await {
         Ok(d) => d,
         Err(e) => {
             eprintln!("busd: cannot start: {}", error_chain(&e));

@@ -8,7 +8,7 @@ use busd_e2e::{RawClient, TestDaemon, Transport};
 use busd_proto::{ErrorCode, Frame, Op, Subject};
 use futures::StreamExt;
 
-fn small_queues(c: &mut busd::Config) {
+fn small_queues(c: &mut busd_daemon::Config) {
     c.limits.max_pending_msgs = 8;
     c.limits.max_pending_bytes = 8 << 20;
 }

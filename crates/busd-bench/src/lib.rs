@@ -1,4 +1,6 @@
-//! `busd bench`: throughput and latency of a daemon, in the manner of `nats bench`.
+//! busd's benchmark harness: `busd bench`, throughput and latency of a
+//! daemon in the manner of `nats bench`, and the workloads `natsbench`
+//! runs against NATS.
 //!
 //! ```text
 //! busd bench pubsub|fanout|reqrep [--server URL | --transport tcp|unix|shm]
@@ -11,7 +13,8 @@
 //!
 //! Without `--server` it starts its own daemon in this process (embedded
 //! config, `127.0.0.1:0`, a temp socket). Workers run as tasks, or with
-//! `--procs` as processes re-executing this binary (`busd bench-worker`).
+//! `--procs` as processes re-executing the running binary with the
+//! worker's spec (`busd bench-worker SPEC`; see [`worker_main`]).
 //! Pub/sub runs check that every subscriber got every message of every
 //! publisher, in order; losses are reported, never hidden. Exit code 0 for
 //! a clean run, 3 for a run that completed with losses or failed workers,
@@ -21,9 +24,10 @@
 //! (see [`idle()`]), for measuring what connections cost a daemon.
 //!
 //! The workload code is generic over [`Bus`], so `bench/natsbench` runs the
-//! very same workloads against NATS with `async-nats`, outside this binary.
+//! very same workloads against NATS with `async-nats`, outside busd.
 
 mod bus;
+mod error;
 mod idle;
 mod pubsub;
 mod report;
@@ -34,9 +38,8 @@ mod spec;
 mod target;
 mod worker;
 
-use std::process::ExitCode;
-
-pub use bus::{Bus, BusdBus, BusdConn, Call, Conn};
+pub use bus::{Bus, BusdBus, BusdConn, BusdError, Call, Conn};
+pub use error::{BenchError, BoxError, chain};
 pub use idle::{IdleSummary, idle};
 pub use report::{Summary, print_json, print_table};
 pub use runner::{Mode, Outcome, execute};
@@ -125,23 +128,16 @@ impl OverflowArg {
 #[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
     /// The worker's spec, as JSON.
-    spec: String,
+    pub spec: String,
 }
 
-/// Runs `busd bench`.
-pub async fn run(args: Args) -> ExitCode {
-    match bench(args).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(EXIT_NOT_CLEAN),
-        Err(e) => {
-            eprintln!("busd bench: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Runs the bench; whether it was clean.
-async fn bench(mut args: Args) -> anyhow::Result<bool> {
+/// Runs `busd bench`; whether the run was clean (every message arrived,
+/// every worker finished).
+///
+/// # Errors
+/// When the bench could not run: invalid options, no daemon, a worker
+/// that could not start.
+pub async fn run(mut args: Args) -> Result<bool, BenchError> {
     args.common.validate()?;
     // Lossless back-pressure already bounds what a publisher has in
     // flight (its SDK's queue, then the daemon's wait for room), so a
@@ -151,7 +147,7 @@ async fn bench(mut args: Args) -> anyhow::Result<bool> {
     }
     // Every connection is an fd here (six over shm), and an in-process
     // daemon's end is one more.
-    if let Err(e) = super::nofile::raise_nofile_limit() {
+    if let Err(e) = busd_daemon::raise_nofile_limit() {
         eprintln!("busd bench: cannot raise the open-files limit: {e}");
     }
     let target = target::Target::resolve(args.server, args.transport).await?;
@@ -169,7 +165,8 @@ async fn bench(mut args: Args) -> anyhow::Result<bool> {
     }
     let mode = if args.common.procs {
         Mode::Procs(WorkerCommand {
-            program: std::env::current_exe()?,
+            program: std::env::current_exe()
+                .map_err(|e| BenchError::io("cannot find the running binary", e))?,
             args: vec!["bench-worker".into()],
         })
     } else {
@@ -188,9 +185,4 @@ async fn bench(mut args: Args) -> anyhow::Result<bool> {
         print_table(std::slice::from_ref(&summary));
     }
     Ok(summary.is_clean())
-}
-
-/// Runs `busd bench-worker SPEC`, one worker of a `--procs` run.
-pub async fn run_worker(args: WorkerArgs) -> ExitCode {
-    worker_main::<BusdBus>(&args.spec).await
 }

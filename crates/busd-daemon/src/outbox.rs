@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::payload::Payload;
+use crate::sync::lock;
 
 /// Payloads at least this large travel as their own iovec instead of
 /// being copied into the coalescing buffer (or into a queue's run).
@@ -406,10 +407,4 @@ async fn write_chunks<W: AsyncWrite + Unpin>(
     }
     chunks.clear();
     Ok(())
-}
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it:
-/// the queue stays consistent between operations.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

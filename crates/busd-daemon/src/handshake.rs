@@ -17,7 +17,7 @@ use serde_bytes::ByteBuf;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// Bytes of randomness in each challenge.
 const NONCE_LEN: usize = 32;

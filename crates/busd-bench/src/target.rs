@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use busd_transport::Endpoint;
 use tempfile::TempDir;
 
-use super::TransportArg;
-use crate::{Config, Daemon};
+use crate::TransportArg;
+use busd_daemon::{Config, Daemon};
+
+use crate::error::BenchError;
 
 /// How long the workers' connections may take to close before the
 /// bench's own daemon shuts down.
@@ -30,11 +31,11 @@ impl Target {
     pub(crate) async fn resolve(
         server: Option<String>,
         transport: TransportArg,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, BenchError> {
         if let Some(url) = server {
             let endpoint: Endpoint = url
                 .parse()
-                .with_context(|| format!("invalid --server {url}"))?;
+                .map_err(|e| BenchError::bus(format!("invalid --server {url}"), e))?;
             let transport = match endpoint {
                 Endpoint::Tcp(_) => "tcp",
                 Endpoint::Unix(_) => "unix",
@@ -46,15 +47,17 @@ impl Target {
                 own: None,
             });
         }
-        let dir = tempfile::tempdir().context("cannot create a temp dir for the socket")?;
+        let dir = tempfile::tempdir()
+            .map_err(|e| BenchError::io("cannot create a temp dir for the socket", e))?;
         // BUSD_* variables still tune it, e.g. BUSD_LIMITS__MAX_PENDING_MSGS.
         let env: Vec<(String, String)> = std::env::vars().collect();
-        let mut config = Config::load_with_env(None, &env)?;
+        let mut config =
+            Config::load_with_env(None, &env).map_err(|e| BenchError::Daemon(e.into()))?;
         config.tcp = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
         config.unix = Some(dir.path().join("busd.sock"));
         let daemon = Daemon::start(config)
             .await
-            .context("cannot start the bench's daemon")?;
+            .map_err(|e| BenchError::Daemon(e.into()))?;
         let (endpoint, name) = match transport {
             TransportArg::Tcp => (daemon.tcp_endpoint().cloned(), "tcp"),
             TransportArg::Unix => (daemon.unix_endpoint().cloned(), "unix"),
@@ -65,7 +68,7 @@ impl Target {
             },
         };
         let url = endpoint
-            .context("the daemon has no such endpoint")?
+            .ok_or_else(|| BenchError::Options("the daemon has no such endpoint".into()))?
             .to_string();
         Ok(Self {
             url,

@@ -29,7 +29,7 @@ const MAX_THREADS: usize = 1024;
 const MAX_BUSY_POLL: Duration = Duration::from_millis(10);
 
 /// The configuration compiled into the binary (`config/busd.toml`).
-pub const DEFAULT_CONFIG: &str = include_str!("../../config/busd.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config/busd.toml");
 
 /// A configuration the daemon can run with.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,7 +135,7 @@ impl Config {
     ///
     /// # Errors
     /// As [`Config::load`].
-    pub(crate) fn load_checked(
+    pub fn load_checked(
         path: &Path,
         env: &[(String, String)],
     ) -> Result<(Self, Vec<Diagnostic>), ConfigError> {

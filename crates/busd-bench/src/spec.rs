@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{BenchError, ensure};
+
 /// The most messages one publisher may number: the sequence has 48 bits,
 /// and its last value marks the end of a `--duration` run.
 pub(crate) const MAX_COUNT: u64 = (1 << 48) - 2;
@@ -170,40 +172,42 @@ impl CommonArgs {
     ///
     /// # Errors
     /// A message naming the bad option.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> Result<(), BenchError> {
         if self.workload == Workload::Idle {
-            anyhow::ensure!(self.conns >= 1, "--conns must be at least 1");
-            anyhow::ensure!(self.subjects >= 1, "--subjects must be at least 1");
-            anyhow::ensure!(
-                !self.procs,
-                "idle holds its connections in one process; --procs does not apply"
-            );
+            ensure(self.conns >= 1, || "--conns must be at least 1".into())?;
+            ensure(self.subjects >= 1, || {
+                "--subjects must be at least 1".into()
+            })?;
+            ensure(!self.procs, || {
+                "idle holds its connections in one process; --procs does not apply".into()
+            })?;
             return Ok(());
         }
         let pubsub = self.workload != Workload::Reqrep;
-        anyhow::ensure!(
-            !pubsub || self.size >= 8,
-            "--size must be at least 8 for {}: the payload carries a sequence number",
-            self.workload.name()
-        );
-        anyhow::ensure!(
-            self.workload != Workload::Fanout || self.pubs == 1,
-            "fanout has exactly one publisher; use pubsub for --pubs"
-        );
-        anyhow::ensure!(
-            !pubsub || (self.pubs() >= 1 && self.subs() >= 1),
-            "pub/sub needs at least one publisher and one subscriber"
-        );
-        anyhow::ensure!(
+        ensure(!pubsub || self.size >= 8, || {
+            format!(
+                "--size must be at least 8 for {}: the payload carries a sequence number",
+                self.workload.name()
+            )
+        })?;
+        ensure(self.workload != Workload::Fanout || self.pubs == 1, || {
+            "fanout has exactly one publisher; use pubsub for --pubs".into()
+        })?;
+        ensure(!pubsub || (self.pubs() >= 1 && self.subs() >= 1), || {
+            "pub/sub needs at least one publisher and one subscriber".into()
+        })?;
+        ensure(
             pubsub || (self.requesters >= 1 && self.responders >= 1),
-            "reqrep needs at least one requester and one responder"
-        );
-        anyhow::ensure!(self.count() >= 1, "--count must be at least 1");
-        anyhow::ensure!(self.count() <= MAX_COUNT, "--count must be below 2^48 - 1");
-        anyhow::ensure!(
+            || "reqrep needs at least one requester and one responder".into(),
+        )?;
+        ensure(self.count() >= 1, || "--count must be at least 1".into())?;
+        ensure(self.count() <= MAX_COUNT, || {
+            "--count must be below 2^48 - 1".into()
+        })?;
+        ensure(
             self.duration.is_none_or(|d| d >= Duration::from_millis(1)),
-            "--duration must be at least 1ms"
-        );
+            || "--duration must be at least 1ms".into(),
+        )?;
         Ok(())
     }
 }

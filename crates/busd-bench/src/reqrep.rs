@@ -11,8 +11,9 @@ use futures::stream::BoxStream;
 use hdrhistogram::Histogram;
 use tokio_util::sync::CancellationToken;
 
-use super::bus::{Call, Conn};
-use super::spec::{RoleResult, unix_ns};
+use crate::bus::{Call, Conn};
+use crate::error::chain;
+use crate::spec::{RoleResult, unix_ns};
 
 /// The longest latency the histogram records; longer ones are clamped.
 const MAX_LATENCY: Duration = Duration::from_secs(60);
@@ -77,7 +78,7 @@ pub(crate) async fn request<C: Conn>(
             Err(e) => {
                 result.errors += 1;
                 if result.error.is_none() {
-                    result.error = Some(format!("request failed: {e:#}"));
+                    result.error = Some(format!("request failed: {}", chain(&e)));
                 }
             }
         }
@@ -114,7 +115,7 @@ pub(crate) async fn respond<C: Call>(
             Err(e) => {
                 result.errors += 1;
                 if result.error.is_none() {
-                    result.error = Some(format!("respond failed: {e:#}"));
+                    result.error = Some(format!("respond failed: {}", chain(&e)));
                 }
             }
         }

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::reqrep::histogram;
-use super::runner::Outcome;
-use super::spec::{CommonArgs, Role, Workload};
+use crate::reqrep::histogram;
+use crate::runner::Outcome;
+use crate::spec::{CommonArgs, Role, Workload};
 
 /// Most worker failures quoted in a summary.
 const MAX_FAILURES: usize = 5;

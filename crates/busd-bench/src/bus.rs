@@ -8,8 +8,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use busd_client::{Client, Message, Overflow, Request, RequestOptions, Subject, SubscribeOptions};
+use busd_client::{
+    Client, Message, Overflow, Request, RequestOptions, Status, Subject, SubjectError,
+    SubscribeOptions,
+};
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use serde::de::DeserializeOwned;
@@ -34,7 +36,7 @@ pub trait Bus: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {
         &self,
         url: &str,
         name: &str,
-    ) -> impl Future<Output = anyhow::Result<Self::Conn>> + Send;
+    ) -> impl Future<Output = Result<Self::Conn, <Self::Conn as Conn>::Error>> + Send;
 }
 
 /// One connection to the bus.
@@ -43,22 +45,24 @@ pub trait Conn: Clone + Send + Sync + 'static {
     type Subject: Clone + Send + Sync + 'static;
     /// A call to answer.
     type Call: Call;
+    /// What the system's client reports.
+    type Error: std::error::Error + Send + Sync + 'static;
     /// Parses a literal subject.
     ///
     /// # Errors
     /// When the subject is malformed.
-    fn subject(&self, subject: &str) -> anyhow::Result<Self::Subject>;
+    fn subject(&self, subject: &str) -> Result<Self::Subject, Self::Error>;
     /// Subscribes; the stream yields payloads and ends if the subscription does.
     fn subscribe(
         &self,
         subject: &str,
-    ) -> impl Future<Output = anyhow::Result<BoxStream<'static, Bytes>>> + Send;
+    ) -> impl Future<Output = Result<BoxStream<'static, Bytes>, Self::Error>> + Send;
     /// Publishes one message.
     fn publish(
         &self,
         subject: &Self::Subject,
         payload: Bytes,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
     /// Publishes a message of `len` bytes that `fill` writes: into a buffer
     /// then published, unless the bus can give memory to write it in place.
     fn publish_filled(
@@ -66,24 +70,24 @@ pub trait Conn: Clone + Send + Sync + 'static {
         subject: &Self::Subject,
         len: usize,
         fill: impl FnOnce(&mut [u8]) + Send,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
         self.publish(subject, filled(len, fill))
     }
     /// Waits until the server has handled what was published before (as far
     /// as the system offers such a round trip).
-    fn flush(&self) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn flush(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
     /// Serves `service`; the stream ends if the registration does.
     fn serve(
         &self,
         service: &str,
-    ) -> impl Future<Output = anyhow::Result<BoxStream<'static, Self::Call>>> + Send;
+    ) -> impl Future<Output = Result<BoxStream<'static, Self::Call>, Self::Error>> + Send;
     /// Calls `service` and returns the response payload.
     fn request(
         &self,
         service: &Self::Subject,
         payload: Bytes,
         timeout: Duration,
-    ) -> impl Future<Output = anyhow::Result<Bytes>> + Send;
+    ) -> impl Future<Output = Result<Bytes, Self::Error>> + Send;
 }
 
 /// A payload of `len` bytes that `fill` wrote, in a buffer of its own.
@@ -95,10 +99,12 @@ fn filled(len: usize, fill: impl FnOnce(&mut [u8])) -> Bytes {
 
 /// A request received by a responder.
 pub trait Call: Send + 'static {
+    /// What the system's client reports.
+    type Error: std::error::Error + Send + Sync + 'static;
     /// Its payload.
     fn payload(&self) -> &Bytes;
     /// Answers it.
-    fn respond(self, payload: Bytes) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn respond(self, payload: Bytes) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
 /// busd over its SDK, with the overflow policy the subscriptions ask for.
@@ -122,14 +128,13 @@ impl Bus for BusdBus {
         "busd"
     }
 
-    async fn connect(&self, url: &str, name: &str) -> anyhow::Result<BusdConn> {
+    async fn connect(&self, url: &str, name: &str) -> Result<BusdConn, BusdError> {
         let client = Client::builder(url)
             .name(name)
             .reconnect(false)
             .segment_threshold(self.segment_threshold)
             .connect()
-            .await
-            .with_context(|| format!("cannot connect to {url}"))?;
+            .await?;
         Ok(BusdConn {
             client,
             overflow: self.overflow,
@@ -140,6 +145,21 @@ impl Bus for BusdBus {
             },
         })
     }
+}
+
+/// What busd's driver reports.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusdError {
+    /// The SDK's error.
+    #[error(transparent)]
+    Client(#[from] busd_client::Error),
+    /// A subject the bench was given is malformed.
+    #[error(transparent)]
+    Subject(#[from] SubjectError),
+    /// The service answered, with a status that is not `Success`.
+    #[error("the service answered {0}")]
+    Answered(Status),
 }
 
 /// A busd SDK client.
@@ -154,12 +174,13 @@ pub struct BusdConn {
 impl Conn for BusdConn {
     type Subject = Subject;
     type Call = Request;
+    type Error = BusdError;
 
-    fn subject(&self, subject: &str) -> anyhow::Result<Subject> {
+    fn subject(&self, subject: &str) -> Result<Subject, BusdError> {
         Ok(Subject::parse(subject)?)
     }
 
-    async fn subscribe(&self, subject: &str) -> anyhow::Result<BoxStream<'static, Bytes>> {
+    async fn subscribe(&self, subject: &str) -> Result<BoxStream<'static, Bytes>, BusdError> {
         let options = SubscribeOptions {
             queue: None,
             overflow: self.overflow,
@@ -168,7 +189,7 @@ impl Conn for BusdConn {
         Ok(sub.map(|m: Message| m.payload).boxed())
     }
 
-    async fn publish(&self, subject: &Subject, payload: Bytes) -> anyhow::Result<()> {
+    async fn publish(&self, subject: &Subject, payload: Bytes) -> Result<(), BusdError> {
         Ok(self.client.publish(subject, payload).await?)
     }
 
@@ -177,7 +198,7 @@ impl Conn for BusdConn {
         subject: &Subject,
         len: usize,
         fill: impl FnOnce(&mut [u8]) + Send,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), BusdError> {
         if len >= self.in_place_from {
             let mut buf = self.client.payload_buffer(len)?;
             fill(&mut buf);
@@ -191,11 +212,11 @@ impl Conn for BusdConn {
         Ok(self.client.publish(subject, &buf[..]).await?)
     }
 
-    async fn flush(&self) -> anyhow::Result<()> {
+    async fn flush(&self) -> Result<(), BusdError> {
         Ok(self.client.flush().await?)
     }
 
-    async fn serve(&self, service: &str) -> anyhow::Result<BoxStream<'static, Request>> {
+    async fn serve(&self, service: &str) -> Result<BoxStream<'static, Request>, BusdError> {
         Ok(self.client.serve(service).await?.boxed())
     }
 
@@ -204,27 +225,27 @@ impl Conn for BusdConn {
         service: &Subject,
         payload: Bytes,
         timeout: Duration,
-    ) -> anyhow::Result<Bytes> {
+    ) -> Result<Bytes, BusdError> {
         let options = RequestOptions {
             timeout: Some(timeout),
             headers: None,
         };
         let response = self.client.request_with(service, payload, options).await?;
-        anyhow::ensure!(
-            response.is_success(),
-            "service answered {}",
-            response.status
-        );
+        if !response.is_success() {
+            return Err(BusdError::Answered(response.status));
+        }
         Ok(response.payload)
     }
 }
 
 impl Call for Request {
+    type Error = BusdError;
+
     fn payload(&self) -> &Bytes {
         &self.payload
     }
 
-    async fn respond(self, payload: Bytes) -> anyhow::Result<()> {
+    async fn respond(self, payload: Bytes) -> Result<(), BusdError> {
         Ok(Request::respond(self, payload).await?)
     }
 }

@@ -15,10 +15,11 @@ use futures::FutureExt as _;
 use futures::stream::{self, BoxStream, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::bus::{Bus, Conn};
-use super::reqrep::histogram;
-use super::runner::progress_bar;
-use super::spec::{CommonArgs, Workload, unix_ns};
+use crate::bus::{Bus, Conn};
+use crate::error::{BenchError, chain, ensure};
+use crate::reqrep::histogram;
+use crate::runner::progress_bar;
+use crate::spec::{CommonArgs, Workload, unix_ns};
 
 /// Connections being opened at once: enough to keep the daemon busy,
 /// few enough to stay clear of listen backlogs and the auth timeout.
@@ -143,9 +144,9 @@ pub async fn idle<B: Bus>(
     args: &CommonArgs,
     url: &str,
     transport: &str,
-) -> anyhow::Result<IdleSummary> {
+) -> Result<IdleSummary, BenchError> {
     args.validate()?;
-    anyhow::ensure!(args.workload == Workload::Idle, "not an idle run");
+    ensure(args.workload == Workload::Idle, || "not an idle run".into())?;
     let mut s = IdleSummary {
         system: bus.system().into(),
         workload: Workload::Idle.name().into(),
@@ -178,7 +179,7 @@ pub async fn idle<B: Bus>(
             Err(e) => {
                 s.failed += 1;
                 if s.failures.len() < MAX_FAILURES {
-                    s.failures.push(format!("{e:#}"));
+                    s.failures.push(chain(&e));
                 }
             }
         }
@@ -222,10 +223,11 @@ async fn open<B: Bus>(
     run: &str,
     i: u32,
     subjects: u32,
-) -> (Duration, anyhow::Result<Held<B::Conn>>) {
+) -> (Duration, Result<Held<B::Conn>, BenchError>) {
     let started = Instant::now();
     let result = async {
-        let conn = bus.connect(url, &format!("bench-idle-{i}")).await?;
+        let conn = (bus.connect(url, &format!("bench-idle-{i}")).await)
+            .map_err(|e| BenchError::bus(format!("cannot connect to {url}"), e))?;
         let subscriptions = stream::iter(0..subjects)
             .map(|j| {
                 let conn = &conn;
@@ -235,8 +237,9 @@ async fn open<B: Bus>(
             .collect::<Vec<_>>()
             .await
             .into_iter()
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        conn.flush().await?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BenchError::bus("cannot subscribe", e))?;
+        (conn.flush().await).map_err(|e| BenchError::bus("cannot flush", e))?;
         Ok((conn, subscriptions))
     }
     .await;
@@ -284,7 +287,7 @@ async fn check<C: Conn>((conn, mut subscriptions): Held<C>) -> Result<(), String
     }
     match tokio::time::timeout(CHECK_TIMEOUT, conn.flush()).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("after the hold: {e:#}")),
+        Ok(Err(e)) => Err(format!("after the hold: {}", chain(&e))),
         Err(_) => Err(format!(
             "after the hold: no answer within {CHECK_TIMEOUT:?}"
         )),

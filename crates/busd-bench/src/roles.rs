@@ -10,9 +10,10 @@ use futures::stream::BoxStream;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::bus::{Bus, Conn};
-use super::spec::{Role, RoleResult, WorkerSpec};
-use super::{pubsub, reqrep};
+use crate::bus::{Bus, Conn};
+use crate::error::{BenchError, chain};
+use crate::spec::{Role, RoleResult, WorkerSpec};
+use crate::{pubsub, reqrep};
 
 /// A worker connected and registered, waiting for the start signal.
 enum Prepared<C: Conn> {
@@ -47,8 +48,14 @@ enum Prepared<C: Conn> {
     },
 }
 
-async fn prepare<B: Bus>(spec: &WorkerSpec<B>) -> anyhow::Result<Prepared<B::Conn>> {
-    let conn = spec.bus.connect(&spec.url, &spec.name).await?;
+async fn prepare<B: Bus>(spec: &WorkerSpec<B>) -> Result<Prepared<B::Conn>, BenchError> {
+    let bus = |what: &str| {
+        let what = what.to_owned();
+        move |e| BenchError::bus(what, e)
+    };
+    let url = &spec.url;
+    let conn = (spec.bus.connect(url, &spec.name).await)
+        .map_err(bus(&format!("cannot connect to {url}")))?;
     Ok(match &spec.role {
         Role::Subscriber {
             subject,
@@ -56,7 +63,7 @@ async fn prepare<B: Bus>(spec: &WorkerSpec<B>) -> anyhow::Result<Prepared<B::Con
             count,
             idle_timeout_ms,
         } => Prepared::Subscriber {
-            messages: conn.subscribe(subject).await?,
+            messages: (conn.subscribe(subject).await).map_err(bus("cannot subscribe"))?,
             pubs: *pubs,
             count: *count,
             idle: Duration::from_millis(*idle_timeout_ms),
@@ -70,10 +77,10 @@ async fn prepare<B: Bus>(spec: &WorkerSpec<B>) -> anyhow::Result<Prepared<B::Con
             size,
             window,
         } => {
-            let subject = conn.subject(subject)?;
+            let subject = conn.subject(subject).map_err(bus("invalid subject"))?;
             // The subscriptions are in place: make sure the server has
             // handled them before the clock starts.
-            conn.flush().await?;
+            (conn.flush().await).map_err(bus("cannot flush"))?;
             Prepared::Publisher {
                 conn,
                 subject,
@@ -85,7 +92,7 @@ async fn prepare<B: Bus>(spec: &WorkerSpec<B>) -> anyhow::Result<Prepared<B::Con
             }
         }
         Role::Responder { service } => Prepared::Responder {
-            calls: conn.serve(service).await?,
+            calls: (conn.serve(service).await).map_err(bus("cannot serve"))?,
             _conn: conn,
         },
         Role::Requester {
@@ -95,7 +102,7 @@ async fn prepare<B: Bus>(spec: &WorkerSpec<B>) -> anyhow::Result<Prepared<B::Con
             size,
             timeout_ms,
         } => Prepared::Requester {
-            service: conn.subject(service)?,
+            service: conn.subject(service).map_err(bus("invalid service name"))?,
             conn,
             count: *count,
             duration: duration_ms.map(Duration::from_millis),
@@ -173,7 +180,12 @@ pub(crate) async fn drive<B: Bus>(
             p
         }
         Err(e) => {
-            let message = format!("{} worker {}: {e:#}", role_name(&spec.role), spec.name);
+            let message = format!(
+                "{} worker {}: {}",
+                role_name(&spec.role),
+                spec.name,
+                chain(&e)
+            );
             let _ = ready.send(Err(message.clone()));
             return Err(message);
         }

@@ -1,10 +1,9 @@
 //! Subcommands of the `busd` binary; `main` dispatches to them.
 
-pub mod bench;
+mod bench;
 mod check_config;
 mod client_args;
 mod ctl;
-mod nofile;
 mod payload;
 mod pfn;
 mod publish;
@@ -48,10 +47,10 @@ enum Command {
     /// Answer requests to a service.
     Reply(reply::Args),
     /// Measure throughput and latency (pubsub, fanout, reqrep) or held connections (idle).
-    Bench(bench::Args),
+    Bench(busd_bench::Args),
     /// One worker of `busd bench --procs` (internal).
     #[command(hide = true)]
-    BenchWorker(bench::WorkerArgs),
+    BenchWorker(busd_bench::WorkerArgs),
     /// Show the daemon's live state or reload its config (admin only).
     Ctl(ctl::Args),
     /// Validate a configuration file and explain its access rules.
@@ -77,7 +76,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Req(args) => on_runtime(request::run(args)),
         Command::Reply(args) => on_runtime(reply::run(args)),
         Command::Bench(args) => on_runtime(bench::run(args)),
-        Command::BenchWorker(args) => on_runtime(bench::run_worker(args)),
+        Command::BenchWorker(args) => on_runtime(bench::worker(args)),
         Command::Ctl(args) => on_runtime(ctl::run(args)),
         Command::CheckConfig(args) => check_config::run(&args),
         Command::Pfn(args) => pfn::run(&args),

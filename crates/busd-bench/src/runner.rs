@@ -11,9 +11,10 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::bus::Bus;
-use super::spec::{CommonArgs, Role, RoleResult, WorkerSpec, Workload, unix_ns};
-use super::worker::{Control, WorkerCommand, WorkerHandle, launch_process, launch_task};
+use crate::bus::Bus;
+use crate::error::{BenchError, ensure};
+use crate::spec::{CommonArgs, Role, RoleResult, WorkerSpec, Workload, unix_ns};
+use crate::worker::{Control, WorkerCommand, WorkerHandle, launch_process, launch_task};
 
 /// How long workers may take to connect and register.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -112,12 +113,11 @@ pub async fn execute<B: Bus>(
     args: &CommonArgs,
     url: &str,
     mode: &Mode,
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome, BenchError> {
     args.validate()?;
-    anyhow::ensure!(
-        args.workload != Workload::Idle,
-        "the idle workload is run by bench::idle, not by the worker runner"
-    );
+    ensure(args.workload != Workload::Idle, || {
+        "the idle workload is run by bench::idle, not by the worker runner".into()
+    })?;
     let specs = plan(bus, args, url);
     let roles: Vec<Role> = specs.iter().map(|s| s.role.clone()).collect();
     let mut handles = Vec::with_capacity(specs.len());
@@ -183,7 +183,7 @@ pub async fn execute<B: Bus>(
     Ok(Outcome { start_ns, workers })
 }
 
-async fn wait_ready(handles: &mut [WorkerHandle]) -> anyhow::Result<()> {
+async fn wait_ready(handles: &mut [WorkerHandle]) -> Result<(), BenchError> {
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
     for h in handles {
         let Some(ready) = h.ready.take() else {
@@ -191,9 +191,17 @@ async fn wait_ready(handles: &mut [WorkerHandle]) -> anyhow::Result<()> {
         };
         match tokio::time::timeout_at(deadline, ready).await {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => anyhow::bail!("{e}"),
-            Ok(Err(_)) => anyhow::bail!("a worker ended before it was ready"),
-            Err(_) => anyhow::bail!("workers not ready within {READY_TIMEOUT:?}"),
+            Ok(Ok(Err(e))) => return Err(BenchError::Worker(e)),
+            Ok(Err(_)) => {
+                return Err(BenchError::Worker(
+                    "a worker ended before it was ready".into(),
+                ));
+            }
+            Err(_) => {
+                return Err(BenchError::Worker(format!(
+                    "workers not ready within {READY_TIMEOUT:?}"
+                )));
+            }
         }
     }
     Ok(())

@@ -9,9 +9,14 @@ use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
 /// What raising the limit did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Raised {
+pub enum Raised {
     /// The soft limit went from `from` to `to`, the hard limit.
-    To { from: u64, to: u64 },
+    To {
+        /// The soft limit before.
+        from: u64,
+        /// The soft limit now: the hard limit.
+        to: u64,
+    },
     /// It already was the hard limit (or both are unlimited).
     Already(Option<u64>),
 }
@@ -21,7 +26,7 @@ pub(crate) enum Raised {
 /// # Errors
 /// The `setrlimit` error, when the kernel refuses (e.g. a hard limit above
 /// `fs.nr_open`); the soft limit is then unchanged.
-pub(crate) fn raise_nofile_limit() -> std::io::Result<Raised> {
+pub fn raise_nofile_limit() -> std::io::Result<Raised> {
     let limit = getrlimit(Resource::Nofile);
     let (Some(from), Some(to)) = (limit.current, limit.maximum) else {
         // An unlimited hard limit: Linux caps NOFILE anyway, so leave it.

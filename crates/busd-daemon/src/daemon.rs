@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use busd_core::{Router, RouterLimits};
-use busd_policy::Policy;
 use busd_proto::{Op, Status};
 use busd_transport::{Endpoint, Listener, TcpListener, TransportError, UnixListener};
 use bytes::Bytes;
@@ -14,31 +13,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::Config;
-use crate::conn::{ConnHandle, lock};
+use crate::config::Config;
+use crate::reload::{ReloadError, ReloadReport, reload};
 use crate::session;
-
-/// The router and the deadline the timer task sleeps towards, under one lock.
-pub(crate) struct RouterState {
-    pub(crate) router: Router<Arc<ConnHandle>>,
-    /// The deadline the timer is armed for; a request with an earlier one
-    /// must wake it.
-    pub(crate) armed: Option<std::time::Instant>,
-}
-
-/// State every task of the daemon shares.
-pub(crate) struct Shared {
-    /// Locked for routing decisions only, never across an await.
-    pub(crate) router: Mutex<RouterState>,
-    pub(crate) timer: Notify,
-    /// As loaded at start; a reload swaps only the policy and admin uids.
-    pub(crate) config: Config,
-    /// Uids allowed to run ctl commands (replaced by a reload).
-    pub(crate) admin_uids: Mutex<Vec<u32>>,
-    pub(crate) next_id: AtomicU64,
-    pub(crate) shutdown: CancellationToken,
-    pub(crate) tracker: TaskTracker,
-}
+use crate::shared::{RouterState, Shared};
+use crate::sync::lock;
 
 /// A running daemon. Dropping it does not stop it: call [`Daemon::shutdown`]
 /// or cancel the token given to [`Daemon::start_with`].
@@ -169,13 +148,6 @@ impl Daemon {
     }
 }
 
-impl Shared {
-    /// The policy in force (swapped whole on reload).
-    pub(crate) fn policy(&self) -> Arc<Policy> {
-        Arc::clone(lock(&self.router).router.policy())
-    }
-}
-
 /// Reloads the daemon's configuration; cheap to clone.
 #[derive(Clone)]
 pub struct Reloader(Arc<Shared>);
@@ -185,9 +157,9 @@ impl Reloader {
     /// atomically; on error the old rules stay.
     ///
     /// # Errors
-    /// Why the new file was refused.
-    pub fn reload(&self) -> Result<(), String> {
-        crate::admin::reload(&self.0).map(|_| ())
+    /// [`ReloadError`]: why the new file was refused.
+    pub fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        reload(&self.0)
     }
 }
 

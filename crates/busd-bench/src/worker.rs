@@ -14,15 +14,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::bus::Bus;
-use super::roles::drive;
-use super::spec::{RoleResult, WorkerSpec};
+use crate::bus::Bus;
+use crate::error::BenchError;
+use crate::roles::drive;
+use crate::spec::{RoleResult, WorkerSpec};
 
 /// How a worker process reports, one JSON object per line.
 #[derive(Debug, Serialize, Deserialize)]
@@ -120,8 +120,9 @@ async fn relay(
 pub(crate) fn launch_process<B: Bus>(
     spec: &WorkerSpec<B>,
     command: &WorkerCommand,
-) -> anyhow::Result<WorkerHandle> {
-    let json = serde_json::to_string(spec)?;
+) -> Result<WorkerHandle, BenchError> {
+    let json = serde_json::to_string(spec)
+        .map_err(|e| BenchError::Worker(format!("cannot encode a worker's spec: {e}")))?;
     let mut child = tokio::process::Command::new(&command.program);
     if std::env::var_os("RUST_LOG").is_none() {
         // A worker's connection closing at exit is no news; its failures are in its result.
@@ -135,9 +136,9 @@ pub(crate) fn launch_process<B: Bus>(
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("cannot start {}", command.program.display()))?;
+        .map_err(|e| BenchError::io(format!("cannot start {}", command.program.display()), e))?;
     let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        anyhow::bail!("worker process without pipes");
+        return Err(BenchError::Worker("worker process without pipes".into()));
     };
     let (ready_tx, ready) = oneshot::channel();
     let (done_tx, done) = oneshot::channel();

@@ -11,8 +11,9 @@ use futures::{FutureExt, StreamExt};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::bus::Conn;
-use super::spec::{RoleResult, unix_ns};
+use crate::bus::Conn;
+use crate::error::chain;
+use crate::spec::{RoleResult, unix_ns};
 
 /// How long a publisher waits for the server to confirm its window.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -22,7 +23,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 const SEQ_BITS: u32 = 48;
 /// The sequence that marks a timed run's last message, which carries the
 /// number of messages sent before it (counts stay below it: see
-/// [`MAX_COUNT`](super::spec::MAX_COUNT)).
+/// [`MAX_COUNT`](crate::spec::MAX_COUNT)).
 const END_SEQ: u64 = (1 << SEQ_BITS) - 1;
 /// A timed publisher reads the clock once per this many messages.
 const CLOCK_EVERY: u64 = 64;
@@ -63,7 +64,7 @@ pub(crate) async fn publish<C: Conn>(conn: C, subject: C::Subject, plan: Plan) -
     } = plan;
     let mut result = RoleResult::default();
     let step = window.map(|w| (w / 2).max(1));
-    let mut pending: Option<JoinHandle<anyhow::Result<()>>> = None;
+    let mut pending: Option<JoinHandle<Result<(), C::Error>>> = None;
     let deadline = duration.map(|d| Instant::now() + d);
     for seq in 0..count {
         if seq % CLOCK_EVERY == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
@@ -76,7 +77,10 @@ pub(crate) async fn publish<C: Conn>(conn: C, subject: C::Subject, plan: Plan) -
         };
         if let Err(e) = conn.publish_filled(&subject, size.max(8), fill).await {
             result.disconnected = true;
-            result.error = Some(format!("publish failed after {seq} messages: {e:#}"));
+            result.error = Some(format!(
+                "publish failed after {seq} messages: {}",
+                chain(&e)
+            ));
             return result;
         }
         result.sent += 1;
@@ -98,7 +102,8 @@ pub(crate) async fn publish<C: Conn>(conn: C, subject: C::Subject, plan: Plan) -
         if let Err(e) = conn.publish_filled(&subject, 16, end).await {
             result.disconnected = true;
             result.error = Some(format!(
-                "the end marker failed after {sent} messages: {e:#}"
+                "the end marker failed after {sent} messages: {}",
+                chain(&e)
             ));
             return result;
         }
@@ -115,13 +120,15 @@ pub(crate) async fn publish<C: Conn>(conn: C, subject: C::Subject, plan: Plan) -
 }
 
 /// Waits for a confirmation in flight, bounded by [`FLUSH_TIMEOUT`].
-async fn confirm(pending: Option<JoinHandle<anyhow::Result<()>>>) -> Result<(), String> {
+async fn confirm<E: std::error::Error + 'static>(
+    pending: Option<JoinHandle<Result<(), E>>>,
+) -> Result<(), String> {
     let Some(handle) = pending else {
         return Ok(());
     };
     match tokio::time::timeout(FLUSH_TIMEOUT, handle).await {
         Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(e))) => Err(format!("flush failed: {e:#}")),
+        Ok(Ok(Err(e))) => Err(format!("flush failed: {}", chain(&e))),
         Ok(Err(e)) => Err(format!("flush task failed: {e}")),
         Err(_) => Err(format!(
             "the server did not confirm within {FLUSH_TIMEOUT:?}"

@@ -13,10 +13,11 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::conn::{COPY_BELOW, ConnHandle, lock};
 use crate::handshake::{handshake, refuse};
+use crate::outbox::{COPY_BELOW, ConnHandle};
 use crate::payload::Payload;
-use crate::server::Shared;
+use crate::shared::Shared;
+use crate::sync::lock;
 
 /// The longest timeout a request may ask for.
 const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);

@@ -1,0 +1,153 @@
+//! `busd ctl`: live state and reload, for admin identities only.
+//!
+//! An admin is a client whose uid is the daemon's own or listed in
+//! `[daemon] admin_uids`, proven by the socket (never claimed). Each
+//! command's answer is a typed document, encoded as JSON into the `Resp`
+//! payload only here, at the protocol's edge.
+
+use busd_policy::Identity;
+use busd_proto::{CtlCommand, Status};
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::reload::reload;
+use crate::shared::Shared;
+use crate::sync::lock;
+
+/// Whether `who` may run ctl commands.
+pub(crate) fn is_admin(shared: &Shared, who: &Identity) -> bool {
+    let Some(uid) = who.uid else {
+        return false;
+    };
+    uid == rustix::process::getuid().as_raw() || lock(&shared.admin_uids).contains(&uid)
+}
+
+/// Runs `command` for `who`; the status and JSON payload of the `Resp`.
+pub(crate) fn run(shared: &Shared, who: &Identity, command: CtlCommand) -> (Status, Bytes) {
+    if !is_admin(shared, who) {
+        tracing::warn!(target: "busd::audit", %who, ?command, "ctl refused: not an admin");
+        return (Status::NotAuthorized, Bytes::new());
+    }
+    tracing::info!(target: "busd::audit", %who, ?command, "ctl");
+    match command {
+        CtlCommand::Stats => answer(&stats(shared)),
+        CtlCommand::Clients => answer(&clients(shared)),
+        CtlCommand::Subs => answer(&subs(shared)),
+        CtlCommand::Reload => match reload(shared) {
+            Ok(report) => answer(&report),
+            Err(e) => failure(&e.to_string()),
+        },
+        _ => failure("unknown command"),
+    }
+}
+
+/// `Success` with `doc` as JSON.
+fn answer(doc: &impl Serialize) -> (Status, Bytes) {
+    match serde_json::to_vec(doc) {
+        Ok(json) => (Status::Success, Bytes::from(json)),
+        Err(e) => failure(&format!("cannot encode the answer: {e}")),
+    }
+}
+
+/// `Failure` with `{"error": why}`.
+fn failure(why: &str) -> (Status, Bytes) {
+    #[derive(Serialize)]
+    struct Failed<'a> {
+        error: &'a str,
+    }
+    let json = serde_json::to_vec(&Failed { error: why }).unwrap_or_default();
+    (Status::Failure, Bytes::from(json))
+}
+
+/// `busd ctl stats`.
+#[derive(Debug, Serialize)]
+struct StatsDoc {
+    connections: usize,
+    subscriptions: usize,
+    pending_requests: usize,
+    #[serde(flatten)]
+    counters: CountersDoc,
+}
+
+/// The router's counters, as named on the wire.
+#[derive(Debug, Serialize)]
+struct CountersDoc {
+    published: u64,
+    delivered: u64,
+    denied: u64,
+    requests: u64,
+    no_responders: u64,
+    not_authorized: u64,
+    timeouts: u64,
+    responder_gone: u64,
+    late_replies: u64,
+}
+
+fn stats(shared: &Shared) -> StatsDoc {
+    let st = lock(&shared.router);
+    let s = st.router.stats();
+    StatsDoc {
+        connections: st.router.connection_count(),
+        subscriptions: st.router.subscription_count(),
+        pending_requests: st.router.pending_requests(),
+        counters: CountersDoc {
+            published: s.published,
+            delivered: s.delivered,
+            denied: s.denied,
+            requests: s.requests,
+            no_responders: s.no_responders,
+            not_authorized: s.not_authorized,
+            timeouts: s.timeouts,
+            responder_gone: s.responder_gone,
+            late_replies: s.late_replies,
+        },
+    }
+}
+
+/// One line of `busd ctl clients`.
+#[derive(Debug, Serialize)]
+struct ClientDoc {
+    id: u64,
+    pfn: Option<String>,
+    uid: Option<u32>,
+    subscriptions: usize,
+    services: usize,
+    pending_calls: usize,
+}
+
+fn clients(shared: &Shared) -> Vec<ClientDoc> {
+    let list = lock(&shared.router).router.clients();
+    list.into_iter()
+        .map(|c| ClientDoc {
+            id: c.id,
+            pfn: c.identity.pfn.as_ref().map(ToString::to_string),
+            uid: c.identity.uid,
+            subscriptions: c.subscriptions,
+            services: c.services,
+            pending_calls: c.pending_calls,
+        })
+        .collect()
+}
+
+/// One line of `busd ctl subs`.
+#[derive(Debug, Serialize)]
+struct RegistrationDoc {
+    client: u64,
+    sid: u64,
+    kind: &'static str,
+    subject: String,
+    queue: Option<String>,
+}
+
+fn subs(shared: &Shared) -> Vec<RegistrationDoc> {
+    let list = lock(&shared.router).router.registrations();
+    list.into_iter()
+        .map(|r| RegistrationDoc {
+            client: r.conn,
+            sid: r.sid,
+            kind: if r.service { "service" } else { "subscription" },
+            subject: r.subject.as_str().to_owned(),
+            queue: r.queue,
+        })
+        .collect()
+}

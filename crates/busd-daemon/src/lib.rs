@@ -1,0 +1,44 @@
+//! busd's daemon, as a library: what `busd run` runs, and what tests and
+//! `busd bench` start in their own process.
+//!
+//! [`Daemon`] binds loopback TCP and a unix socket and routes between the
+//! clients that connect; [`run`] runs one until a shutdown token is
+//! cancelled, so tests stop the daemon deterministically. The routing
+//! rules themselves live in `busd-core`, sans-IO; this crate moves bytes,
+//! keeps time and owns the sockets.
+//!
+//! Modules, from the bottom up: [`config`] and `sync`; `payload` and
+//! `outbox` (one connection's bounded queue and its writer); `shared` (what
+//! every task shares); `reload`, `handshake` and `admin`; `session` (one
+//! client connection); `daemon` (listeners, the request timer, shutdown).
+//! Each imports only from modules below it.
+
+mod admin;
+pub mod config;
+mod daemon;
+mod handshake;
+mod nofile;
+mod outbox;
+mod payload;
+mod reload;
+mod session;
+mod shared;
+mod sync;
+
+pub use config::{Config, ConfigError, DEFAULT_CONFIG, Limits};
+pub use daemon::{Daemon, Reloader, StartError};
+pub use nofile::{Raised, raise_nofile_limit};
+pub use reload::{ReloadError, ReloadReport};
+
+use tokio_util::sync::CancellationToken;
+
+/// Runs the daemon with `config` until `shutdown` is cancelled, then drains
+/// every connection and returns.
+///
+/// # Errors
+/// [`StartError`] when a listener cannot be opened.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
+    let daemon = Daemon::start_with(config, shutdown).await?;
+    daemon.wait().await;
+    Ok(())
+}
