@@ -18,9 +18,20 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use busd_proto::Subject;
+use busd_proto::{Overflow, Subject};
 
-use crate::router::Target;
+/// A delivery the daemon must make: a `Msg` for `sid` on the connection `handle`.
+#[derive(Debug, Clone)]
+pub struct Target<H> {
+    /// The receiving connection.
+    pub handle: H,
+    /// Its connection id.
+    pub conn: u64,
+    /// The receiving subscription.
+    pub sid: u64,
+    /// What to do if the receiver's queue is full.
+    pub overflow: Overflow,
+}
 
 /// What routing shares with the sessions that publish: the epoch and the
 /// publish counters, which a reused route updates without the lock.

@@ -231,7 +231,7 @@ fn limits_per_identity() {
     r.connect(1, user(1000), 1).unwrap();
     r.connect(2, user(1000), 2).unwrap();
     assert_eq!(
-        r.connect(3, user(1000), 3).unwrap_err().code,
+        r.connect(3, user(1000), 3).unwrap_err().code(),
         ErrorCode::LimitExceeded
     );
     r.connect(3, user(1001), 3).unwrap();
@@ -243,7 +243,7 @@ fn limits_per_identity() {
     let err = r
         .subscribe(1, 2, subject("b"), None, Overflow::default())
         .unwrap_err();
-    assert_eq!(err.code, ErrorCode::LimitExceeded);
+    assert_eq!(err.code(), ErrorCode::LimitExceeded);
     r.disconnect(2);
     r.subscribe(1, 2, subject("b"), None, Overflow::default())
         .unwrap();
@@ -257,9 +257,9 @@ fn sids_are_unique_per_connection_and_services_are_literal() {
     r.subscribe(1, 1, subject("a"), None, Overflow::default())
         .unwrap();
     let err = r.serve(1, 1, subject("s"), None).unwrap_err();
-    assert_eq!(err.code, ErrorCode::ProtocolViolation);
+    assert_eq!(err.code(), ErrorCode::ProtocolViolation);
     let err = r.serve(1, 2, subject("s.*"), None).unwrap_err();
-    assert_eq!(err.code, ErrorCode::InvalidSubject);
+    assert_eq!(err.code(), ErrorCode::InvalidSubject);
 }
 
 #[test]

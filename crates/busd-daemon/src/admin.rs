@@ -85,11 +85,11 @@ struct CountersDoc {
 
 fn stats(shared: &Shared) -> StatsDoc {
     let st = lock(&shared.router);
-    let s = st.router.stats();
+    let s = st.stats();
     StatsDoc {
-        connections: st.router.connection_count(),
-        subscriptions: st.router.subscription_count(),
-        pending_requests: st.router.pending_requests(),
+        connections: st.connection_count(),
+        subscriptions: st.subscription_count(),
+        pending_requests: st.pending_requests(),
         counters: CountersDoc {
             published: s.published,
             delivered: s.delivered,
@@ -116,7 +116,7 @@ struct ClientDoc {
 }
 
 fn clients(shared: &Shared) -> Vec<ClientDoc> {
-    let list = lock(&shared.router).router.clients();
+    let list = lock(&shared.router).clients();
     list.into_iter()
         .map(|c| ClientDoc {
             id: c.id,
@@ -140,7 +140,7 @@ struct RegistrationDoc {
 }
 
 fn subs(shared: &Shared) -> Vec<RegistrationDoc> {
-    let list = lock(&shared.router).router.registrations();
+    let list = lock(&shared.router).registrations();
     list.into_iter()
         .map(|r| RegistrationDoc {
             client: r.conn,

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::reload::{ReloadError, ReloadReport, reload};
 use crate::session;
-use crate::shared::{RouterState, Shared};
+use crate::shared::Shared;
 use crate::sync::lock;
 
 /// A running daemon. Dropping it does not stop it: call [`Daemon::shutdown`]
@@ -71,10 +71,7 @@ impl Daemon {
             max_subscriptions: config.limits.max_subscriptions,
         };
         let shared = Arc::new(Shared {
-            router: Mutex::new(RouterState {
-                router: Router::new(policy, limits),
-                armed: None,
-            }),
+            router: Mutex::new(Router::new(policy, limits)),
             timer: Notify::new(),
             admin_uids: Mutex::new(config.admin_uids.clone()),
             config,
@@ -123,12 +120,12 @@ impl Daemon {
 
     /// Router counters.
     pub fn stats(&self) -> busd_core::Stats {
-        lock(&self.shared.router).router.stats()
+        lock(&self.shared.router).stats()
     }
 
     /// Client connections registered now.
     pub fn connection_count(&self) -> usize {
-        lock(&self.shared.router).router.connection_count()
+        lock(&self.shared.router).connection_count()
     }
 
     /// Stops accepting, tells every client `ShuttingDown`, flushes and
@@ -186,12 +183,7 @@ async fn accept_loop<L: Listener>(mut listener: L, shared: Arc<Shared>) {
 /// Answers `Timeout` to requests whose deadline passed.
 async fn timer_loop(shared: Arc<Shared>) {
     loop {
-        let next = {
-            let mut st = lock(&shared.router);
-            let next = st.router.next_deadline();
-            st.armed = next;
-            next
-        };
+        let next = lock(&shared.router).next_deadline();
         let sleep = async {
             match next {
                 Some(d) => tokio::time::sleep_until(Instant::from_std(d)).await,
@@ -203,9 +195,7 @@ async fn timer_loop(shared: Arc<Shared>) {
             () = shared.timer.notified() => {}
             () = shared.shutdown.cancelled() => return,
         }
-        let expired = lock(&shared.router)
-            .router
-            .expire(Instant::now().into_std());
+        let expired = lock(&shared.router).expire(Instant::now().into_std());
         for u in expired {
             let resp = Op::Resp {
                 rid: u.rid,

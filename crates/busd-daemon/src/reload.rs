@@ -66,9 +66,7 @@ pub(crate) fn reload(shared: &Shared) -> Result<ReloadReport, ReloadError> {
         );
     }
     let packages = new.policy.packages.len();
-    let removed = lock(&shared.router)
-        .router
-        .set_policy(Arc::clone(&new.policy));
+    let removed = lock(&shared.router).set_policy(Arc::clone(&new.policy));
     for (_, handle) in &removed {
         handle.close_with(
             ErrorCode::NotAuthorized,

@@ -14,18 +14,12 @@ use crate::config::Config;
 use crate::outbox::ConnHandle;
 use crate::sync::lock;
 
-/// The router and the deadline the timer task sleeps towards, under one lock.
-pub(crate) struct RouterState {
-    pub(crate) router: Router<Arc<ConnHandle>>,
-    /// The deadline the timer is armed for; a request with an earlier one
-    /// must wake it.
-    pub(crate) armed: Option<std::time::Instant>,
-}
-
 /// State every task of the daemon shares.
 pub(crate) struct Shared {
     /// Locked for routing decisions only, never across an await.
-    pub(crate) router: Mutex<RouterState>,
+    pub(crate) router: Mutex<Router<Arc<ConnHandle>>>,
+    /// Wakes the request timer for a deadline earlier than the one it
+    /// sleeps towards (`Routed::wake_timer`).
     pub(crate) timer: Notify,
     /// As loaded at start; a reload swaps only the policy and admin uids.
     pub(crate) config: Config,
@@ -39,6 +33,6 @@ pub(crate) struct Shared {
 impl Shared {
     /// The policy in force (swapped whole on reload).
     pub(crate) fn policy(&self) -> Arc<Policy> {
-        Arc::clone(lock(&self.router).router.policy())
+        Arc::clone(lock(&self.router).policy())
     }
 }

@@ -1,0 +1,172 @@
+//! Services, and the table of calls in flight, kept by connection id.
+//!
+//! A request goes to exactly one allowed responder; its call id is the
+//! daemon's, so only that responder can answer it, once. This module only
+//! keeps the books; which responder the rules allow is decided by the
+//! router (`services.rs`), which owns the connections.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::Instant;
+
+use busd_proto::{Sender, Subject};
+
+/// A request routed to a responder: the daemon sends it
+/// `Call{rid: call_id, sid, service, from}` with the request's payload.
+#[derive(Debug, Clone)]
+pub struct Routed<H> {
+    /// The responder's connection.
+    pub responder: H,
+    /// The daemon's id for this call.
+    pub call_id: u64,
+    /// The responder's `Serve` registration.
+    pub sid: u64,
+    /// Who asks, as the daemon proved it.
+    pub from: Sender,
+    /// This call's deadline is earlier than the one the daemon's timer
+    /// sleeps towards (see [`Router::next_deadline`](crate::Router::next_deadline)):
+    /// the timer must wake up and sleep again.
+    pub wake_timer: bool,
+}
+
+/// A request whose answer goes back to `requester` under its own `rid`
+/// (a reply, or the daemon's `Timeout` / `ResponderGone`).
+#[derive(Debug, Clone)]
+pub struct Unanswered<H> {
+    /// The requesting connection.
+    pub requester: H,
+    /// The requester's id for the request.
+    pub rid: u64,
+}
+
+/// One call in flight.
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub(crate) requester: u64,
+    pub(crate) rid: u64,
+    pub(crate) responder: u64,
+}
+
+/// One `Serve` registration.
+#[derive(Debug)]
+pub(crate) struct Responder {
+    pub(crate) conn: u64,
+    pub(crate) sid: u64,
+    /// The capability it requires of callers, if any.
+    pub(crate) capability: Option<String>,
+}
+
+/// The responders of one service, picked round robin.
+#[derive(Debug, Default)]
+pub(crate) struct Service {
+    pub(crate) responders: Vec<Responder>,
+    /// Where the next pick starts.
+    pub(crate) next: usize,
+}
+
+/// Services and calls in flight.
+#[derive(Debug, Default)]
+pub(crate) struct Calls {
+    services: HashMap<Subject, Service>,
+    table: ahash::AHashMap<u64, Call>,
+    /// Deadlines, lazily pruned: an entry whose call is gone is skipped.
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    next_id: u64,
+    /// The deadline the daemon's timer was last told to sleep towards.
+    armed: Option<Instant>,
+}
+
+impl Calls {
+    pub(crate) fn add_responder(&mut self, service: Subject, responder: Responder) {
+        self.services
+            .entry(service)
+            .or_default()
+            .responders
+            .push(responder);
+    }
+
+    pub(crate) fn remove_responder(&mut self, service: &Subject, conn: u64, sid: u64) {
+        if let Some(s) = self.services.get_mut(service) {
+            s.responders.retain(|r| (r.conn, r.sid) != (conn, sid));
+            if s.responders.is_empty() {
+                self.services.remove(service);
+            }
+        }
+    }
+
+    pub(crate) fn service_mut(&mut self, service: &Subject) -> Option<&mut Service> {
+        self.services.get_mut(service)
+    }
+
+    /// Records a call from `requester` (its `rid`) to `responder`, due by
+    /// `deadline`; its call id, and whether the timer must be woken for it.
+    pub(crate) fn open(
+        &mut self,
+        requester: u64,
+        rid: u64,
+        responder: u64,
+        deadline: Instant,
+    ) -> (u64, bool) {
+        self.next_id += 1;
+        let call_id = self.next_id;
+        let call = Call {
+            requester,
+            rid,
+            responder,
+        };
+        self.table.insert(call_id, call);
+        self.deadlines.push(Reverse((deadline, call_id)));
+        let wake = self.armed.is_none_or(|armed| deadline < armed);
+        if wake {
+            self.armed = Some(deadline);
+        }
+        (call_id, wake)
+    }
+
+    /// Ends call `call_id` if `from` is the connection it was routed to.
+    pub(crate) fn answer(&mut self, call_id: u64, from: u64) -> Option<Call> {
+        match self.table.get(&call_id) {
+            Some(call) if call.responder == from => self.table.remove(&call_id),
+            _ => None,
+        }
+    }
+
+    /// Ends call `call_id`, whoever it was routed to.
+    pub(crate) fn remove(&mut self, call_id: u64) -> Option<Call> {
+        self.table.remove(&call_id)
+    }
+
+    /// Ends and returns the next call whose deadline is at or before `now`.
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<(u64, Call)> {
+        while let Some(Reverse((deadline, call_id))) = self.deadlines.peek().copied() {
+            if deadline > now {
+                return None;
+            }
+            self.deadlines.pop();
+            if let Some(call) = self.table.remove(&call_id) {
+                return Some((call_id, call));
+            }
+            // Answered already.
+        }
+        None
+    }
+
+    /// The earliest deadline of a call in flight, which the timer now
+    /// sleeps towards.
+    pub(crate) fn arm(&mut self) -> Option<Instant> {
+        self.armed = None;
+        while let Some(Reverse((deadline, call_id))) = self.deadlines.peek().copied() {
+            if self.table.contains_key(&call_id) {
+                self.armed = Some(deadline);
+                break;
+            }
+            self.deadlines.pop();
+        }
+        self.armed
+    }
+
+    /// Calls in flight.
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+}

@@ -1,0 +1,137 @@
+//! Why the router refused a registration, and why a connection's frame
+//! was refused.
+
+use busd_policy::Identity;
+use busd_proto::{AuthKind, ErrorCode, Pfn, Ref, Status, Subject};
+
+/// A registration the router refused; the connection stays open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouterError {
+    /// The connection is not registered (it is closing).
+    #[error("unknown connection")]
+    UnknownConnection,
+    /// The client reused a sid it holds.
+    #[error("sid {0} is already in use on this connection")]
+    SidInUse(u64),
+    /// The identity holds `max_connections` already.
+    #[error("{owner} already holds {held} connections")]
+    TooManyConnections {
+        /// Whose limit it is: a package, or the uid of unpackaged clients.
+        owner: Identity,
+        /// What it holds.
+        held: usize,
+    },
+    /// The identity holds `max_subscriptions` already.
+    #[error("{owner} already holds {held} subscriptions and services")]
+    TooManySubscriptions {
+        /// Whose limit it is.
+        owner: Identity,
+        /// What it holds.
+        held: usize,
+    },
+    /// A service name must be literal.
+    #[error("service name {0} may not hold wildcards")]
+    WildcardService(Subject),
+}
+
+impl RouterError {
+    /// The code of the `Error` frame that tells the client.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::UnknownConnection | Self::SidInUse(_) => ErrorCode::ProtocolViolation,
+            Self::TooManyConnections { .. } | Self::TooManySubscriptions { .. } => {
+                ErrorCode::LimitExceeded
+            }
+            Self::WildcardService(_) => ErrorCode::InvalidSubject,
+        }
+    }
+}
+
+/// A frame that breaks the protocol, or a request the rules refuse, as
+/// the per-connection state machine ([`Session`](crate::Session)) finds
+/// it. [`is_fatal`](Self::is_fatal) ones close the connection; the others
+/// are answered with an `Error` frame and the connection goes on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// An operation the handshake does not allow at this point.
+    #[error("expected {expected}, got {got}")]
+    Unexpected {
+        /// What the handshake waits for.
+        expected: &'static str,
+        /// What came.
+        got: &'static str,
+    },
+    /// An operation only the daemon sends, or a second handshake.
+    #[error("{0} is not valid from a client after Welcome")]
+    NotAfterWelcome(&'static str),
+    /// A `Hello` of another protocol version.
+    #[error(
+        "protocol version {0} is not supported (this daemon speaks {PROTOCOL_VERSION})",
+        PROTOCOL_VERSION = busd_proto::PROTOCOL_VERSION
+    )]
+    Version(u16),
+    /// A proof offered for no claim.
+    #[error("auth {0:?} without a package name")]
+    AuthWithoutPackage(AuthKind),
+    /// A package claim whose proof failed.
+    #[error("cannot prove package {pfn}: {reason}")]
+    AuthFailed {
+        /// The package claimed.
+        pfn: Pfn,
+        /// Why the proof failed.
+        reason: &'static str,
+    },
+    /// A publish to a subject with wildcards.
+    #[error("cannot publish to wildcard subject {0}")]
+    WildcardPublish(Subject),
+    /// A request to a service name with wildcards.
+    #[error("service name {service} may not hold wildcards")]
+    WildcardRequest {
+        /// The request's id.
+        rid: u64,
+        /// The name asked for.
+        service: Subject,
+    },
+    /// A reply whose status is the daemon's to give.
+    #[error("a responder answers Success or Failure, not {status}")]
+    ResponseStatus {
+        /// The call it answers.
+        call_id: u64,
+        /// The status it carried.
+        status: Status,
+    },
+    /// A frame after the connection was found broken.
+    #[error("the connection is closing")]
+    Closed,
+}
+
+impl ProtocolError {
+    /// The code of the `Error` frame that tells the client.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::AuthFailed { .. } => ErrorCode::AuthFailed,
+            Self::WildcardPublish(_) | Self::WildcardRequest { .. } => ErrorCode::InvalidSubject,
+            _ => ErrorCode::ProtocolViolation,
+        }
+    }
+
+    /// The request the error is about, if any.
+    pub fn refers(&self) -> Option<Ref> {
+        match self {
+            Self::WildcardRequest { rid, .. } => Some(Ref::Rid(*rid)),
+            Self::ResponseStatus { call_id, .. } => Some(Ref::Rid(*call_id)),
+            _ => None,
+        }
+    }
+
+    /// Whether the connection must close: the client cannot be trusted to
+    /// follow the protocol any further.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(
+            self,
+            Self::WildcardPublish(_) | Self::WildcardRequest { .. } | Self::ResponseStatus { .. }
+        )
+    }
+}

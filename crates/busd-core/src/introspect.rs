@@ -1,0 +1,82 @@
+//! The router's live state as `busd ctl clients` and `busd ctl subs` show it.
+
+use busd_policy::Identity;
+use busd_proto::Subject;
+
+use crate::Router;
+
+/// One connection as `busd ctl clients` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// Connection id.
+    pub id: u64,
+    /// Proven identity.
+    pub identity: Identity,
+    /// Subscriptions it holds.
+    pub subscriptions: usize,
+    /// Services it serves.
+    pub services: usize,
+    /// Calls routed to it and not yet answered.
+    pub pending_calls: usize,
+}
+
+/// One subscription or service as `busd ctl subs` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// Connection id.
+    pub conn: u64,
+    /// The client's sid.
+    pub sid: u64,
+    /// Subject pattern, or service name.
+    pub subject: Subject,
+    /// Queue group, if any.
+    pub queue: Option<String>,
+    /// A service rather than a subscription.
+    pub service: bool,
+}
+
+impl<H: Clone> Router<H> {
+    /// Every connection, for `busd ctl clients`.
+    pub fn clients(&self) -> Vec<ClientInfo> {
+        let mut out: Vec<ClientInfo> = self
+            .conns
+            .iter()
+            .map(|(id, c)| ClientInfo {
+                id: *id,
+                identity: Identity::clone(&c.identity),
+                subscriptions: c.subs.len(),
+                services: c.serves.len(),
+                pending_calls: c.serving.len(),
+            })
+            .collect();
+        out.sort_by_key(|c| c.id);
+        out
+    }
+
+    /// Every subscription and service, for `busd ctl subs`.
+    pub fn registrations(&self) -> Vec<Registration> {
+        let mut out = Vec::new();
+        for (id, c) in &self.conns {
+            for (sid, info) in &c.subs {
+                out.push(Registration {
+                    conn: *id,
+                    sid: *sid,
+                    subject: info.subject.clone(),
+                    queue: info.queue.as_deref().map(str::to_owned),
+                    service: false,
+                });
+            }
+            for (sid, service) in &c.serves {
+                out.push(Registration {
+                    conn: *id,
+                    sid: *sid,
+                    subject: service.clone(),
+                    queue: None,
+                    service: true,
+                });
+            }
+        }
+        out.sort_by_key(|r| (r.conn, r.sid));
+        out
+    }
+}

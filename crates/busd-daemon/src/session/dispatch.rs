@@ -1,0 +1,96 @@
+//! Carrying out what one frame asks, as `busd_core::Session` reads it.
+
+use busd_core::Step;
+use busd_proto::{Frame, Op, Ref};
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::link::Link;
+use crate::admin;
+use crate::payload::Payload;
+use crate::sync::lock;
+
+impl Link {
+    /// Handles one frame; `false` when the connection must close (the
+    /// client has been told why).
+    pub(super) async fn on_frame(&mut self, frame: Frame) -> bool {
+        let Frame {
+            op,
+            payload,
+            segment,
+        } = frame;
+        // Only a request reads the clock, for its deadline.
+        let step = match self.protocol.on_op(op, || Instant::now().into_std()) {
+            Ok(step) => step,
+            Err(e) if e.is_fatal() => {
+                tracing::info!(code = %e.code(), cause = %e, "closing on a protocol violation");
+                self.handle.close_with(e.code(), &e.to_string());
+                return false;
+            }
+            Err(e) => {
+                self.handle.send_error(e.code(), e.to_string(), e.refers());
+                return true;
+            }
+        };
+        match step {
+            Step::Publish { subject, headers } => {
+                self.publish(subject, headers, Payload::new(payload, segment))
+                    .await;
+            }
+            Step::Subscribe {
+                sid,
+                subject,
+                queue,
+                overflow,
+            } => {
+                let r = lock(&self.shared.router).subscribe(self.id, sid, subject, queue, overflow);
+                if let Err(e) = r {
+                    (self.handle).send_error(e.code(), e.to_string(), Some(Ref::Sid(sid)));
+                }
+            }
+            Step::Serve {
+                sid,
+                service,
+                require_capability,
+            } => {
+                let r = lock(&self.shared.router).serve(self.id, sid, service, require_capability);
+                if let Err(e) = r {
+                    (self.handle).send_error(e.code(), e.to_string(), Some(Ref::Sid(sid)));
+                }
+            }
+            Step::Unsubscribe { sid } => {
+                lock(&self.shared.router).unsubscribe(self.id, sid);
+            }
+            Step::Request {
+                rid,
+                service,
+                deadline,
+                headers,
+            } => {
+                let payload = Payload::new(payload, segment);
+                self.request(rid, service, deadline, headers, payload);
+            }
+            Step::Respond {
+                call_id,
+                status,
+                headers,
+            } => {
+                let payload = Payload::new(payload, segment);
+                self.respond(call_id, status, headers, payload);
+            }
+            Step::Ctl { rid, command } => {
+                let (status, payload) = admin::run(&self.shared, &self.identity, command);
+                let resp = Op::Resp {
+                    rid,
+                    status,
+                    headers: None,
+                };
+                self.handle.send(&resp, payload);
+            }
+            Step::Pong => self.handle.send(&Op::Pong, Bytes::new()),
+            // Nothing to do, and the handshake's steps do not come here.
+            _ => {}
+        }
+        true
+    }
+}

@@ -1,0 +1,148 @@
+//! A publish's fan-out: its route (reused while nothing changed), then
+//! each receiver's frame, copied or shared, and the receiver's overflow
+//! policy when its queue is full.
+//!
+//! Small payloads that came in the stream are copied into each receiver's
+//! queue, with the head encoded here (and reused): no reference to share,
+//! no head to allocate. Others keep their payload as a reference and have
+//! their heads split off one shared block, refilled when low (and
+//! reclaimed in place once the writers have sent the last ones): one
+//! allocation per many deliveries, none for an idle client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use busd_core::{OutFrame, Outgoing, Target};
+use busd_proto::{Body, ErrorCode, Headers, Overflow, SegmentFd, Subject, encode_msg_head};
+use bytes::Bytes;
+
+use super::link::Link;
+use crate::outbox::{COPY_BELOW, ConnHandle};
+use crate::payload::Payload;
+use crate::sync::lock;
+
+/// Delivery heads are encoded into blocks of this many bytes…
+const HEAD_BLOCK: usize = 8192;
+/// …and a new block is reserved when less than this is left.
+const HEAD_LOW: usize = 512;
+
+impl Link {
+    /// Delivers a publish to `subject` to every receiver the router allows.
+    /// Denied receivers are the router's to count; a `block` receiver that
+    /// makes no room within `block_timeout` is cut off, and the publisher
+    /// told.
+    pub(super) async fn publish(
+        &mut self,
+        subject: Subject,
+        headers: Option<Headers>,
+        mut payload: Payload,
+    ) {
+        let mut route = std::mem::take(&mut self.route);
+        if !route.reuse(&subject, &self.epoch) {
+            lock(&self.shared.router).route(self.id, &subject, &mut route);
+        }
+        let block_timeout = self.shared.config.limits.block_timeout;
+        let mut deadline = None;
+        // Taken before the last receiver is handed the bytes themselves.
+        let len = payload.len();
+        let small = len < COPY_BELOW && payload.inline().is_some();
+        let mut unmapped = 0;
+        let count = route.targets().len();
+        for (i, t) in route.targets().iter().enumerate() {
+            // Drop-oldest deliveries stay whole frames, each droppable alone.
+            let copy = small && t.overflow != Overflow::DropOldest;
+            // The same fd to every shm receiver; the bytes to the others.
+            let body = if copy {
+                (None, Bytes::new())
+            } else {
+                match payload.for_receiver(t.handle.passes_fds, i + 1 == count) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        tracing::warn!(cause = %e, conn = t.conn, "cannot map a segment for a receiver without fd passing");
+                        unmapped += 1;
+                        continue;
+                    }
+                }
+            };
+            let inline = payload.inline().filter(|_| copy);
+            let Some(frame) = self.frame(t, &subject, headers.as_ref(), len, inline, body) else {
+                continue;
+            };
+            let queued = if t.overflow != Overflow::Block {
+                t.handle.push(frame);
+                true
+            } else {
+                t.handle
+                    .push_blocking(frame, block_timeout, &mut deadline)
+                    .await
+            };
+            self.head.clear(); // a copied head, now in the queue
+            if !queued {
+                self.cut_off(t, block_timeout);
+            }
+        }
+        route.release();
+        self.route = route;
+        if unmapped > 0 {
+            let msg = format!(
+                "the daemon could not map this segment: not delivered to {unmapped} receivers without fd passing"
+            );
+            self.handle.send_error(ErrorCode::LimitExceeded, msg, None);
+        }
+    }
+
+    /// `t`'s frame: the head encoded into the head block, then either a
+    /// copy of `inline` (the head is copied too, and cleared by the
+    /// caller) or the head split off with `body` shared. `None` if the
+    /// head cannot be encoded, which the publish frame's own limits rule
+    /// out.
+    fn frame<'a>(
+        &'a mut self,
+        t: &Target<Arc<ConnHandle>>,
+        subject: &Subject,
+        headers: Option<&Headers>,
+        len: usize,
+        inline: Option<&'a [u8]>,
+        (segment, bytes): (Option<SegmentFd>, Bytes),
+    ) -> Option<Outgoing<'a>> {
+        if self.head.capacity() - self.head.len() < HEAD_LOW {
+            self.head.reserve(HEAD_BLOCK);
+        }
+        let body = Body::of(len, segment.is_some());
+        let encoded = encode_msg_head(t.sid, subject, &self.sender, headers, body, &mut self.head);
+        if encoded.is_err() {
+            self.head.clear();
+            return None;
+        }
+        if let Some(payload) = inline {
+            return Some(Outgoing::Copy {
+                head: &self.head,
+                payload,
+            });
+        }
+        let head = self.head.split().freeze();
+        let frame = OutFrame::message(head, bytes, t.sid, t.overflow);
+        Some(Outgoing::Frame(match segment {
+            Some(fd) => frame.with_segment(fd, len),
+            None => frame,
+        }))
+    }
+
+    /// Lossless means waiting, but not forever: the stuck subscriber is
+    /// cut off and both sides are told.
+    fn cut_off(&self, t: &Target<Arc<ConnHandle>>, block_timeout: Duration) {
+        let waited = humantime_serde::re::humantime::format_duration(block_timeout);
+        t.handle.close_with(
+            ErrorCode::SlowConsumer,
+            &format!(
+                "blocking subscription {} made no room within {waited}",
+                t.sid
+            ),
+        );
+        let msg = format!(
+            "subscriber {} made no room within {waited}; it was disconnected",
+            t.conn
+        );
+        self.handle.send_error(ErrorCode::SlowConsumer, msg, None);
+    }
+}

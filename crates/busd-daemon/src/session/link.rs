@@ -1,0 +1,30 @@
+//! The daemon's end of one client connection, as its session task holds it.
+
+use std::sync::Arc;
+
+use busd_core::{Route, RouteEpoch, Session};
+use busd_policy::Identity;
+use busd_proto::Sender;
+use bytes::BytesMut;
+
+use crate::outbox::ConnHandle;
+use crate::shared::Shared;
+
+/// One open connection: its protocol state, its outbound queue, and what
+/// its publishes reuse.
+pub(super) struct Link {
+    pub(super) shared: Arc<Shared>,
+    pub(super) id: u64,
+    /// Stamped on everything this connection sends; never from the client.
+    pub(super) sender: Sender,
+    /// As proven at the handshake.
+    pub(super) identity: Identity,
+    /// What the client may send next, and what each frame means.
+    pub(super) protocol: Session,
+    pub(super) handle: Arc<ConnHandle>,
+    /// The last publish's receivers, used again while still valid.
+    pub(super) route: Route<Arc<ConnHandle>>,
+    pub(super) epoch: Arc<RouteEpoch>,
+    /// Delivery heads are encoded into this block (see `fanout`).
+    pub(super) head: BytesMut,
+}

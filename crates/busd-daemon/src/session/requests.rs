@@ -1,0 +1,79 @@
+//! Requests and replies: a request routed to one responder (or answered
+//! at once), a reply passed back to whoever asked.
+
+use std::time::Instant;
+
+use busd_proto::{ErrorCode, Headers, Op, Ref, Status, Subject};
+use bytes::Bytes;
+
+use super::link::Link;
+use crate::payload::Payload;
+use crate::sync::lock;
+
+impl Link {
+    /// Routes request `rid` to a responder of `service`, due by `deadline`;
+    /// `NoResponders` or `NotAuthorized` are answered at once.
+    pub(super) fn request(
+        &mut self,
+        rid: u64,
+        service: Subject,
+        deadline: Instant,
+        headers: Option<Headers>,
+        payload: Payload,
+    ) {
+        let routed = lock(&self.shared.router).request(self.id, rid, &service, deadline);
+        match routed {
+            Ok(r) => {
+                if r.wake_timer {
+                    self.shared.timer.notify_one();
+                }
+                let call = Op::Call {
+                    rid: r.call_id,
+                    sid: r.sid,
+                    service,
+                    from: r.from,
+                    headers,
+                };
+                if let Err(e) = r.responder.send_payload(&call, payload) {
+                    let msg = format!("the daemon could not map this request's segment: {e}");
+                    self.handle
+                        .send_error(ErrorCode::LimitExceeded, msg, Some(Ref::Rid(rid)));
+                }
+            }
+            Err(status) => {
+                let resp = Op::Resp {
+                    rid,
+                    status,
+                    headers: None,
+                };
+                self.handle.send(&resp, Bytes::new());
+            }
+        }
+    }
+
+    /// Passes a responder's answer to call `call_id` back; a late, second
+    /// or stray one is dropped (the router counts it).
+    pub(super) fn respond(
+        &mut self,
+        call_id: u64,
+        status: Status,
+        headers: Option<Headers>,
+        payload: Payload,
+    ) {
+        let back = lock(&self.shared.router).respond(self.id, call_id);
+        let Some(u) = back else {
+            tracing::debug!(call_id, "late, repeated or stray reply dropped");
+            return;
+        };
+        let resp = Op::Resp {
+            rid: u.rid,
+            status,
+            headers,
+        };
+        if let Err(e) = u.requester.send_payload(&resp, payload) {
+            let msg = format!("the daemon could not map this reply's segment: {e}");
+            u.requester
+                .send_error(ErrorCode::LimitExceeded, msg, Some(Ref::Rid(u.rid)));
+        }
+    }
+}
