@@ -51,6 +51,7 @@ mod error;
 mod handshake;
 mod identity;
 mod inbox;
+mod lock;
 mod request;
 mod service;
 mod session;
