@@ -12,12 +12,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use busd_proto::{CtlCommand, Headers, Op, Overflow, Sender, Status, Subject};
-use bytes::Bytes;
+use busd_proto::{CtlCommand, Op, Overflow, Status, Subject};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::Error;
+use crate::inbound::{IncomingCall, Message};
 use crate::inbox;
-use crate::{Error, Message};
 
 /// Capacity of the command channel: how many (un)registrations may wait for
 /// the connection task (for instance while it reconnects) before callers wait.
@@ -119,17 +119,6 @@ impl Registration {
             },
         }
     }
-}
-
-/// A `Call` as the reader task hands it to a [`Service`](crate::Service).
-pub(crate) struct IncomingCall {
-    pub(crate) rid: u64,
-    /// Which connection the call came on; an answer on another is dropped.
-    pub(crate) epoch: u64,
-    pub(crate) service: Subject,
-    pub(crate) from: Sender,
-    pub(crate) headers: Option<Headers>,
-    pub(crate) payload: Bytes,
 }
 
 /// Sends `command` without waiting, for `Drop` impls: `try_send`, else a

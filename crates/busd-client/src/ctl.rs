@@ -10,7 +10,8 @@ use std::sync::atomic::Ordering;
 use busd_proto::{CtlCommand, Op, Status};
 
 use crate::command::Target;
-use crate::{Client, Error, ErrorKind, Response};
+use crate::inbound::Response;
+use crate::{Client, Error, ErrorKind};
 
 impl Client {
     /// Runs an administrative command and returns the daemon's answer, a

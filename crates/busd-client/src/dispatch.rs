@@ -11,11 +11,12 @@
 use busd_proto::{Frame, Op, Ref};
 use tokio_util::sync::CancellationToken;
 
-use crate::command::{IncomingCall, Registration};
+use crate::Error;
+use crate::command::Registration;
+use crate::inbound::{IncomingCall, Message, Response};
 use crate::inbox::{self, TrySendError};
 use crate::shared::Shared;
 use crate::state::State;
-use crate::{Error, Message, Response};
 
 /// A delivery that was waiting for room when its session ended.
 pub(crate) struct Blocked {

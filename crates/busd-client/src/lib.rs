@@ -50,6 +50,7 @@ mod dispatch;
 mod error;
 mod handshake;
 mod identity;
+mod inbound;
 mod inbox;
 mod lock;
 mod request;
@@ -69,7 +70,8 @@ pub use busd_proto::{
 pub use client::Client;
 pub use error::{Error, ErrorKind};
 pub use identity::IntoPfn;
-pub use request::{RequestOptions, Response};
+pub use inbound::{Message, Response};
+pub use request::RequestOptions;
 pub use service::{Request, ServeOptions, Service};
 pub use subject::IntoSubject;
-pub use subscriber::{Message, SubscribeOptions, Subscriber};
+pub use subscriber::{SubscribeOptions, Subscriber};

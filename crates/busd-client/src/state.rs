@@ -16,7 +16,8 @@ use tokio::sync::oneshot;
 
 use crate::command::{Command, Registration, Target};
 use crate::dispatch::Blocked;
-use crate::{Error, ErrorKind, Response};
+use crate::inbound::Response;
+use crate::{Error, ErrorKind};
 
 /// Someone waiting for the daemon's next `Pong`.
 pub(crate) enum PongWaiter {
