@@ -8,11 +8,10 @@
 //! are appended to the shared outgoing buffer by the caller itself (see
 //! [`Shared`](crate::shared::Shared)).
 
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use busd_proto::{CtlCommand, Op, Overflow, Status, Subject};
+use busd_proto::{Op, Overflow, Subject};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Error;
@@ -63,34 +62,6 @@ pub(crate) enum Registration {
         require_capability: Option<String>,
         calls: inbox::Sender<IncomingCall>,
     },
-}
-
-/// What a request id was sent to: names it in errors.
-#[derive(Debug, Clone)]
-pub(crate) enum Target {
-    /// A `Req` to a service.
-    Service(Subject),
-    /// A `Ctl` command.
-    Ctl(CtlCommand),
-}
-
-impl Target {
-    /// The error for an answer with `status`, if it is not an answer.
-    pub(crate) fn error_for(&self, status: Status) -> Option<Error> {
-        match self {
-            Self::Service(service) => Error::from_status(status, service.as_str()),
-            Self::Ctl(command) => crate::ctl::status_error(status, *command),
-        }
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Service(service) => write!(f, "request to service {service}"),
-            Self::Ctl(command) => write!(f, "ctl command {}", crate::ctl::name(*command)),
-        }
-    }
 }
 
 impl Registration {

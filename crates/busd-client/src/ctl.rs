@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 
 use busd_proto::{CtlCommand, Op, Status};
 
-use crate::command::Target;
 use crate::inbound::Response;
+use crate::target::{Target, ctl_name};
 use crate::{Client, Error, ErrorKind};
 
 impl Client {
@@ -52,7 +52,7 @@ impl Client {
 
 /// The JSON document in a ctl answer.
 fn document(command: CtlCommand, response: &Response) -> Result<serde_json::Value, Error> {
-    let name = name(command);
+    let name = ctl_name(command);
     if response.status != Status::Success {
         let reason = String::from_utf8_lossy(&response.payload);
         return Err(Error::new(
@@ -72,24 +72,6 @@ fn document(command: CtlCommand, response: &Response) -> Result<serde_json::Valu
             format!("busd answered ctl {name} with a document that is not JSON: {e}"),
         )
     })
-}
-
-/// The error for a ctl answer with `status`, if it is not an answer.
-pub(crate) fn status_error(status: Status, command: CtlCommand) -> Option<Error> {
-    let code = status.error_code()?;
-    let name = name(command);
-    let message = match status {
-        Status::NotAuthorized => {
-            format!("not authorized to run ctl {name}: it needs an admin identity")
-        }
-        _ => format!("ctl {name} failed: {status}"),
-    };
-    Some(Error::new(ErrorKind::from_code(code), message))
-}
-
-/// The command's name as `busd ctl` spells it: `stats`, `reload`, ….
-pub(crate) fn name(command: CtlCommand) -> String {
-    format!("{command:?}").to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -127,14 +109,5 @@ mod tests {
         let answer = response(Status::Failure, "busd.toml:3: unknown key");
         let err = document(CtlCommand::Reload, &answer).unwrap_err();
         assert!(err.to_string().contains("busd.toml:3"), "{err}");
-    }
-
-    #[test]
-    fn not_authorized_names_the_command() {
-        let err = status_error(Status::NotAuthorized, CtlCommand::Clients).unwrap();
-        assert_eq!(err.kind(), ErrorKind::NotAuthorized);
-        assert!(err.to_string().contains("ctl clients"), "{err}");
-        assert!(status_error(Status::Success, CtlCommand::Clients).is_none());
-        assert_eq!(name(CtlCommand::Reload), "reload");
     }
 }

@@ -60,6 +60,7 @@ mod shared;
 mod state;
 mod subject;
 mod subscriber;
+mod target;
 
 pub use buffer::PayloadBuffer;
 pub use builder::{ClientBuilder, DEFAULT_SEGMENT_THRESHOLD};

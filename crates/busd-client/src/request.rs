@@ -10,10 +10,11 @@ use std::time::Duration;
 use busd_proto::{Headers, Op};
 use tokio::sync::oneshot;
 
-use crate::command::{self, Target};
+use crate::command;
 use crate::inbound::Response;
 use crate::state::PendingRequest;
 use crate::subject::{IntoSubject, literal};
+use crate::target::Target;
 use crate::{Client, Error, ErrorKind};
 
 /// How much longer than the request's timeout the client waits on its own.

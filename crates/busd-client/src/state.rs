@@ -14,9 +14,10 @@ use busd_proto::{Body, LENGTH_PREFIX, Op, SegmentFd, encode_head, encode_head_wi
 use bytes::BytesMut;
 use tokio::sync::oneshot;
 
-use crate::command::{Command, Registration, Target};
+use crate::command::{Command, Registration};
 use crate::dispatch::Blocked;
 use crate::inbound::Response;
+use crate::target::Target;
 use crate::{Error, ErrorKind};
 
 /// Someone waiting for the daemon's next `Pong`.
