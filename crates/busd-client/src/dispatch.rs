@@ -16,19 +16,7 @@ use crate::command::Registration;
 use crate::inbound::{IncomingCall, Message, Response};
 use crate::inbox::{self, TrySendError};
 use crate::shared::Shared;
-use crate::state::State;
-
-/// A delivery that was waiting for room when its session ended.
-pub(crate) struct Blocked {
-    pub(crate) sid: u64,
-    pub(crate) item: Pending,
-}
-
-/// What a subscription or a service is handed.
-pub(crate) enum Pending {
-    Msg(Message),
-    Call(IncomingCall),
-}
+use crate::state::{Blocked, Pending, State};
 
 /// The queue of a registration, cloned out of the state to wait on.
 enum Room {

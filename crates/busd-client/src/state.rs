@@ -15,10 +15,23 @@ use bytes::BytesMut;
 use tokio::sync::oneshot;
 
 use crate::command::{Command, Registration};
-use crate::dispatch::Blocked;
-use crate::inbound::Response;
+use crate::inbound::{IncomingCall, Message, Response};
 use crate::target::Target;
 use crate::{Error, ErrorKind};
+
+/// A delivery that was waiting for room when its session ended. The state
+/// keeps it between sessions; [`dispatch`](crate::dispatch) parks and
+/// resumes it.
+pub(crate) struct Blocked {
+    pub(crate) sid: u64,
+    pub(crate) item: Pending,
+}
+
+/// What a subscription or a service is handed.
+pub(crate) enum Pending {
+    Msg(Message),
+    Call(IncomingCall),
+}
 
 /// Someone waiting for the daemon's next `Pong`.
 pub(crate) enum PongWaiter {
