@@ -1,4 +1,8 @@
 //! [`ClientBuilder`]: options for a [`Client`], then [`connect`](ClientBuilder::connect).
+//!
+//! [`Client::connect`] and [`Client::builder`] are defined here too: making
+//! a client (parsing the URL, the handshake, starting the connection task)
+//! sits above the handle it returns, which never needs to name the builder.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -207,6 +211,45 @@ impl ClientBuilder {
         };
         tokio::spawn(task.run(session).instrument(span));
         Ok(Client::new(commands, shared))
+    }
+}
+
+// Client's constructors live beside the builder they use, so the handle
+// itself never names how it is made.
+impl Client {
+    /// Connects to the daemon at `url` (`tcp://127.0.0.1:PORT` or
+    /// `unix:///PATH`) with default options.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Connect`] if the URL is invalid or the first connection or
+    /// its handshake fails; the daemon's refusal keeps its kind (e.g.
+    /// [`ErrorKind::AuthFailed`]).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), busd_client::Error> {
+    /// let client = busd_client::Client::connect("tcp://127.0.0.1:4223").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Client, Error> {
+        Self::builder(url).connect().await
+    }
+
+    /// A builder for a client of the daemon at `url`, to set options first.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// # async fn demo() -> Result<(), busd_client::Error> {
+    /// let client = busd_client::Client::builder("tcp://127.0.0.1:4223")
+    ///     .name("weather-app")
+    ///     .request_timeout(Duration::from_secs(2))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(url.into())
     }
 }
 
