@@ -88,53 +88,66 @@ impl State {
                 rid,
                 status,
                 headers,
-            } => match self.requests.remove(&rid) {
-                Some(pending) => {
-                    let result = match pending.target.error_for(status) {
-                        Some(err) => Err(err),
-                        None => Ok(Response {
-                            status,
-                            headers,
-                            payload,
-                        }),
-                    };
-                    let _ = pending.reply.send(result);
-                }
-                None => tracing::trace!(rid, "answer to a forgotten request dropped"),
-            },
+            } => self.answer(
+                rid,
+                Response {
+                    status,
+                    headers,
+                    payload,
+                },
+            ),
             Op::Pong => self.pong(),
             Op::Ping => self.write(&Op::Pong),
             Op::Error {
                 code,
                 message,
                 refers,
-            } => {
-                let err = Error::from_daemon(code, &message);
-                match refers {
-                    Some(Ref::Rid(rid)) => {
-                        if let Some(pending) = self.requests.remove(&rid) {
-                            let _ = pending.reply.send(Err(err));
-                        }
-                    }
-                    Some(Ref::Sid(sid)) => {
-                        self.forget(sid);
-                        match self.unconfirmed.get_mut(&sid) {
-                            Some(slot) => *slot = Some(err),
-                            None => tracing::warn!(sid, cause = %err, "busd ended a subscription"),
-                        }
-                    }
-                    None => {
-                        tracing::warn!(cause = %err, "busd is closing the connection");
-                        return Dispatch::Closing(err.to_string());
-                    }
-                }
-            }
+            } => return self.daemon_error(Error::from_daemon(code, &message), refers),
             Op::Dropped { sid, count } => {
                 if let Some(Registration::Sub { dropped, .. }) = self.registry.get(&sid) {
                     dropped.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             other => tracing::warn!(op = other.name(), "unexpected frame from busd ignored"),
+        }
+        Dispatch::Done
+    }
+
+    /// Hands the service's answer to the request `rid`, or the error its
+    /// status means for it.
+    fn answer(&mut self, rid: u64, response: Response) {
+        match self.requests.remove(&rid) {
+            Some(pending) => {
+                let result = match pending.target.error_for(response.status) {
+                    Some(err) => Err(err),
+                    None => Ok(response),
+                };
+                let _ = pending.reply.send(result);
+            }
+            None => tracing::trace!(rid, "answer to a forgotten request dropped"),
+        }
+    }
+
+    /// Routes the daemon's `Error` to what it `refers` to: a request, a
+    /// registration, or (none) the whole connection, which it is closing.
+    fn daemon_error(&mut self, err: Error, refers: Option<Ref>) -> Dispatch {
+        match refers {
+            Some(Ref::Rid(rid)) => {
+                if let Some(pending) = self.requests.remove(&rid) {
+                    let _ = pending.reply.send(Err(err));
+                }
+            }
+            Some(Ref::Sid(sid)) => {
+                self.forget(sid);
+                match self.unconfirmed.get_mut(&sid) {
+                    Some(slot) => *slot = Some(err),
+                    None => tracing::warn!(sid, cause = %err, "busd ended a subscription"),
+                }
+            }
+            None => {
+                tracing::warn!(cause = %err, "busd is closing the connection");
+                return Dispatch::Closing(err.to_string());
+            }
         }
         Dispatch::Done
     }

@@ -85,14 +85,34 @@ async fn open_inner(
         auth: proof.auth,
     });
     send(&mut writer, &op, endpoint).await?;
+    let welcome = await_welcome(&mut reader, &mut writer, proof, endpoint).await?;
+    check_welcome(proof, &welcome, endpoint)?;
+    reader
+        .codec_mut()
+        .set_max_frame(welcome.limits.max_frame.saturating_add(INBOUND_SLACK));
+    Ok(Session {
+        reader,
+        writer,
+        welcome,
+        fds,
+    })
+}
 
+/// Reads the daemon's side of the handshake after `Hello`: answers one
+/// `Challenge` with the token proof, until `Welcome` or a refusal.
+async fn await_welcome(
+    reader: &mut FrameReader<BoxReader>,
+    writer: &mut BoxWriter,
+    proof: &Proof,
+    endpoint: &Endpoint,
+) -> Result<Welcome, Error> {
     let mut challenged = false;
-    let welcome = loop {
+    loop {
         match reader.next().await {
             Some(Ok(Frame {
                 op: Op::Welcome(welcome),
                 ..
-            })) => break welcome,
+            })) => return Ok(welcome),
             Some(Ok(Frame {
                 op: Op::Challenge { nonce },
                 ..
@@ -105,7 +125,7 @@ async fn open_inner(
                 }
                 challenged = true;
                 let hmac = answer_challenge(proof, &nonce, endpoint)?;
-                send(&mut writer, &Op::Auth { hmac }, endpoint).await?;
+                send(writer, &Op::Auth { hmac }, endpoint).await?;
             }
             Some(Ok(Frame {
                 op: Op::Error { code, message, .. },
@@ -136,17 +156,7 @@ async fn open_inner(
                 ));
             }
         }
-    };
-    check_welcome(proof, &welcome, endpoint)?;
-    reader
-        .codec_mut()
-        .set_max_frame(welcome.limits.max_frame.saturating_add(INBOUND_SLACK));
-    Ok(Session {
-        reader,
-        writer,
-        welcome,
-        fds,
-    })
+    }
 }
 
 /// The `Auth{hmac}` answer to a `Challenge{nonce}`.
