@@ -71,6 +71,7 @@ fn document(command: CtlCommand, response: &Response) -> Result<serde_json::Valu
             ErrorKind::Protocol,
             format!("busd answered ctl {name} with a document that is not JSON: {e}"),
         )
+        .with_source(e)
     })
 }
 
@@ -102,6 +103,14 @@ mod tests {
         let err = document(CtlCommand::Subs, &garbage).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Protocol);
         assert!(err.to_string().contains("ctl subs"), "{err}");
+    }
+
+    #[test]
+    fn a_document_that_is_not_json_keeps_the_parse_error() {
+        let garbage = response(Status::Success, "{not json");
+        let err = document(CtlCommand::Subs, &garbage).unwrap_err();
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.is::<serde_json::Error>(), "{source:?}");
     }
 
     #[test]

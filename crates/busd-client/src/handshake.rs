@@ -69,7 +69,7 @@ async fn open_inner(
 ) -> Result<Session, Error> {
     let conn = busd_transport::connect_with(endpoint, &hello.connect)
         .await
-        .map_err(|e| connect_error("cannot connect to busd", &e))?;
+        .map_err(|e| connect_error("cannot connect to busd", e))?;
     let mut writer = conn.writer;
     let (codec, fds) = busd_transport::frame_codec(
         conn.fds,
@@ -135,7 +135,8 @@ async fn await_welcome(
                 return Err(Error::new(
                     err.kind(),
                     format!("busd at {endpoint} refused the connection: {err}"),
-                ));
+                )
+                .with_source(err));
             }
             Some(Ok(frame)) => {
                 return Err(Error::new(
@@ -147,7 +148,7 @@ async fn await_welcome(
                 ));
             }
             Some(Err(e)) => {
-                return Err(connect_error(&format!("bad handshake from {endpoint}"), &e));
+                return Err(connect_error(&format!("bad handshake from {endpoint}"), e));
             }
             None => {
                 return Err(Error::new(
@@ -205,13 +206,14 @@ fn check_welcome(proof: &Proof, welcome: &Welcome, endpoint: &Endpoint) -> Resul
 async fn send(writer: &mut BoxWriter, op: &Op, endpoint: &Endpoint) -> Result<(), Error> {
     let mut buf = BytesMut::new();
     encode_head(op, 0, &mut buf)
-        .map_err(|e| connect_error(&format!("cannot encode {}", op.name()), &e))?;
+        .map_err(|e| connect_error(&format!("cannot encode {}", op.name()), e))?;
     writer
         .write_all(&buf)
         .await
-        .map_err(|e| connect_error(&format!("cannot send {} to {endpoint}", op.name()), &e))
+        .map_err(|e| connect_error(&format!("cannot send {} to {endpoint}", op.name()), e))
 }
 
-fn connect_error(what: &str, err: &dyn std::fmt::Display) -> Error {
-    Error::new(ErrorKind::Connect, format!("{what}: {err}"))
+/// A [`ErrorKind::Connect`] error: `what` failed because of `err`, its source.
+fn connect_error(what: &str, err: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::new(ErrorKind::Connect, format!("{what}: {err}")).with_source(err)
 }

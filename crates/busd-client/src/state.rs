@@ -219,15 +219,16 @@ impl State {
         let body = Body::of(payload_len, segment.is_some());
         if let Err(e) = encode(body, &mut self.out) {
             self.out.truncate(start);
-            return Err(match e {
+            let err = match e {
                 busd_proto::CodecError::FrameTooLarge { .. } => {
                     frame_too_large(name, u64::MAX, max)
                 }
-                other => Error::new(
+                ref other => Error::new(
                     ErrorKind::Protocol,
                     format!("cannot encode {name}: {other}"),
                 ),
-            });
+            };
+            return Err(err.with_source(e));
         }
         let head = match segment {
             // The length field announcing the segment is not part of the frame's size.
