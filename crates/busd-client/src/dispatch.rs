@@ -38,7 +38,7 @@ pub(crate) enum Dispatch {
     /// This session is no longer the live one: stop reading.
     Stale,
     /// The daemon announced that it closes the connection, and why.
-    Closing(String),
+    Closing(Error),
     /// Wait for room for a delivery, then read on.
     Full(Stall),
 }
@@ -146,7 +146,7 @@ impl State {
             }
             None => {
                 tracing::warn!(cause = %err, "busd is closing the connection");
-                return Dispatch::Closing(err.to_string());
+                return Dispatch::Closing(err);
             }
         }
         Dispatch::Done

@@ -117,18 +117,19 @@ impl State {
         }
     }
 
-    /// Fails everything in flight on a lost connection and drops what was
+    /// Fails everything in flight with `lost` (a
+    /// [`Disconnected`](ErrorKind::Disconnected) error) and drops what was
     /// not written yet.
-    pub(crate) fn fail_in_flight(&mut self, why: &str) {
+    pub(crate) fn fail_in_flight(&mut self, lost: &Error) {
         self.epoch = 0;
         for (_, pending) in self.requests.drain() {
-            let _ = pending.reply.send(Err(Error::disconnected(why)));
+            let _ = pending.reply.send(Err(lost.clone()));
         }
         for waiter in self.pongs.drain(..) {
             let done = match waiter {
                 PongWaiter::Flush(done) | PongWaiter::Confirm { done, .. } => done,
             };
-            let _ = done.send(Err(Error::disconnected(why)));
+            let _ = done.send(Err(lost.clone()));
         }
         // Their callers got an error and hold no handle, so nothing to restore.
         for (sid, _) in self.unconfirmed.drain() {
