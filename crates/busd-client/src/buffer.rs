@@ -63,6 +63,7 @@ impl Client {
                 ErrorKind::LimitExceeded,
                 format!("cannot make a {len}-byte payload buffer: {e}"),
             )
+            .with_source(e)
         })
     }
 
@@ -84,6 +85,7 @@ impl Client {
                 ErrorKind::LimitExceeded,
                 format!("cannot seal a payload buffer: {e}"),
             )
+            .with_source(e)
         };
         let fd = buffer.0.seal().map_err(seal_error)?;
         let headers = headers.as_ref();

@@ -1,4 +1,8 @@
 //! [`ClientBuilder`]: options for a [`Client`], then [`connect`](ClientBuilder::connect).
+//!
+//! [`Client::connect`] and [`Client::builder`] are defined here too: making
+//! a client (parsing the URL, the handshake, starting the connection task)
+//! sits above the handle it returns, which never needs to name the builder.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -178,7 +182,7 @@ impl ClientBuilder {
             .url
             .parse()
             .map_err(|e: busd_transport::EndpointError| {
-                Error::new(ErrorKind::Connect, e.to_string())
+                Error::new(ErrorKind::Connect, e.to_string()).with_source(e)
             })?;
         let hello = HelloOptions {
             name: self.name.unwrap_or_else(default_name),
@@ -207,6 +211,45 @@ impl ClientBuilder {
         };
         tokio::spawn(task.run(session).instrument(span));
         Ok(Client::new(commands, shared))
+    }
+}
+
+// Client's constructors live beside the builder they use, so the handle
+// itself never names how it is made.
+impl Client {
+    /// Connects to the daemon at `url` (`tcp://127.0.0.1:PORT` or
+    /// `unix:///PATH`) with default options.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Connect`] if the URL is invalid or the first connection or
+    /// its handshake fails; the daemon's refusal keeps its kind (e.g.
+    /// [`ErrorKind::AuthFailed`]).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), busd_client::Error> {
+    /// let client = busd_client::Client::connect("tcp://127.0.0.1:4223").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Client, Error> {
+        Self::builder(url).connect().await
+    }
+
+    /// A builder for a client of the daemon at `url`, to set options first.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// # async fn demo() -> Result<(), busd_client::Error> {
+    /// let client = busd_client::Client::builder("tcp://127.0.0.1:4223")
+    ///     .name("weather-app")
+    ///     .request_timeout(Duration::from_secs(2))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(url.into())
     }
 }
 
@@ -267,6 +310,66 @@ mod tests {
             let err = builder.connect().await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Config, "{err}");
             assert!(err.to_string().contains(expected), "{err}");
+        }
+    }
+
+    /// The cause of `err`, which must be an `io::Error`.
+    fn io_source(err: &Error) -> &std::io::Error {
+        std::error::Error::source(err)
+            .unwrap_or_else(|| panic!("no source: {err}"))
+            .downcast_ref::<std::io::Error>()
+            .unwrap_or_else(|| panic!("the source is not an io::Error: {err}"))
+    }
+
+    #[tokio::test]
+    async fn a_failed_connect_keeps_the_os_error_as_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("unix://{}/none.sock", dir.path().display());
+        let err = Client::connect(&url).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+        assert_eq!(io_source(&err).kind(), std::io::ErrorKind::NotFound);
+
+        // A port that was just free: bound by the OS, then let go.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let err = Client::connect(&format!("tcp://127.0.0.1:{port}"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+        assert_eq!(
+            io_source(&err).kind(),
+            std::io::ErrorKind::ConnectionRefused
+        );
+    }
+
+    #[tokio::test]
+    async fn an_invalid_url_keeps_the_parse_error_as_its_source() {
+        let err = Client::connect("unix://relative.sock").await.unwrap_err();
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.is::<busd_transport::EndpointError>(), "{source:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_token_file_keeps_the_io_error_as_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let pfn = "Contoso.Weather_8wekyb3d8bbwe";
+        let missing = dir.path().join("missing.key");
+        // Nothing is tried: a token that cannot be read fails first.
+        let cases = [
+            (missing, std::io::ErrorKind::NotFound),
+            (dir.path().to_owned(), std::io::ErrorKind::IsADirectory),
+        ];
+        for (path, kind) in cases {
+            let err = Client::builder("tcp://127.0.0.1:1")
+                .pfn(pfn)
+                .token_file(&path)
+                .connect()
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+            assert_eq!(io_source(&err).kind(), kind, "{err}");
         }
     }
 

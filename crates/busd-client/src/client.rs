@@ -1,4 +1,8 @@
 //! [`Client`]: the cheap, cloneable handle everything starts from.
+//!
+//! Its constructors, [`Client::connect`] and [`Client::builder`], are in
+//! `builder`, which sits above this handle; request, serve, ctl and payload
+//! buffers add their methods from their own modules.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +16,7 @@ use crate::command::{self, Command, DELIVERY_CAPACITY, Registration};
 use crate::inbox;
 use crate::shared::Shared;
 use crate::subject::{IntoSubject, literal_cow};
-use crate::{ClientBuilder, Error, SubscribeOptions, Subscriber};
+use crate::{Error, SubscribeOptions, Subscriber};
 
 /// A connection to busd: publish, subscribe, request and serve.
 ///
@@ -20,7 +24,7 @@ use crate::{ClientBuilder, Error, SubscribeOptions, Subscriber};
 /// connection: its socket, its outgoing buffer and its tasks. The connection is closed once every
 /// `Client`, [`Subscriber`] and [`Service`](crate::Service) of it is dropped. When the
 /// connection is lost the client reconnects with backoff (unless turned off
-/// with [`ClientBuilder::reconnect`]) and registers its subscriptions and
+/// with [`ClientBuilder::reconnect`](crate::ClientBuilder::reconnect)) and registers its subscriptions and
 /// services again; calls made meanwhile wait for the new connection.
 ///
 /// ```no_run
@@ -44,41 +48,6 @@ pub struct Client {
 impl Client {
     pub(crate) fn new(commands: mpsc::Sender<Command>, shared: Arc<Shared>) -> Self {
         Self { commands, shared }
-    }
-
-    /// Connects to the daemon at `url` (`tcp://127.0.0.1:PORT` or
-    /// `unix:///PATH`) with default options.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Connect`] if the URL is invalid or the first connection or
-    /// its handshake fails; the daemon's refusal keeps its kind (e.g.
-    /// [`ErrorKind::AuthFailed`]).
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), busd_client::Error> {
-    /// let client = busd_client::Client::connect("tcp://127.0.0.1:4223").await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn connect(url: &str) -> Result<Client, Error> {
-        Self::builder(url).connect().await
-    }
-
-    /// A builder for a client of the daemon at `url`, to set options first.
-    ///
-    /// ```no_run
-    /// use std::time::Duration;
-    /// # async fn demo() -> Result<(), busd_client::Error> {
-    /// let client = busd_client::Client::builder("tcp://127.0.0.1:4223")
-    ///     .name("weather-app")
-    ///     .request_timeout(Duration::from_secs(2))
-    ///     .connect()
-    ///     .await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn builder(url: impl Into<String>) -> ClientBuilder {
-        ClientBuilder::new(url.into())
     }
 
     /// Publishes `payload` to the literal `subject`.

@@ -8,16 +8,15 @@
 //! are appended to the shared outgoing buffer by the caller itself (see
 //! [`Shared`](crate::shared::Shared)).
 
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use busd_proto::{CtlCommand, Headers, Op, Overflow, Sender, Status, Subject};
-use bytes::Bytes;
+use busd_proto::{Op, Overflow, Subject};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::Error;
+use crate::inbound::{IncomingCall, Message};
 use crate::inbox;
-use crate::{Error, Message};
 
 /// Capacity of the command channel: how many (un)registrations may wait for
 /// the connection task (for instance while it reconnects) before callers wait.
@@ -65,34 +64,6 @@ pub(crate) enum Registration {
     },
 }
 
-/// What a request id was sent to: names it in errors.
-#[derive(Debug, Clone)]
-pub(crate) enum Target {
-    /// A `Req` to a service.
-    Service(Subject),
-    /// A `Ctl` command.
-    Ctl(CtlCommand),
-}
-
-impl Target {
-    /// The error for an answer with `status`, if it is not an answer.
-    pub(crate) fn error_for(&self, status: Status) -> Option<Error> {
-        match self {
-            Self::Service(service) => Error::from_status(status, service.as_str()),
-            Self::Ctl(command) => crate::ctl::status_error(status, *command),
-        }
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Service(service) => write!(f, "request to service {service}"),
-            Self::Ctl(command) => write!(f, "ctl command {}", crate::ctl::name(*command)),
-        }
-    }
-}
-
 impl Registration {
     /// The frame that registers this with the daemon.
     pub(crate) fn op(&self, sid: u64) -> Op {
@@ -119,17 +90,6 @@ impl Registration {
             },
         }
     }
-}
-
-/// A `Call` as the reader task hands it to a [`Service`](crate::Service).
-pub(crate) struct IncomingCall {
-    pub(crate) rid: u64,
-    /// Which connection the call came on; an answer on another is dropped.
-    pub(crate) epoch: u64,
-    pub(crate) service: Subject,
-    pub(crate) from: Sender,
-    pub(crate) headers: Option<Headers>,
-    pub(crate) payload: Bytes,
 }
 
 /// Sends `command` without waiting, for `Drop` impls: `try_send`, else a

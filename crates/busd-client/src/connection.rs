@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::command::Command;
 use crate::handshake::{self, HelloOptions, Session};
-use crate::session::{self, Backoff, Pipes};
+use crate::session::{self, Backoff, Ended, Pipes};
 use crate::shared::Shared;
 
 /// A session that lived at least this long resets the reconnect backoff.
@@ -34,7 +34,7 @@ enum End {
     /// Every handle is gone: the client is done.
     HandlesGone,
     /// The connection broke, or the daemon closed it.
-    Lost(String),
+    Lost(Ended),
 }
 
 /// The connection task of one client.
@@ -70,7 +70,7 @@ impl ConnectionTask {
             let started = Instant::now();
             match self.run_session(session).await {
                 End::HandlesGone => return,
-                End::Lost(why) => {
+                End::Lost(Ended { why, .. }) => {
                     if !self.reconnect {
                         tracing::warn!(endpoint = %self.endpoint, cause = %why, "connection to busd lost; reconnect is off");
                         return;
@@ -120,13 +120,17 @@ impl ConnectionTask {
         let mut writer_done = false;
         let end = loop {
             tokio::select! {
-                why = &mut pipes.reader_task => {
+                ended = &mut pipes.reader_task => {
                     reader_done = true;
-                    break End::Lost(why.unwrap_or_else(|e| format!("reader task failed: {e}")));
+                    break End::Lost(ended.unwrap_or_else(|e| Ended::caused(format!("reader task failed: {e}"), e)));
                 }
-                _ = &mut pipes.writer_task => {
+                written = &mut pipes.writer_task => {
                     writer_done = true;
-                    break End::Lost("write to busd failed".into());
+                    const WHY: &str = "write to busd failed";
+                    break End::Lost(match written {
+                        Ok(Err(err)) => Ended::caused(WHY, err),
+                        _ => Ended::plain(WHY),
+                    });
                 }
                 command = self.commands.recv() => match command {
                     Some(command) => self.shared.with(|s| s.handle_command(command)),
@@ -136,8 +140,9 @@ impl ConnectionTask {
         };
         match &end {
             End::HandlesGone => close(pipes, reader_done, writer_done).await,
-            End::Lost(why) => {
-                self.shared.with(|s| s.fail_in_flight(why));
+            End::Lost(ended) => {
+                let lost = ended.error();
+                self.shared.with(|s| s.fail_in_flight(&lost));
                 pipes.writer_task.abort();
                 pipes.stop.cancel();
                 // A reader waiting for room parks its delivery for the next

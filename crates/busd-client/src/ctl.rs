@@ -9,8 +9,9 @@ use std::sync::atomic::Ordering;
 
 use busd_proto::{CtlCommand, Op, Status};
 
-use crate::command::Target;
-use crate::{Client, Error, ErrorKind, Response};
+use crate::inbound::Response;
+use crate::target::{Target, ctl_name};
+use crate::{Client, Error, ErrorKind};
 
 impl Client {
     /// Runs an administrative command and returns the daemon's answer, a
@@ -51,7 +52,7 @@ impl Client {
 
 /// The JSON document in a ctl answer.
 fn document(command: CtlCommand, response: &Response) -> Result<serde_json::Value, Error> {
-    let name = name(command);
+    let name = ctl_name(command);
     if response.status != Status::Success {
         let reason = String::from_utf8_lossy(&response.payload);
         return Err(Error::new(
@@ -70,25 +71,8 @@ fn document(command: CtlCommand, response: &Response) -> Result<serde_json::Valu
             ErrorKind::Protocol,
             format!("busd answered ctl {name} with a document that is not JSON: {e}"),
         )
+        .with_source(e)
     })
-}
-
-/// The error for a ctl answer with `status`, if it is not an answer.
-pub(crate) fn status_error(status: Status, command: CtlCommand) -> Option<Error> {
-    let code = status.error_code()?;
-    let name = name(command);
-    let message = match status {
-        Status::NotAuthorized => {
-            format!("not authorized to run ctl {name}: it needs an admin identity")
-        }
-        _ => format!("ctl {name} failed: {status}"),
-    };
-    Some(Error::new(ErrorKind::from_code(code), message))
-}
-
-/// The command's name as `busd ctl` spells it: `stats`, `reload`, ….
-pub(crate) fn name(command: CtlCommand) -> String {
-    format!("{command:?}").to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -122,18 +106,17 @@ mod tests {
     }
 
     #[test]
+    fn a_document_that_is_not_json_keeps_the_parse_error() {
+        let garbage = response(Status::Success, "{not json");
+        let err = document(CtlCommand::Subs, &garbage).unwrap_err();
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.is::<serde_json::Error>(), "{source:?}");
+    }
+
+    #[test]
     fn a_failure_says_why() {
         let answer = response(Status::Failure, "busd.toml:3: unknown key");
         let err = document(CtlCommand::Reload, &answer).unwrap_err();
         assert!(err.to_string().contains("busd.toml:3"), "{err}");
-    }
-
-    #[test]
-    fn not_authorized_names_the_command() {
-        let err = status_error(Status::NotAuthorized, CtlCommand::Clients).unwrap();
-        assert_eq!(err.kind(), ErrorKind::NotAuthorized);
-        assert!(err.to_string().contains("ctl clients"), "{err}");
-        assert!(status_error(Status::Success, CtlCommand::Clients).is_none());
-        assert_eq!(name(CtlCommand::Reload), "reload");
     }
 }

@@ -11,23 +11,12 @@
 use busd_proto::{Frame, Op, Ref};
 use tokio_util::sync::CancellationToken;
 
-use crate::command::{IncomingCall, Registration};
+use crate::Error;
+use crate::command::Registration;
+use crate::inbound::{IncomingCall, Message, Response};
 use crate::inbox::{self, TrySendError};
 use crate::shared::Shared;
-use crate::state::State;
-use crate::{Error, Message, Response};
-
-/// A delivery that was waiting for room when its session ended.
-pub(crate) struct Blocked {
-    pub(crate) sid: u64,
-    pub(crate) item: Pending,
-}
-
-/// What a subscription or a service is handed.
-pub(crate) enum Pending {
-    Msg(Message),
-    Call(IncomingCall),
-}
+use crate::state::{Blocked, Pending, State};
 
 /// The queue of a registration, cloned out of the state to wait on.
 enum Room {
@@ -49,7 +38,7 @@ pub(crate) enum Dispatch {
     /// This session is no longer the live one: stop reading.
     Stale,
     /// The daemon announced that it closes the connection, and why.
-    Closing(String),
+    Closing(Error),
     /// Wait for room for a delivery, then read on.
     Full(Stall),
 }
@@ -99,53 +88,66 @@ impl State {
                 rid,
                 status,
                 headers,
-            } => match self.requests.remove(&rid) {
-                Some(pending) => {
-                    let result = match pending.target.error_for(status) {
-                        Some(err) => Err(err),
-                        None => Ok(Response {
-                            status,
-                            headers,
-                            payload,
-                        }),
-                    };
-                    let _ = pending.reply.send(result);
-                }
-                None => tracing::trace!(rid, "answer to a forgotten request dropped"),
-            },
+            } => self.answer(
+                rid,
+                Response {
+                    status,
+                    headers,
+                    payload,
+                },
+            ),
             Op::Pong => self.pong(),
             Op::Ping => self.write(&Op::Pong),
             Op::Error {
                 code,
                 message,
                 refers,
-            } => {
-                let err = Error::from_daemon(code, &message);
-                match refers {
-                    Some(Ref::Rid(rid)) => {
-                        if let Some(pending) = self.requests.remove(&rid) {
-                            let _ = pending.reply.send(Err(err));
-                        }
-                    }
-                    Some(Ref::Sid(sid)) => {
-                        self.forget(sid);
-                        match self.unconfirmed.get_mut(&sid) {
-                            Some(slot) => *slot = Some(err),
-                            None => tracing::warn!(sid, cause = %err, "busd ended a subscription"),
-                        }
-                    }
-                    None => {
-                        tracing::warn!(cause = %err, "busd is closing the connection");
-                        return Dispatch::Closing(err.to_string());
-                    }
-                }
-            }
+            } => return self.daemon_error(Error::from_daemon(code, &message), refers),
             Op::Dropped { sid, count } => {
                 if let Some(Registration::Sub { dropped, .. }) = self.registry.get(&sid) {
                     dropped.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             other => tracing::warn!(op = other.name(), "unexpected frame from busd ignored"),
+        }
+        Dispatch::Done
+    }
+
+    /// Hands the service's answer to the request `rid`, or the error its
+    /// status means for it.
+    fn answer(&mut self, rid: u64, response: Response) {
+        match self.requests.remove(&rid) {
+            Some(pending) => {
+                let result = match pending.target.error_for(response.status) {
+                    Some(err) => Err(err),
+                    None => Ok(response),
+                };
+                let _ = pending.reply.send(result);
+            }
+            None => tracing::trace!(rid, "answer to a forgotten request dropped"),
+        }
+    }
+
+    /// Routes the daemon's `Error` to what it `refers` to: a request, a
+    /// registration, or (none) the whole connection, which it is closing.
+    fn daemon_error(&mut self, err: Error, refers: Option<Ref>) -> Dispatch {
+        match refers {
+            Some(Ref::Rid(rid)) => {
+                if let Some(pending) = self.requests.remove(&rid) {
+                    let _ = pending.reply.send(Err(err));
+                }
+            }
+            Some(Ref::Sid(sid)) => {
+                self.forget(sid);
+                match self.unconfirmed.get_mut(&sid) {
+                    Some(slot) => *slot = Some(err),
+                    None => tracing::warn!(sid, cause = %err, "busd ended a subscription"),
+                }
+            }
+            None => {
+                tracing::warn!(cause = %err, "busd is closing the connection");
+                return Dispatch::Closing(err);
+            }
         }
         Dispatch::Done
     }

@@ -1,11 +1,15 @@
-//! The SDK's error: a [`kind`](Error::kind) to branch on and a message that
-//! says what happened.
+//! The SDK's error: a [`kind`](Error::kind) to branch on, a message that
+//! says what happened, and the error that caused it, if another one did.
 //!
 //! Every [`ErrorCode`] the daemon can send and every [`Status`] that is not an
 //! answer maps onto one [`ErrorKind`], so callers match on kinds and never on
-//! wire codes.
+//! wire codes. The cause (an `io::Error` from connecting, a decode error, the
+//! daemon's refusal…) is kept as [`source`](std::error::Error::source) so
+//! that a program can inspect it, e.g. tell a missing socket from a refused
+//! connection, without parsing the message.
 
 use std::fmt;
+use std::sync::Arc;
 
 use busd_proto::{ErrorCode, Status, SubjectError};
 
@@ -96,7 +100,21 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// An SDK error: a [`kind`](Error::kind) and a message saying what happened.
+/// An SDK error: a [`kind`](Error::kind), a message saying what happened
+/// and, when another error caused it, that error as its
+/// [`source`](std::error::Error::source).
+///
+/// The message already ends with what the cause says (e.g. `cannot connect
+/// to busd: cannot connect to unix:///run/busd/busd.sock: No such file or
+/// directory (os error 2)`), because the `busd` CLI and most logs print
+/// `Display` alone and users need the reason. `source()` is for code that
+/// wants the cause itself, to downcast it (to `std::io::Error`, say); a
+/// reporter that prints every error of the chain shows the cause's text
+/// twice. Internal signals (a timer that ran out, the connection task's
+/// channel closing) are not causes: the kind and message say all there is.
+///
+/// Errors compare equal when their kind and message do; sources are not
+/// compared (most error types cannot be).
 ///
 /// ```no_run
 /// use busd_client::{Client, ErrorKind};
@@ -110,12 +128,19 @@ impl fmt::Display for ErrorKind {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
+#[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    /// What caused this, shared (not boxed) so that `Error` stays `Clone`:
+    /// a builder keeps a parse error to report at `connect`, and one lost
+    /// connection fails many calls with the same cause.
+    source: Option<Source>,
 }
+
+/// The cause of an [`Error`], as [`Error::source`](std::error::Error::source)
+/// returns it.
+pub(crate) type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 impl Error {
     /// An error of `kind` with a message saying what happened.
@@ -123,7 +148,27 @@ impl Error {
         Self {
             kind,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// The same error, caused by `source` (which the message should already
+    /// describe; see [`Error`]).
+    ///
+    /// An `Arc` already holding a cause goes through
+    /// [`with_shared_source`](Error::with_shared_source) instead, or the
+    /// `Arc` itself would become the source and downcasts would miss.
+    pub(crate) fn with_source(
+        self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        self.with_shared_source(Arc::new(source))
+    }
+
+    /// The same error, caused by `source`, a cause other errors share.
+    pub(crate) fn with_shared_source(mut self, source: Source) -> Self {
+        self.source = Some(source);
+        self
     }
 
     /// An error the daemon sent with `code` and `message`.
@@ -178,9 +223,32 @@ impl Error {
     }
 }
 
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // The cause itself, not the `Arc` around it, so downcasts find it.
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for Error {}
+
 impl From<SubjectError> for Error {
     fn from(err: SubjectError) -> Self {
-        Self::new(ErrorKind::InvalidSubject, err.to_string())
+        Self::new(ErrorKind::InvalidSubject, err.to_string()).with_source(err)
     }
 }
 
@@ -232,5 +300,37 @@ mod tests {
         let err = Error::from_daemon(ErrorCode::LimitExceeded, "too many subscriptions");
         assert_eq!(err.kind(), ErrorKind::LimitExceeded);
         assert_eq!(err.to_string(), "LimitExceeded: too many subscriptions");
+    }
+
+    #[test]
+    fn the_cause_is_the_source_and_survives_a_clone() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such socket");
+        let err = Error::new(ErrorKind::Connect, format!("cannot connect: {io}")).with_source(io);
+        for err in [err.clone(), err] {
+            let source = std::error::Error::source(&err).expect("a source");
+            let io = source
+                .downcast_ref::<std::io::Error>()
+                .expect("an io::Error");
+            assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+            assert_eq!(err.to_string(), "cannot connect: no such socket");
+        }
+        let plain = Error::new(ErrorKind::Closed, "closed");
+        assert!(std::error::Error::source(&plain).is_none());
+    }
+
+    #[test]
+    fn equality_ignores_the_source() {
+        let io = || std::io::Error::other("x");
+        let a = Error::new(ErrorKind::Connect, "m").with_source(io());
+        assert_eq!(a, Error::new(ErrorKind::Connect, "m"));
+        assert_ne!(a, Error::new(ErrorKind::Config, "m").with_source(io()));
+    }
+
+    #[test]
+    fn subject_errors_are_kept() {
+        let err = Error::from(busd_proto::Subject::parse("a..b").unwrap_err());
+        assert_eq!(err.kind(), ErrorKind::InvalidSubject);
+        let source = std::error::Error::source(&err).unwrap();
+        assert!(source.downcast_ref::<SubjectError>().is_some());
     }
 }

@@ -69,7 +69,7 @@ async fn open_inner(
 ) -> Result<Session, Error> {
     let conn = busd_transport::connect_with(endpoint, &hello.connect)
         .await
-        .map_err(|e| connect_error("cannot connect to busd", &e))?;
+        .map_err(|e| connect_error("cannot connect to busd", e))?;
     let mut writer = conn.writer;
     let (codec, fds) = busd_transport::frame_codec(
         conn.fds,
@@ -85,14 +85,34 @@ async fn open_inner(
         auth: proof.auth,
     });
     send(&mut writer, &op, endpoint).await?;
+    let welcome = await_welcome(&mut reader, &mut writer, proof, endpoint).await?;
+    check_welcome(proof, &welcome, endpoint)?;
+    reader
+        .codec_mut()
+        .set_max_frame(welcome.limits.max_frame.saturating_add(INBOUND_SLACK));
+    Ok(Session {
+        reader,
+        writer,
+        welcome,
+        fds,
+    })
+}
 
+/// Reads the daemon's side of the handshake after `Hello`: answers one
+/// `Challenge` with the token proof, until `Welcome` or a refusal.
+async fn await_welcome(
+    reader: &mut FrameReader<BoxReader>,
+    writer: &mut BoxWriter,
+    proof: &Proof,
+    endpoint: &Endpoint,
+) -> Result<Welcome, Error> {
     let mut challenged = false;
-    let welcome = loop {
+    loop {
         match reader.next().await {
             Some(Ok(Frame {
                 op: Op::Welcome(welcome),
                 ..
-            })) => break welcome,
+            })) => return Ok(welcome),
             Some(Ok(Frame {
                 op: Op::Challenge { nonce },
                 ..
@@ -105,7 +125,7 @@ async fn open_inner(
                 }
                 challenged = true;
                 let hmac = answer_challenge(proof, &nonce, endpoint)?;
-                send(&mut writer, &Op::Auth { hmac }, endpoint).await?;
+                send(writer, &Op::Auth { hmac }, endpoint).await?;
             }
             Some(Ok(Frame {
                 op: Op::Error { code, message, .. },
@@ -115,7 +135,8 @@ async fn open_inner(
                 return Err(Error::new(
                     err.kind(),
                     format!("busd at {endpoint} refused the connection: {err}"),
-                ));
+                )
+                .with_source(err));
             }
             Some(Ok(frame)) => {
                 return Err(Error::new(
@@ -127,7 +148,7 @@ async fn open_inner(
                 ));
             }
             Some(Err(e)) => {
-                return Err(connect_error(&format!("bad handshake from {endpoint}"), &e));
+                return Err(connect_error(&format!("bad handshake from {endpoint}"), e));
             }
             None => {
                 return Err(Error::new(
@@ -136,17 +157,7 @@ async fn open_inner(
                 ));
             }
         }
-    };
-    check_welcome(proof, &welcome, endpoint)?;
-    reader
-        .codec_mut()
-        .set_max_frame(welcome.limits.max_frame.saturating_add(INBOUND_SLACK));
-    Ok(Session {
-        reader,
-        writer,
-        welcome,
-        fds,
-    })
+    }
 }
 
 /// The `Auth{hmac}` answer to a `Challenge{nonce}`.
@@ -195,13 +206,14 @@ fn check_welcome(proof: &Proof, welcome: &Welcome, endpoint: &Endpoint) -> Resul
 async fn send(writer: &mut BoxWriter, op: &Op, endpoint: &Endpoint) -> Result<(), Error> {
     let mut buf = BytesMut::new();
     encode_head(op, 0, &mut buf)
-        .map_err(|e| connect_error(&format!("cannot encode {}", op.name()), &e))?;
+        .map_err(|e| connect_error(&format!("cannot encode {}", op.name()), e))?;
     writer
         .write_all(&buf)
         .await
-        .map_err(|e| connect_error(&format!("cannot send {} to {endpoint}", op.name()), &e))
+        .map_err(|e| connect_error(&format!("cannot send {} to {endpoint}", op.name()), e))
 }
 
-fn connect_error(what: &str, err: &dyn std::fmt::Display) -> Error {
-    Error::new(ErrorKind::Connect, format!("{what}: {err}"))
+/// A [`ErrorKind::Connect`] error: `what` failed because of `err`, its source.
+fn connect_error(what: &str, err: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::new(ErrorKind::Connect, format!("{what}: {err}")).with_source(err)
 }

@@ -53,13 +53,13 @@ impl IntoPfn for &Pfn {
 
 impl IntoPfn for &str {
     fn into_pfn(self) -> Result<Pfn, Error> {
-        Pfn::parse(self).map_err(|e| Error::config(e.to_string()))
+        Pfn::parse(self).map_err(|e| Error::config(e.to_string()).with_source(e))
     }
 }
 
 impl IntoPfn for String {
     fn into_pfn(self) -> Result<Pfn, Error> {
-        Pfn::parse(self).map_err(|e| Error::config(e.to_string()))
+        Pfn::parse(self).map_err(|e| Error::config(e.to_string()).with_source(e))
     }
 }
 
@@ -124,6 +124,7 @@ impl Identity {
                         "cannot read the token of package {pfn} from {}: {e}",
                         token_file.display()
                     ))
+                    .with_source(e)
                 })?;
                 Proof {
                     pfn: Some(pfn.clone()),
@@ -187,6 +188,29 @@ mod tests {
         let err = Identity::new(None, Some("weather.key".into())).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         assert!(err.to_string().contains("weather.key"), "{err}");
+    }
+
+    #[test]
+    fn an_unreadable_token_file_is_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = Identity::Token {
+            pfn: Pfn::parse(PFN).unwrap(),
+            token_file: dir.path().join("missing.key"),
+        };
+        let err = identity.proof().unwrap_err();
+        let io = std::error::Error::source(&err)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("an io::Error source");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        // The message still says it all for a reader of Display alone.
+        assert!(err.to_string().ends_with(&io.to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_name_is_the_source() {
+        let err = "Contoso.Weather".into_pfn().unwrap_err();
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.is::<busd_proto::PfnError>(), "{source:?}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::task::{Context, Poll, Waker};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::shared::lock;
+use crate::lock::lock;
 
 /// A queue holding at most `capacity` items, plus up to as many that the
 /// receiver has taken and not yet handed out.

@@ -50,7 +50,9 @@ mod dispatch;
 mod error;
 mod handshake;
 mod identity;
+mod inbound;
 mod inbox;
+mod lock;
 mod request;
 mod service;
 mod session;
@@ -58,6 +60,7 @@ mod shared;
 mod state;
 mod subject;
 mod subscriber;
+mod target;
 
 pub use buffer::PayloadBuffer;
 pub use builder::{ClientBuilder, DEFAULT_SEGMENT_THRESHOLD};
@@ -68,7 +71,8 @@ pub use busd_proto::{
 pub use client::Client;
 pub use error::{Error, ErrorKind};
 pub use identity::IntoPfn;
-pub use request::{RequestOptions, Response};
+pub use inbound::{Message, Response};
+pub use request::RequestOptions;
 pub use service::{Request, ServeOptions, Service};
 pub use subject::IntoSubject;
-pub use subscriber::{Message, SubscribeOptions, Subscriber};
+pub use subscriber::{SubscribeOptions, Subscriber};

@@ -7,13 +7,14 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use busd_proto::{Headers, Op, Status, ValueSet, ValueSetError};
-use bytes::Bytes;
+use busd_proto::{Headers, Op};
 use tokio::sync::oneshot;
 
-use crate::command::{self, Target};
+use crate::command;
+use crate::inbound::Response;
 use crate::state::PendingRequest;
 use crate::subject::{IntoSubject, literal};
+use crate::target::Target;
 use crate::{Client, Error, ErrorKind};
 
 /// How much longer than the request's timeout the client waits on its own.
@@ -37,54 +38,6 @@ pub struct RequestOptions {
     pub timeout: Option<Duration>,
     /// Headers for the service.
     pub headers: Option<Headers>,
-}
-
-/// A service's answer: `Success` with its result, or `Failure` with the
-/// service's reason in the payload.
-///
-/// The daemon's own verdicts (`NoResponders`, `Timeout`, …) are errors, not
-/// responses, so a `Response` always comes from the service.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Response {
-    /// [`Status::Success`] or [`Status::Failure`].
-    pub status: Status,
-    /// The service's headers, if any.
-    pub headers: Option<Headers>,
-    /// The result, or why the service failed.
-    pub payload: Bytes,
-}
-
-impl Response {
-    /// Whether the service answered `Success`.
-    ///
-    /// ```no_run
-    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
-    /// let response = client.request("contoso.weather.forecast", "paris").await?;
-    /// if !response.is_success() {
-    ///     eprintln!("the service failed: {}", String::from_utf8_lossy(&response.payload));
-    /// }
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn is_success(&self) -> bool {
-        self.status == Status::Success
-    }
-
-    /// Reads the payload as a [`ValueSet`].
-    ///
-    /// # Errors
-    /// [`ValueSetError::Decode`] if the payload is not a MessagePack map.
-    ///
-    /// ```no_run
-    /// # async fn demo(client: busd_client::Client) -> Result<(), Box<dyn std::error::Error>> {
-    /// let response = client.request("contoso.weather.forecast", "paris").await?;
-    /// println!("{:?}", response.value_set()?.get("high"));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn value_set(&self) -> Result<ValueSet, ValueSetError> {
-        ValueSet::from_bytes(&self.payload)
-    }
 }
 
 impl Client {
@@ -207,16 +160,5 @@ mod tests {
         assert_eq!(timeout_ms(Duration::from_secs(5)), 5000);
         assert_eq!(timeout_ms(Duration::ZERO), 1);
         assert_eq!(timeout_ms(Duration::from_secs(u64::MAX)), u32::MAX);
-    }
-
-    #[test]
-    fn only_success_is_success() {
-        let response = |status| Response {
-            status,
-            headers: None,
-            payload: Bytes::new(),
-        };
-        assert!(response(Status::Success).is_success());
-        assert!(!response(Status::Failure).is_success());
     }
 }

@@ -10,7 +10,8 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::sync::mpsc;
 
-use crate::command::{self, Command, DELIVERY_CAPACITY, IncomingCall, Registration};
+use crate::command::{self, Command, DELIVERY_CAPACITY, Registration};
+use crate::inbound::IncomingCall;
 use crate::inbox;
 use crate::shared::Shared;
 use crate::subject::{IntoSubject, literal};

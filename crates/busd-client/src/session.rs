@@ -21,7 +21,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::Error;
 use crate::dispatch::Dispatch;
+use crate::error::Source;
 use crate::shared::Shared;
 
 /// Frames the reader routes under one lock of the state, at most.
@@ -29,11 +31,51 @@ const READ_BATCH: usize = 64;
 /// A written buffer larger than this is not kept for reuse.
 const MAX_SPARE: usize = 8 * 1024 * 1024;
 
+/// Why a session ended: words for the log and for the calls it fails, and
+/// the error behind them (a bad frame's decode error, the daemon's closing
+/// `Error`, a failed write's `io::Error`), if there is one.
+#[derive(Debug)]
+pub(crate) struct Ended {
+    pub(crate) why: String,
+    pub(crate) cause: Option<Source>,
+}
+
+impl Ended {
+    /// An end that no error caused.
+    pub(crate) fn plain(why: impl Into<String>) -> Self {
+        Self {
+            why: why.into(),
+            cause: None,
+        }
+    }
+
+    /// The [`Disconnected`](crate::ErrorKind::Disconnected) error that the
+    /// calls in flight fail with, caused by what ended the session.
+    pub(crate) fn error(&self) -> Error {
+        let lost = Error::disconnected(&self.why);
+        match &self.cause {
+            Some(cause) => lost.with_shared_source(Arc::clone(cause)),
+            None => lost,
+        }
+    }
+
+    /// An end caused by `cause`.
+    pub(crate) fn caused(
+        why: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            why: why.into(),
+            cause: Some(Arc::new(cause)),
+        }
+    }
+}
+
 /// The running halves of a session, as the connection task sees them.
 pub(crate) struct Pipes {
     /// Ends with why the connection ended (EOF, a bad frame), or once `stop`
     /// fires or the session is no longer the live one.
-    pub(crate) reader_task: JoinHandle<String>,
+    pub(crate) reader_task: JoinHandle<Ended>,
     /// Ends only when a write fails, or after `finish`.
     pub(crate) writer_task: JoinHandle<io::Result<()>>,
     /// Tells the reader to stop; a delivery it is waiting to make is parked
@@ -69,11 +111,11 @@ async fn read_loop(
     shared: Arc<Shared>,
     epoch: u64,
     stop: CancellationToken,
-) -> String {
+) -> Ended {
     const STOPPED: &str = "the session was stopped";
     if let Some(stall) = shared.with(|s| s.resume_blocked()) {
         if !stall.wait(&shared, &stop).await {
-            return STOPPED.into();
+            return Ended::plain(STOPPED);
         }
     }
     let mut close_reason = None;
@@ -99,13 +141,13 @@ async fn read_loop(
                     let filled = tokio::select! {
                         biased;
                         filled = reader.fill() => filled,
-                        () = &mut stopped => return STOPPED.into(),
+                        () = &mut stopped => return Ended::plain(STOPPED),
                     };
                     if let Err(err) = filled {
-                        break Some(End::BadFrame(CodecError::from(err).to_string()));
+                        break Some(End::BadFrame(CodecError::from(err)));
                     }
                 }
-                Err(err) => break Some(End::BadFrame(err.to_string())),
+                Err(err) => break Some(End::BadFrame(err)),
             }
         };
         let mut frames = batch.drain(..);
@@ -118,21 +160,17 @@ async fn read_loop(
             });
             match outcome {
                 None | Some(Dispatch::Done) => break,
-                Some(Dispatch::Stale) => return STOPPED.into(),
-                Some(Dispatch::Closing(why)) => close_reason = Some(why),
+                Some(Dispatch::Stale) => return Ended::plain(STOPPED),
+                Some(Dispatch::Closing(err)) => close_reason = Some(err),
                 Some(Dispatch::Full(stall)) => {
                     if !stall.wait(&shared, &stop).await {
-                        return STOPPED.into();
+                        return Ended::plain(STOPPED);
                     }
                 }
             }
         }
-        match end {
-            None => {}
-            Some(End::Closed) => {
-                return close_reason.unwrap_or_else(|| "busd closed the connection".into());
-            }
-            Some(End::BadFrame(err)) => return format!("bad frame from busd: {err}"),
+        if let Some(end) = end {
+            return end.ended(close_reason);
         }
     }
 }
@@ -142,7 +180,21 @@ enum End {
     /// The daemon closed the connection.
     Closed,
     /// A frame could not be decoded.
-    BadFrame(String),
+    BadFrame(CodecError),
+}
+
+impl End {
+    /// How the session ended, given the reason the daemon announced before
+    /// closing, if it did.
+    fn ended(self, close_reason: Option<Error>) -> Ended {
+        match self {
+            Self::Closed => close_reason.map_or_else(
+                || Ended::plain("busd closed the connection"),
+                |err| Ended::caused(err.to_string(), err),
+            ),
+            Self::BadFrame(err) => Ended::caused(format!("bad frame from busd: {err}"), err),
+        }
+    }
 }
 
 async fn write_loop(

@@ -9,8 +9,8 @@
 //! is a std mutex, held for a few hundred nanoseconds and never across an
 //! `.await` (the mini-redis `Db` reasoning).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use busd_proto::{Limits, Pfn, SegmentFd, Welcome};
@@ -18,6 +18,7 @@ use bytes::BytesMut;
 use tokio::sync::Notify;
 
 use crate::Error;
+use crate::lock::lock;
 use crate::state::State;
 
 /// Past this many buffered bytes (sealed segments' payloads included)
@@ -209,14 +210,6 @@ impl Shared {
         }
         Some(buf)
     }
-}
-
-/// Locks `mutex`, taking over the data of a poisoned one: every update of
-/// the guarded data is complete before anything can panic.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

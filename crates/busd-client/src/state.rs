@@ -14,9 +14,24 @@ use busd_proto::{Body, LENGTH_PREFIX, Op, SegmentFd, encode_head, encode_head_wi
 use bytes::BytesMut;
 use tokio::sync::oneshot;
 
-use crate::command::{Command, Registration, Target};
-use crate::dispatch::Blocked;
-use crate::{Error, ErrorKind, Response};
+use crate::command::{Command, Registration};
+use crate::inbound::{IncomingCall, Message, Response};
+use crate::target::Target;
+use crate::{Error, ErrorKind};
+
+/// A delivery that was waiting for room when its session ended. The state
+/// keeps it between sessions; [`dispatch`](crate::dispatch) parks and
+/// resumes it.
+pub(crate) struct Blocked {
+    pub(crate) sid: u64,
+    pub(crate) item: Pending,
+}
+
+/// What a subscription or a service is handed.
+pub(crate) enum Pending {
+    Msg(Message),
+    Call(IncomingCall),
+}
 
 /// Someone waiting for the daemon's next `Pong`.
 pub(crate) enum PongWaiter {
@@ -102,18 +117,19 @@ impl State {
         }
     }
 
-    /// Fails everything in flight on a lost connection and drops what was
+    /// Fails everything in flight with `lost` (a
+    /// [`Disconnected`](ErrorKind::Disconnected) error) and drops what was
     /// not written yet.
-    pub(crate) fn fail_in_flight(&mut self, why: &str) {
+    pub(crate) fn fail_in_flight(&mut self, lost: &Error) {
         self.epoch = 0;
         for (_, pending) in self.requests.drain() {
-            let _ = pending.reply.send(Err(Error::disconnected(why)));
+            let _ = pending.reply.send(Err(lost.clone()));
         }
         for waiter in self.pongs.drain(..) {
             let done = match waiter {
                 PongWaiter::Flush(done) | PongWaiter::Confirm { done, .. } => done,
             };
-            let _ = done.send(Err(Error::disconnected(why)));
+            let _ = done.send(Err(lost.clone()));
         }
         // Their callers got an error and hold no handle, so nothing to restore.
         for (sid, _) in self.unconfirmed.drain() {
@@ -204,15 +220,16 @@ impl State {
         let body = Body::of(payload_len, segment.is_some());
         if let Err(e) = encode(body, &mut self.out) {
             self.out.truncate(start);
-            return Err(match e {
+            let err = match e {
                 busd_proto::CodecError::FrameTooLarge { .. } => {
                     frame_too_large(name, u64::MAX, max)
                 }
-                other => Error::new(
+                ref other => Error::new(
                     ErrorKind::Protocol,
                     format!("cannot encode {name}: {other}"),
                 ),
-            });
+            };
+            return Err(err.with_source(e));
         }
         let head = match segment {
             // The length field announcing the segment is not part of the frame's size.

@@ -6,46 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use busd_proto::{Headers, Overflow, Sender, Subject, ValueSet, ValueSetError};
-use bytes::Bytes;
+use busd_proto::{Overflow, Subject};
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Error;
 use crate::command::{self, Command};
+use crate::inbound::Message;
 use crate::inbox;
-
-/// A message delivered to a subscription.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Message {
-    /// The literal subject it was published to.
-    pub subject: Subject,
-    /// Who published it, as the daemon proved it.
-    pub from: Sender,
-    /// The publisher's headers, if any.
-    pub headers: Option<Headers>,
-    /// The payload, as published.
-    pub payload: Bytes,
-}
-
-impl Message {
-    /// Reads the payload as a [`ValueSet`] (a MessagePack map).
-    ///
-    /// # Errors
-    /// [`ValueSetError::Decode`] if the payload is not a MessagePack map with
-    /// string keys.
-    ///
-    /// ```no_run
-    /// # async fn demo(message: busd_client::Message) -> Result<(), Box<dyn std::error::Error>> {
-    /// let values = message.value_set()?;
-    /// println!("{:?}", values.get("temperature"));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn value_set(&self) -> Result<ValueSet, ValueSetError> {
-        ValueSet::from_bytes(&self.payload)
-    }
-}
 
 /// How to subscribe, for [`Client::subscribe_with`](crate::Client::subscribe_with).
 ///

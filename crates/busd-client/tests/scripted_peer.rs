@@ -16,6 +16,10 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 #[path = "scripted_peer/identity.rs"]
 mod identity;
 
+/// What a lost connection's errors keep as their cause.
+#[path = "scripted_peer/lost.rs"]
+mod lost;
+
 /// Generous bound on any single step, so a broken client fails instead of hanging.
 const STEP: Duration = Duration::from_secs(10);
 

@@ -1,0 +1,117 @@
+//! What the reader task hands out: a [`Message`] to a subscriber, an
+//! [`IncomingCall`] to a service, a [`Response`] to a waiting request.
+//!
+//! These are plain data, built from a decoded frame and moved through the
+//! delivery queues and the request table. They sit low in the crate so that
+//! the registrations, the routing state and the handles can all name them
+//! without reaching into each other.
+
+use busd_proto::{Headers, Sender, Status, Subject, ValueSet, ValueSetError};
+use bytes::Bytes;
+
+/// A message delivered to a subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// The literal subject it was published to.
+    pub subject: Subject,
+    /// Who published it, as the daemon proved it.
+    pub from: Sender,
+    /// The publisher's headers, if any.
+    pub headers: Option<Headers>,
+    /// The payload, as published.
+    pub payload: Bytes,
+}
+
+impl Message {
+    /// Reads the payload as a [`ValueSet`] (a MessagePack map).
+    ///
+    /// # Errors
+    /// [`ValueSetError::Decode`] if the payload is not a MessagePack map with
+    /// string keys.
+    ///
+    /// ```no_run
+    /// # async fn demo(message: busd_client::Message) -> Result<(), Box<dyn std::error::Error>> {
+    /// let values = message.value_set()?;
+    /// println!("{:?}", values.get("temperature"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn value_set(&self) -> Result<ValueSet, ValueSetError> {
+        ValueSet::from_bytes(&self.payload)
+    }
+}
+
+/// A service's answer: `Success` with its result, or `Failure` with the
+/// service's reason in the payload.
+///
+/// The daemon's own verdicts (`NoResponders`, `Timeout`, …) are errors, not
+/// responses, so a `Response` always comes from the service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// [`Status::Success`] or [`Status::Failure`].
+    pub status: Status,
+    /// The service's headers, if any.
+    pub headers: Option<Headers>,
+    /// The result, or why the service failed.
+    pub payload: Bytes,
+}
+
+impl Response {
+    /// Whether the service answered `Success`.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+    /// let response = client.request("contoso.weather.forecast", "paris").await?;
+    /// if !response.is_success() {
+    ///     eprintln!("the service failed: {}", String::from_utf8_lossy(&response.payload));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn is_success(&self) -> bool {
+        self.status == Status::Success
+    }
+
+    /// Reads the payload as a [`ValueSet`].
+    ///
+    /// # Errors
+    /// [`ValueSetError::Decode`] if the payload is not a MessagePack map.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: busd_client::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let response = client.request("contoso.weather.forecast", "paris").await?;
+    /// println!("{:?}", response.value_set()?.get("high"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn value_set(&self) -> Result<ValueSet, ValueSetError> {
+        ValueSet::from_bytes(&self.payload)
+    }
+}
+
+/// A `Call` as the reader task hands it to a [`Service`](crate::Service).
+pub(crate) struct IncomingCall {
+    pub(crate) rid: u64,
+    /// Which connection the call came on; an answer on another is dropped.
+    pub(crate) epoch: u64,
+    pub(crate) service: Subject,
+    pub(crate) from: Sender,
+    pub(crate) headers: Option<Headers>,
+    pub(crate) payload: Bytes,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_success_is_success() {
+        let response = |status| Response {
+            status,
+            headers: None,
+            payload: Bytes::new(),
+        };
+        assert!(response(Status::Success).is_success());
+        assert!(!response(Status::Failure).is_success());
+    }
+}
