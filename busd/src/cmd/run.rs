@@ -110,13 +110,17 @@ async fn run(config: Config, threads: usize) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// "outer: inner: innermost", so a transport error shows its OS cause.
+/// "outer: inner: innermost", so a transport error shows its OS cause; a
+/// cause whose text the message already ends with is not repeated.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         cause = c.source();
     }
     out

@@ -59,12 +59,17 @@ impl BenchError {
 }
 
 /// `e` and every cause below it, `outer: inner: innermost`: workers report
-/// errors as text, and the cause is usually the useful part.
+/// errors as text, and the cause is usually the useful part. A cause whose
+/// text the message already ends with (the SDK's errors spell out their
+/// cause) is not repeated.
 pub fn chain(e: &(dyn StdError + 'static)) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
-        let _ = write!(out, ": {c}");
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            let _ = write!(out, ": {text}");
+        }
         cause = c.source();
     }
     out
@@ -76,5 +81,21 @@ pub(crate) fn ensure(ok: bool, why: impl FnOnce() -> String) -> Result<(), Bench
         Ok(())
     } else {
         Err(BenchError::Options(why()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_names_each_cause_once() {
+        let io = std::io::Error::other("connection refused");
+        let e = BenchError::io("cannot start a worker", io);
+        assert_eq!(chain(&e), "cannot start a worker: connection refused");
+        // A message that already ends with its cause's text.
+        let io = std::io::Error::other("no such file");
+        let e = BenchError::io("cannot read spec: no such file", io);
+        assert_eq!(chain(&e), "cannot read spec: no such file");
     }
 }
