@@ -8,7 +8,9 @@
 #   COUNT=4 ROUNDS=3 bench/compare.sh
 #
 # COUNT scales every workload's message count; ROUNDS repeats the whole
-# alternation (the table takes medians); OVERFLOW is busd's subscription
+# alternation (the table takes medians); BUSD runs another build of busd
+# (daemon and bench client both), e.g. an older commit's, to compare two
+# builds of busd in alternating runs; OVERFLOW is busd's subscription
 # policy (default block: lossless back-pressure, and busd's publishers then
 # run without a confirmation window; disconnect or drop-oldest to compare
 # with NATS running free). Each round starts with the raw round-trip floors
@@ -35,7 +37,7 @@ fi
 log "building busd, natsbench and the floors example (release)"
 cargo build --release --quiet -p busd -p natsbench
 cargo build --release --quiet -p busd-shm --example floors
-busd=target/release/busd
+busd=${BUSD:-target/release/busd}
 natsbench=target/release/natsbench
 floors=target/release/examples/floors
 
