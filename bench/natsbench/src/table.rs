@@ -17,8 +17,27 @@ use busd_bench::Summary;
 /// A workload as compared: name, payload size, fan shape.
 type Key = (String, usize, String);
 
+/// The results of each workload, every round of every column.
+type Groups = BTreeMap<Key, Vec<Summary>>;
+
+/// Each floor's measured round trips: its p50s and its p99s, in µs.
+type Floors = BTreeMap<String, (Vec<f64>, Vec<f64>)>;
+
 /// A figure of a result: its label and how to read it.
 type Metric = (&'static str, fn(&Summary) -> Option<f64>);
+
+/// Request/reply: latency percentiles and the request rate.
+const REQREP_METRICS: [Metric; 3] = [
+    ("p50 µs", |s| s.p50_us),
+    ("p99 µs", |s| s.p99_us),
+    ("req/s", |s| Some(s.msgs_per_s)),
+];
+
+/// Pub/sub of large payloads: bytes per second.
+const LARGE_METRICS: [Metric; 1] = [("MB/s", |s| Some(s.mb_per_s))];
+
+/// Pub/sub of small payloads: messages per second.
+const SMALL_METRICS: [Metric; 1] = [("msgs/s", |s| Some(s.msgs_per_s))];
 
 /// The systems in column order: system name and transport.
 const COLUMNS: [(&str, &str); 4] = [
@@ -40,8 +59,25 @@ pub(crate) fn render(path: &str) -> anyhow::Result<String> {
 
 /// As [`render`], for the contents of the file named `path`.
 fn render_text(text: &str, path: &str) -> anyhow::Result<String> {
-    let mut groups: BTreeMap<Key, Vec<Summary>> = BTreeMap::new();
-    let mut floors: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    let (groups, floors) = read_results(text, path)?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| workload | size | fan | metric | NATS | busd tcp | tcp/NATS | busd unix | unix/NATS | busd shm | shm/NATS |"
+    );
+    let _ = writeln!(out, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (key, rows) in &groups {
+        write_group(&mut out, key, rows);
+    }
+    write_floors(&mut out, floors);
+    Ok(out)
+}
+
+/// Sorts the lines of a results file into the bench results of each
+/// workload and the round trips of each floor; other lines are skipped.
+fn read_results(text: &str, path: &str) -> anyhow::Result<(Groups, Floors)> {
+    let mut groups = Groups::new();
+    let mut floors = Floors::new();
     for (n, line) in text.lines().enumerate() {
         let value: serde_json::Value =
             serde_json::from_str(line).with_context(|| format!("{path}:{}: not JSON", n + 1))?;
@@ -69,64 +105,75 @@ fn render_text(text: &str, path: &str) -> anyhow::Result<String> {
             .or_default()
             .push(s);
     }
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "| workload | size | fan | metric | NATS | busd tcp | tcp/NATS | busd unix | unix/NATS | busd shm | shm/NATS |"
-    );
-    let _ = writeln!(out, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    for ((workload, size, fan), rows) in &groups {
-        let metrics: &[Metric] = if workload == "reqrep" {
-            &[
-                ("p50 µs", |s| s.p50_us),
-                ("p99 µs", |s| s.p99_us),
-                ("req/s", |s| Some(s.msgs_per_s)),
-            ]
-        } else if *size >= 16 * 1024 {
-            &[("MB/s", |s| Some(s.mb_per_s))]
-        } else {
-            &[("msgs/s", |s| Some(s.msgs_per_s))]
-        };
-        for (metric, get) in metrics {
-            let cells: Vec<Option<(f64, u64)>> = COLUMNS
-                .iter()
-                .map(|(system, transport)| {
-                    let picked: Vec<&Summary> = rows
-                        .iter()
-                        .filter(|s| s.system == *system && s.transport == *transport)
-                        .collect();
-                    let values: Vec<f64> = picked.iter().filter_map(|s| get(s)).collect();
-                    median(values).map(|v| (v, picked.iter().map(|s| s.lost).sum()))
-                })
-                .collect();
-            let nats = cells[0].map(|(v, _)| v);
-            let _ = write!(
-                out,
-                "| {workload} | {size} | {fan} | {metric} | {} ",
-                cell(cells[0])
-            );
-            for c in &cells[1..] {
-                let ratio = match (c, nats) {
-                    (Some((v, _)), Some(n)) if n > 0.0 => format!("{:.2}×", v / n),
-                    _ => "-".into(),
-                };
-                let _ = write!(out, "| {} | {ratio} ", cell(*c));
-            }
-            out.push_str("|\n");
-        }
+    Ok((groups, floors))
+}
+
+/// The figures compared for a workload of payloads of `size` bytes.
+fn metrics(workload: &str, size: usize) -> &'static [Metric] {
+    if workload == "reqrep" {
+        &REQREP_METRICS
+    } else if size >= 16 * 1024 {
+        &LARGE_METRICS
+    } else {
+        &SMALL_METRICS
     }
-    if !floors.is_empty() {
-        out.push_str(
-            "\nFloors in this run (a 128 B round trip between two processes, no broker; \
-             a request/reply through a broker is two of them), p50 / p99 µs:",
+}
+
+/// Writes one row per metric of a workload: each column's median and the
+/// ratio of each busd column to NATS.
+fn write_group(out: &mut String, (workload, size, fan): &Key, rows: &[Summary]) {
+    for (metric, get) in metrics(workload, *size) {
+        let cells: Vec<Option<(f64, u64)>> = COLUMNS
+            .iter()
+            .map(|&(system, transport)| column_cell(rows, system, transport, *get))
+            .collect();
+        let nats = cells[0].map(|(v, _)| v);
+        let _ = write!(
+            out,
+            "| {workload} | {size} | {fan} | {metric} | {} ",
+            cell(cells[0])
         );
-        for (name, (p50, p99)) in floors {
-            let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
-            let _ = write!(out, " {name} {} / {};", f(median(p50)), f(median(p99)));
+        for c in &cells[1..] {
+            let ratio = match (c, nats) {
+                (Some((v, _)), Some(n)) if n > 0.0 => format!("{:.2}×", v / n),
+                _ => "-".into(),
+            };
+            let _ = write!(out, "| {} | {ratio} ", cell(*c));
         }
-        out.push('\n');
+        out.push_str("|\n");
     }
-    Ok(out)
+}
+
+/// The median of a figure over the rounds of one column (`system` over
+/// `transport`), with the messages those rounds lost.
+fn column_cell(
+    rows: &[Summary],
+    system: &str,
+    transport: &str,
+    get: fn(&Summary) -> Option<f64>,
+) -> Option<(f64, u64)> {
+    let picked: Vec<&Summary> = rows
+        .iter()
+        .filter(|s| s.system == system && s.transport == transport)
+        .collect();
+    let values: Vec<f64> = picked.iter().filter_map(|s| get(s)).collect();
+    median(values).map(|v| (v, picked.iter().map(|s| s.lost).sum()))
+}
+
+/// Writes the floors' median round trips after the table, if the run measured any.
+fn write_floors(out: &mut String, floors: Floors) {
+    if floors.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\nFloors in this run (a 128 B round trip between two processes, no broker; \
+         a request/reply through a broker is two of them), p50 / p99 µs:",
+    );
+    for (name, (p50, p99)) in floors {
+        let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+        let _ = write!(out, " {name} {} / {};", f(median(p50)), f(median(p99)));
+    }
+    out.push('\n');
 }
 
 /// A figure, with its losses when there were any.

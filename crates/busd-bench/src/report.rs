@@ -1,10 +1,11 @@
 //! Results: one [`Summary`] per run, printed as a JSON line or a table.
 
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::reqrep::histogram;
 use crate::runner::Outcome;
-use crate::spec::{CommonArgs, Role, Workload};
+use crate::spec::{CommonArgs, Role, RoleResult, Workload};
 
 /// Most worker failures quoted in a summary.
 const MAX_FAILURES: usize = 5;
@@ -86,6 +87,26 @@ impl Summary {
     /// Adds up an [`Outcome`] of `args.workload` run by `system` over `transport`.
     pub fn new(system: &str, transport: &str, args: &CommonArgs, outcome: &Outcome) -> Self {
         let reqrep = args.workload == Workload::Reqrep;
+        let mut s = Summary::planned(system, transport, args);
+        let tally = s.add_workers(outcome);
+        if args.duration.is_some() {
+            s.settle_timed_run(args);
+        }
+        if reqrep {
+            s.lost += s.expected.saturating_sub(s.sent); // requests never made
+        }
+        s.failures.truncate(MAX_FAILURES);
+        s.set_rates(outcome.start_ns, &tally);
+        if reqrep {
+            s.set_percentiles(&tally.latency);
+        }
+        s
+    }
+
+    /// The run as asked for, before any result: who takes part and what a
+    /// lossless run receives.
+    fn planned(system: &str, transport: &str, args: &CommonArgs) -> Self {
+        let reqrep = args.workload == Workload::Reqrep;
         let mut s = Summary {
             system: system.into(),
             workload: args.workload.name().into(),
@@ -106,81 +127,102 @@ impl Summary {
         } else {
             (u64::from(s.pubs) * u64::from(s.subs)).saturating_mul(args.count())
         };
-        let mut latency = histogram();
-        let (mut end_ns, mut bytes) = (outcome.start_ns, 0);
+        s
+    }
+
+    /// Adds every worker's counts and failures to these; returns what the
+    /// rates and percentiles are computed from.
+    fn add_workers(&mut self, outcome: &Outcome) -> Tally {
+        let mut tally = Tally {
+            end_ns: outcome.start_ns,
+            bytes: 0,
+            latency: histogram(),
+        };
         for (role, result) in &outcome.workers {
-            let r = match result {
-                Ok(r) => r,
-                Err(e) => {
-                    s.disconnected += 1;
-                    s.failures.push(e.clone());
-                    if let Role::Subscriber {
-                        pubs,
-                        count: Some(count),
-                        ..
-                    } = role
-                    {
-                        s.lost += u64::from(*pubs).saturating_mul(*count); // it reported nothing it got
-                    }
-                    continue;
-                }
-            };
-            s.disconnected += u32::from(r.disconnected);
-            s.failures.extend(r.error.clone());
-            match role {
-                Role::Publisher { .. } => s.sent += r.sent,
-                Role::Subscriber { .. } => {
-                    s.received += r.received;
-                    s.lost += r.lost;
-                    s.out_of_order += r.out_of_order;
-                    bytes += r.bytes;
-                    end_ns = end_ns.max(r.last_ns.unwrap_or(0));
-                }
-                Role::Requester { .. } => {
-                    s.sent += r.sent;
-                    s.received += r.received;
-                    s.lost += r.errors;
-                    bytes += r.bytes;
-                    end_ns = end_ns.max(r.last_ns.unwrap_or(0));
-                    for &(ns, n) in &r.latency {
-                        latency.saturating_record_n(ns.clamp(1, latency.high()), n);
-                    }
-                }
-                Role::Responder { .. } => {}
+            match result {
+                Ok(r) => self.add_result(role, r, &mut tally),
+                Err(e) => self.add_failed_worker(role, e),
             }
         }
-        if args.duration.is_some() {
-            // What was sent is what a lossless run receives. A subscriber
-            // that missed an end marker could not count that publisher's
-            // lost tail, so the shortfall is the least that was lost.
-            let (workers, per_sent) = if reqrep {
-                (args.requesters, 1)
-            } else {
-                (s.pubs, u64::from(s.subs))
-            };
-            s.count = s.sent / u64::from(workers.max(1));
-            s.expected = s.sent * per_sent;
-            s.lost = s.lost.max(s.expected.saturating_sub(s.received));
+        tally
+    }
+
+    /// Counts a worker that reported no result, only why.
+    fn add_failed_worker(&mut self, role: &Role, error: &str) {
+        self.disconnected += 1;
+        self.failures.push(error.to_string());
+        if let Role::Subscriber {
+            pubs,
+            count: Some(count),
+            ..
+        } = role
+        {
+            self.lost += u64::from(*pubs).saturating_mul(*count); // it reported nothing it got
         }
-        if reqrep {
-            s.lost += s.expected.saturating_sub(s.sent); // requests never made
+    }
+
+    /// Adds one worker's result, as its role counts it.
+    fn add_result(&mut self, role: &Role, r: &RoleResult, tally: &mut Tally) {
+        self.disconnected += u32::from(r.disconnected);
+        self.failures.extend(r.error.clone());
+        match role {
+            Role::Publisher { .. } => self.sent += r.sent,
+            Role::Subscriber { .. } => {
+                self.received += r.received;
+                self.lost += r.lost;
+                self.out_of_order += r.out_of_order;
+                tally.bytes += r.bytes;
+                tally.end_ns = tally.end_ns.max(r.last_ns.unwrap_or(0));
+            }
+            Role::Requester { .. } => {
+                self.sent += r.sent;
+                self.received += r.received;
+                self.lost += r.errors;
+                tally.bytes += r.bytes;
+                tally.end_ns = tally.end_ns.max(r.last_ns.unwrap_or(0));
+                let latency = &mut tally.latency;
+                for &(ns, n) in &r.latency {
+                    latency.saturating_record_n(ns.clamp(1, latency.high()), n);
+                }
+            }
+            Role::Responder { .. } => {}
         }
-        s.failures.truncate(MAX_FAILURES);
-        s.elapsed_s = end_ns.saturating_sub(outcome.start_ns) as f64 / 1e9;
-        if s.elapsed_s > 0.0 {
-            s.msgs_per_s = s.received as f64 / s.elapsed_s;
-            s.mb_per_s = bytes as f64 / s.elapsed_s / 1e6;
+    }
+
+    /// A timed run's count and expectation come from what was sent.
+    fn settle_timed_run(&mut self, args: &CommonArgs) {
+        // What was sent is what a lossless run receives. A subscriber
+        // that missed an end marker could not count that publisher's
+        // lost tail, so the shortfall is the least that was lost.
+        let (workers, per_sent) = if args.workload == Workload::Reqrep {
+            (args.requesters, 1)
+        } else {
+            (self.pubs, u64::from(self.subs))
+        };
+        self.count = self.sent / u64::from(workers.max(1));
+        self.expected = self.sent * per_sent;
+        self.lost = self.lost.max(self.expected.saturating_sub(self.received));
+    }
+
+    /// Elapsed time and the rates over it, rounded to one decimal.
+    fn set_rates(&mut self, start_ns: u64, tally: &Tally) {
+        self.elapsed_s = tally.end_ns.saturating_sub(start_ns) as f64 / 1e9;
+        if self.elapsed_s > 0.0 {
+            self.msgs_per_s = round(self.received as f64 / self.elapsed_s);
+            self.mb_per_s = round(tally.bytes as f64 / self.elapsed_s / 1e6);
         }
-        if reqrep && !latency.is_empty() {
-            let us = |q: f64| round(latency.value_at_quantile(q) as f64 / 1e3);
-            s.p50_us = Some(us(0.50));
-            s.p90_us = Some(us(0.90));
-            s.p99_us = Some(us(0.99));
-            s.p999_us = Some(us(0.999));
+    }
+
+    /// Request latency percentiles, if any request was answered.
+    fn set_percentiles(&mut self, latency: &Histogram<u64>) {
+        if latency.is_empty() {
+            return;
         }
-        s.msgs_per_s = round(s.msgs_per_s);
-        s.mb_per_s = round(s.mb_per_s);
-        s
+        let us = |q: f64| round(latency.value_at_quantile(q) as f64 / 1e3);
+        self.p50_us = Some(us(0.50));
+        self.p90_us = Some(us(0.90));
+        self.p99_us = Some(us(0.99));
+        self.p999_us = Some(us(0.999));
     }
 
     /// Whether everything expected arrived, in order, with no worker failing.
@@ -190,6 +232,17 @@ impl Summary {
             && self.disconnected == 0
             && self.received == self.expected
     }
+}
+
+/// What the summary's rates and percentiles are computed from, gathered
+/// while the workers' results are added up.
+struct Tally {
+    /// Unix time (ns) of the last message received or request answered.
+    end_ns: u64,
+    /// Payload bytes received.
+    bytes: u64,
+    /// Request latencies, in nanoseconds.
+    latency: Histogram<u64>,
 }
 
 fn round(x: f64) -> f64 {

@@ -22,7 +22,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use busd_shm::{Consumer, EventFd, Events, Options, Ring};
@@ -45,12 +45,35 @@ fn main() -> Result<(), Failure> {
     let rounds: usize = args.get(1).map_or(Ok(20_000), |a| a.parse())?;
     let size: usize = args.get(2).map_or(Ok(128), |a| a.parse())?;
 
+    let (links, child) = spawn_echo(rounds, size)?;
+    let floors = measure_floors(links, child, rounds, size)?;
+    if json {
+        print_json(&floors, size, rounds);
+    } else {
+        print_table(&floors, size, rounds);
+    }
+    Ok(())
+}
+
+/// This process's ends of the links to the child, one per transport.
+struct Links {
+    tcp: TcpStream,
+    sock: UnixStream,
+    /// The ring the child writes to, and its eventfds.
+    c2p: (Ring, Events),
+    /// The ring this process writes to, and its eventfds.
+    p2c: (Ring, Events),
+}
+
+/// Opens the links and starts the child at their other ends, handed dups
+/// of its ends by number.
+fn spawn_echo(rounds: usize, size: usize) -> Result<(Links, Child), Failure> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
-    let mut tcp = TcpStream::connect(listener.local_addr()?)?;
+    let tcp = TcpStream::connect(listener.local_addr()?)?;
     let (child_tcp, _) = listener.accept()?;
     tcp.set_nodelay(true)?;
     child_tcp.set_nodelay(true)?;
-    let (mut sock, child_sock) = UnixStream::pair()?;
+    let (sock, child_sock) = UnixStream::pair()?;
     let (c2p, p2c) = (Ring::create(RING)?, Ring::create(RING)?);
     let (c2p_events, p2c_events) = (Events::new()?, Events::new()?);
     let inherit = [
@@ -67,13 +90,35 @@ fn main() -> Result<(), Failure> {
         .iter()
         .map(|fd| fd.as_raw_fd().to_string())
         .collect();
-    let mut child = Command::new(std::env::current_exe()?)
+    let child = Command::new(std::env::current_exe()?)
         .arg(CHILD_ARG)
         .args([rounds.to_string(), size.to_string()])
         .args(&numbers)
         .spawn()?;
     drop((inherit, child_tcp, child_sock));
+    let links = Links {
+        tcp,
+        sock,
+        c2p: (c2p, c2p_events),
+        p2c: (p2c, p2c_events),
+    };
+    Ok((links, child))
+}
 
+/// Times the round trips over each link in turn, the child echoing, then
+/// waits for the child; the floors in print order.
+fn measure_floors(
+    links: Links,
+    mut child: Child,
+    rounds: usize,
+    size: usize,
+) -> Result<[(&'static str, Stats); 4], Failure> {
+    let Links {
+        mut tcp,
+        mut sock,
+        c2p: (c2p, c2p_events),
+        p2c: (p2c, p2c_events),
+    } = links;
     let msg = vec![0x5a; size];
     let mut buf = vec![0; size];
     let tcp = measure(rounds, || {
@@ -101,22 +146,26 @@ fn main() -> Result<(), Failure> {
     if !child.wait()?.success() {
         return Err("the child failed".into());
     }
-
-    let floors = [
+    Ok([
         ("tcp", tcp),
         ("unix", unix),
         ("shm-park", park),
         ("shm-spin", spin),
-    ];
-    if json {
-        for (name, stats) in floors {
-            println!(
-                r#"{{"floor":"{name}","size":{size},"rounds":{rounds},"p50_us":{:.2},"p99_us":{:.2},"mean_us":{:.2}}}"#,
-                stats.p50, stats.p99, stats.mean
-            );
-        }
-        return Ok(());
+    ])
+}
+
+/// One JSON object per floor, the lines `bench/compare.sh` collects.
+fn print_json(floors: &[(&str, Stats)], size: usize, rounds: usize) {
+    for (name, stats) in floors {
+        println!(
+            r#"{{"floor":"{name}","size":{size},"rounds":{rounds},"p50_us":{:.2},"p99_us":{:.2},"mean_us":{:.2}}}"#,
+            stats.p50, stats.p99, stats.mean
+        );
     }
+}
+
+/// A table for people: one row per floor.
+fn print_table(floors: &[(&str, Stats)], size: usize, rounds: usize) {
     println!("round trips between two processes, {size} B each way, {rounds} rounds");
     println!(
         "{:<10} {:>9} {:>9} {:>9}",
@@ -128,7 +177,6 @@ fn main() -> Result<(), Failure> {
             stats.p50, stats.p99, stats.mean
         );
     }
-    Ok(())
 }
 
 /// The echoing side: the same three phases, answering each message.

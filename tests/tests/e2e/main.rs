@@ -5,7 +5,9 @@
 //! process's open fds, which tests running beside it would change.)
 
 mod access_matrix;
+mod access_proofs;
 mod access_reload;
+mod access_routing;
 mod access_spoofing;
 mod bench_smoke;
 mod cli;
