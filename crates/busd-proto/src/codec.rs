@@ -5,12 +5,9 @@ use std::fmt;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::frame::{SEGMENT_FLAG, SEGMENT_LEN_FIELD};
 use crate::hot::HotCache;
-use crate::{ErrorCode, Frame, SegmentFd};
-
-/// Size of each of the two length fields.
-pub const LENGTH_PREFIX: usize = 4;
+use crate::layout::{LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
+use crate::{CodecError, Frame, SegmentFd};
 
 /// Frames a byte stream into [`Frame`]s and back.
 ///
@@ -64,36 +61,6 @@ pub trait SegmentSource: Send {
     /// sealed memfd, or its length is not `len`; [`CodecError::Io`] when
     /// reading the fd fails.
     fn take(&mut self, len: u64) -> Result<(Bytes, SegmentFd), CodecError>;
-}
-
-/// Why a frame could not be read or written.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CodecError {
-    /// The underlying stream failed.
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
-    /// The frame's length is over the limit.
-    #[error("frame of {len} bytes is over the limit of {max} bytes")]
-    FrameTooLarge {
-        /// The announced length.
-        len: u64,
-        /// The limit.
-        max: u32,
-    },
-    /// The header is not a valid operation, or the lengths disagree.
-    #[error("malformed frame: {0}")]
-    Malformed(String),
-}
-
-impl CodecError {
-    /// The protocol error code to send the peer before closing.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Self::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
-            Self::Io(_) | Self::Malformed(_) => ErrorCode::ProtocolViolation,
-        }
-    }
 }
 
 impl FrameCodec {
@@ -242,7 +209,7 @@ mod tests {
     use bytes::{BufMut, Bytes};
 
     use super::*;
-    use crate::{Op, Overflow, Subject};
+    use crate::{ErrorCode, Op, Overflow, Subject};
 
     fn round_trip(frame: Frame) {
         let mut codec = FrameCodec::new(1 << 20);
