@@ -5,8 +5,8 @@ use std::fmt;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::hot::HotCache;
 use crate::layout::{LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
+use crate::message_header::NameCache;
 use crate::{CodecError, Frame, SegmentFd};
 
 /// Frames a byte stream into [`Frame`]s and back.
@@ -32,8 +32,8 @@ pub struct FrameCodec {
     max_frame: u32,
     /// Where segment frames find their payloads; `None` refuses them.
     segments: Option<Box<dyn SegmentSource>>,
-    /// The names the last message frames carried (see [`HotCache`]).
-    hot: HotCache,
+    /// The names the last message frames carried (see [`NameCache`]).
+    names: NameCache,
 }
 
 impl fmt::Debug for FrameCodec {
@@ -70,7 +70,7 @@ impl FrameCodec {
         Self {
             max_frame,
             segments: None,
-            hot: HotCache::default(),
+            names: NameCache::default(),
         }
     }
 
@@ -80,7 +80,7 @@ impl FrameCodec {
         Self {
             max_frame,
             segments: Some(segments),
-            hot: HotCache::default(),
+            names: NameCache::default(),
         }
     }
 
@@ -135,7 +135,7 @@ impl Decoder for FrameCodec {
         // Read in place: splitting the header off as its own `Bytes` would
         // cost two reference-count updates per frame.
         let header = &body[..header_len];
-        let op = match self.hot.decode(header) {
+        let op = match self.names.decode(header) {
             Some(op) => op,
             None => {
                 rmp_serde::from_slice(header).map_err(|e| CodecError::Malformed(e.to_string()))?

@@ -9,8 +9,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::ser::SerializeStructVariant;
 use serde::{Serialize, Serializer};
 
-use crate::hot;
 use crate::layout::{LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
+use crate::message_header;
 use crate::{CodecError, Headers, Op, Sender, Subject};
 
 /// One protocol frame: an operation and its raw payload.
@@ -230,7 +230,7 @@ pub fn encode_pub_head(
 ) -> Result<(), CodecError> {
     match headers {
         None => encode_header(body, dst, |w| {
-            hot::put_plain_pub(w.get_mut(), subject);
+            message_header::put_plain_pub(w.get_mut(), subject);
             Ok(())
         }),
         Some(headers) => encode_with(&PubRef { subject, headers }, body, dst),
@@ -273,7 +273,7 @@ pub fn encode_msg_head(
 ) -> Result<(), CodecError> {
     if headers.is_none() {
         return encode_header(body, dst, |w| {
-            hot::put_plain_msg(w.get_mut(), sid, subject, from);
+            message_header::put_plain_msg(w.get_mut(), sid, subject, from);
             Ok(())
         });
     }
