@@ -45,6 +45,7 @@
 #![forbid(unsafe_code)]
 
 mod conn;
+mod connect;
 mod endpoint;
 mod error;
 mod frame_reader;
@@ -55,10 +56,8 @@ mod socket_file;
 mod tcp;
 mod unix;
 
-use std::future::Future;
-use std::io;
-
-pub use conn::{BoxReader, BoxWriter, ConnectOptions, Connection, PeerInfo, connect, connect_with};
+pub use conn::{BoxReader, BoxWriter, Connection, Listener, PeerInfo};
+pub use connect::{ConnectOptions, connect, connect_with};
 pub use endpoint::Endpoint;
 pub use error::{EndpointError, TransportError};
 pub use frame_reader::FrameReader;
@@ -68,25 +67,3 @@ pub use shm::{
 };
 pub use tcp::TcpListener;
 pub use unix::UnixListener;
-
-/// The daemon side of a transport: hands out one [`Connection`] per client.
-///
-/// Implementations are bound by their own constructor (which is where
-/// start-up errors such as [`TransportError::NotLoopback`] are reported);
-/// this trait only covers what the accept loop needs.
-pub trait Listener: Send + 'static {
-    /// Waits for the next client.
-    ///
-    /// Cancel-safe: dropping the future before it completes loses no client.
-    ///
-    /// # Errors
-    ///
-    /// Returns the error of the underlying `accept(2)`. Most of these concern
-    /// one connection or a passing shortage (`ECONNABORTED`, `EMFILE`,
-    /// `ENOBUFS`), not the listener itself, so an accept loop should log the
-    /// error, back off briefly and keep accepting.
-    fn accept(&mut self) -> impl Future<Output = io::Result<Connection>> + Send;
-
-    /// Where this listener listens (with the real port when bound to port 0).
-    fn endpoint(&self) -> Endpoint;
-}

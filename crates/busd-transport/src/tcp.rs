@@ -13,10 +13,10 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use crate::conn::{Connection, PeerInfo};
+use crate::conn::{Connection, Listener, PeerInfo};
 use crate::endpoint::Endpoint;
 use crate::error::TransportError;
-use crate::{Listener, sock_diag};
+use crate::sock_diag;
 
 /// A TCP listener bound to a loopback address.
 #[derive(Debug)]

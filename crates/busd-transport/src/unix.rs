@@ -18,11 +18,11 @@ use tokio::net::UnixStream;
 use tokio::task::JoinSet;
 use tracing::{debug, info};
 
-use crate::conn::{Connection, PeerInfo};
+use crate::conn::{Connection, Listener, PeerInfo};
 use crate::endpoint::Endpoint;
 use crate::error::TransportError;
+use crate::shm;
 use crate::socket_file::SocketFile;
-use crate::{Listener, shm};
 
 /// A listener on a unix socket, owning its path while it lives.
 ///
