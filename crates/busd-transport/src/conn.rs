@@ -12,6 +12,7 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::endpoint::Endpoint;
+use crate::fd_passing::FdPassing;
 
 /// The read half of a connection, whatever the transport.
 pub type BoxReader = Box<dyn AsyncRead + Send + Unpin>;
@@ -63,7 +64,7 @@ pub struct Connection {
     /// Who the peer is.
     pub peer: PeerInfo,
     /// Passing payload segments beside the stream: shm connections only.
-    pub fds: Option<crate::FdPassing>,
+    pub fds: Option<FdPassing>,
 }
 
 impl fmt::Debug for Connection {

@@ -48,6 +48,7 @@ mod conn;
 mod connect;
 mod endpoint;
 mod error;
+mod fd_passing;
 mod frame_reader;
 mod proc_net;
 mod shm;
@@ -60,10 +61,10 @@ pub use conn::{BoxReader, BoxWriter, Connection, Listener, PeerInfo};
 pub use connect::{ConnectOptions, connect, connect_with};
 pub use endpoint::Endpoint;
 pub use error::{EndpointError, TransportError};
-pub use frame_reader::FrameReader;
-pub use shm::{
-    DEFAULT_SHM_RING, FdPassing, FdReceiver, FdSender, MAX_SHM_RING, MIN_SHM_RING, Mapping,
-    SegmentBuffer, connect_shm, frame_codec, map_segment, seal_payload,
+pub use fd_passing::{
+    FdPassing, FdReceiver, FdSender, Mapping, SegmentBuffer, frame_codec, map_segment, seal_payload,
 };
+pub use frame_reader::FrameReader;
+pub use shm::{DEFAULT_SHM_RING, MAX_SHM_RING, MIN_SHM_RING, connect_shm};
 pub use tcp::TcpListener;
 pub use unix::UnixListener;

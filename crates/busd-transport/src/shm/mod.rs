@@ -11,15 +11,10 @@
 //! rings (see `stream`); the socket stays open beside them, silent, so that
 //! either side learns at once when the other is gone, and so that the peer's
 //! credentials are the socket's: authentication works as over unix. Large
-//! payloads travel on that socket too, as sealed memfds ([`fds`]).
+//! payloads travel on that socket too, as sealed memfds (`fd_passing`).
 
-mod fds;
 pub(crate) mod preface;
 mod stream;
-
-pub use fds::{
-    FdPassing, FdReceiver, FdSender, Mapping, SegmentBuffer, frame_codec, map_segment, seal_payload,
-};
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -27,12 +22,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use busd_shm::{EventFd, Events, HEADER_SIZE, Options, Ring, ShmError, memfd_len};
+use busd_shm::{EventFd, Events, HEADER_SIZE, Options, Ring, memfd_len};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::UnixStream;
 use tracing::debug;
 
 use crate::conn::{Connection, PeerInfo};
+use crate::error::shm_error;
+use crate::fd_passing::FdPassing;
 use stream::{ShmReader, ShmWriter};
 
 /// The ring size (each way) a client asks for unless told otherwise.
@@ -243,11 +240,4 @@ async fn timeout<T>(setup: impl Future<Output = io::Result<T>>) -> io::Result<T>
 
 fn invalid(reason: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, reason)
-}
-
-pub(crate) fn shm_error(err: ShmError) -> io::Error {
-    match &err {
-        ShmError::Sys { source, .. } => io::Error::new(source.kind(), err),
-        _ => invalid(err),
-    }
 }

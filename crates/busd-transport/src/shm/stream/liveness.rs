@@ -2,14 +2,15 @@
 //! reactor registration every shm fd goes through.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::Arc;
+use std::os::fd::AsRawFd;
 use std::task::{Context, Poll, ready};
 
 use rustix::io::Errno;
 use rustix::net::RecvFlags;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
+
+use crate::fd_passing::SharedSocket;
 
 /// Registers `owner`'s fd with the reactor, for `interest`.
 ///
@@ -23,11 +24,6 @@ use tokio::io::unix::AsyncFd;
 pub(crate) fn register<T: AsRawFd>(owner: T, interest: Interest) -> io::Result<AsyncFd<T>> {
     AsyncFd::with_interest(owner, interest)
 }
-
-/// One registration of the unix socket the rings were set up over. Each
-/// half of a connection has its own (a dup of the socket, so each gets its
-/// own wake-ups), shared with the fd passing of its direction.
-pub(crate) type SharedSocket = Arc<AsyncFd<OwnedFd>>;
 
 /// The unix socket the rings were set up over, watched for the peer leaving.
 pub(super) struct Liveness {

@@ -11,7 +11,8 @@ use busd_shm::{Consumer, Pop, Readiness, RingError};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, Interest, ReadBuf};
 
-use super::liveness::{Liveness, SharedSocket, register};
+use super::liveness::{Liveness, register};
+use crate::fd_passing::SharedSocket;
 
 /// How many times an empty ring is re-checked in one poll before the reader
 /// yields.

@@ -9,7 +9,8 @@ use busd_shm::{Producer, PushError, Readiness};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncWrite, Interest};
 
-use super::liveness::{Liveness, SharedSocket, register};
+use super::liveness::{Liveness, register};
+use crate::fd_passing::SharedSocket;
 
 /// The producer, registered with the reactor through its `writable` eventfd.
 struct TxRing(Producer);
