@@ -10,6 +10,8 @@ use std::future::Future;
 use std::io;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::UnixStream;
+use tracing::debug;
 
 use crate::endpoint::Endpoint;
 use crate::fd_passing::FdPassing;
@@ -49,6 +51,31 @@ pub struct PeerInfo {
     /// (`"127.0.0.1:53211"`), `"unix"` for unix sockets, `"shm"` for shared
     /// memory.
     pub addr: String,
+}
+
+impl PeerInfo {
+    /// The peer at the other end of a unix socket: its uid, gid and pid
+    /// from `SO_PEERCRED`, labelled `addr`. The unix and shm transports
+    /// both identify their peer by the socket, so this lives here, below
+    /// both.
+    pub(crate) fn of_unix_socket(stream: &UnixStream, addr: &str) -> Self {
+        match stream.peer_cred() {
+            Ok(cred) => Self {
+                uid: Some(cred.uid()),
+                gid: Some(cred.gid()),
+                pid: cred.pid().and_then(|pid| u32::try_from(pid).ok()),
+                exe: None,
+                addr: addr.to_owned(),
+            },
+            Err(err) => {
+                debug!(cause = %err, "cannot read the peer's credentials");
+                Self {
+                    addr: addr.to_owned(),
+                    ..Self::default()
+                }
+            }
+        }
+    }
 }
 
 /// One established connection: owned halves plus what is known about the peer.

@@ -42,10 +42,6 @@ pub const MIN_SHM_RING: u64 = 4 << 10;
 /// The control socket's send buffer: room for a few dozen segment fds in
 /// flight (the kernel doubles it, and charges each fd message ~1 KiB).
 const FD_SEND_BUFFER: usize = 16 * 1024;
-/// How long the daemon waits for a connection's first bytes before handing
-/// it on as a plain unix connection (whose handshake has its own timeout).
-/// busd clients speak first, so only a silent client ever waits this long.
-pub(crate) const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long the rest of an shm setup may take, on either side.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -77,7 +73,7 @@ pub async fn connect_shm(path: &Path, ring_bytes: u64) -> io::Result<Connection>
     let d2c_events = Events::new().map_err(shm_error)?;
 
     let mut stream = UnixStream::connect(path).await?;
-    let peer = peer_info(&stream);
+    let peer = PeerInfo::of_unix_socket(&stream, "shm");
     let fds = [
         c2d.fd(),
         c2d_events.readable.as_fd(),
@@ -223,13 +219,6 @@ fn halves(
         peer,
         fds: Some(fds),
     })
-}
-
-/// The peer's credentials, as for a unix connection but labelled `"shm"`.
-fn peer_info(stream: &UnixStream) -> PeerInfo {
-    let mut peer = crate::unix::peer_info(stream);
-    peer.addr = "shm".to_owned();
-    peer
 }
 
 async fn timeout<T>(setup: impl Future<Output = io::Result<T>>) -> io::Result<T> {
