@@ -207,8 +207,8 @@ fn halves(
     // holds up the writer, whose queue fills and is cut off as usual).
     rustix::net::sockopt::set_socket_send_buffer_size(&socket, FD_SEND_BUFFER)?;
     let writer_socket = socket.try_clone()?;
-    let read = Arc::new(stream::register(socket, Interest::READABLE)?);
-    let write = Arc::new(stream::register(
+    let read = Arc::new(stream::register_socket(socket, Interest::READABLE)?);
+    let write = Arc::new(stream::register_socket(
         writer_socket,
         Interest::READABLE | Interest::WRITABLE,
     )?);
