@@ -8,6 +8,8 @@
 //!
 //! This crate does no I/O: transports move bytes, the codec frames them.
 
+#![forbid(unsafe_code)]
+
 mod auth;
 mod codec;
 mod codec_error;
