@@ -3,7 +3,7 @@
 //! other end) and the [`Listener`] trait of its daemon side.
 //!
 //! This module imports no transport: they all build on it, and
-//! [`connect`](crate::connect) sits above them all.
+//! [`connect`](crate::connect()) sits above them all.
 
 use std::fmt;
 use std::future::Future;
@@ -29,7 +29,7 @@ pub type BoxWriter = Box<dyn AsyncWrite + Send + Unpin>;
 /// Who is at the other end of a connection, as far as the transport knows.
 ///
 /// On the daemon side this describes the client; after
-/// [`connect`](crate::connect) it
+/// [`connect`](crate::connect()) it
 /// describes the daemon. Fields the transport cannot tell are `None`. Over
 /// TCP a client is not told the daemon's uid: the daemon proves its clients,
 /// not the other way round.

@@ -1,10 +1,10 @@
 //! Transports for busd: how bytes get between a client and the daemon.
 //!
-//! A transport is a [`Listener`] on the daemon side and [`connect`] on the
-//! client side; both yield a [`Connection`], a pair of owned read and write
-//! halves plus [`PeerInfo`] about the other end. The router never sees which
-//! transport carried a connection, so a new transport plugs in here without
-//! touching it.
+//! A transport is a [`Listener`] on the daemon side and
+//! [`connect`](connect()) on the client side; both yield a [`Connection`], a
+//! pair of owned read and write halves plus [`PeerInfo`] about the other
+//! end. The router never sees which transport carried a connection, so a new
+//! transport plugs in here without touching it.
 //!
 //! Three transports exist today:
 //! - [`TcpListener`]: loopback TCP only (`127.0.0.0/8` or `::1`); the peer's uid

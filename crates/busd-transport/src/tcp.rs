@@ -1,4 +1,4 @@
-//! Loopback TCP: [`TcpListener`] and the TCP side of [`connect`](crate::connect).
+//! Loopback TCP: [`TcpListener`] and the TCP side of [`connect`](crate::connect()).
 //!
 //! busd is a local bus, so it only ever listens on a loopback address; a
 //! non-loopback address is refused when binding rather than silently exposed

@@ -1,4 +1,4 @@
-//! Unix sockets: [`UnixListener`] and the unix side of [`connect`](crate::connect).
+//! Unix sockets: [`UnixListener`] and the unix side of [`connect`](crate::connect()).
 //!
 //! The socket path is claimed through `socket_file` (lock, stale-file
 //! replacement, removal on drop); connections carry the peer's uid, gid and

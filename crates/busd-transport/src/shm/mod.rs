@@ -47,7 +47,7 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connects to the daemon's unix socket at `path` and sets up rings of
 /// `ring_bytes` each way ([`DEFAULT_SHM_RING`] through
-/// [`connect`](crate::connect)).
+/// [`connect`](crate::connect())).
 ///
 /// # Errors
 /// - `InvalidInput` when `ring_bytes` is not a power of two in
