@@ -5,12 +5,9 @@ use std::fmt;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::frame::{SEGMENT_FLAG, SEGMENT_LEN_FIELD};
-use crate::hot::HotCache;
-use crate::{ErrorCode, Frame, SegmentFd};
-
-/// Size of each of the two length fields.
-pub const LENGTH_PREFIX: usize = 4;
+use crate::layout::{LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
+use crate::message_header::NameCache;
+use crate::{CodecError, Frame, SegmentFd};
 
 /// Frames a byte stream into [`Frame`]s and back.
 ///
@@ -35,8 +32,8 @@ pub struct FrameCodec {
     max_frame: u32,
     /// Where segment frames find their payloads; `None` refuses them.
     segments: Option<Box<dyn SegmentSource>>,
-    /// The names the last message frames carried (see [`HotCache`]).
-    hot: HotCache,
+    /// The names the last message frames carried (see [`NameCache`]).
+    names: NameCache,
 }
 
 impl fmt::Debug for FrameCodec {
@@ -66,36 +63,6 @@ pub trait SegmentSource: Send {
     fn take(&mut self, len: u64) -> Result<(Bytes, SegmentFd), CodecError>;
 }
 
-/// Why a frame could not be read or written.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CodecError {
-    /// The underlying stream failed.
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
-    /// The frame's length is over the limit.
-    #[error("frame of {len} bytes is over the limit of {max} bytes")]
-    FrameTooLarge {
-        /// The announced length.
-        len: u64,
-        /// The limit.
-        max: u32,
-    },
-    /// The header is not a valid operation, or the lengths disagree.
-    #[error("malformed frame: {0}")]
-    Malformed(String),
-}
-
-impl CodecError {
-    /// The protocol error code to send the peer before closing.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Self::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
-            Self::Io(_) | Self::Malformed(_) => ErrorCode::ProtocolViolation,
-        }
-    }
-}
-
 impl FrameCodec {
     /// A codec that refuses frames longer than `max_frame` bytes (counted
     /// after the first length field).
@@ -103,7 +70,7 @@ impl FrameCodec {
         Self {
             max_frame,
             segments: None,
-            hot: HotCache::default(),
+            names: NameCache::default(),
         }
     }
 
@@ -113,7 +80,7 @@ impl FrameCodec {
         Self {
             max_frame,
             segments: Some(segments),
-            hot: HotCache::default(),
+            names: NameCache::default(),
         }
     }
 
@@ -168,7 +135,7 @@ impl Decoder for FrameCodec {
         // Read in place: splitting the header off as its own `Bytes` would
         // cost two reference-count updates per frame.
         let header = &body[..header_len];
-        let op = match self.hot.decode(header) {
+        let op = match self.names.decode(header) {
             Some(op) => op,
             None => {
                 rmp_serde::from_slice(header).map_err(|e| CodecError::Malformed(e.to_string()))?
@@ -242,7 +209,7 @@ mod tests {
     use bytes::{BufMut, Bytes};
 
     use super::*;
-    use crate::{Op, Overflow, Subject};
+    use crate::{ErrorCode, Op, Overflow, Subject};
 
     fn round_trip(frame: Frame) {
         let mut codec = FrameCodec::new(1 << 20);

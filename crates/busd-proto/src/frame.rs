@@ -9,9 +9,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::ser::SerializeStructVariant;
 use serde::{Serialize, Serializer};
 
-use crate::codec::{CodecError, LENGTH_PREFIX};
-use crate::hot;
-use crate::{Headers, Op, Sender, Subject};
+use crate::layout::{LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
+use crate::message_header;
+use crate::{CodecError, Headers, Op, Sender, Subject};
 
 /// One protocol frame: an operation and its raw payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,12 +130,6 @@ impl Body {
     }
 }
 
-/// Set in a frame's header-length field when its payload is a segment.
-pub const SEGMENT_FLAG: u32 = 1 << 31;
-
-/// Bytes a segment frame carries after its header: the segment's length.
-pub const SEGMENT_LEN_FIELD: usize = 8;
-
 /// Appends everything of a frame but its payload to `dst`: both lengths and
 /// the MessagePack header. The caller sends `payload_len` bytes of payload
 /// right after, typically as a separate `Bytes` in a vectored write, so a
@@ -236,7 +230,7 @@ pub fn encode_pub_head(
 ) -> Result<(), CodecError> {
     match headers {
         None => encode_header(body, dst, |w| {
-            hot::put_plain_pub(w.get_mut(), subject);
+            message_header::put_plain_pub(w.get_mut(), subject);
             Ok(())
         }),
         Some(headers) => encode_with(&PubRef { subject, headers }, body, dst),
@@ -279,7 +273,7 @@ pub fn encode_msg_head(
 ) -> Result<(), CodecError> {
     if headers.is_none() {
         return encode_header(body, dst, |w| {
-            hot::put_plain_msg(w.get_mut(), sid, subject, from);
+            message_header::put_plain_msg(w.get_mut(), sid, subject, from);
             Ok(())
         });
     }

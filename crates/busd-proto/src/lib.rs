@@ -8,23 +8,28 @@
 //!
 //! This crate does no I/O: transports move bytes, the codec frames them.
 
+#![forbid(unsafe_code)]
+
 mod auth;
 mod codec;
+mod codec_error;
 mod error;
 mod frame;
-mod hot;
+mod layout;
+mod message_header;
 mod op;
 mod pfn;
 mod subject;
 mod value;
 
 pub use auth::{AUTH_MAC_LEN, auth_mac, read_token};
-pub use codec::{CodecError, FrameCodec, LENGTH_PREFIX, SegmentSource};
+pub use codec::{FrameCodec, SegmentSource};
+pub use codec_error::CodecError;
 pub use error::{ErrorCode, Status};
 pub use frame::{
-    Body, Frame, SEGMENT_FLAG, SEGMENT_LEN_FIELD, SegmentFd, encode_head, encode_head_with,
-    encode_msg_head, encode_pub_head,
+    Body, Frame, SegmentFd, encode_head, encode_head_with, encode_msg_head, encode_pub_head,
 };
+pub use layout::{LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
 pub use op::{AuthKind, CtlCommand, Headers, Hello, Limits, Op, Overflow, Ref, Sender, Welcome};
 pub use pfn::{Pfn, PfnError, publisher_id};
 pub use subject::{Subject, SubjectError};

@@ -1,14 +1,20 @@
-//! What a transport hands out: a [`Connection`] of owned, independently usable
-//! read and write halves, the [`PeerInfo`] of the other end, and [`connect`],
-//! the client side of every transport.
+//! What every transport shares: the [`Connection`] it hands out (owned,
+//! independently usable read and write halves and the [`PeerInfo`] of the
+//! other end) and the [`Listener`] trait of its daemon side.
+//!
+//! This module imports no transport: they all build on it, and
+//! [`connect`](crate::connect()) sits above them all.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::UnixStream;
+use tracing::debug;
 
 use crate::endpoint::Endpoint;
-use crate::{shm, tcp, unix};
+use crate::fd_passing::FdPassing;
 
 /// The read half of a connection, whatever the transport.
 pub type BoxReader = Box<dyn AsyncRead + Send + Unpin>;
@@ -22,7 +28,8 @@ pub type BoxWriter = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Who is at the other end of a connection, as far as the transport knows.
 ///
-/// On the daemon side this describes the client; after [`connect`] it
+/// On the daemon side this describes the client; after
+/// [`connect`](crate::connect()) it
 /// describes the daemon. Fields the transport cannot tell are `None`. Over
 /// TCP a client is not told the daemon's uid: the daemon proves its clients,
 /// not the other way round.
@@ -46,6 +53,31 @@ pub struct PeerInfo {
     pub addr: String,
 }
 
+impl PeerInfo {
+    /// The peer at the other end of a unix socket: its uid, gid and pid
+    /// from `SO_PEERCRED`, labelled `addr`. The unix and shm transports
+    /// both identify their peer by the socket, so this lives here, below
+    /// both.
+    pub(crate) fn of_unix_socket(stream: &UnixStream, addr: &str) -> Self {
+        match stream.peer_cred() {
+            Ok(cred) => Self {
+                uid: Some(cred.uid()),
+                gid: Some(cred.gid()),
+                pid: cred.pid().and_then(|pid| u32::try_from(pid).ok()),
+                exe: None,
+                addr: addr.to_owned(),
+            },
+            Err(err) => {
+                debug!(cause = %err, "cannot read the peer's credentials");
+                Self {
+                    addr: addr.to_owned(),
+                    ..Self::default()
+                }
+            }
+        }
+    }
+}
+
 /// One established connection: owned halves plus what is known about the peer.
 ///
 /// `reader` and `writer` are independent owned halves of one socket, so one
@@ -59,7 +91,7 @@ pub struct Connection {
     /// Who the peer is.
     pub peer: PeerInfo,
     /// Passing payload segments beside the stream: shm connections only.
-    pub fds: Option<crate::FdPassing>,
+    pub fds: Option<FdPassing>,
 }
 
 impl fmt::Debug for Connection {
@@ -70,59 +102,26 @@ impl fmt::Debug for Connection {
     }
 }
 
-/// Connects to a busd daemon at `endpoint`.
+/// The daemon side of a transport: hands out one [`Connection`] per client.
 ///
-/// TCP connections get `TCP_NODELAY` (busd frames are small and latency
-/// matters more than packet count). `shm://` sets up rings of
-/// [`DEFAULT_SHM_RING`](crate::DEFAULT_SHM_RING) bytes each way (see
-/// [`connect_shm`](crate::connect_shm) for another size). `peer` describes
-/// the daemon: its uid, gid and pid over a unix socket (and shm, set up over
-/// one); over TCP none of them (the daemon's uid is not looked up).
+/// Implementations are bound by their own constructor (which is where
+/// start-up errors such as [`TransportError::NotLoopback`] are reported);
+/// this trait only covers what the accept loop needs.
 ///
-/// # Errors
-///
-/// Returns the connect error, with the endpoint added to its message and its
-/// [`io::ErrorKind`] kept (`NotFound` or `ConnectionRefused` when no daemon
-/// is listening), so callers can still branch on the kind when reconnecting.
-pub async fn connect(endpoint: &Endpoint) -> io::Result<Connection> {
-    connect_with(endpoint, &ConnectOptions::default()).await
-}
+/// [`TransportError::NotLoopback`]: crate::TransportError::NotLoopback
+pub trait Listener: Send + 'static {
+    /// Waits for the next client.
+    ///
+    /// Cancel-safe: dropping the future before it completes loses no client.
+    ///
+    /// # Errors
+    ///
+    /// Returns the error of the underlying `accept(2)`. Most of these concern
+    /// one connection or a passing shortage (`ECONNABORTED`, `EMFILE`,
+    /// `ENOBUFS`), not the listener itself, so an accept loop should log the
+    /// error, back off briefly and keep accepting.
+    fn accept(&mut self) -> impl Future<Output = io::Result<Connection>> + Send;
 
-/// How to connect, beyond the endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ConnectOptions {
-    /// The size of each shm ring, in bytes (`shm://` only): a power of two
-    /// the daemon accepts (its `limits.shm_ring_bytes`).
-    pub shm_ring_bytes: u64,
-}
-
-impl Default for ConnectOptions {
-    fn default() -> Self {
-        Self {
-            shm_ring_bytes: shm::DEFAULT_SHM_RING,
-        }
-    }
-}
-
-impl ConnectOptions {
-    /// Options with rings of `bytes` each way.
-    pub fn shm_ring_bytes(mut self, bytes: u64) -> Self {
-        self.shm_ring_bytes = bytes;
-        self
-    }
-}
-
-/// As [`connect`], with `options`.
-///
-/// # Errors
-/// As [`connect`]; `InvalidInput` for a ring size that is not a power of
-/// two in [`MIN_SHM_RING`](crate::MIN_SHM_RING)`..=`[`MAX_SHM_RING`](crate::MAX_SHM_RING).
-pub async fn connect_with(endpoint: &Endpoint, options: &ConnectOptions) -> io::Result<Connection> {
-    let result = match endpoint {
-        Endpoint::Tcp(addr) => tcp::connect(*addr).await,
-        Endpoint::Unix(path) => unix::connect(path).await,
-        Endpoint::Shm(path) => shm::connect_shm(path, options.shm_ring_bytes).await,
-    };
-    result.map_err(|err| io::Error::new(err.kind(), format!("cannot connect to {endpoint}: {err}")))
+    /// Where this listener listens (with the real port when bound to port 0).
+    fn endpoint(&self) -> Endpoint;
 }

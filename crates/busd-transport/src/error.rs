@@ -1,11 +1,13 @@
 //! Errors of this crate: [`TransportError`] for binding a listener (worded for
 //! whoever is starting the daemon) and [`EndpointError`] for parsing an
-//! [`Endpoint`](crate::Endpoint).
+//! [`Endpoint`](crate::Endpoint); and how `busd-shm`'s errors become the
+//! `io::Error`s that connections report.
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use busd_shm::ShmError;
 use thiserror::Error;
 
 /// Why a listener could not be set up.
@@ -98,4 +100,15 @@ pub enum EndpointError {
         /// The rejected input.
         input: String,
     },
+}
+
+/// A `busd-shm` error as the `io::Error` that shm connections and fd
+/// passing report: a failed system call keeps its kind, anything else (a
+/// ring or segment that fails its checks: the peer's doing) is
+/// `InvalidData`.
+pub(crate) fn shm_error(err: ShmError) -> io::Error {
+    match &err {
+        ShmError::Sys { source, .. } => io::Error::new(source.kind(), err),
+        _ => io::Error::new(io::ErrorKind::InvalidData, err),
+    }
 }

@@ -1,4 +1,4 @@
-//! Loopback TCP: [`TcpListener`] and the TCP side of [`connect`](crate::connect).
+//! Loopback TCP: [`TcpListener`] and the TCP side of [`connect`](crate::connect()).
 //!
 //! busd is a local bus, so it only ever listens on a loopback address; a
 //! non-loopback address is refused when binding rather than silently exposed
@@ -13,10 +13,10 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use crate::conn::{Connection, PeerInfo};
+use crate::conn::{Connection, Listener, PeerInfo};
 use crate::endpoint::Endpoint;
 use crate::error::TransportError;
-use crate::{Listener, sock_diag};
+use crate::sock_diag;
 
 /// A TCP listener bound to a loopback address.
 #[derive(Debug)]

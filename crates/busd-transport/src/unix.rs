@@ -1,4 +1,4 @@
-//! Unix sockets: [`UnixListener`] and the unix side of [`connect`](crate::connect).
+//! Unix sockets: [`UnixListener`] and the unix side of [`connect`](crate::connect()).
 //!
 //! The socket path is claimed through `socket_file` (lock, stale-file
 //! replacement, removal on drop); connections carry the peer's uid, gid and
@@ -7,22 +7,29 @@
 //! The same socket serves `shm://` clients: the listener reads the first
 //! bytes of each connection and hands an shm preface to `shm::accept`. That
 //! reading happens in a task per connection, so a client that connects and
-//! says nothing never holds up the others.
+//! says nothing never holds up the others. This module depends on `shm`
+//! (its preface, ring limits and `accept`), never the other way round.
 
 use std::io::{self, Cursor};
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
 use tokio::task::JoinSet;
 use tracing::{debug, info};
 
-use crate::conn::{Connection, PeerInfo};
+use crate::conn::{Connection, Listener, PeerInfo};
 use crate::endpoint::Endpoint;
 use crate::error::TransportError;
+use crate::shm;
 use crate::socket_file::SocketFile;
-use crate::{Listener, shm};
+
+/// How long the listener waits for a connection's first bytes before handing
+/// it on as a plain unix connection (whose handshake has its own timeout).
+/// busd clients speak first, so only a silent client ever waits this long.
+const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A listener on a unix socket, owning its path while it lives.
 ///
@@ -107,7 +114,7 @@ impl Listener for UnixListener {
                 }
                 accepted = self.inner.accept() => {
                     let (stream, _) = accepted?;
-                    let mut peer = peer_info(&stream);
+                    let mut peer = PeerInfo::of_unix_socket(&stream, "unix");
                     // Read now, while the peer is connected and its pid is its own.
                     peer.exe = peer
                         .pid
@@ -130,7 +137,7 @@ async fn first_bytes(stream: UnixStream, peer: PeerInfo, max_ring: u64) -> Optio
     let mut filled = 0;
     // Fds that come with a plain connection's bytes are closed on drop.
     let mut fds: Vec<OwnedFd> = Vec::new();
-    let read = tokio::time::timeout(shm::FIRST_BYTES_TIMEOUT, async {
+    let read = tokio::time::timeout(FIRST_BYTES_TIMEOUT, async {
         // Until a byte differs from the marker's, or all four match.
         while filled < head.len() && head[..filled] == shm::preface::MARKER[..filled] {
             let got = shm::preface::recv(&stream, &mut head[filled..], &mut fds).await?;
@@ -173,28 +180,8 @@ async fn first_bytes(stream: UnixStream, peer: PeerInfo, max_ring: u64) -> Optio
 /// Connects to a daemon's unix socket.
 pub(crate) async fn connect(path: &Path) -> io::Result<Connection> {
     let stream = UnixStream::connect(path).await?;
-    let peer = peer_info(&stream);
+    let peer = PeerInfo::of_unix_socket(&stream, "unix");
     Ok(connection(stream, peer))
-}
-
-/// The peer's uid, gid and pid from `SO_PEERCRED`, labelled `"unix"`.
-pub(crate) fn peer_info(stream: &UnixStream) -> PeerInfo {
-    match stream.peer_cred() {
-        Ok(cred) => PeerInfo {
-            uid: Some(cred.uid()),
-            gid: Some(cred.gid()),
-            pid: cred.pid().and_then(|pid| u32::try_from(pid).ok()),
-            exe: None,
-            addr: "unix".to_owned(),
-        },
-        Err(err) => {
-            debug!(cause = %err, "cannot read the peer's credentials");
-            PeerInfo {
-                addr: "unix".to_owned(),
-                ..PeerInfo::default()
-            }
-        }
-    }
 }
 
 /// Splits a connected stream into a [`Connection`].

@@ -2,29 +2,161 @@
 //! listener (tcp, unix, and shm over the unix listener): bytes flow both ways
 //! through independent halves, vectored writes arrive intact, end of stream
 //! is seen, and the peer is identified.
+//!
+//! Each transport is a [`Fixture`] and one `conformance!` line at the end,
+//! which makes a module of every test for it (`tcp::echo_both_ways`, …).
 
 use std::io::IoSlice;
 
-use busd_transport::{Connection, Endpoint, Listener, TcpListener, UnixListener, connect};
+use busd_transport::{
+    Connection, Endpoint, Listener, PeerInfo, TcpListener, UnixListener, connect,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What every client says first, as busd clients do (their `Hello`): the
 /// unix listener hands a connection out once its first bytes arrived.
 const GREETING: &[u8] = b"hi";
 
+/// A bound listener of one transport (port 0 or a fresh temp path), and what
+/// its clients connect to and learn.
+trait Fixture: Sized {
+    /// The daemon side.
+    type Listener: Listener;
+
+    /// Binds a listener no other test shares.
+    async fn bind() -> Self;
+
+    fn listener(&mut self) -> &mut Self::Listener;
+
+    /// Where this transport's clients connect.
+    fn endpoint(&self) -> Endpoint;
+
+    /// Asserts what each side of a connection knows of the other: each
+    /// transport learns different things, so each says what it must.
+    fn check_peers(&self, server: &PeerInfo, client: &PeerInfo);
+}
+
+/// Loopback TCP on port 0.
+struct TcpFixture {
+    listener: TcpListener,
+}
+
+impl Fixture for TcpFixture {
+    type Listener = TcpListener;
+
+    async fn bind() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        Self { listener }
+    }
+
+    fn listener(&mut self) -> &mut TcpListener {
+        &mut self.listener
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        self.listener.endpoint()
+    }
+
+    /// The daemon knows the client's uid; the client does not look the
+    /// daemon's up.
+    fn check_peers(&self, server: &PeerInfo, client: &PeerInfo) {
+        let uid = rustix::process::getuid().as_raw();
+        assert_eq!(server.uid, Some(uid), "{server:?}");
+        assert_eq!(client.uid, None, "{client:?}");
+        assert_eq!(server.pid, None);
+        assert!(server.addr.starts_with("127.0.0.1:"), "{}", server.addr);
+        assert_eq!(
+            client.addr,
+            self.endpoint().to_string().trim_start_matches("tcp://")
+        );
+    }
+}
+
+/// A unix listener in a temp dir, removed after the listener.
+struct UnixFixture {
+    listener: UnixListener,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture for UnixFixture {
+    type Listener = UnixListener;
+
+    async fn bind() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(&dir.path().join("busd.sock"))
+            .await
+            .unwrap();
+        Self {
+            listener,
+            _dir: dir,
+        }
+    }
+
+    fn listener(&mut self) -> &mut UnixListener {
+        &mut self.listener
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        self.listener.endpoint()
+    }
+
+    fn check_peers(&self, server: &PeerInfo, client: &PeerInfo) {
+        check_socket_peers(server, client, "unix");
+    }
+}
+
+/// shm clients (`shm://`) of a unix listener.
+struct ShmFixture(UnixFixture);
+
+impl Fixture for ShmFixture {
+    type Listener = UnixListener;
+
+    async fn bind() -> Self {
+        Self(UnixFixture::bind().await)
+    }
+
+    fn listener(&mut self) -> &mut UnixListener {
+        self.0.listener()
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        match self.0.endpoint() {
+            Endpoint::Unix(path) => Endpoint::Shm(path),
+            other => panic!("a unix listener at {other}"),
+        }
+    }
+
+    fn check_peers(&self, server: &PeerInfo, client: &PeerInfo) {
+        check_socket_peers(server, client, "shm");
+    }
+}
+
+/// Over a unix socket (plain or beside shm rings) both sides know each
+/// other's credentials, and the accepting side pins the peer's executable.
+fn check_socket_peers(server: &PeerInfo, client: &PeerInfo, addr: &str) {
+    for peer in [server, client] {
+        assert_eq!(peer.uid, Some(rustix::process::getuid().as_raw()));
+        assert_eq!(peer.gid, Some(rustix::process::getgid().as_raw()));
+        assert_eq!(peer.pid, Some(std::process::id()));
+        assert_eq!(peer.addr, addr);
+    }
+    assert_eq!(server.exe, Some(std::env::current_exe().unwrap()));
+    assert_eq!(client.exe, None);
+}
+
 /// A connected pair: (daemon side, client side), the greeting already
-/// through. `shm` connects with `shm://` to the (unix) listener's socket.
-async fn pair_over(listener: &mut impl Listener, shm: bool) -> (Connection, Connection) {
-    let endpoint = match listener.endpoint() {
-        Endpoint::Unix(path) if shm => Endpoint::Shm(path),
-        other => other,
-    };
+/// through. Tests keep `fixture` (the listener) alive meanwhile, as a
+/// daemon would.
+async fn pair(fixture: &mut impl Fixture) -> (Connection, Connection) {
+    let endpoint = fixture.endpoint();
     let client = async {
         let mut client = connect(&endpoint).await.unwrap();
         client.writer.write_all(GREETING).await.unwrap();
         client
     };
-    let (client, server) = tokio::join!(client, listener.accept());
+    let (client, server) = tokio::join!(client, fixture.listener().accept());
     let mut server = server.unwrap();
     let mut greeting = [0; GREETING.len()];
     server.reader.read_exact(&mut greeting).await.unwrap();
@@ -32,25 +164,10 @@ async fn pair_over(listener: &mut impl Listener, shm: bool) -> (Connection, Conn
     (server, client)
 }
 
-async fn pair(listener: &mut impl Listener) -> (Connection, Connection) {
-    pair_over(listener, false).await
-}
-
-async fn tcp() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
-async fn unix(dir: &tempfile::TempDir) -> UnixListener {
-    UnixListener::bind(&dir.path().join("busd.sock"))
-        .await
-        .unwrap()
-}
-
 /// Echo both ways, with reads and writes on different tasks.
-async fn echo_both_ways(listener: &mut impl Listener, shm: bool) {
-    let (server, client) = pair_over(listener, shm).await;
+async fn echo_both_ways<F: Fixture>() {
+    let mut fixture = F::bind().await;
+    let (server, client) = pair(&mut fixture).await;
     let Connection {
         reader: mut server_rx,
         writer: mut server_tx,
@@ -82,8 +199,9 @@ async fn echo_both_ways(listener: &mut impl Listener, shm: bool) {
 }
 
 /// Writes many buffers with `write_vectored` through the boxed writer.
-async fn vectored_write(listener: &mut impl Listener, shm: bool) {
-    let (mut server, mut client) = pair_over(listener, shm).await;
+async fn vectored_write<F: Fixture>() {
+    let mut fixture = F::bind().await;
+    let (mut server, mut client) = pair(&mut fixture).await;
     assert!(client.writer.is_write_vectored());
     assert!(server.writer.is_write_vectored());
 
@@ -109,8 +227,9 @@ async fn vectored_write(listener: &mut impl Listener, shm: bool) {
 
 /// Both directions end independently: the daemon side still writes after
 /// the client shut down its half, and each side reads end of stream once.
-async fn half_close(listener: &mut impl Listener, shm: bool) {
-    let (mut server, mut client) = pair_over(listener, shm).await;
+async fn half_close<F: Fixture>() {
+    let mut fixture = F::bind().await;
+    let (mut server, mut client) = pair(&mut fixture).await;
     client.writer.write_all(b"last words").await.unwrap();
     client.writer.shutdown().await.unwrap();
     let mut got = Vec::new();
@@ -125,104 +244,44 @@ async fn half_close(listener: &mut impl Listener, shm: bool) {
     assert_eq!(got, b"reply");
 }
 
-#[tokio::test]
-async fn tcp_echo_both_ways() {
-    echo_both_ways(&mut tcp().await, false).await;
+/// Each side knows what its transport can tell of the other
+/// ([`Fixture::check_peers`]).
+async fn peers_are_identified<F: Fixture>() {
+    let mut fixture = F::bind().await;
+    let (server, client) = pair(&mut fixture).await;
+    fixture.check_peers(&server.peer, &client.peer);
 }
 
-#[tokio::test]
-async fn unix_echo_both_ways() {
-    let dir = tempfile::tempdir().unwrap();
-    echo_both_ways(&mut unix(&dir).await, false).await;
+/// Every conformance test, run against one transport: `conformance!(name,
+/// Fixture)` makes a module `name` holding one `#[tokio::test]` per test.
+macro_rules! conformance {
+    ($transport:ident, $fixture:ty) => {
+        mod $transport {
+            use super::*;
+
+            #[tokio::test]
+            async fn echo_both_ways() {
+                super::echo_both_ways::<$fixture>().await;
+            }
+
+            #[tokio::test]
+            async fn vectored_write() {
+                super::vectored_write::<$fixture>().await;
+            }
+
+            #[tokio::test]
+            async fn half_close() {
+                super::half_close::<$fixture>().await;
+            }
+
+            #[tokio::test]
+            async fn peers_are_identified() {
+                super::peers_are_identified::<$fixture>().await;
+            }
+        }
+    };
 }
 
-#[tokio::test]
-async fn shm_echo_both_ways() {
-    let dir = tempfile::tempdir().unwrap();
-    echo_both_ways(&mut unix(&dir).await, true).await;
-}
-
-#[tokio::test]
-async fn tcp_vectored_write() {
-    vectored_write(&mut tcp().await, false).await;
-}
-
-#[tokio::test]
-async fn unix_vectored_write() {
-    let dir = tempfile::tempdir().unwrap();
-    vectored_write(&mut unix(&dir).await, false).await;
-}
-
-#[tokio::test]
-async fn shm_vectored_write() {
-    let dir = tempfile::tempdir().unwrap();
-    vectored_write(&mut unix(&dir).await, true).await;
-}
-
-#[tokio::test]
-async fn tcp_half_close() {
-    half_close(&mut tcp().await, false).await;
-}
-
-#[tokio::test]
-async fn unix_half_close() {
-    let dir = tempfile::tempdir().unwrap();
-    half_close(&mut unix(&dir).await, false).await;
-}
-
-#[tokio::test]
-async fn shm_half_close() {
-    let dir = tempfile::tempdir().unwrap();
-    half_close(&mut unix(&dir).await, true).await;
-}
-
-#[tokio::test]
-async fn tcp_daemon_knows_the_clients_uid() {
-    let uid = rustix::process::getuid().as_raw();
-    let mut listener = tcp().await;
-    let (server, client) = pair(&mut listener).await;
-    assert_eq!(server.peer.uid, Some(uid), "{:?}", server.peer);
-    // The client does not look the daemon's uid up.
-    assert_eq!(client.peer.uid, None, "{:?}", client.peer);
-    assert_eq!(server.peer.pid, None);
-    assert!(
-        server.peer.addr.starts_with("127.0.0.1:"),
-        "{}",
-        server.peer.addr
-    );
-    assert_eq!(
-        client.peer.addr,
-        listener.endpoint().to_string().trim_start_matches("tcp://")
-    );
-}
-
-#[tokio::test]
-async fn unix_peers_know_each_others_credentials() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut listener = unix(&dir).await;
-    let (server, client) = pair(&mut listener).await;
-    for peer in [&server.peer, &client.peer] {
-        assert_eq!(peer.uid, Some(rustix::process::getuid().as_raw()));
-        assert_eq!(peer.gid, Some(rustix::process::getgid().as_raw()));
-        assert_eq!(peer.pid, Some(std::process::id()));
-        assert_eq!(peer.addr, "unix");
-    }
-    // The accepting side pins the peer's executable.
-    assert_eq!(server.peer.exe, Some(std::env::current_exe().unwrap()));
-    assert_eq!(client.peer.exe, None);
-}
-
-#[tokio::test]
-async fn shm_peers_know_each_others_credentials() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut listener = unix(&dir).await;
-    let (server, client) = pair_over(&mut listener, true).await;
-    for peer in [&server.peer, &client.peer] {
-        assert_eq!(peer.uid, Some(rustix::process::getuid().as_raw()));
-        assert_eq!(peer.gid, Some(rustix::process::getgid().as_raw()));
-        assert_eq!(peer.pid, Some(std::process::id()));
-        assert_eq!(peer.addr, "shm");
-    }
-    assert_eq!(server.peer.exe, Some(std::env::current_exe().unwrap()));
-    assert_eq!(client.peer.exe, None);
-}
+conformance!(tcp, TcpFixture);
+conformance!(unix, UnixFixture);
+conformance!(shm, ShmFixture);

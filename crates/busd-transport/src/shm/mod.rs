@@ -11,15 +11,10 @@
 //! rings (see `stream`); the socket stays open beside them, silent, so that
 //! either side learns at once when the other is gone, and so that the peer's
 //! credentials are the socket's: authentication works as over unix. Large
-//! payloads travel on that socket too, as sealed memfds ([`fds`]).
+//! payloads travel on that socket too, as sealed memfds (`fd_passing`).
 
-mod fds;
 pub(crate) mod preface;
 mod stream;
-
-pub use fds::{
-    FdPassing, FdReceiver, FdSender, Mapping, SegmentBuffer, frame_codec, map_segment, seal_payload,
-};
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -27,12 +22,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use busd_shm::{EventFd, Events, HEADER_SIZE, Options, Ring, ShmError, memfd_len};
+use busd_shm::{EventFd, Events, HEADER_SIZE, Options, Ring, memfd_len};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::UnixStream;
 use tracing::debug;
 
 use crate::conn::{Connection, PeerInfo};
+use crate::error::shm_error;
+use crate::fd_passing::FdPassing;
 use stream::{ShmReader, ShmWriter};
 
 /// The ring size (each way) a client asks for unless told otherwise.
@@ -45,16 +42,12 @@ pub const MIN_SHM_RING: u64 = 4 << 10;
 /// The control socket's send buffer: room for a few dozen segment fds in
 /// flight (the kernel doubles it, and charges each fd message ~1 KiB).
 const FD_SEND_BUFFER: usize = 16 * 1024;
-/// How long the daemon waits for a connection's first bytes before handing
-/// it on as a plain unix connection (whose handshake has its own timeout).
-/// busd clients speak first, so only a silent client ever waits this long.
-pub(crate) const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long the rest of an shm setup may take, on either side.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connects to the daemon's unix socket at `path` and sets up rings of
 /// `ring_bytes` each way ([`DEFAULT_SHM_RING`] through
-/// [`connect`](crate::connect)).
+/// [`connect`](crate::connect())).
 ///
 /// # Errors
 /// - `InvalidInput` when `ring_bytes` is not a power of two in
@@ -80,7 +73,7 @@ pub async fn connect_shm(path: &Path, ring_bytes: u64) -> io::Result<Connection>
     let d2c_events = Events::new().map_err(shm_error)?;
 
     let mut stream = UnixStream::connect(path).await?;
-    let peer = peer_info(&stream);
+    let peer = PeerInfo::of_unix_socket(&stream, "shm");
     let fds = [
         c2d.fd(),
         c2d_events.readable.as_fd(),
@@ -214,8 +207,8 @@ fn halves(
     // holds up the writer, whose queue fills and is cut off as usual).
     rustix::net::sockopt::set_socket_send_buffer_size(&socket, FD_SEND_BUFFER)?;
     let writer_socket = socket.try_clone()?;
-    let read = Arc::new(stream::register(socket, Interest::READABLE)?);
-    let write = Arc::new(stream::register(
+    let read = Arc::new(stream::register_socket(socket, Interest::READABLE)?);
+    let write = Arc::new(stream::register_socket(
         writer_socket,
         Interest::READABLE | Interest::WRITABLE,
     )?);
@@ -228,13 +221,6 @@ fn halves(
     })
 }
 
-/// The peer's credentials, as for a unix connection but labelled `"shm"`.
-fn peer_info(stream: &UnixStream) -> PeerInfo {
-    let mut peer = crate::unix::peer_info(stream);
-    peer.addr = "shm".to_owned();
-    peer
-}
-
 async fn timeout<T>(setup: impl Future<Output = io::Result<T>>) -> io::Result<T> {
     tokio::time::timeout(SETUP_TIMEOUT, setup)
         .await
@@ -243,11 +229,4 @@ async fn timeout<T>(setup: impl Future<Output = io::Result<T>>) -> io::Result<T>
 
 fn invalid(reason: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, reason)
-}
-
-pub(crate) fn shm_error(err: ShmError) -> io::Error {
-    match &err {
-        ShmError::Sys { source, .. } => io::Error::new(source.kind(), err),
-        _ => invalid(err),
-    }
 }

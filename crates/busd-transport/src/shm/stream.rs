@@ -39,6 +39,6 @@ mod liveness;
 mod reader;
 mod writer;
 
-pub(crate) use liveness::{SharedSocket, register};
+pub(super) use liveness::register_socket;
 pub(crate) use reader::ShmReader;
 pub(crate) use writer::ShmWriter;

@@ -1,7 +1,6 @@
 //! [`ShmReader`]: bytes from the peer's ring, spinning briefly, then parking.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll, ready};
@@ -9,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use busd_shm::{Consumer, Pop, Readiness, RingError};
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, Interest, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 
-use super::liveness::{Liveness, SharedSocket, register};
+use super::liveness::{Liveness, RxRing};
+use crate::fd_passing::SharedSocket;
 
 /// How many times an empty ring is re-checked in one poll before the reader
 /// yields.
@@ -30,15 +30,6 @@ fn spin_window() -> Duration {
             .and_then(|us| us.parse().ok())
             .map_or(Duration::ZERO, Duration::from_micros)
     })
-}
-
-/// The consumer, registered with the reactor through its `readable` eventfd.
-struct RxRing(Consumer);
-
-impl AsRawFd for RxRing {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.events().readable.as_fd().as_raw_fd()
-    }
 }
 
 /// The read half of an shm connection: bytes from the peer's ring.
@@ -60,7 +51,7 @@ pub(crate) struct ShmReader {
 impl ShmReader {
     pub(crate) fn new(consumer: Consumer, socket: SharedSocket) -> io::Result<Self> {
         Ok(Self {
-            ring: register(RxRing(consumer), Interest::READABLE)?,
+            ring: RxRing::registered(consumer)?,
             liveness: Liveness::new(socket),
             buf: Vec::new(),
             pos: 0,

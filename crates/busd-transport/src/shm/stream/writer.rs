@@ -1,24 +1,15 @@
 //! [`ShmWriter`]: bytes into our ring, one ring message per write.
 
 use std::io::{self, IoSlice};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use busd_shm::{Producer, PushError, Readiness};
+use tokio::io::AsyncWrite;
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncWrite, Interest};
 
-use super::liveness::{Liveness, SharedSocket, register};
-
-/// The producer, registered with the reactor through its `writable` eventfd.
-struct TxRing(Producer);
-
-impl AsRawFd for TxRing {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.events().writable.as_fd().as_raw_fd()
-    }
-}
+use super::liveness::{Liveness, TxRing};
+use crate::fd_passing::SharedSocket;
 
 /// The most one ring message carries. The reader copies a message straight
 /// into the caller's buffer only when it fits there, and a framing reader's
@@ -46,7 +37,7 @@ impl ShmWriter {
         let quarter = usize::try_from(capacity / 4).unwrap_or(usize::MAX);
         let chunk = producer.max_message().min(quarter).clamp(1, CHUNK_MAX);
         Ok(Self {
-            ring: register(TxRing(producer), Interest::READABLE)?,
+            ring: TxRing::registered(producer)?,
             liveness: Liveness::new(socket),
             chunk,
             shut_down: false,

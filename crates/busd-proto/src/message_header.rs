@@ -26,12 +26,12 @@ const MSG_PREFIX: [u8; 6] = [0x81, 0xa3, b'M', b's', b'g', 0x94];
 /// publisher sends to the same subject, a subscriber hears the same sender,
 /// again and again, and a hit costs a comparison and a reference count.
 #[derive(Debug, Default)]
-pub(crate) struct HotCache {
+pub(crate) struct NameCache {
     subject: Option<Subject>,
     pfn: Option<Pfn>,
 }
 
-impl HotCache {
+impl NameCache {
     /// Decodes `header` if it is a plain `Pub` or `Msg`.
     pub(crate) fn decode(&mut self, header: &[u8]) -> Option<Op> {
         // The map of one variant and its field array, as the writers below
@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn decodes_what_the_encoders_write_and_reuses_the_last_names() {
-        let mut cache = HotCache::default();
+        let mut cache = NameCache::default();
         let subject = Subject::from_static("weather.today.paris");
         let from = Sender {
             client_id: 1 << 40,
@@ -216,7 +216,7 @@ mod tests {
         };
         let mut buf = bytes::BytesMut::new();
         encode_msg_head(7, &subject, &from, None, Body::Inline(0), &mut buf).unwrap();
-        let first = cache.decode(&buf[8..]).expect("the fast path takes it");
+        let first = cache.decode(&buf[8..]).expect("decoded directly");
         let second = cache.decode(&buf[8..]).expect("and again");
         assert_eq!(first, serde(&buf[8..]).unwrap());
         let (Op::Msg { subject: a, .. }, Op::Msg { subject: b, .. }) = (&first, &second) else {
@@ -241,7 +241,7 @@ mod tests {
             subject: Subject::from_static("a.b"),
             headers: Some(headers),
         };
-        let mut cache = HotCache::default();
+        let mut cache = NameCache::default();
         assert_eq!(cache.decode(&header_of(&with_headers)), None);
         assert_eq!(cache.decode(&header_of(&Op::Ping)), None);
         let mut trailing = header_of(&Op::Pub {
@@ -276,7 +276,7 @@ mod tests {
             }
         }
 
-        /// Any header, valid or not: where the fast path decodes, serde
+        /// Any header, valid or not: where the direct decoder decodes, serde
         /// decodes the same op.
         #[test]
         fn agrees_with_serde(
@@ -308,17 +308,17 @@ mod tests {
             // A valid subject is written as serde writes it (header_of checks).
             if let Ok(subject) = Subject::parse(subject.as_str()) {
                 let publish = Op::Pub { subject, headers: None };
-                prop_assert_eq!(HotCache::default().decode(&header_of(&publish)), Some(publish));
+                prop_assert_eq!(NameCache::default().decode(&header_of(&publish)), Some(publish));
             }
-            // Whole and well formed: the fast path takes it.
-            prop_assert_eq!(HotCache::default().decode(&h).is_some(), serde(&h).is_some());
+            // Whole and well formed: the direct decoder takes it.
+            prop_assert_eq!(NameCache::default().decode(&h).is_some(), serde(&h).is_some());
             for header in [h.clone(), h[..cut % (h.len() + 1)].to_vec(), {
                 let mut f = h.clone();
                 let i = flip.0 % f.len();
                 f[i] ^= flip.1;
                 f
             }] {
-                let mut cache = HotCache::default();
+                let mut cache = NameCache::default();
                 if let Some(op) = cache.decode(&header) {
                     prop_assert_eq!(Some(op), serde(&header));
                 }

@@ -9,13 +9,16 @@
 //! accepted: anything else is a protocol violation, as is a segment that is
 //! not sealed against writing, shrinking and growing, or whose length is not
 //! the one its frame announced.
+//!
+//! Only shm connections pass fds, but a [`Connection`](crate::Connection)
+//! carries its [`FdPassing`], so this module lies below the transports and
+//! imports none of them; shm makes the socket registrations it works over.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use super::stream::SharedSocket;
 use busd_proto::{CodecError, FrameCodec, SegmentFd, SegmentSource};
 use busd_shm::{Segment, SegmentMut};
 use bytes::Bytes;
@@ -24,6 +27,14 @@ use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags,
 };
+use tokio::io::unix::AsyncFd;
+
+use crate::error::shm_error;
+
+/// One registration of the unix socket an shm connection's rings were set
+/// up over. Each half of a connection has its own (a dup of the socket, so
+/// each gets its own wake-ups), shared with the fd passing of its direction.
+pub(crate) type SharedSocket = Arc<AsyncFd<OwnedFd>>;
 
 /// The byte each fd travels with.
 const MARKER: u8 = b'S';
@@ -36,7 +47,7 @@ const MARKER: u8 = b'S';
 /// `InvalidInput` for an empty payload; the error of `memfd_create`,
 /// `pwrite` or the seals.
 pub fn seal_payload(payload: &[u8]) -> io::Result<SegmentFd> {
-    let fd = Segment::create("busd-payload", payload).map_err(super::shm_error)?;
+    let fd = Segment::create("busd-payload", payload).map_err(shm_error)?;
     Ok(SegmentFd::new(fd, payload.len() as u64))
 }
 
@@ -54,7 +65,7 @@ impl SegmentBuffer {
     pub fn new(len: usize) -> io::Result<Self> {
         SegmentMut::new("busd-payload", len)
             .map(Self)
-            .map_err(super::shm_error)
+            .map_err(shm_error)
     }
 
     /// The bytes to write the payload into.
@@ -84,7 +95,7 @@ impl SegmentBuffer {
     /// The error of sealing.
     pub fn seal(self) -> io::Result<SegmentFd> {
         let len = self.0.len() as u64;
-        let fd = self.0.seal().map_err(super::shm_error)?;
+        let fd = self.0.seal().map_err(shm_error)?;
         Ok(SegmentFd::new(fd, len))
     }
 }
@@ -163,7 +174,7 @@ pub enum Mapping {
 /// # Errors
 /// The error of the seal check or of `mmap`.
 pub fn map_segment(segment: &SegmentFd) -> io::Result<Bytes> {
-    let view = Segment::open(segment.as_fd()).map_err(super::shm_error)?;
+    let view = Segment::open(segment.as_fd()).map_err(shm_error)?;
     Ok(Bytes::from_owner(view))
 }
 

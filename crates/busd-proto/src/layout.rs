@@ -1,0 +1,19 @@
+//! Where a frame's fields lie: the sizes and flag that the encoder
+//! (`frame`) writes and the decoder (`codec`) reads, kept here so that
+//! neither of the two depends on the other for them.
+//!
+//! ```text
+//! u32 length          big endian, counting everything after itself
+//! u32 header length   big endian; SEGMENT_FLAG set for a segment frame
+//! header              MessagePack (an Op)
+//! payload             inline, or for a segment frame its u64 length
+//! ```
+
+/// Size of each of the two length fields.
+pub const LENGTH_PREFIX: usize = 4;
+
+/// Set in a frame's header-length field when its payload is a segment.
+pub const SEGMENT_FLAG: u32 = 1 << 31;
+
+/// Bytes a segment frame carries after its header: the segment's length.
+pub const SEGMENT_LEN_FIELD: usize = 8;
