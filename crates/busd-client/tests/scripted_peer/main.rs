@@ -13,11 +13,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 /// Package identity, token proof, capability-gated services and ctl.
-#[path = "scripted_peer/identity.rs"]
 mod identity;
 
 /// What a lost connection's errors keep as their cause.
-#[path = "scripted_peer/lost.rs"]
 mod lost;
 
 /// Generous bound on any single step, so a broken client fails instead of hanging.
