@@ -2,8 +2,8 @@
 //! the same `auth_mac` the daemon uses), peer-credential claims, refusals,
 //! capability-gated services and ctl commands.
 
-use busd_client::{CtlCommand, Pfn, ServeOptions};
-use busd_proto::{AuthKind, Hello, auth_mac};
+use busd_client::{CtlCommand, ErrorKind, Pfn, ServeOptions, Status};
+use busd_proto::{AuthKind, ErrorCode, Hello, Ref, auth_mac};
 use serde_bytes::ByteBuf;
 
 use super::*;

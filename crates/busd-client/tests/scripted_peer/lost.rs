@@ -4,7 +4,8 @@
 
 use std::error::Error as _;
 
-use busd_proto::CodecError;
+use busd_client::ErrorKind;
+use busd_proto::{CodecError, ErrorCode};
 use tokio::io::AsyncWriteExt;
 
 use super::*;
