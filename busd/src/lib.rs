@@ -6,4 +6,6 @@
 //! builds a package's binaries before its integration tests, not another
 //! package's); every subcommand lives in [`cmd`].
 
+#![forbid(unsafe_code)]
+
 pub mod cmd;

@@ -1,5 +1,7 @@
 //! The `busd` command: the daemon and its command-line client.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -4,6 +4,8 @@
 //! for tests that need a real process; and helpers for access-control
 //! scenarios (packages written from code, proven clients, bounded waits).
 
+#![forbid(unsafe_code)]
+
 pub mod access;
 mod daemon;
 mod process;

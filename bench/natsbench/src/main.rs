@@ -12,6 +12,8 @@
 //! natsbench table bench/results/FILE.jsonl
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod nats;
 mod table;
 

@@ -26,6 +26,8 @@
 //! The workload code is generic over [`Bus`], so `bench/natsbench` runs the
 //! very same workloads against NATS with `async-nats`, outside busd.
 
+#![forbid(unsafe_code)]
+
 mod bus;
 mod error;
 mod idle;

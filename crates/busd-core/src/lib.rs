@@ -23,6 +23,8 @@
 //! `services` (requests) and `introspect` (`busd ctl` views) extend;
 //! `session` stands beside them. None imports from one above it.
 
+#![forbid(unsafe_code)]
+
 mod audit;
 mod calls;
 mod error;

@@ -13,6 +13,8 @@
 //! client connection); `daemon` (listeners, the request timer, shutdown).
 //! Each imports only from modules below it.
 
+#![forbid(unsafe_code)]
+
 mod admin;
 pub mod config;
 mod daemon;

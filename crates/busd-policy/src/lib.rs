@@ -13,6 +13,8 @@
 //! Each package also says how a client proves it is that package
 //! ([`Proofs`]: a [`Token`], or peer uids and executables).
 
+#![forbid(unsafe_code)]
+
 mod diagnostic;
 mod identity;
 mod policy;

@@ -3,6 +3,8 @@
 //! need a real `busd` process always find this one, fresh, even on a clean
 //! `cargo test --workspace`. Same code as `busd/src/main.rs`.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;
