@@ -15,7 +15,7 @@
 # run without a confirmation window; disconnect or drop-oldest to compare
 # with NATS running free). Each round starts with the raw round-trip floors
 # (the busd-shm `floors` example). Writes every result as a JSON line to
-# bench/results/<date>-<time>-<hostname>.jsonl after a header naming the machine,
+# bench/results/<date>-<time>-<hostname>.jsonl (time to the second) after a header naming the machine,
 # then prints the busd/NATS ratios and the floors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,7 +79,7 @@ busd_shm="shm://$tmp/busd.sock"
 log "NATS $(nats-server --version | grep -oE "[0-9.]+$") on $nats_url; busd on $busd_tcp, $busd_unix and $busd_shm"
 
 mkdir -p bench/results
-results="bench/results/$(date +%Y-%m-%d-%H%M)-$(hostname).jsonl"
+results="bench/results/$(date +%Y-%m-%d-%H%M%S)-$(hostname).jsonl"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//; s/"/\\"/g')
 printf '{"machine":{"host":"%s","date":"%s","cores":%s,"cpu":"%s","kernel":"%s","nats_server":"%s","count_scale":%s,"rounds":%s,"busd_overflow":"%s","procs":true}}\n' \
     "$(hostname)" "$(date -Iseconds)" "$(nproc)" "$cpu" "$(uname -r)" \

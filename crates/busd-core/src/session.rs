@@ -188,19 +188,54 @@ impl Session {
     pub fn on_op(&mut self, op: Op, now: impl FnOnce() -> Instant) -> Result<Step, ProtocolError> {
         let step = match &self.phase {
             Phase::Open => self.open(op, now),
-            Phase::Hello => Err(ProtocolError::Unexpected {
-                expected: "Hello",
-                got: op.name(),
-            }),
-            Phase::Challenging(_) | Phase::Authenticating { .. } => {
-                Err(ProtocolError::Unexpected {
-                    expected: "Auth",
-                    got: op.name(),
-                })
-            }
-            Phase::Closed => Err(ProtocolError::Closed),
+            _ => Err(self.not_open(op.name())),
         };
         self.check(step)
+    }
+
+    /// A `Pub` to `subject`, checked where it lies: the verdict
+    /// [`on_op`](Self::on_op) gives an `Op::Pub` (`Ok` for
+    /// [`Step::Publish`]), for the daemon's hot path, which then moves
+    /// neither the op nor a [`Step`] (a tenth of its time per small
+    /// message when it did).
+    ///
+    /// # Errors
+    /// As [`on_op`](Self::on_op).
+    #[inline]
+    pub fn on_publish(&mut self, subject: &Subject) -> Result<(), ProtocolError> {
+        if matches!(self.phase, Phase::Open) && !subject.has_wildcards() {
+            self.exchanging = false;
+            return Ok(());
+        }
+        self.refuse_publish(subject)
+    }
+
+    /// Why a `Pub` to `subject` is refused (out of the hot path).
+    #[cold]
+    fn refuse_publish(&mut self, subject: &Subject) -> Result<(), ProtocolError> {
+        let refused = match self.phase {
+            Phase::Open => {
+                self.exchanging = false;
+                publishable(subject)
+            }
+            _ => Err(self.not_open("Pub")),
+        };
+        self.check(refused.map(|()| Step::Nothing)).map(|_| ())
+    }
+
+    /// The error for `op` (named) before `Welcome` or after a fatal error.
+    fn not_open(&self, op: &'static str) -> ProtocolError {
+        match self.phase {
+            Phase::Hello => ProtocolError::Unexpected {
+                expected: "Hello",
+                got: op,
+            },
+            Phase::Challenging(_) | Phase::Authenticating { .. } => ProtocolError::Unexpected {
+                expected: "Auth",
+                got: op,
+            },
+            Phase::Open | Phase::Closed => ProtocolError::Closed,
+        }
     }
 
     /// Closes the session on a fatal error.
@@ -305,9 +340,7 @@ impl Session {
         self.exchanging = matches!(op, Op::Req { .. } | Op::Resp { .. });
         Ok(match op {
             Op::Pub { subject, headers } => {
-                if subject.has_wildcards() {
-                    return Err(ProtocolError::WildcardPublish(subject));
-                }
+                publishable(&subject)?;
                 Step::Publish { subject, headers }
             }
             Op::Sub {
@@ -364,6 +397,14 @@ impl Session {
             other => return Err(ProtocolError::NotAfterWelcome(other.name())),
         })
     }
+}
+
+/// A publish's subject must be literal.
+fn publishable(subject: &Subject) -> Result<(), ProtocolError> {
+    if subject.has_wildcards() {
+        return Err(ProtocolError::WildcardPublish(subject.clone()));
+    }
+    Ok(())
 }
 
 /// A request's step: its service name literal, its timeout at least 1 ms

@@ -61,6 +61,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// # Errors
     /// A frame the codec refuses; after the end of the stream, also bytes
     /// left over that make no whole frame.
+    #[inline]
     pub fn decode(&mut self) -> Result<Option<Frame>, CodecError> {
         if self.eof {
             self.codec.decode_eof(&mut self.buf)

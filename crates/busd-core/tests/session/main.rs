@@ -5,7 +5,9 @@ mod pair;
 
 use std::time::Duration;
 
-use busd_core::MAX_REQUEST_TIMEOUT;
+use std::time::Instant;
+
+use busd_core::{MAX_REQUEST_TIMEOUT, Peer, ProtocolError, Session};
 use busd_policy::{PackageRules, Policy, Proofs, Token, UnpackagedMode};
 use busd_proto::{
     AuthKind, ErrorCode, Hello, Op, Overflow, PROTOCOL_VERSION, Pfn, Ref, Status, Subject, auth_mac,
@@ -331,6 +333,40 @@ fn requests_and_replies_mark_the_connection_as_exchanging() {
         },
     );
     assert!(!p.is_exchanging(1), "a publish ends the exchange");
+}
+
+#[test]
+fn a_publish_checked_in_place_gets_the_verdict_of_on_op() {
+    let policy = policy();
+    let peer = Peer {
+        uid: Some(UID),
+        ..Peer::default()
+    };
+    let open = || {
+        let mut s = Session::new();
+        s.on_handshake(hello(None, AuthKind::None), &policy, &peer)
+            .unwrap();
+        s
+    };
+    let publish = |s: &str| Op::Pub {
+        subject: subject(s),
+        headers: None,
+    };
+    for s in ["weather.today", "weather.*", "weather.>"] {
+        let (mut by_op, mut in_place) = (open(), open());
+        let verdict = by_op.on_op(publish(s), Instant::now).map(|_| ());
+        assert_eq!(in_place.on_publish(&subject(s)), verdict, "{s}");
+        assert_eq!(in_place.is_open(), by_op.is_open(), "{s}");
+    }
+    // Before Welcome both refuse it, and the session closes.
+    let (mut by_op, mut in_place) = (Session::new(), Session::new());
+    let verdict = by_op.on_op(publish("x"), Instant::now).map(|_| ());
+    assert!(matches!(verdict, Err(ProtocolError::Unexpected { .. })));
+    assert_eq!(in_place.on_publish(&subject("x")), verdict);
+    assert_eq!(
+        in_place.on_publish(&subject("x")),
+        Err(ProtocolError::Closed)
+    );
 }
 
 /// Connection `conn` serves `service` (sid 1).

@@ -1,6 +1,7 @@
-//! Carrying out what one frame asks, as `busd_core::Session` reads it.
+//! Carrying out what one frame asks, as `busd_core::Session` reads it
+//! (publishes, the hot path, go from the read loop to `fanout` directly).
 
-use busd_core::Step;
+use busd_core::{ProtocolError, Step};
 use busd_proto::{Frame, Op, Ref};
 use bytes::Bytes;
 use tokio::time::Instant;
@@ -13,7 +14,7 @@ use crate::sync::lock;
 impl Link {
     /// Handles one frame; `false` when the connection must close (the
     /// client has been told why).
-    pub(super) async fn on_frame(&mut self, frame: Frame) -> bool {
+    pub(super) fn on_frame(&mut self, frame: Frame) -> bool {
         let Frame {
             op,
             payload,
@@ -22,21 +23,9 @@ impl Link {
         // Only a request reads the clock, for its deadline.
         let step = match self.protocol.on_op(op, || Instant::now().into_std()) {
             Ok(step) => step,
-            Err(e) if e.is_fatal() => {
-                tracing::info!(code = %e.code(), cause = %e, "closing on a protocol violation");
-                self.handle.close_with(e.code(), &e.to_string());
-                return false;
-            }
-            Err(e) => {
-                self.handle.send_error(e.code(), e.to_string(), e.refers());
-                return true;
-            }
+            Err(e) => return self.refused(&e),
         };
         match step {
-            Step::Publish { subject, headers } => {
-                self.publish(subject, headers, Payload::new(payload, segment))
-                    .await;
-            }
             Step::Subscribe {
                 sid,
                 subject,
@@ -88,9 +77,22 @@ impl Link {
                 self.handle.send(&resp, payload);
             }
             Step::Pong => self.handle.send(&Op::Pong, Bytes::new()),
-            // Nothing to do, and the handshake's steps do not come here.
+            // The read loop takes publishes to `fanout` itself; nothing to
+            // do for the rest, and the handshake's steps do not come here.
             _ => {}
         }
+        true
+    }
+
+    /// Tells the client why its frame was refused; `false` when the
+    /// connection must close for it.
+    pub(super) fn refused(&self, e: &ProtocolError) -> bool {
+        if e.is_fatal() {
+            tracing::info!(code = %e.code(), cause = %e, "closing on a protocol violation");
+            self.handle.close_with(e.code(), &e.to_string());
+            return false;
+        }
+        self.handle.send_error(e.code(), e.to_string(), e.refers());
         true
     }
 }

@@ -1,13 +1,16 @@
 //! Reading a connection's frames: decode what is buffered, poll briefly
 //! for more after a request or a reply, then sleep until the socket is
-//! readable, the connection is killed, or the daemon stops.
+//! readable, the connection is killed, or the daemon stops. Each frame
+//! goes to `dispatch`, but a publish (checked in place by
+//! `busd_core::Session::on_publish`) straight to `fanout`.
 
 use std::time::Duration;
 
-use busd_proto::ErrorCode;
+use busd_proto::{ErrorCode, Frame, Op};
 use busd_transport::{BoxReader, FrameReader};
 
 use super::link::Link;
+use crate::payload::Payload;
 
 /// Frames a session handles before it lets the other tasks of its thread
 /// run. Decoding frames already read costs tokio's cooperative budget
@@ -67,17 +70,29 @@ impl Link {
                 since_yield = 0;
                 tokio::task::yield_now().await;
             }
-            match next {
-                Ok(frame) => {
-                    if !self.on_frame(frame).await {
-                        return;
+            let go_on = match next {
+                // The hot path: checked in place, straight to the fan-out.
+                Ok(Frame {
+                    op: Op::Pub { subject, headers },
+                    payload,
+                    segment,
+                }) => match self.protocol.on_publish(&subject) {
+                    Ok(()) => {
+                        let payload = Payload::new(payload, segment);
+                        self.publish(subject, headers, payload).await;
+                        true
                     }
-                }
+                    Err(e) => self.refused(&e),
+                },
+                Ok(frame) => self.on_frame(frame),
                 Err(e) => {
                     tracing::info!(cause = %e, "closing on a bad frame");
                     self.handle.close_with(e.code(), &e.to_string());
-                    return;
+                    false
                 }
+            };
+            if !go_on {
+                return;
             }
         }
     }
