@@ -46,6 +46,7 @@ pub use idle::{IdleSummary, idle};
 pub use report::{Summary, print_json, print_table};
 pub use runner::{Mode, Outcome, execute};
 pub use spec::{CommonArgs, Role, RoleResult, Window, WorkerSpec, Workload};
+pub use target::TransportArg;
 pub use worker::{WorkerCommand, worker_main};
 
 use busd_client::Overflow;
@@ -88,17 +89,6 @@ fn parse_threshold(text: &str) -> Result<usize, String> {
             .parse()
             .map_err(|e| format!("{text:?} is neither a byte count nor \"off\": {e}")),
     }
-}
-
-/// The transports of the bench's own daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TransportArg {
-    /// Loopback TCP.
-    Tcp,
-    /// Unix socket.
-    Unix,
-    /// Shared-memory rings, set up over the unix socket.
-    Shm,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

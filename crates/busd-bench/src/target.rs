@@ -6,7 +6,6 @@ use std::time::Duration;
 use busd_transport::Endpoint;
 use tempfile::TempDir;
 
-use crate::TransportArg;
 use busd_daemon::{Config, Daemon};
 
 use crate::error::BenchError;
@@ -103,4 +102,15 @@ impl Target {
             drop(dir);
         }
     }
+}
+
+/// The transports of the bench's own daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransportArg {
+    /// Loopback TCP.
+    Tcp,
+    /// Unix socket.
+    Unix,
+    /// Shared-memory rings, set up over the unix socket.
+    Shm,
 }

@@ -6,8 +6,9 @@ use std::ops::{Deref, DerefMut};
 use busd_proto::Headers;
 use busd_transport::SegmentBuffer;
 
+use crate::client::Client;
+use crate::error::{Error, ErrorKind};
 use crate::subject::{IntoSubject, literal};
-use crate::{Client, Error, ErrorKind};
 
 /// A payload built in place in a fresh memfd: get one from
 /// [`Client::payload_buffer`], write into it (it dereferences to

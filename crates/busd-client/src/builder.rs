@@ -8,16 +8,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use busd_proto::Pfn;
 use busd_transport::{ConnectOptions, Endpoint};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::client::Client;
 use crate::command::COMMAND_CAPACITY;
 use crate::connection::ConnectionTask;
+use crate::error::{Error, ErrorKind};
 use crate::handshake::{self, HelloOptions};
 use crate::identity::{Identity, IntoPfn};
 use crate::shared::Shared;
-use crate::{Client, Error, ErrorKind, Pfn};
 
 /// The request timeout when none is set.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);

@@ -10,13 +10,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use busd_proto::{Headers, Limits, Pfn, Subject, encode_pub_head};
 use tokio::sync::{mpsc, oneshot};
 
-#[cfg(doc)]
-use crate::ErrorKind;
 use crate::command::{self, Command, DELIVERY_CAPACITY, Registration};
+use crate::error::Error;
+#[cfg(doc)]
+use crate::error::ErrorKind;
 use crate::inbox;
 use crate::shared::Shared;
 use crate::subject::{IntoSubject, literal_cow};
-use crate::{Error, SubscribeOptions, Subscriber};
+use crate::subscriber::{SubscribeOptions, Subscriber};
 
 /// A connection to busd: publish, subscribe, request and serve.
 ///

@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicU64;
 use busd_proto::{Op, Overflow, Subject};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::Error;
+use crate::error::Error;
 use crate::inbound::{IncomingCall, Message};
 use crate::inbox;
 

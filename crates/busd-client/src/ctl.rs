@@ -9,9 +9,10 @@ use std::sync::atomic::Ordering;
 
 use busd_proto::{CtlCommand, Op, Status};
 
+use crate::client::Client;
+use crate::error::{Error, ErrorKind};
 use crate::inbound::Response;
 use crate::target::{Target, ctl_name};
-use crate::{Client, Error, ErrorKind};
 
 impl Client {
     /// Runs an administrative command and returns the daemon's answer, a

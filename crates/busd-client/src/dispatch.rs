@@ -11,8 +11,8 @@
 use busd_proto::{Frame, Op, Ref};
 use tokio_util::sync::CancellationToken;
 
-use crate::Error;
 use crate::command::Registration;
+use crate::error::Error;
 use crate::inbound::{IncomingCall, Message, Response};
 use crate::inbox::{self, TrySendError};
 use crate::shared::Shared;

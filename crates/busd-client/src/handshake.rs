@@ -12,8 +12,8 @@ use bytes::BytesMut;
 use serde_bytes::ByteBuf;
 use tokio::io::AsyncWriteExt;
 
+use crate::error::{Error, ErrorKind};
 use crate::identity::{Identity, Proof};
-use crate::{Error, ErrorKind};
 
 /// How long connecting plus the handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

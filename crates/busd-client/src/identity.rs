@@ -11,9 +11,9 @@ use std::path::PathBuf;
 
 use busd_proto::{AuthKind, Pfn};
 
-use crate::Error;
+use crate::error::Error;
 #[cfg(doc)]
-use crate::ErrorKind;
+use crate::error::ErrorKind;
 
 /// Something that names a package: `&str`, `String`, or a parsed [`Pfn`].
 ///
@@ -163,7 +163,7 @@ impl fmt::Debug for Token {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
+    use crate::error::ErrorKind;
 
     const PFN: &str = "Contoso.Weather_8wekyb3d8bbwe";
 

@@ -10,12 +10,13 @@ use std::time::Duration;
 use busd_proto::{Headers, Op};
 use tokio::sync::oneshot;
 
+use crate::client::Client;
 use crate::command;
+use crate::error::{Error, ErrorKind};
 use crate::inbound::Response;
 use crate::state::PendingRequest;
 use crate::subject::{IntoSubject, literal};
 use crate::target::Target;
-use crate::{Client, Error, ErrorKind};
 
 /// How much longer than the request's timeout the client waits on its own.
 const GUARD_MARGIN: Duration = Duration::from_secs(1);

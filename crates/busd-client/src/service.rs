@@ -10,12 +10,13 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::sync::mpsc;
 
+use crate::client::Client;
 use crate::command::{self, Command, DELIVERY_CAPACITY, Registration};
+use crate::error::{Error, ErrorKind};
 use crate::inbound::IncomingCall;
 use crate::inbox;
 use crate::shared::Shared;
 use crate::subject::{IntoSubject, literal};
-use crate::{Client, Error, ErrorKind};
 
 /// Options of a service registration, for [`Client::serve_with`].
 ///

@@ -21,8 +21,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::Error;
 use crate::dispatch::Dispatch;
+use crate::error::Error;
 use crate::error::Source;
 use crate::shared::Shared;
 

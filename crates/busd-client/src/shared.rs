@@ -17,7 +17,7 @@ use busd_proto::{Limits, Pfn, SegmentFd, Welcome};
 use bytes::BytesMut;
 use tokio::sync::Notify;
 
-use crate::Error;
+use crate::error::Error;
 use crate::lock::lock;
 use crate::state::State;
 

@@ -15,9 +15,9 @@ use bytes::BytesMut;
 use tokio::sync::oneshot;
 
 use crate::command::{Command, Registration};
+use crate::error::{Error, ErrorKind};
 use crate::inbound::{IncomingCall, Message, Response};
 use crate::target::Target;
-use crate::{Error, ErrorKind};
 
 /// A delivery that was waiting for room when its session ended. The state
 /// keeps it between sessions; [`dispatch`](crate::dispatch) parks and

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use busd_proto::Subject;
 
-use crate::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind};
 
 /// Something that names a subject: `&str`, `String`, or a parsed [`Subject`].
 ///

@@ -10,8 +10,8 @@ use busd_proto::{Overflow, Subject};
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::Error;
 use crate::command::{self, Command};
+use crate::error::Error;
 use crate::inbound::Message;
 use crate::inbox;
 

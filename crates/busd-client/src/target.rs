@@ -13,7 +13,7 @@ use std::fmt;
 
 use busd_proto::{CtlCommand, Status, Subject};
 
-use crate::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind};
 
 /// What a request id was sent to: names it in errors.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 use busd_policy::Identity;
 use busd_proto::Subject;
 
-use crate::Router;
+use crate::router::Router;
 
 /// One connection as `busd ctl clients` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use busd_policy::{Identity, Policy};
 use busd_proto::{Overflow, Subject};
 
-use crate::Stats;
 use crate::audit;
 use crate::route::Target;
+use crate::stats::Stats;
 
 /// One resolved subscription in a cached match.
 #[derive(Debug, Clone)]

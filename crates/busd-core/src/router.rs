@@ -12,12 +12,12 @@ use ahash::AHashMap;
 use busd_policy::{Identity, Policy};
 use busd_proto::{Overflow, Sender, Subject};
 
-use crate::Stats;
 use crate::calls::{Call, Calls, Unanswered};
 use crate::error::RouterError;
 use crate::ledger::{Ledger, Owner, RouterLimits};
 use crate::matched::{Entry, Group, Matched};
 use crate::route::{Route, RouteEpoch, Target};
+use crate::stats::Stats;
 use crate::trie::{SubKey, Trie};
 
 /// How many distinct subjects the match cache remembers before it starts over.

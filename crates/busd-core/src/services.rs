@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use busd_proto::{Status, Subject};
 
-use crate::Router;
 use crate::audit;
 use crate::calls::{Responder, Routed, Unanswered};
 use crate::error::RouterError;
+use crate::router::Router;
 
 impl<H: Clone> Router<H> {
     /// Registers `conn`'s `sid` as a responder of `service`; with

@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 use busd_proto::Pfn;
 use serde::Deserialize;
 
-use crate::{Identity, Proofs};
+use crate::identity::Identity;
+use crate::proofs::Proofs;
 
 /// May unpackaged clients talk to each other (`[daemon] unpackaged`)?
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

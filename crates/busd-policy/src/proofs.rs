@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::Token;
+use crate::token::Token;
 
 /// The proofs configured for one package; a client must pass one of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

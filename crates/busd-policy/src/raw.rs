@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::UnpackagedMode;
+use crate::policy::UnpackagedMode;
 
 /// One `[[package]]` table, keys exactly as documented:
 ///

@@ -13,8 +13,11 @@ use std::path::PathBuf;
 use busd_proto::Pfn;
 use toml::Spanned;
 
+use crate::diagnostic::{Diagnostic, PolicyError, SourceFile};
+use crate::policy::{PackageRules, Policy};
+use crate::proofs::Proofs;
 use crate::raw::{RawPackage, RawPolicy, RawPolicyFile};
-use crate::{Diagnostic, PackageRules, Policy, PolicyError, Proofs, SourceFile, Token};
+use crate::token::Token;
 
 /// A policy that passed validation, and what it is worth knowing about it.
 #[derive(Debug, Clone)]

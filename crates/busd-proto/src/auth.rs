@@ -10,7 +10,7 @@ use std::path::Path;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::Pfn;
+use crate::pfn::Pfn;
 
 /// Length of the MAC in `Auth{hmac}`.
 pub const AUTH_MAC_LEN: usize = 32;

@@ -5,9 +5,10 @@ use std::fmt;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
+use crate::codec_error::CodecError;
+use crate::frame::{Frame, SegmentFd};
 use crate::layout::{LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
 use crate::message_header::NameCache;
-use crate::{CodecError, Frame, SegmentFd};
 
 /// Frames a byte stream into [`Frame`]s and back.
 ///
@@ -209,7 +210,9 @@ mod tests {
     use bytes::{BufMut, Bytes};
 
     use super::*;
-    use crate::{ErrorCode, Op, Overflow, Subject};
+    use crate::error::ErrorCode;
+    use crate::op::{Op, Overflow};
+    use crate::subject::Subject;
 
     fn round_trip(frame: Frame) {
         let mut codec = FrameCodec::new(1 << 20);

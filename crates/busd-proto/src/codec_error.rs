@@ -1,7 +1,7 @@
 //! [`CodecError`]: why a frame could not be read or written, shared by the
 //! encoder (`frame`) and the decoder (`codec`).
 
-use crate::ErrorCode;
+use crate::error::ErrorCode;
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]

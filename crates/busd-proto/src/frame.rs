@@ -9,9 +9,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::ser::SerializeStructVariant;
 use serde::{Serialize, Serializer};
 
+use crate::codec_error::CodecError;
 use crate::layout::{LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
 use crate::message_header;
-use crate::{CodecError, Headers, Op, Sender, Subject};
+use crate::op::{Headers, Op, Sender};
+use crate::subject::Subject;
 
 /// One protocol frame: an operation and its raw payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -312,7 +314,7 @@ impl Serialize for MsgRef<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Pfn;
+    use crate::pfn::Pfn;
 
     #[test]
     fn pub_heads_from_a_borrowed_subject_are_serdes_bytes() {

@@ -12,7 +12,9 @@
 use bytes::{BufMut, BytesMut};
 use rmp::decode;
 
-use crate::{Op, Pfn, Sender, Subject};
+use crate::op::{Op, Sender};
+use crate::pfn::Pfn;
+use crate::subject::Subject;
 
 /// MessagePack `nil`.
 const NIL: u8 = 0xc0;
@@ -191,7 +193,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{Body, Headers, encode_head, encode_msg_head};
+    use crate::frame::{Body, encode_head, encode_msg_head};
+    use crate::op::Headers;
 
     fn header_of(op: &Op) -> Vec<u8> {
         let mut buf = bytes::BytesMut::new();

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::{ErrorCode, Pfn, Status, Subject};
+use crate::error::{ErrorCode, Status};
+use crate::pfn::Pfn;
+use crate::subject::Subject;
 
 /// Message headers: string keys to string values, ordered for stable output.
 pub type Headers = BTreeMap<String, String>;

@@ -6,7 +6,9 @@ mod wake;
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use crate::{Consumer, Events, Options, Producer, Ring};
+use crate::handles::{Consumer, Producer};
+use crate::shm::{Options, Ring};
+use crate::wake::Events;
 
 /// A producer and a consumer on two mappings of one ring memfd, as two
 /// processes would have them, plus a spare fd of the memfd for tests that

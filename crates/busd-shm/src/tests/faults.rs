@@ -4,12 +4,15 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
+use rustix::fs::SealFlags;
+
 use super::{pair, pair_with, poke};
+use crate::error::{PushError, RingError, ShmError};
 use crate::header::{HEADER_SIZE, offsets};
-use crate::{
-    EventFd, Options, PushError, RING_SEALS, Ring, RingError, SEGMENT_SEALS, SealFlags, Segment,
-    ShmError, create_memfd, seal,
-};
+use crate::memfd::{RING_SEALS, SEGMENT_SEALS, create_memfd, seal};
+use crate::segment::Segment;
+use crate::shm::{Options, Ring};
+use crate::wake::EventFd;
 
 fn assert_corrupt(result: Result<Option<usize>, RingError>, why: &str) {
     match result {

@@ -5,8 +5,9 @@ use std::collections::VecDeque;
 use proptest::prelude::*;
 
 use super::{message, pair, pair_with};
+use crate::error::{PushError, ShmError};
 use crate::header::{HEADER_SIZE, offsets};
-use crate::{Options, PushError, Ring, ShmError};
+use crate::shm::{Options, Ring};
 
 fn tail_of(fd: &std::os::fd::OwnedFd) -> u64 {
     let mut buf = [0u8; 8];
@@ -236,7 +237,7 @@ fn vectored_pushes_gather_cut_and_wrap() {
 
 #[test]
 fn pop_with_copies_into_the_callers_buffer_or_leaves_the_message() {
-    use crate::Pop;
+    use crate::ring::Pop;
     let (mut producer, mut consumer, _fd) = pair_with(64, Options::default(), Options::default());
     let mut buf = [0u8; 64];
     assert_eq!(

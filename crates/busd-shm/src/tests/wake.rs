@@ -4,7 +4,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{message, pair_with};
-use crate::{Options, PushError, Readiness};
+use crate::error::PushError;
+use crate::shm::Options;
+use crate::wake::Readiness;
 
 const LONG: Option<Duration> = Some(Duration::from_secs(30));
 
