@@ -129,7 +129,13 @@ impl fmt::Display for ErrorKind {
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct Error {
+pub struct Error(Box<Inner>);
+
+/// What an [`Error`] holds, boxed: every call of the SDK returns a
+/// `Result<_, Error>`, and a pointer-sized error keeps the `Ok` paths
+/// (a publish, above all) from carrying a large value around.
+#[derive(Debug, Clone)]
+struct Inner {
     kind: ErrorKind,
     message: String,
     /// What caused this, shared (not boxed) so that `Error` stays `Clone`:
@@ -145,11 +151,11 @@ pub(crate) type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
 impl Error {
     /// An error of `kind` with a message saying what happened.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             kind,
             message: message.into(),
             source: None,
-        }
+        }))
     }
 
     /// The same error, caused by `source` (which the message should already
@@ -167,7 +173,7 @@ impl Error {
 
     /// The same error, caused by `source`, a cause other errors share.
     pub(crate) fn with_shared_source(mut self, source: Source) -> Self {
-        self.source = Some(source);
+        self.0.source = Some(source);
         self
     }
 
@@ -214,25 +220,26 @@ impl Error {
 
     /// What went wrong, for branching.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The message, as `Display` prints it.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.0.message)
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         // The cause itself, not the `Arc` around it, so downcasts find it.
-        self.source
+        self.0
+            .source
             .as_deref()
             .map(|source| source as &(dyn std::error::Error + 'static))
     }
@@ -240,7 +247,7 @@ impl std::error::Error for Error {
 
 impl PartialEq for Error {
     fn eq(&self, other: &Self) -> bool {
-        self.kind == other.kind && self.message == other.message
+        self.0.kind == other.0.kind && self.0.message == other.0.message
     }
 }
 
