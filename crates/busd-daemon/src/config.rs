@@ -24,6 +24,12 @@ use self::raw::{KeyOffsets, RawDaemon, RawFile, RawLayers, RawLimits};
 
 /// The most worker threads `[daemon] threads` may ask for.
 const MAX_THREADS: usize = 1024;
+/// The longest `[daemon] shutdown_grace`: a stop must not hang a service
+/// manager for minutes.
+const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(300);
+/// The least `[limits] max_preauth_frame`: a `Hello` with a long package
+/// name and client name, or an `Auth`, must fit.
+const MIN_PREAUTH_FRAME: u32 = 1024;
 /// The longest `[daemon] busy_poll`: a reply that takes longer is not
 /// worth a core's time spent polling for it.
 const MAX_BUSY_POLL: Duration = Duration::from_millis(10);
@@ -55,6 +61,8 @@ pub struct Config {
     /// How long a connection that sent a request or a reply is polled
     /// without sleeping before the daemon waits for it (zero: never).
     pub busy_poll: Duration,
+    /// How long a stopping daemon may take to deliver what is queued.
+    pub shutdown_grace: Duration,
     /// Limits.
     pub limits: Limits,
 }
@@ -79,6 +87,14 @@ pub struct Limits {
     pub block_timeout: std::time::Duration,
     /// The largest ring (each way) an shm client may set up, in bytes.
     pub shm_ring_bytes: u64,
+    /// Requests one connection may have in flight.
+    pub max_pending_requests: usize,
+    /// Longest frame accepted before the handshake is over, in bytes.
+    pub max_preauth_frame: u32,
+    /// A frame that has started must be complete within this.
+    pub frame_timeout: std::time::Duration,
+    /// A peer whose socket takes no bytes for this long is cut off.
+    pub write_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -189,6 +205,7 @@ impl Config {
             admin_uids,
             threads,
             busy_poll,
+            shutdown_grace,
         } = v.daemon(layers.daemon)?;
         let config = Self {
             source: name.to_owned(),
@@ -200,6 +217,7 @@ impl Config {
             admin_uids,
             threads,
             busy_poll,
+            shutdown_grace,
             limits: v.limits(layers.limits)?,
         };
         Ok((config, checked.warnings))
@@ -268,6 +286,7 @@ struct DaemonKeys {
     admin_uids: Vec<u32>,
     threads: usize,
     busy_poll: Duration,
+    shutdown_grace: Duration,
 }
 
 /// Checks `[daemon]` and `[limits]`, naming the line of a bad key.
@@ -329,12 +348,18 @@ impl Validator<'_> {
             let max = humantime_serde::re::humantime::format_duration(MAX_BUSY_POLL);
             return Err(self.err("daemon.busy_poll", format!("must be at most {max}")));
         }
+        let shutdown_grace = self.required("daemon.shutdown_grace", d.shutdown_grace)?;
+        if shutdown_grace > MAX_SHUTDOWN_GRACE {
+            let max = humantime_serde::re::humantime::format_duration(MAX_SHUTDOWN_GRACE);
+            return Err(self.err("daemon.shutdown_grace", format!("must be at most {max}")));
+        }
         Ok(DaemonKeys {
             tcp,
             unix,
             admin_uids,
             threads,
             busy_poll,
+            shutdown_grace,
         })
     }
 
@@ -348,6 +373,11 @@ impl Validator<'_> {
             auth_timeout: self.required("limits.auth_timeout", l.auth_timeout)?,
             block_timeout: self.required("limits.block_timeout", l.block_timeout)?,
             shm_ring_bytes: self.required("limits.shm_ring_bytes", l.shm_ring_bytes)?,
+            max_pending_requests: self
+                .required("limits.max_pending_requests", l.max_pending_requests)?,
+            max_preauth_frame: self.required("limits.max_preauth_frame", l.max_preauth_frame)?,
+            frame_timeout: self.required("limits.frame_timeout", l.frame_timeout)?,
+            write_timeout: self.required("limits.write_timeout", l.write_timeout)?,
         };
         let l = limits;
         if l.max_frame < 1024 {
@@ -363,8 +393,21 @@ impl Validator<'_> {
         if l.auth_timeout.is_zero() {
             return Err(self.err("limits.auth_timeout", "must be more than zero"));
         }
-        if l.block_timeout.is_zero() {
-            return Err(self.err("limits.block_timeout", "must be more than zero"));
+        for (key, timeout) in [
+            ("limits.block_timeout", l.block_timeout),
+            ("limits.frame_timeout", l.frame_timeout),
+            ("limits.write_timeout", l.write_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(self.err(key, "must be more than zero"));
+            }
+        }
+        if l.max_pending_requests == 0 {
+            return Err(self.err("limits.max_pending_requests", "must be at least 1"));
+        }
+        if !(MIN_PREAUTH_FRAME..=l.max_frame).contains(&l.max_preauth_frame) {
+            let why = format!("must be from {MIN_PREAUTH_FRAME} bytes to max_frame");
+            return Err(self.err("limits.max_preauth_frame", why));
         }
         let rings = busd_transport::MIN_SHM_RING..=busd_transport::MAX_SHM_RING;
         if !l.shm_ring_bytes.is_power_of_two() || !rings.contains(&l.shm_ring_bytes) {

@@ -42,6 +42,8 @@ pub(super) struct RawDaemon {
     pub(super) threads: Option<usize>,
     #[serde(with = "humantime_serde")]
     pub(super) busy_poll: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub(super) shutdown_grace: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +59,12 @@ pub(super) struct RawLimits {
     #[serde(with = "humantime_serde")]
     pub(super) block_timeout: Option<Duration>,
     pub(super) shm_ring_bytes: Option<u64>,
+    pub(super) max_pending_requests: Option<usize>,
+    pub(super) max_preauth_frame: Option<u32>,
+    #[serde(with = "humantime_serde")]
+    pub(super) frame_timeout: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub(super) write_timeout: Option<Duration>,
 }
 
 /// Where each `[daemon]` and `[limits]` key is in the file, so an invalid

@@ -65,6 +65,45 @@ fn timeouts_and_ring_sizes_are_checked() {
 }
 
 #[test]
+fn hardening_limits_are_checked() {
+    let c = Config::parse("default", DEFAULT_CONFIG, &[]).unwrap();
+    assert_eq!(c.limits.max_pending_requests, 65536);
+    assert_eq!(c.limits.max_preauth_frame, 4096);
+    assert_eq!(c.limits.frame_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(c.limits.write_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(c.shutdown_grace, std::time::Duration::from_secs(5));
+    for (text, key) in [
+        (
+            "[limits]\nframe_timeout = \"0s\"\n",
+            "limits.frame_timeout: must be more than zero",
+        ),
+        (
+            "[limits]\nwrite_timeout = \"0s\"\n",
+            "limits.write_timeout: must be more than zero",
+        ),
+        (
+            "[limits]\nmax_pending_requests = 0\n",
+            "limits.max_pending_requests: must be at least 1",
+        ),
+        (
+            "[limits]\nmax_preauth_frame = 100\n",
+            "limits.max_preauth_frame: must be from 1024",
+        ),
+        (
+            "[limits]\nmax_frame = 2048\nmax_preauth_frame = 4096\n",
+            "limits.max_preauth_frame: must be from 1024",
+        ),
+        (
+            "[daemon]\nshutdown_grace = \"1h\"\n",
+            "daemon.shutdown_grace: must be at most",
+        ),
+    ] {
+        let e = Config::parse("h.toml", text, &[]).unwrap_err().to_string();
+        assert!(e.contains(key), "{text:?}: {e}");
+    }
+}
+
+#[test]
 fn a_partial_file_takes_the_rest_from_the_default() {
     let c = Config::parse("p.toml", "[limits]\nmax_frame = 4096\n", &[]).unwrap();
     assert_eq!(c.limits.max_frame, 4096);
