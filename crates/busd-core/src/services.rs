@@ -137,3 +137,72 @@ impl<H: Clone> Router<H> {
         self.calls.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use busd_policy::{Identity, Policy, UnpackagedMode};
+    use busd_proto::Subject;
+
+    use crate::ledger::RouterLimits;
+    use crate::router::Router;
+
+    #[test]
+    fn answered_requests_leave_nothing_behind_whatever_their_timeout() {
+        let policy = Arc::new(Policy::unpackaged_only(UnpackagedMode::SameUid));
+        let mut sut: Router<u64> = Router::new(policy, RouterLimits::default());
+        sut.connect(1, Identity::unpackaged(Some(1000)), 1).unwrap();
+        sut.connect(2, Identity::unpackaged(Some(1000)), 2).unwrap();
+        let service = Subject::from_static("svc");
+        sut.serve(2, 1, service.clone(), None).unwrap();
+        let start = Instant::now();
+        for rid in 0..200_000 {
+            let due = start + Duration::from_secs(3600);
+            let routed = sut.request(1, rid, &service, due).unwrap();
+            let back = sut.respond(2, routed.call_id).expect("answered");
+            assert_eq!(back.rid, rid);
+        }
+        assert_eq!(sut.pending_requests(), 0);
+        assert_eq!(
+            sut.calls.deadline_count(),
+            0,
+            "no deadline outlives its call"
+        );
+        assert!(
+            sut.conns
+                .values()
+                .all(|c| c.asking.is_empty() && c.serving.is_empty())
+        );
+        assert_eq!(
+            sut.next_deadline(),
+            None,
+            "nothing for the timer to wake for"
+        );
+        assert!(sut.expire(start + Duration::from_secs(7200)).is_empty());
+        assert_eq!(sut.stats().timeouts, 0);
+    }
+
+    #[test]
+    fn calls_dropped_with_either_connection_leave_no_deadline() {
+        let policy = Arc::new(Policy::unpackaged_only(UnpackagedMode::SameUid));
+        let mut sut: Router<u64> = Router::new(policy, RouterLimits::default());
+        let service = Subject::from_static("svc");
+        let due = Instant::now() + Duration::from_secs(3600);
+        for gone in [1, 2] {
+            sut.connect(1, Identity::unpackaged(Some(1000)), 1).unwrap();
+            sut.connect(2, Identity::unpackaged(Some(1000)), 2).unwrap();
+            sut.serve(2, 1, service.clone(), None).unwrap();
+            for rid in 0..10 {
+                sut.request(1, rid, &service, due).unwrap();
+            }
+            assert_eq!(sut.calls.deadline_count(), 10);
+            sut.disconnect(gone);
+            assert_eq!(sut.pending_requests(), 0, "conn {gone} gone");
+            assert_eq!(sut.calls.deadline_count(), 0, "conn {gone} gone");
+            assert_eq!(sut.next_deadline(), None);
+            sut.disconnect(3 - gone);
+        }
+    }
+}
