@@ -41,7 +41,7 @@ mod stats;
 mod trie;
 
 pub use calls::{Routed, Unanswered};
-pub use error::{ProtocolError, RouterError};
+pub use error::{ProtocolError, RequestError, RouterError};
 pub use introspect::{ClientInfo, Registration};
 pub use ledger::RouterLimits;
 pub use proof::{NONCE_LEN, Peer};

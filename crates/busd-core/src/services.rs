@@ -5,11 +5,12 @@
 
 use std::time::Instant;
 
-use busd_proto::{Status, Subject};
+use busd_policy::Identity;
+use busd_proto::Subject;
 
 use crate::audit;
 use crate::calls::{Responder, Routed, Unanswered};
-use crate::error::RouterError;
+use crate::error::{RequestError, RouterError};
 use crate::router::Router;
 
 impl<H: Clone> Router<H> {
@@ -46,21 +47,28 @@ impl<H: Clone> Router<H> {
     /// `service`, to be answered by `deadline`.
     ///
     /// # Errors
-    /// The status to answer at once: `NoResponders` when nobody serves
-    /// `service`, `NotAuthorized` when nobody the rules allow does.
+    /// What to answer at once (counted): `NoResponders` when nobody serves
+    /// `service`, `NotAuthorized` when nobody the rules allow does, and
+    /// `TooManyRequests` when `from` has `max_pending_requests` in flight.
     pub fn request(
         &mut self,
         from: u64,
         rid: u64,
         service: &Subject,
         deadline: Instant,
-    ) -> Result<Routed<H>, Status> {
+    ) -> Result<Routed<H>, RequestError> {
         let Some(asker) = self.conns.get(&from) else {
-            return Err(Status::NotAuthorized);
+            return Err(RequestError::NotAuthorized);
         };
+        let held = asker.asking.len();
+        if held >= self.ledger.limits().max_pending_requests {
+            self.stats.requests_over_limit += 1;
+            let identity = Identity::clone(&asker.identity);
+            return Err(RequestError::TooManyRequests { identity, held });
+        }
         let Some(svc) = self.calls.service_mut(service) else {
             self.stats.no_responders += 1;
-            return Err(Status::NoResponders);
+            return Err(RequestError::NoResponders);
         };
         let n = svc.responders.len();
         let (conns, policy) = (&self.conns, &self.policy);
@@ -80,7 +88,7 @@ impl<H: Clone> Router<H> {
             if let Some(r) = svc.responders.first().and_then(|r| conns.get(&r.conn)) {
                 audit::denied(&asker.identity, &r.identity, service);
             }
-            return Err(Status::NotAuthorized);
+            return Err(RequestError::NotAuthorized);
         };
         svc.next = i + 1;
         let (responder, sid) = (svc.responders[i].conn, svc.responders[i].sid);
@@ -91,7 +99,7 @@ impl<H: Clone> Router<H> {
         }
         // `pick` found this responder among the connections just above.
         let Some(r) = self.conns.get_mut(&responder) else {
-            return Err(Status::NoResponders);
+            return Err(RequestError::NoResponders);
         };
         r.serving.insert(call_id);
         self.stats.requests += 1;

@@ -69,6 +69,7 @@ impl Daemon {
         let limits = RouterLimits {
             max_connections: config.limits.max_connections,
             max_subscriptions: config.limits.max_subscriptions,
+            max_pending_requests: config.limits.max_pending_requests,
         };
         let shared = Arc::new(Shared {
             router: Mutex::new(Router::new(policy, limits)),
