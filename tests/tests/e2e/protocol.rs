@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use busd_e2e::access::within;
 use busd_e2e::{RawClient, TestDaemon, Transport};
 use busd_proto::{AuthKind, ErrorCode, Frame, Hello, Op, Overflow, Subject};
 
@@ -67,6 +68,51 @@ async fn malformed_header_is_a_protocol_violation() {
         );
         let (mut ok, _) = RawClient::connect_hello(&d.url(t)).await;
         ping(&mut ok).await;
+    }
+}
+
+#[tokio::test]
+async fn a_ping_with_trailing_bytes_in_its_header_is_a_protocol_violation() {
+    let d = TestDaemon::start().await;
+    for t in Transport::ALL {
+        // The same frame without the garbage is answered.
+        let (mut bad, _) = RawClient::connect_hello(&d.url(t)).await;
+        bad.send_with_trailing(Op::Ping, &[]).await;
+        let pong = within("the Pong", bad.recv()).await.map(|f| f.op);
+        assert_eq!(pong, Some(Op::Pong), "{t:?}");
+        // A whole MessagePack value after the op, hidden in the header.
+        bad.send_with_trailing(Op::Ping, &[0xa4, b'j', b'u', b'n', b'k'])
+            .await;
+        let frames = within("the close", bad.recv_until_closed()).await;
+        assert_eq!(
+            error_code(&frames),
+            Some(ErrorCode::ProtocolViolation),
+            "{t:?}: {frames:?}"
+        );
+        assert!(!frames.iter().any(|f| f.op == Op::Pong), "{t:?}: acted on");
+
+        // Before the handshake too: a Hello with bytes after it.
+        let mut bad = RawClient::connect(&d.url(t)).await;
+        let hello = Op::Hello(Hello {
+            version: busd_proto::PROTOCOL_VERSION,
+            pfn: None,
+            name: "trailing".into(),
+            auth: AuthKind::None,
+        });
+        bad.send_with_trailing(hello, &[0xc0]).await;
+        let frames = within("the refusal", bad.recv_until_closed()).await;
+        assert_eq!(
+            error_code(&frames),
+            Some(ErrorCode::ProtocolViolation),
+            "{t:?}: {frames:?}"
+        );
+        assert!(
+            !frames.iter().any(|f| matches!(f.op, Op::Welcome(_))),
+            "{t:?}: welcomed"
+        );
+
+        let (mut ok, _) = RawClient::connect_hello(&d.url(t)).await;
+        within("a ping", ping(&mut ok)).await;
     }
 }
 
