@@ -7,7 +7,7 @@
 //! rules themselves live in `busd-core`, sans-IO; this crate moves bytes,
 //! keeps time and owns the sockets.
 //!
-//! Modules, from the bottom up: [`config`] and `sync`; `payload` and
+//! Modules, from the bottom up: [`config`], `sync` and `audit`; `payload` and
 //! `outbox` (one connection's bounded queue and its writer); `shared` (what
 //! every task shares); `reload`, `handshake` and `admin`; `session` (one
 //! client connection); `daemon` (listeners, the request timer, shutdown).
@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod audit;
 pub mod config;
 mod daemon;
 mod handshake;

@@ -10,6 +10,7 @@ use busd_proto::{ErrorCode, Frame, Op};
 use busd_transport::{BoxReader, FrameReader};
 
 use super::link::Link;
+use crate::audit;
 use crate::payload::Payload;
 
 /// Frames a session handles before it lets the other tasks of its thread
@@ -86,6 +87,9 @@ impl Link {
                 },
                 Ok(frame) => self.on_frame(frame),
                 Err(e) => {
+                    if e.code() == ErrorCode::FrameTooLarge {
+                        audit::limit_reached(self.who(), "limits.max_frame", &e);
+                    }
                     tracing::info!(cause = %e, "closing on a bad frame");
                     self.handle.close_with(e.code(), &e.to_string());
                     false

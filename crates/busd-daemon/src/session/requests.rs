@@ -7,6 +7,7 @@ use busd_proto::{ErrorCode, Headers, Op, Ref, Status, Subject};
 use bytes::Bytes;
 
 use super::link::Link;
+use crate::audit;
 use crate::payload::Payload;
 use crate::sync::lock;
 
@@ -51,6 +52,7 @@ impl Link {
                     self.handle.send(&resp, Bytes::new());
                 }
                 None => {
+                    audit::limit_reached(self.who(), "limits.max_pending_requests", &e);
                     (self.handle).send_error(e.code(), e.to_string(), Some(Ref::Rid(rid)));
                 }
             },
