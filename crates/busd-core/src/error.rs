@@ -122,12 +122,16 @@ pub enum ProtocolError {
     /// A proof offered for no claim.
     #[error("auth {0:?} without a package name")]
     AuthWithoutPackage(AuthKind),
-    /// A package claim whose proof failed.
-    #[error("cannot prove package {pfn}: {reason}")]
+    /// A package claim whose proof failed. Its message is the same
+    /// whatever the reason: an unknown package, a package without the
+    /// proof offered and a proof that does not match all read alike, so
+    /// that a local client cannot learn which package names are
+    /// configured. The reason is for the audit log.
+    #[error("cannot prove package {pfn}")]
     AuthFailed {
         /// The package claimed.
         pfn: Pfn,
-        /// Why the proof failed.
+        /// Why the proof failed (never told to the client).
         reason: &'static str,
     },
     /// A publish to a subject with wildcards.

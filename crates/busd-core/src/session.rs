@@ -294,13 +294,13 @@ impl Session {
                 Ok(()) => Ok(self.proven(pfn, peer, AuthKind::Peer)),
                 Err(reason) => Err(refused(pfn, Some(peer), reason)),
             },
-            AuthKind::Token => match proof::token_configured(policy, &pfn) {
-                Ok(()) => {
-                    self.phase = Phase::Challenging(pfn);
-                    Ok(Step::Challenge)
-                }
-                Err(reason) => Err(refused(pfn, Some(peer), reason)),
-            },
+            // Challenged whether or not the package exists or has a token:
+            // refused at once, an unknown name would be told apart from a
+            // wrong secret (the proof fails at `Auth`, as a wrong one does).
+            AuthKind::Token => {
+                self.phase = Phase::Challenging(pfn);
+                Ok(Step::Challenge)
+            }
             _ => Err(refused(
                 pfn,
                 Some(peer),

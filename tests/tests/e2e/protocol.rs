@@ -147,18 +147,29 @@ async fn wrong_protocol_version_and_unproven_package_are_refused() {
         error_code(&c.recv_until_closed().await),
         Some(ErrorCode::ProtocolViolation)
     );
-    let mut c = RawClient::connect(&d.url(Transport::Unix)).await;
-    c.send(Op::Hello(Hello {
-        version: busd_proto::PROTOCOL_VERSION,
-        pfn: Some(busd_proto::Pfn::parse("Contoso.Weather_8wekyb3d8bbwe").unwrap()),
-        name: "claims".into(),
-        auth: AuthKind::Token,
-    }))
+    // A token claim of a package the default config does not have is
+    // challenged like any other (refusing it at once would tell which
+    // names exist), and its answer refused.
+    let (mut c, _, _, answer) = within(
+        "a token claim of an unknown package",
+        RawClient::connect_token(
+            &d.url(Transport::Unix),
+            "Contoso.Weather_8wekyb3d8bbwe",
+            |_| vec![0; busd_proto::AUTH_MAC_LEN],
+        ),
+    )
     .await;
-    assert_eq!(
-        error_code(&c.recv_until_closed().await),
-        Some(ErrorCode::AuthFailed)
+    assert!(
+        matches!(
+            answer,
+            Some(Op::Error {
+                code: ErrorCode::AuthFailed,
+                ..
+            })
+        ),
+        "{answer:?}"
     );
+    assert_eq!(within("the close", c.recv_until_closed()).await, []);
 }
 
 #[tokio::test(start_paused = true)]
