@@ -4,11 +4,18 @@
 //! current-thread runtime, on the test's own thread: a subscriber set as
 //! that thread's default sees every record its sessions write, and the
 //! tests running beside it on other threads see none of them.
+//!
+//! tracing caches, per callsite, whether any subscriber wants it, and while
+//! only one subscriber is registered it asks the current thread's alone: a
+//! record first written on another test's thread, where nobody listens,
+//! would be cached as unwanted and never reach the capture. So the first
+//! capture also registers a global subscriber that takes nothing, and
+//! tracing then asks every registered subscriber.
 
 use std::io;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, Once, PoisonError};
 
-use tracing::subscriber::DefaultGuard;
+use tracing::subscriber::{DefaultGuard, NoSubscriber};
 use tracing_subscriber::fmt::MakeWriter;
 
 /// The audit records written on this thread while it lives.
@@ -20,6 +27,11 @@ pub struct AuditLog {
 impl AuditLog {
     /// Starts capturing this thread's `busd::audit` records.
     pub fn capture() -> Self {
+        static NOBODY: Once = Once::new();
+        NOBODY.call_once(|| {
+            // Fails only if a global subscriber exists, which does as well.
+            let _ = tracing::subscriber::set_global_default(NoSubscriber::default());
+        });
         let text = Arc::new(Mutex::new(Vec::new()));
         let subscriber = tracing_subscriber::fmt()
             .with_env_filter("busd::audit=info")
