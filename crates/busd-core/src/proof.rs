@@ -7,6 +7,8 @@ use std::path::Path;
 use busd_policy::Policy;
 use busd_proto::{Pfn, auth_mac};
 
+use crate::error::ProtocolError;
+
 /// What the transport proved about the peer (never what it claims).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Peer<'a> {
@@ -58,6 +60,17 @@ pub(crate) fn by_token(
             })
         }
     }
+}
+
+/// A claim refused, written to the audit log with its reason; the client
+/// is told only that `pfn` could not be proven, whatever the reason.
+pub(crate) fn refused(pfn: Pfn, peer: Option<&Peer<'_>>, reason: &'static str) -> ProtocolError {
+    let peer = peer.copied().unwrap_or_default();
+    tracing::warn!(
+        target: "busd::audit", %pfn, uid = ?peer.uid, pid = ?peer.pid, exe = ?peer.exe,
+        reason, "authentication failed"
+    );
+    ProtocolError::AuthFailed { pfn, reason }
 }
 
 /// What a claim with no token to check is checked against.

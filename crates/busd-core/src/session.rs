@@ -22,7 +22,7 @@ use busd_proto::{
 };
 
 use crate::error::ProtocolError;
-use crate::proof::{self, NONCE_LEN, Peer};
+use crate::proof::{self, NONCE_LEN, Peer, refused};
 
 /// The longest timeout a request may ask for; longer ones are cut to it.
 pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -426,14 +426,4 @@ fn request(
         deadline: now() + timeout,
         headers,
     })
-}
-
-/// A failed proof, written to the audit log.
-fn refused(pfn: Pfn, peer: Option<&Peer<'_>>, reason: &'static str) -> ProtocolError {
-    let peer = peer.copied().unwrap_or_default();
-    tracing::warn!(
-        target: "busd::audit", %pfn, uid = ?peer.uid, pid = ?peer.pid, exe = ?peer.exe,
-        reason, "authentication failed"
-    );
-    ProtocolError::AuthFailed { pfn, reason }
 }
