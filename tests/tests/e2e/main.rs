@@ -15,6 +15,7 @@ mod cli;
 mod cli_config;
 mod overflow;
 mod process;
+mod proof_guessing;
 mod protocol;
 mod pubsub;
 mod reconnect;
