@@ -176,9 +176,10 @@ impl TestDaemon {
     }
 
     /// Shuts the daemon down and waits for it.
-    pub async fn stop(&mut self) {
-        if let Some(d) = self.daemon.take() {
-            d.shutdown().await;
+    pub async fn stop(&mut self) -> Option<busd_daemon::Stopped> {
+        match self.daemon.take() {
+            Some(d) => Some(d.shutdown().await),
+            None => None,
         }
     }
 

@@ -92,21 +92,27 @@ async fn run(config: Config, threads: usize) -> ExitCode {
     let reloader = daemon.reloader();
     tokio::spawn(async move {
         loop {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            let stop = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading the configuration");
                     // Errors are logged by the reload itself; the old rules stay.
                     let _ = reloader.reload();
                     continue;
                 }
+            };
+            if shutdown.is_cancelled() {
+                // Whoever asks twice does not want to wait for the grace.
+                tracing::warn!("{stop} again: exiting now, without delivering what is queued");
+                std::process::exit(0);
             }
+            tracing::info!("{stop}: shutting down, delivering what is queued");
             shutdown.cancel();
-            return;
         }
     });
-    daemon.wait().await;
+    // What could not be delivered in the grace is logged by the daemon.
+    let _stopped = daemon.wait().await;
     ExitCode::SUCCESS
 }
 

@@ -1,6 +1,6 @@
 //! The daemon: listeners, the shared router, the request timer, shutdown.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +25,15 @@ pub struct Daemon {
     shared: Arc<Shared>,
     tcp: Option<Endpoint>,
     unix: Option<Endpoint>,
+}
+
+/// How a stop went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stopped {
+    /// Queued messages that their connections did not take within the
+    /// shutdown grace, discarded.
+    pub undelivered: u64,
 }
 
 /// Why the daemon could not start.
@@ -76,6 +85,7 @@ impl Daemon {
             admin_uids: Mutex::new(config.admin_uids.clone()),
             config,
             next_id: AtomicU64::new(1),
+            undelivered: AtomicU64::new(0),
             shutdown,
             tracker: TaskTracker::new(),
         });
@@ -128,20 +138,33 @@ impl Daemon {
         lock(&self.shared.router).connection_count()
     }
 
-    /// Stops accepting, tells every client `ShuttingDown`, flushes and
-    /// waits until every connection is closed.
-    pub async fn shutdown(self) {
+    /// Stops accepting, tells every client `ShuttingDown` after what is
+    /// queued for it, and waits until every connection is closed (see
+    /// [`Daemon::wait`]).
+    pub async fn shutdown(self) -> Stopped {
         self.shared.shutdown.cancel();
-        self.wait().await;
+        self.wait().await
     }
 
     /// Waits until the daemon has been stopped through its token and every
-    /// task has ended.
-    pub async fn wait(self) {
+    /// task has ended: each connection gets `[daemon] shutdown_grace` to
+    /// take what is queued for it; what it did not is counted and logged.
+    pub async fn wait(self) -> Stopped {
         self.shared.shutdown.cancelled().await;
         self.shared.tracker.close();
         self.shared.tracker.wait().await;
-        tracing::info!("stopped");
+        let undelivered = self.shared.undelivered.load(Ordering::Relaxed);
+        if undelivered > 0 {
+            let grace = self.shared.config.shutdown_grace;
+            let grace = humantime_serde::re::humantime::format_duration(grace);
+            tracing::warn!(
+                undelivered,
+                "stopped: {undelivered} queued messages could not be delivered within {grace}"
+            );
+        } else {
+            tracing::info!("stopped");
+        }
+        Stopped { undelivered }
     }
 }
 

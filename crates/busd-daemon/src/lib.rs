@@ -28,19 +28,19 @@ mod shared;
 mod sync;
 
 pub use config::{Config, ConfigError, DEFAULT_CONFIG, Limits};
-pub use daemon::{Daemon, Reloader, StartError};
+pub use daemon::{Daemon, Reloader, StartError, Stopped};
 pub use nofile::{Raised, raise_nofile_limit};
 pub use reload::{ReloadError, ReloadReport};
 
 use tokio_util::sync::CancellationToken;
 
 /// Runs the daemon with `config` until `shutdown` is cancelled, then drains
-/// every connection and returns.
+/// every connection (within `[daemon] shutdown_grace`) and returns how
+/// that went.
 ///
 /// # Errors
 /// [`StartError`] when a listener cannot be opened.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Stopped, StartError> {
     let daemon = Daemon::start_with(config, shutdown).await?;
-    daemon.wait().await;
-    Ok(())
+    Ok(daemon.wait().await)
 }

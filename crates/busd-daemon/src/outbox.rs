@@ -42,14 +42,18 @@ pub(crate) struct ConnHandle {
     /// Signalled by the writer after it takes frames: room for publishers
     /// waiting on a `block` subscription.
     room: Notify,
-    /// Cancelled when the connection must close now (slow consumer,
-    /// protocol error): the writer sends `fatal` and closes.
+    /// Cancelled when the connection must close now (a slow consumer, the
+    /// rules changed): the writer discards what is queued, sends `fatal`
+    /// and closes.
     kill: CancellationToken,
     /// `kill` as a plain flag, for the per-message checks (the token's own
     /// check takes a lock).
     killed: AtomicBool,
-    /// The session has ended: the writer flushes what is queued and stops.
+    /// The session has ended: the writer flushes what is queued, then
+    /// `fatal` if set, and stops.
     finishing: AtomicBool,
+    /// The last frame the connection gets (an `Error`), after whatever
+    /// was queued (a graceful close) or instead of it (a kill).
     fatal: Mutex<Option<Frame>>,
     /// Messages lost because the connection was killed with them queued.
     pub(crate) discarded: AtomicU64,
@@ -85,7 +89,7 @@ impl ConnHandle {
                     conn = self.id,
                     "slow consumer: outbound queue full, disconnecting"
                 );
-                self.close_with(
+                self.cut_off(
                     ErrorCode::SlowConsumer,
                     "outbound queue full: the client reads too slowly",
                 );
@@ -201,8 +205,29 @@ impl ConnHandle {
         );
     }
 
-    /// Closes the connection: `code` is sent, anything still queued is discarded.
-    pub(crate) fn close_with(&self, code: ErrorCode, message: &str) {
+    /// Closes the connection now: anything still queued is discarded
+    /// (counted), `code` is sent, the socket closed. For a peer that cannot
+    /// or may not receive more: a slow consumer, a package the rules no
+    /// longer have.
+    pub(crate) fn cut_off(&self, code: ErrorCode, message: &str) {
+        self.last_words(code, message);
+        self.kill();
+    }
+
+    /// Closes the connection gracefully: what is already queued is sent
+    /// first, then `code`, then the socket is closed. The session stops
+    /// reading and, after it has left the router, gives the writer a
+    /// deadline (see `session::close`). For a protocol violation and for
+    /// the daemon's shutdown, so that replies owed (the `Pong` to a `Ping`
+    /// sent just before) still arrive.
+    pub(crate) fn close_after(&self, code: ErrorCode, message: &str) {
+        self.last_words(code, message);
+        self.finish();
+    }
+
+    /// Sets the connection's last frame, unless one is set already (the
+    /// first reason to close wins).
+    fn last_words(&self, code: ErrorCode, message: &str) {
         let mut fatal = lock(&self.fatal);
         if fatal.is_none() {
             *fatal = Some(Frame::new(Op::Error {
@@ -211,8 +236,20 @@ impl ConnHandle {
                 refers: None,
             }));
         }
-        drop(fatal);
-        self.kill();
+    }
+
+    /// Discards what is still queued (the writer was stopped before it
+    /// could send it); how many messages that was.
+    pub(crate) fn discard_queued(&self) -> u64 {
+        let mut gone = Vec::new();
+        let n = {
+            let mut q = lock(&self.outbox);
+            let n = q.len() as u64;
+            q.drain_into(&mut gone, usize::MAX);
+            n
+        };
+        self.discarded.fetch_add(n, Ordering::Relaxed);
+        n
     }
 
     /// Marks the connection killed and tells everyone waiting on it.
@@ -298,12 +335,13 @@ impl ConnHandle {
         if self.killed.load(Ordering::Acquire) {
             let n = lock(&self.outbox).len() as u64;
             self.discarded.fetch_add(n, Ordering::Relaxed);
-            let fatal = lock(&self.fatal).take();
-            if let Some(frame) = fatal {
-                let mut out = BytesMut::new();
-                if frame.encode(&mut out).is_ok() {
-                    let _ = writer.write_all(&out).await;
-                }
+        }
+        // After the queue (a graceful close) or instead of it (a kill).
+        let fatal = lock(&self.fatal).take();
+        if let Some(frame) = fatal {
+            let mut out = BytesMut::new();
+            if frame.encode(&mut out).is_ok() {
+                let _ = writer.write_all(&out).await;
             }
         }
         let _ = writer.shutdown().await;

@@ -133,7 +133,8 @@ async fn open(
 
 /// Forgets the connection: requests it was serving fail with
 /// `ResponderGone` at once, and what is queued for it is flushed within
-/// [`FLUSH_GRACE`].
+/// [`FLUSH_GRACE`] (the shutdown grace when the daemon is stopping);
+/// what is not is discarded and counted.
 async fn close(shared: &Shared, id: u64, mut link: Link, writer_task: JoinHandle<()>) {
     link.route.settle(&link.epoch);
     let gone = lock(&shared.router).disconnect(id);
@@ -147,16 +148,22 @@ async fn close(shared: &Shared, id: u64, mut link: Link, writer_task: JoinHandle
     }
     let handle = link.handle;
     handle.finish();
+    let grace = if shared.shutdown.is_cancelled() {
+        shared.config.shutdown_grace
+    } else {
+        FLUSH_GRACE
+    };
     let abort = writer_task.abort_handle();
-    if tokio::time::timeout(FLUSH_GRACE, writer_task)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, writer_task).await.is_err() {
         tracing::debug!("peer does not read: closing without flushing");
         abort.abort();
+        handle.discard_queued();
     }
     let lost = handle.discarded.load(Ordering::Relaxed);
     if lost > 0 {
+        if shared.shutdown.is_cancelled() {
+            shared.undelivered.fetch_add(lost, Ordering::Relaxed);
+        }
         tracing::warn!(lost, "queued messages discarded with the connection");
     }
     tracing::debug!("closed");

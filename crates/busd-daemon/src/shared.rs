@@ -26,6 +26,9 @@ pub(crate) struct Shared {
     /// Uids allowed to run ctl commands (replaced by a reload).
     pub(crate) admin_uids: Mutex<Vec<u32>>,
     pub(crate) next_id: AtomicU64,
+    /// Messages discarded while the daemon stopped: their connection did
+    /// not take them within the shutdown grace.
+    pub(crate) undelivered: AtomicU64,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
 }

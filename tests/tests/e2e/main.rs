@@ -20,3 +20,4 @@ mod reconnect;
 mod reqrep;
 mod shm_rings;
 mod shm_segments;
+mod shutdown;

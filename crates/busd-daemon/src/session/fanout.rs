@@ -142,7 +142,7 @@ impl Link {
     /// cut off and both sides are told.
     fn cut_off(&self, t: &Target<Arc<ConnHandle>>, block_timeout: Duration) {
         let waited = humantime_serde::re::humantime::format_duration(block_timeout);
-        t.handle.close_with(
+        t.handle.cut_off(
             ErrorCode::SlowConsumer,
             &format!(
                 "blocking subscription {} made no room within {waited}",

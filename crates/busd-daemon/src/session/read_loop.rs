@@ -53,7 +53,8 @@ impl Link {
                             filled = frames.fill() => filled,
                             () = &mut killed => return,
                             () = &mut shutdown => {
-                                self.handle.close_with(ErrorCode::ShuttingDown, "the daemon is shutting down");
+                                // What is queued is still delivered, within the grace.
+                                self.handle.close_after(ErrorCode::ShuttingDown, "the daemon is shutting down");
                                 return;
                             }
                         },
@@ -87,7 +88,8 @@ impl Link {
                 Ok(frame) => self.on_frame(frame),
                 Err(e) => {
                     tracing::info!(cause = %e, "closing on a bad frame");
-                    self.handle.close_with(e.code(), &e.to_string());
+                    // Stop reading; what is owed to the peer goes first.
+                    self.handle.close_after(e.code(), &e.to_string());
                     false
                 }
             };
