@@ -9,8 +9,10 @@
 //!
 //! Modules, from the bottom up: [`config`] and `sync`; `payload` and
 //! `outbox` (one connection's bounded queue and its writer); `shared` (what
-//! every task shares); `reload`, `handshake` and `admin`; `session` (one
-//! client connection); `daemon` (listeners, the request timer, shutdown).
+//! every task shares); `writer` (the task that drains a connection's
+//! queue into its socket); `reload`, `handshake` and `admin`; `session`
+//! (one client connection); `daemon` (listeners, the request timer,
+//! shutdown).
 //! Each imports only from modules below it.
 
 #![forbid(unsafe_code)]
@@ -26,6 +28,7 @@ mod reload;
 mod session;
 mod shared;
 mod sync;
+mod writer;
 
 pub use config::{Config, ConfigError, DEFAULT_CONFIG, Limits};
 pub use daemon::{Daemon, Reloader, StartError, Stopped};

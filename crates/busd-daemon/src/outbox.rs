@@ -1,21 +1,15 @@
-//! One connection's outbound side: the bounded queue, and the writer task
-//! that owns the socket's write half.
+//! One connection's outbound side: the bounded queue and how the daemon
+//! closes it; the writer task that drains it is in `writer`.
 //!
 //! Publishers push encoded frames into a receiver's [`ConnHandle`] and go
-//! on; they never wait for a socket. The writer drains the queue in batches
-//! and sends each batch with one vectored write, small frames coalesced
-//! and large payloads passed as their own slices (never copied).
+//! on; they never wait for a socket.
 
-use std::io::IoSlice;
-use std::os::fd::AsFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use busd_core::{OutFrame, Outbox, Outgoing, Pushed};
-use busd_proto::{Body, ErrorCode, Frame, Op, encode_head, encode_head_with};
-use busd_transport::FdSender;
+use busd_proto::{Body, ErrorCode, Frame, Op, encode_head_with};
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +20,7 @@ use crate::sync::lock;
 /// being copied into the coalescing buffer (or into a queue's run).
 pub(crate) const COPY_BELOW: usize = 4096;
 /// Frames taken from the queue per write.
-const BATCH: usize = 1024;
+pub(crate) const BATCH: usize = 1024;
 
 /// The daemon's handle to a connection, shared by the router and sessions.
 #[derive(Debug)]
@@ -271,178 +265,53 @@ impl ConnHandle {
         &self.kill
     }
 
-    /// Sends queued frames until [`finish`](Self::finish) (normal end:
-    /// flush what is queued) or a kill (send the fatal error only). Returns
-    /// when the socket is done. Every reason to wake up comes through one
-    /// `Notify`, so an idle writer waits on nothing else.
-    pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
-        &self,
-        mut writer: W,
-        fds: Option<FdSender>,
-    ) {
-        // Grown on first use: an idle connection holds no buffers.
-        let mut batch = Vec::new();
-        let mut chunks = Vec::new();
-        let mut buf = BytesMut::new();
-        loop {
-            if self.killed.load(Ordering::Acquire) {
-                break;
-            }
-            // Read before draining: a finish that comes after this still
-            // finds the writer going round once more (its wake-up is stored).
-            let finishing = self.finishing.load(Ordering::Acquire);
-            let dropped = {
-                let mut q = lock(&self.outbox);
-                q.drain_into(&mut batch, BATCH);
-                q.take_dropped()
-            };
-            if !batch.is_empty() {
-                self.room.notify_waiters();
-            }
-            if batch.is_empty() && dropped.is_empty() {
-                if finishing {
-                    break; // drained: the normal end
-                }
-                self.wake.notified().await;
-                continue;
-            }
-            for (sid, count) in dropped {
-                let _ = encode_head(&Op::Dropped { sid, count }, 0, &mut buf);
-            }
-            let mut out = Out {
-                writer: &mut writer,
-                fds: fds.as_ref(),
-                kill: &self.kill,
-                unsent: 0,
-                buf: &mut buf,
-                chunks: &mut chunks,
-            };
-            match out.write_batch(&mut batch).await {
-                Ok(()) => {}
-                // Killed while the peer took no fds: on to the fatal error.
-                Err(_) if self.killed.load(Ordering::Acquire) => {
-                    let unsent = out.unsent as u64;
-                    self.discarded.fetch_add(unsent, Ordering::Relaxed);
-                    break;
-                }
-                Err(e) => {
-                    tracing::debug!(conn = self.id, cause = %e, "write failed");
-                    self.kill();
-                    return;
-                }
-            }
+    /// The writer's next batch: up to [`BATCH`] frames into `batch`, and
+    /// the drop notices due; also whether the session had finished before
+    /// they were taken (read first, so a finish that comes after still finds
+    /// the writer going round once more: its wake-up is stored).
+    pub(crate) fn next_batch(&self, batch: &mut Vec<OutFrame>) -> (bool, Vec<(u64, u64)>) {
+        let finishing = self.finishing.load(Ordering::Acquire);
+        let dropped = {
+            let mut q = lock(&self.outbox);
+            q.drain_into(batch, BATCH);
+            q.take_dropped()
+        };
+        if !batch.is_empty() {
+            self.room.notify_waiters();
         }
-        if self.killed.load(Ordering::Acquire) {
-            let n = lock(&self.outbox).len() as u64;
-            self.discarded.fetch_add(n, Ordering::Relaxed);
-        }
-        // After the queue (a graceful close) or instead of it (a kill).
-        let fatal = lock(&self.fatal).take();
-        if let Some(frame) = fatal {
-            let mut out = BytesMut::new();
-            if frame.encode(&mut out).is_ok() {
-                let _ = writer.write_all(&out).await;
-            }
-        }
-        let _ = writer.shutdown().await;
-    }
-}
-
-/// What one batch is written with.
-struct Out<'a, W> {
-    writer: &'a mut W,
-    fds: Option<&'a FdSender>,
-    /// Ends a wait for room for a segment's fd (see `write_batch`).
-    kill: &'a CancellationToken,
-    /// Frames of the batch left unwritten by such a kill.
-    unsent: usize,
-    /// Small frames, copied together.
-    buf: &'a mut BytesMut,
-    /// What the next vectored write sends: runs of `buf`, large payloads.
-    chunks: &'a mut Vec<Bytes>,
-}
-
-impl<W: AsyncWrite + Unpin> Out<'_, W> {
-    /// Writes a batch: small frames coalesced, large payloads as their own
-    /// `Bytes`, and each segment's fd passed before the frame announcing it.
-    ///
-    /// A kill ends a wait for fd room at once, with `Interrupted`: everything
-    /// before is written whole, so the fatal error can still follow through
-    /// the ring (a peer that stopped taking fds may still have ring room).
-    async fn write_batch(&mut self, batch: &mut Vec<OutFrame>) -> std::io::Result<()> {
-        let mut frames = batch.drain(..);
-        while let Some(frame) = frames.next() {
-            if let Some((segment, _)) = &frame.segment {
-                let Some(fds) = self.fds else {
-                    // Only queued for connections that pass fds.
-                    return Err(std::io::Error::other(
-                        "a segment for a connection without fds",
-                    ));
-                };
-                if !fds.try_send(segment.as_fd())? {
-                    // The peer takes fds as it reads their frames: write the
-                    // frames before this one, then wait for room.
-                    self.cut();
-                    write_chunks(self.writer, self.chunks).await?;
-                    tokio::select! {
-                        sent = fds.send(segment.as_fd()) => sent?,
-                        () = self.kill.cancelled() => {
-                            self.unsent = frame.frames + frames.by_ref().map(|f| f.frames).sum::<usize>();
-                            return Err(std::io::ErrorKind::Interrupted.into());
-                        }
-                    }
-                }
-            }
-            // A run of copied frames is a head as long as it grew.
-            for part in [frame.head, frame.payload] {
-                if part.len() < COPY_BELOW {
-                    self.buf.extend_from_slice(&part);
-                } else {
-                    self.cut();
-                    self.chunks.push(part);
-                }
-            }
-        }
-        self.cut();
-        write_chunks(self.writer, self.chunks).await
+        (finishing, dropped)
     }
 
-    /// Ends the current run of small frames.
-    fn cut(&mut self) {
-        if !self.buf.is_empty() {
-            self.chunks.push(self.buf.split().freeze());
-        }
+    /// Waits until there is something for the writer to do: frames, a
+    /// finish, a kill. Every reason comes through this one `Notify`, so an
+    /// idle writer waits on nothing else.
+    pub(crate) async fn work(&self) {
+        self.wake.notified().await;
     }
-}
 
-/// Writes every chunk, with vectored writes, handling short writes.
-async fn write_chunks<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    chunks: &mut Vec<Bytes>,
-) -> std::io::Result<()> {
-    let mut first = 0;
-    while first < chunks.len() {
-        let slices: Vec<IoSlice<'_>> = chunks[first..]
-            .iter()
-            .take(512)
-            .map(|c| IoSlice::new(c))
-            .collect();
-        let mut n = writer.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while n > 0 {
-            let len = chunks[first].len();
-            if n >= len {
-                n -= len;
-                first += 1;
-            } else {
-                let rest = chunks[first].slice(n..);
-                chunks[first] = rest;
-                n = 0;
-            }
-        }
+    /// Messages queued now.
+    pub(crate) fn queued(&self) -> usize {
+        lock(&self.outbox).len()
     }
-    chunks.clear();
-    Ok(())
+
+    /// Whether the connection was killed (see [`cut_off`](Self::cut_off)).
+    pub(crate) fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    /// The writer stops for good (the socket failed or timed out): kills
+    /// the connection, so that its session ends and leaves the router.
+    pub(crate) fn writer_failed(&self, code: ErrorCode, message: &str) {
+        self.cut_off(code, message);
+    }
+
+    /// Counts `n` messages the writer gives up on.
+    pub(crate) fn count_discarded(&self, n: u64) {
+        self.discarded.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The connection's last frame, once (see [`close_after`](Self::close_after)).
+    pub(crate) fn take_last_words(&self) -> Option<Frame> {
+        lock(&self.fatal).take()
+    }
 }

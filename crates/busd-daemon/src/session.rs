@@ -29,6 +29,7 @@ use crate::handshake::{handshake, refuse};
 use crate::outbox::ConnHandle;
 use crate::shared::Shared;
 use crate::sync::lock;
+use crate::writer::write_loop;
 
 /// How long a closing connection may take to flush what is queued for it.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
@@ -110,9 +111,10 @@ async fn open(
     handle.send(&Op::Welcome(welcome), Bytes::new());
     let writer_task = {
         let handle = Arc::clone(&handle);
-        shared
-            .tracker
-            .spawn(async move { handle.write_loop(writer, fd_sender).await }.in_current_span())
+        let write = async move {
+            write_loop(&handle, writer, fd_sender, limits.write_timeout).await;
+        };
+        shared.tracker.spawn(write.in_current_span())
     };
     let link = Link {
         shared: Arc::clone(shared),

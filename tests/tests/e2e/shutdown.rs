@@ -111,3 +111,28 @@ async fn replies_owed_are_delivered_before_a_protocol_error() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_reader_whose_socket_stays_full_is_cut_off_after_write_timeout() {
+    // A long flush grace and a generous queue: only the write deadline
+    // can end this connection.
+    let d = TestDaemon::start_with(|c| c.limits.write_timeout = Duration::from_millis(200)).await;
+    for t in Transport::ALL {
+        let url = d.url(t);
+        let before = d.daemon().connection_count();
+        let sub = subscriber(&url, "full").await;
+        // Enough to fill the socket (or ring) and leave more queued, far
+        // below the queue's limits.
+        publish(&url, "full", 100, 64 * 1024).await;
+        // Waiting for the daemon to act, bounded; not a timing assertion.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while d.daemon().connection_count() > before {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{t:?}: the stuck reader is still connected"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(sub);
+    }
+}
