@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::hooks::Hooks;
 use crate::reload::{ReloadError, ReloadReport, reload};
 use crate::session;
 use crate::shared::Shared;
@@ -62,6 +63,19 @@ impl Daemon {
         config: Config,
         shutdown: CancellationToken,
     ) -> Result<Self, StartError> {
+        Self::start_hooked(config, shutdown, Hooks::default()).await
+    }
+
+    /// As [`Daemon::start_with`], running `hooks` (fault injection, for
+    /// tests).
+    ///
+    /// # Errors
+    /// As [`Daemon::start`].
+    pub async fn start_hooked(
+        config: Config,
+        shutdown: CancellationToken,
+        hooks: Hooks,
+    ) -> Result<Self, StartError> {
         let tcp = match config.tcp {
             Some(addr) => Some(TcpListener::bind(addr).await?),
             None => None,
@@ -87,6 +101,7 @@ impl Daemon {
             next_id: AtomicU64::new(1),
             undelivered: AtomicU64::new(0),
             shutdown,
+            hooks,
             tracker: TaskTracker::new(),
         });
         let tcp_endpoint = tcp.as_ref().map(Listener::endpoint);

@@ -7,7 +7,7 @@
 //! rules themselves live in `busd-core`, sans-IO; this crate moves bytes,
 //! keeps time and owns the sockets.
 //!
-//! Modules, from the bottom up: [`config`] and `sync`; `payload` and
+//! Modules, from the bottom up: [`config`], `hooks` and `sync`; `payload` and
 //! `outbox` (one connection's bounded queue and its writer); `shared` (what
 //! every task shares); `writer` (the task that drains a connection's
 //! queue into its socket); `reload`, `handshake` and `admin`; `session`
@@ -21,6 +21,7 @@ mod admin;
 pub mod config;
 mod daemon;
 mod handshake;
+mod hooks;
 mod nofile;
 mod outbox;
 mod payload;
@@ -32,6 +33,7 @@ mod writer;
 
 pub use config::{Config, ConfigError, DEFAULT_CONFIG, Limits};
 pub use daemon::{Daemon, Reloader, StartError, Stopped};
+pub use hooks::{Hooks, OpHook};
 pub use nofile::{Raised, raise_nofile_limit};
 pub use reload::{ReloadError, ReloadReport};
 

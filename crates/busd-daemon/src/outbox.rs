@@ -305,6 +305,12 @@ impl ConnHandle {
         self.cut_off(code, message);
     }
 
+    /// Closes the connection without a word: its task failed (a panic),
+    /// so nothing it would say can be trusted.
+    pub(crate) fn abort(&self) {
+        self.kill();
+    }
+
     /// Counts `n` messages the writer gives up on.
     pub(crate) fn count_discarded(&self, n: u64) {
         self.discarded.fetch_add(n, Ordering::Relaxed);

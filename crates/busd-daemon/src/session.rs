@@ -12,6 +12,8 @@ mod link;
 mod read_loop;
 mod requests;
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -21,6 +23,7 @@ use busd_policy::Identity;
 use busd_proto::{Op, Sender, Status, Welcome};
 use busd_transport::{BoxWriter, Connection, FdSender, FrameReader, Mapping};
 use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -34,11 +37,52 @@ use crate::writer::write_loop;
 /// How long a closing connection may take to flush what is queued for it.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
 
-/// Serves one accepted connection until it closes.
+/// Serves one accepted connection until it closes. A panic in its task
+/// closes this connection only (see [`contain`]).
 pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("session", conn = id, peer = %conn.peer.addr);
-    serve(shared, id, conn).instrument(span).await;
+    let served = AssertUnwindSafe(serve(Arc::clone(&shared), id, conn))
+        .catch_unwind()
+        .instrument(span.clone())
+        .await;
+    if let Err(panic) = served {
+        span.in_scope(|| contain(&shared, id, &*panic));
+    }
+}
+
+/// After a panic in connection `id`'s task: logs it with the identity,
+/// kills the connection's writer and forgets it in the router (requests it
+/// was serving fail with `ResponderGone`). The router's lock recovers from
+/// poisoning, and every other connection is served on.
+pub(crate) fn contain(shared: &Shared, id: u64, panic: &(dyn Any + Send)) {
+    let what = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic");
+    let (identity, gone) = {
+        let mut router = lock(&shared.router);
+        let identity = router.connection(id).map(|(identity, handle)| {
+            handle.abort();
+            identity.to_string()
+        });
+        (identity, router.disconnect(id))
+    };
+    let identity = identity.as_deref().unwrap_or("not yet proven");
+    tracing::error!(
+        conn = id,
+        identity,
+        "panic in a connection's task, closing it: {what}"
+    );
+    for u in gone {
+        let op = Op::Resp {
+            rid: u.rid,
+            status: Status::ResponderGone,
+            headers: None,
+        };
+        u.requester.send(&op, Bytes::new());
+    }
 }
 
 async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
@@ -112,7 +156,15 @@ async fn open(
     let writer_task = {
         let handle = Arc::clone(&handle);
         let write = async move {
-            write_loop(&handle, writer, fd_sender, limits.write_timeout).await;
+            let written =
+                AssertUnwindSafe(write_loop(&handle, writer, fd_sender, limits.write_timeout))
+                    .catch_unwind()
+                    .await;
+            if written.is_err() {
+                // The session sees the kill, closes and logs nothing more.
+                tracing::error!("panic in a connection's writer, closing it");
+                handle.abort();
+            }
         };
         shared.tracker.spawn(write.in_current_span())
     };

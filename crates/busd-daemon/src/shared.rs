@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::hooks::Hooks;
 use crate::outbox::ConnHandle;
 use crate::sync::lock;
 
@@ -30,6 +31,8 @@ pub(crate) struct Shared {
     /// not take them within the shutdown grace.
     pub(crate) undelivered: AtomicU64,
     pub(crate) shutdown: CancellationToken,
+    /// Fault injection for tests (none in `busd run`).
+    pub(crate) hooks: Hooks,
     pub(crate) tracker: TaskTracker,
 }
 

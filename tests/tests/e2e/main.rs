@@ -13,6 +13,7 @@ mod bench_smoke;
 mod cli;
 mod cli_config;
 mod overflow;
+mod panic;
 mod process;
 mod protocol;
 mod pubsub;

@@ -20,6 +20,9 @@ impl Link {
             payload,
             segment,
         } = frame;
+        if let Some(hook) = &self.shared.hooks.on_op {
+            hook(self.id, &op);
+        }
         // Only a request reads the clock, for its deadline.
         let step = match self.protocol.on_op(op, || Instant::now().into_std()) {
             Ok(step) => step,
