@@ -40,7 +40,7 @@ pub enum TransportError {
     NotASocket(PathBuf),
 
     /// The unix socket path is not safe to serve on: someone else could
-    /// take the clients' connections.
+    /// take the clients' connections, or already serves there.
     #[error(transparent)]
     SocketPath(#[from] SocketPathError),
 
@@ -110,6 +110,14 @@ pub enum SocketPathError {
         /// Its permission bits (with the sticky bit, never set here).
         mode: u32,
     },
+
+    /// A live process answers on the socket path; its socket is left alone,
+    /// whether or not the lock file is held.
+    #[error(
+        "another program is serving {}: refusing to take its socket over (stop it, or choose another socket path)",
+        .0.display()
+    )]
+    Served(PathBuf),
 }
 
 /// Why a string is not a valid [`Endpoint`](crate::Endpoint).

@@ -12,8 +12,8 @@
 //!   from `/proc/net/tcp`).
 //! - [`UnixListener`]: a unix socket (mode 0660) guarded by a lock file, so a
 //!   second daemon is refused and a stale socket file is replaced safely; a
-//!   directory others could tamper with or a symbolic link on the path is
-//!   refused ([`SocketPathError`]); the
+//!   directory others could tamper with, a symbolic link on the path, or a
+//!   socket another program serves is refused ([`SocketPathError`]); the
 //!   peer's uid, gid and pid come from `SO_PEERCRED`.
 //! - shm: two shared-memory rings (`busd-shm`), one each way, set up over the
 //!   daemon's unix socket, which serves both kinds of client; the peer is

@@ -1,14 +1,17 @@
-//! Owning a unix socket path: one daemon per path, stale files replaced
-//! safely, the socket file removed when the daemon stops.
+//! Owning a unix socket path: one daemon per path, never another program's
+//! socket taken over, stale files replaced safely, the socket file removed
+//! when the daemon stops.
 //!
 //! The directory is opened and checked first (`socket_dir`); everything
 //! below goes through it. A lock file beside the socket (`<path>.lock`) is
-//! `flock`ed for the listener's lifetime. Whoever holds the lock owns the
-//! path, so a socket file found there while holding it was left by a daemon
-//! that died, and can be removed. The lock file itself is never removed:
-//! unlinking it while another process is about to lock it would let two
-//! daemons each lock a different file. The kernel drops the lock when its
-//! holder exits, however it exits.
+//! `flock`ed for the listener's lifetime, so a second busd is refused. A
+//! socket file already at the path is replaced only if connecting to it is
+//! refused (nobody listens: its daemon died) while we hold the lock; if
+//! anything answers, it is left alone, lock or no lock, since another program
+//! may serve there without knowing of busd's lock. The lock file itself is
+//! never removed: unlinking it while another process is about to lock it
+//! would let two daemons each lock a different file. The kernel drops the
+//! lock when its holder exits, however it exits.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -16,6 +19,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{FileType, FlockOperation, Stat};
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use tracing::{debug, info, warn};
 
 use crate::error::{SocketPathError, TransportError};
@@ -153,8 +157,9 @@ fn lock(dir: &SocketDir, path: &Path, name: &OsStr) -> Result<File, TransportErr
     }
 }
 
-/// Removes a socket file left at `name` by a daemon that died; refuses to
-/// touch anything that is not a socket. Call only while holding the lock.
+/// Removes a socket file left at `name` by a daemon that died: only a
+/// socket, and only one that refuses connections. Call only while holding
+/// the lock.
 fn remove_stale(dir: &SocketDir, path: &Path, name: &OsStr) -> Result<(), TransportError> {
     let stat = match dir.stat(name) {
         Ok(stat) => stat,
@@ -171,13 +176,36 @@ fn remove_stale(dir: &SocketDir, path: &Path, name: &OsStr) -> Result<(), Transp
         FileType::Symlink => return Err(SocketPathError::Symlink(path.to_owned()).into()),
         _ => return Err(TransportError::NotASocket(path.to_owned())),
     }
-    info!(path = %path.display(), "removing stale socket left by a previous busd");
+    let answered = answers(&dir.entry_path(name)).map_err(|err| {
+        TransportError::io(
+            format!("cannot probe the socket at {}", path.display()),
+            err,
+        )
+    })?;
+    if answered {
+        return Err(SocketPathError::Served(path.to_owned()).into());
+    }
+    info!(path = %path.display(), "removing stale socket (nobody listens on it)");
     dir.unlink(name).map_err(|err| {
         TransportError::io(
             format!("cannot remove stale socket {}", path.display()),
             err,
         )
     })
+}
+
+/// Whether a live process listens on the socket at `path`: a connection
+/// refused (ECONNREFUSED) says nobody does; one accepted, or a full backlog
+/// (EAGAIN), says someone does. Anything else is an error, so the socket
+/// is never replaced on a guess. Does not wait.
+fn answers(path: &Path) -> io::Result<bool> {
+    let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+    let socket = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None)?;
+    match rustix::net::connect(&socket, &SocketAddrUnix::new(path)?) {
+        Ok(()) | Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INPROGRESS) => Ok(true),
+        Err(rustix::io::Errno::CONNREFUSED) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
 }
 
 #[cfg(test)]

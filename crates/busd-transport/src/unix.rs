@@ -57,7 +57,7 @@ impl UnixListener {
     /// without following links and checks that no one else can tamper with
     /// it (see [`SocketPathError`](crate::SocketPathError)), takes the lock
     /// `<path>.lock`, replaces a stale socket file left by a daemon that
-    /// died, binds through the open
+    /// died (one that refuses connections), binds through the open
     /// directory, and sets the socket's mode to 0660. A relative `path` is
     /// made absolute against the current directory.
     ///
@@ -66,7 +66,8 @@ impl UnixListener {
     /// - [`TransportError::SocketPath`] if the directory, the socket path or
     ///   the lock file is a symbolic link, the directory or lock file
     ///   belongs to another user than the daemon's (or root), the directory
-    ///   is writable by group or others without the sticky bit;
+    ///   is writable by group or others without the sticky bit, or a live
+    ///   process answers on the socket already at `path` (lock or no lock);
     /// - [`TransportError::AlreadyRunning`] if another listener (in this or
     ///   another process) holds the lock for `path`;
     /// - [`TransportError::NotASocket`] if something other than a socket

@@ -2,6 +2,7 @@
 //! repels: real sockets in temp dirs, bound with `UnixListener::bind`.
 
 use std::fs;
+use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt, chown, symlink};
 use std::os::unix::net::{UnixListener as StdListener, UnixStream as StdStream};
 use std::path::Path;
@@ -210,6 +211,41 @@ async fn a_lock_file_planted_by_another_user_is_refused() {
         "{err:?}"
     );
     assert!(!dir.join("busd.sock").exists());
+}
+
+#[tokio::test]
+async fn a_socket_another_program_serves_is_not_taken_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("busd.sock");
+    // Another program serves here and knows nothing of busd's lock file.
+    let theirs = StdListener::bind(&path).unwrap();
+    let err = refused(&path).await;
+    assert!(
+        matches!(&err, SocketPathError::Served(p) if p == &path),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with(&format!("another program is serving {}", path.display())),
+        "{err}"
+    );
+    // A lock file left free by a busd that died changes nothing.
+    assert!(tmp.path().join("busd.sock.lock").is_file());
+    let err = refused(&path).await;
+    assert!(matches!(&err, SocketPathError::Served(_)), "{err:?}");
+
+    // Its socket is still there and still its own: our probes were
+    // connections it may accept, then the next client reaches it.
+    assert!(fs::symlink_metadata(&path).unwrap().file_type().is_socket());
+    theirs.set_nonblocking(true).unwrap();
+    while theirs.accept().is_ok() {}
+    theirs.set_nonblocking(false).unwrap();
+    let mut client = StdStream::connect(&path).unwrap();
+    client.write_all(b"hello").unwrap();
+    let (mut server, _) = theirs.accept().unwrap();
+    let mut buf = [0; 5];
+    server.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"hello");
 }
 
 #[tokio::test]
