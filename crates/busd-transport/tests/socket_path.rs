@@ -185,7 +185,7 @@ async fn a_directory_owned_by_another_user_is_refused() {
     );
     assert!(
         err.to_string().starts_with(&format!(
-            "{} belongs to uid {OTHER_UID}, not to busd's uid {uid}",
+            "{} belongs to uid {OTHER_UID}, but busd runs as uid {uid}",
             dir.display()
         )),
         "{err}"
