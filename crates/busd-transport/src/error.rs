@@ -86,7 +86,7 @@ pub enum SocketPathError {
     /// The socket's directory or lock file belongs to a user other than the
     /// daemon's (or root).
     #[error(
-        "{} belongs to uid {owner}, but busd runs as uid {uid} and trusts only its own files and root's: uid {owner} could replace the socket and receive the next client's Hello",
+        "{} belongs to uid {owner}, but busd runs as uid {uid} and trusts only its own files and root's: uid {owner} could take the socket path over and receive the next client's Hello",
         path.display()
     )]
     ForeignOwner {

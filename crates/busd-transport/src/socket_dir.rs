@@ -24,6 +24,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
 
 use crate::error::{SocketPathError, TransportError};
 
@@ -118,20 +119,38 @@ impl SocketDir {
         )?)
     }
 
-    /// Opens (creating it with `mode` if needed) the regular file `name`
-    /// for reading and writing, refusing a link or another user's file.
-    pub(crate) fn open_private_file(
-        &self,
-        name: &OsStr,
-        mode: u32,
-    ) -> Result<File, TransportError> {
+    /// Opens (creating it with `mode` if needed) the lock file `name`,
+    /// read-only (enough for `flock`), refusing a link or another user's file.
+    pub(crate) fn open_lock_file(&self, name: &OsStr, mode: u32) -> Result<File, TransportError> {
         let path = self.path.join(name);
-        // O_NOFOLLOW: never follow a link planted in place of the file.
-        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let file = match rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(mode)) {
+        // O_NOFOLLOW: never follow a link planted in place of the file. An
+        // existing file is opened without O_CREAT, which the kernel's
+        // `fs.protected_regular` refuses for another user's file in a
+        // sticky directory before we could say whose it is.
+        let open = |extra: OFlags| {
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | extra;
+            rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(mode))
+        };
+        let mut opened = open(OFlags::empty());
+        if matches!(opened, Err(Errno::NOENT)) {
+            opened = open(OFlags::CREATE | OFlags::EXCL);
+            if matches!(opened, Err(Errno::EXIST)) {
+                // Created by someone else meanwhile: judge theirs.
+                opened = open(OFlags::empty());
+            }
+        }
+        let file = match opened {
             Ok(fd) => File::from(fd),
-            Err(rustix::io::Errno::LOOP) => return Err(SocketPathError::Symlink(path).into()),
-            Err(err) => return Err(io_error("cannot open", &path, err.into())),
+            Err(Errno::LOOP) => return Err(SocketPathError::Symlink(path).into()),
+            Err(err) => {
+                // Another user's file we may not read: say whose it is.
+                if err == Errno::ACCESS {
+                    if let Ok(stat) = self.stat(name) {
+                        check_owner(&path, &stat)?;
+                    }
+                }
+                return Err(io_error("cannot open", &path, err.into()));
+            }
         };
         let stat = rustix::fs::fstat(&file)
             .map_err(|err| io_error("cannot inspect", &path, err.into()))?;

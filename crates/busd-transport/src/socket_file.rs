@@ -146,7 +146,7 @@ fn is_socket(stat: &Stat) -> bool {
 /// Opens (creating it if needed) and exclusively locks `<name>.lock` in
 /// `dir`, without waiting.
 fn lock(dir: &SocketDir, path: &Path, name: &OsStr) -> Result<File, TransportError> {
-    let file = dir.open_private_file(&with_suffix(name, ".lock"), LOCK_MODE)?;
+    let file = dir.open_lock_file(&with_suffix(name, ".lock"), LOCK_MODE)?;
     match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(file),
         Err(rustix::io::Errno::WOULDBLOCK) => Err(TransportError::AlreadyRunning(path.to_owned())),
