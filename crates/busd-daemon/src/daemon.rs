@@ -50,7 +50,8 @@ impl Daemon {
     ///
     /// # Errors
     /// [`StartError`] when a listener cannot be opened (address in use,
-    /// another daemon on the socket, a non-loopback address).
+    /// another daemon on the socket, a non-loopback address, a socket path
+    /// that is not safe to serve on: see `busd_transport::SocketPathError`).
     pub async fn start(config: Config) -> Result<Self, StartError> {
         Self::start_with(config, CancellationToken::new()).await
     }

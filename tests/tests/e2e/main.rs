@@ -12,6 +12,7 @@ mod access_spoofing;
 mod bench_smoke;
 mod cli;
 mod cli_config;
+mod cli_socket;
 mod overflow;
 mod panic;
 mod process;
