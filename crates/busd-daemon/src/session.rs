@@ -92,10 +92,12 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         peer,
         fds,
     } = conn;
-    let max_frame = shared.config.limits.max_frame;
+    let limits = shared.config.limits;
     // Segments are checked but mapped only for a receiver that needs the
-    // bytes (see `Payload`).
-    let (codec, fd_sender) = busd_transport::frame_codec(fds, max_frame, Mapping::Unmapped);
+    // bytes (see `Payload`). Until the peer has proven who it is, a frame
+    // may be only a few KiB: nobody is charged for its memory yet.
+    let (codec, fd_sender) =
+        busd_transport::frame_codec(fds, limits.max_preauth_frame, Mapping::Unmapped);
     let mut frames = FrameReader::new(reader, codec);
     let (protocol, identity) = match handshake(&shared, &mut frames, &mut writer, &peer).await {
         Ok(proven) => proven,
@@ -107,6 +109,7 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
             return;
         }
     };
+    frames.codec_mut().set_max_frame(limits.max_frame);
     let opened = open(&shared, id, protocol, identity, writer, fd_sender).await;
     let Some((mut link, writer_task)) = opened else {
         return;

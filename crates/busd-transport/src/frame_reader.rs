@@ -37,6 +37,9 @@ pub struct FrameReader<R> {
     buf: BytesMut,
     read_size: usize,
     eof: bool,
+    /// Bytes read since the start (with `buf`'s length, how far decoding
+    /// has come, counted per read rather than per frame).
+    read_total: u64,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -48,6 +51,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             buf: BytesMut::new(),
             read_size: MIN_READ,
             eof: false,
+            read_total: 0,
         }
     }
 
@@ -68,6 +72,23 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         } else {
             self.codec.decode(&mut self.buf)
         }
+    }
+
+    /// Bytes read and not yet decoded: the start of a frame still coming
+    /// (or frames [`decode`](Self::decode) has not been asked for yet).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Bytes decoded into frames since the start: unchanged between two
+    /// waits, it says the frame being read is still the same one.
+    pub fn consumed(&self) -> u64 {
+        self.read_total - self.buf.len() as u64
+    }
+
+    /// The memory the reader holds for bytes read and to be read.
+    pub fn held(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Whether the peer has closed its side (what was read may still hold
@@ -103,6 +124,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             self.eof = true;
             return Ok(false);
         }
+        self.read_total += n as u64;
         self.read_size = if n == room {
             (self.read_size * 2).min(MAX_READ)
         } else {

@@ -13,6 +13,7 @@ mod bench_smoke;
 mod cli;
 mod cli_config;
 mod cli_socket;
+mod hostile_frames;
 mod overflow;
 mod panic;
 mod process;
