@@ -43,7 +43,7 @@ mod trie;
 pub use calls::{Routed, Unanswered};
 pub use error::{ProtocolError, RouterError};
 pub use introspect::{ClientInfo, Registration};
-pub use ledger::RouterLimits;
+pub use ledger::{Owner, RouterLimits};
 pub use proof::{NONCE_LEN, Peer};
 pub use queue::{OutFrame, Outbox, Outgoing, Pushed};
 pub use route::{Route, RouteEpoch, Target};

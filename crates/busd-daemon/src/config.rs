@@ -89,6 +89,9 @@ pub struct Limits {
     pub shm_ring_bytes: u64,
     /// Requests one connection may have in flight.
     pub max_pending_requests: usize,
+    /// Bytes the daemon holds for one package or uid, all its connections
+    /// together: frames it is sending, messages queued for it.
+    pub max_memory_per_identity: u64,
     /// Longest frame accepted before the handshake is over, in bytes.
     pub max_preauth_frame: u32,
     /// A frame that has started must be complete within this.
@@ -375,6 +378,8 @@ impl Validator<'_> {
             shm_ring_bytes: self.required("limits.shm_ring_bytes", l.shm_ring_bytes)?,
             max_pending_requests: self
                 .required("limits.max_pending_requests", l.max_pending_requests)?,
+            max_memory_per_identity: self
+                .required("limits.max_memory_per_identity", l.max_memory_per_identity)?,
             max_preauth_frame: self.required("limits.max_preauth_frame", l.max_preauth_frame)?,
             frame_timeout: self.required("limits.frame_timeout", l.frame_timeout)?,
             write_timeout: self.required("limits.write_timeout", l.write_timeout)?,
@@ -401,6 +406,10 @@ impl Validator<'_> {
             if timeout.is_zero() {
                 return Err(self.err(key, "must be more than zero"));
             }
+        }
+        if l.max_memory_per_identity < l.max_pending_bytes + u64::from(l.max_frame) {
+            let why = "must hold at least one connection's full queue and one frame (max_pending_bytes + max_frame)";
+            return Err(self.err("limits.max_memory_per_identity", why));
         }
         if l.max_pending_requests == 0 {
             return Err(self.err("limits.max_pending_requests", "must be at least 1"));

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::budget::Budgets;
 use crate::config::Config;
 use crate::hooks::Hooks;
 use crate::reload::{ReloadError, ReloadReport, reload};
@@ -94,6 +95,7 @@ impl Daemon {
             max_connections: config.limits.max_connections,
             max_subscriptions: config.limits.max_subscriptions,
         };
+        let budget = usize::try_from(config.limits.max_memory_per_identity).unwrap_or(usize::MAX);
         let shared = Arc::new(Shared {
             router: Mutex::new(Router::new(policy, limits)),
             timer: Notify::new(),
@@ -101,6 +103,7 @@ impl Daemon {
             config,
             next_id: AtomicU64::new(1),
             undelivered: AtomicU64::new(0),
+            budgets: Budgets::new(budget),
             shutdown,
             hooks,
             tracker: TaskTracker::new(),

@@ -7,7 +7,8 @@
 //! rules themselves live in `busd-core`, sans-IO; this crate moves bytes,
 //! keeps time and owns the sockets.
 //!
-//! Modules, from the bottom up: [`config`], `hooks` and `sync`; `payload` and
+//! Modules, from the bottom up: [`config`], `hooks` and `sync`; `budget`
+//! (memory charged to each package or uid before it is spent); `payload` and
 //! `outbox` (one connection's bounded queue and its writer); `shared` (what
 //! every task shares); `writer` (the task that drains a connection's
 //! queue into its socket); `reload`, `handshake` and `admin`; `session`
@@ -18,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod budget;
 pub mod config;
 mod daemon;
 mod handshake;

@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::budget::Budgets;
 use crate::config::Config;
 use crate::hooks::Hooks;
 use crate::outbox::ConnHandle;
@@ -31,6 +32,8 @@ pub(crate) struct Shared {
     /// not take them within the shutdown grace.
     pub(crate) undelivered: AtomicU64,
     pub(crate) shutdown: CancellationToken,
+    /// Every owner's memory budget (`limits.max_memory_per_identity`).
+    pub(crate) budgets: Budgets,
     /// Fault injection for tests (none in `busd run`).
     pub(crate) hooks: Hooks,
     pub(crate) tracker: TaskTracker,

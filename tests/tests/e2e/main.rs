@@ -10,6 +10,7 @@ mod access_reload;
 mod access_routing;
 mod access_spoofing;
 mod bench_smoke;
+mod budget;
 mod cli;
 mod cli_config;
 mod cli_socket;

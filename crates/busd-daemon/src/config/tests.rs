@@ -69,6 +69,7 @@ fn hardening_limits_are_checked() {
     let c = Config::parse("default", DEFAULT_CONFIG, &[]).unwrap();
     assert_eq!(c.limits.max_pending_requests, 65536);
     assert_eq!(c.limits.max_preauth_frame, 4096);
+    assert_eq!(c.limits.max_memory_per_identity, 512 << 20);
     assert_eq!(c.limits.frame_timeout, std::time::Duration::from_secs(10));
     assert_eq!(c.limits.write_timeout, std::time::Duration::from_secs(10));
     assert_eq!(c.shutdown_grace, std::time::Duration::from_secs(5));
@@ -92,6 +93,10 @@ fn hardening_limits_are_checked() {
         (
             "[limits]\nmax_frame = 2048\nmax_preauth_frame = 4096\n",
             "limits.max_preauth_frame: must be from 1024",
+        ),
+        (
+            "[limits]\nmax_pending_bytes = 1048576\nmax_frame = 1048576\nmax_memory_per_identity = 2097151\n",
+            "limits.max_memory_per_identity: must hold at least",
         ),
         (
             "[daemon]\nshutdown_grace = \"1h\"\n",

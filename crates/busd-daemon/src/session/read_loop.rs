@@ -91,6 +91,16 @@ impl Link {
         } else {
             Duration::ZERO
         };
+        // The frame being read is charged to its sender before the read
+        // that may grow it (by at most one read's room).
+        if !self.inbound.cover(frames.held()) {
+            let owner = self.inbound.owner();
+            tracing::warn!(target: "busd::audit", conn = self.id, %owner, "memory budget exceeded by a frame it sends, disconnecting");
+            let why = "frames this client's package or uid are sending exceed its memory budget";
+            self.handle.close_after(ErrorCode::LimitExceeded, why);
+            return None;
+        }
+        self.inbound.settle(frames.held());
         if let Some(filled) = frames.fill_within(busy_poll).await {
             return Some(filled);
         }
