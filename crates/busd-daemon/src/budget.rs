@@ -139,6 +139,11 @@ impl Credit {
         }
     }
 
+    /// Whether `other` is charged to the same owner.
+    pub(crate) fn same_owner(&self, other: &Credit) -> bool {
+        Arc::ptr_eq(&self.budget, &other.budget)
+    }
+
     /// The owner, for the audit log.
     pub(crate) fn owner(&self) -> &str {
         &self.budget.owner

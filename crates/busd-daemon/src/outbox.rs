@@ -31,6 +31,15 @@ struct Queue {
     credit: Credit,
 }
 
+/// How long a publish may wait for room in `block` subscribers' queues:
+/// `timeout` from the first time it has to, shared by all its deliveries
+/// under the same bound.
+#[derive(Debug)]
+pub(crate) struct Wait<'d> {
+    pub(crate) timeout: std::time::Duration,
+    pub(crate) deadline: &'d mut Option<tokio::time::Instant>,
+}
+
 /// The daemon's handle to a connection, shared by the router and sessions.
 #[derive(Debug)]
 pub(crate) struct ConnHandle {
@@ -122,22 +131,23 @@ impl ConnHandle {
         }
     }
 
-    /// Queues a delivery for a `block` subscription, waiting for room until
-    /// `deadline`, which is set (to now + `timeout`) the first time any
-    /// delivery of the publish has to wait: the common case, room at once,
-    /// reads no clock and registers no waiter. Returns false if the
-    /// deadline passed with no room.
-    pub(crate) async fn push_blocking(
+    /// Queues a delivery for a `block` subscription, waiting for room as
+    /// `wait` says: asked only when there is no room at once (the common
+    /// case reads no clock, registers no waiter and asks nothing else), its
+    /// deadline is set to now + its timeout the first time a delivery of
+    /// the publish waits under it. `Err` with the timeout if the deadline
+    /// passed with no room.
+    pub(crate) async fn push_blocking<'d>(
         &self,
         item: Outgoing<'_>,
-        timeout: std::time::Duration,
-        deadline: &mut Option<tokio::time::Instant>,
-    ) -> bool {
+        wait: impl FnOnce() -> Wait<'d>,
+    ) -> Result<(), std::time::Duration> {
         let len = item.queued_len();
         let mut item = Some(item);
         if self.killed.load(Ordering::Acquire) || self.push_if_fits(&mut item, len) {
-            return true;
+            return Ok(());
         }
+        let Wait { timeout, deadline } = wait();
         let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
         loop {
             let notified = self.room.notified();
@@ -145,15 +155,15 @@ impl ConnHandle {
             // Registered before the check, so a drain in between is not missed.
             notified.as_mut().enable();
             if self.killed.load(Ordering::Acquire) {
-                return true; // closing anyway: nothing to wait for
+                return Ok(()); // closing anyway: nothing to wait for
             }
             if self.push_if_fits(&mut item, len) {
-                return true;
+                return Ok(());
             }
             tokio::select! {
                 () = &mut notified => {}
-                () = self.kill.cancelled() => return true,
-                () = tokio::time::sleep_until(deadline) => return false,
+                () = self.kill.cancelled() => return Ok(()),
+                () = tokio::time::sleep_until(deadline) => return Err(timeout),
             }
         }
     }
@@ -337,6 +347,11 @@ impl ConnHandle {
     /// idle writer waits on nothing else.
     pub(crate) async fn work(&self) {
         self.wake.notified().await;
+    }
+
+    /// Whether this connection's queue is charged to `credit`'s owner.
+    pub(crate) fn charged_with(&self, credit: &Credit) -> bool {
+        lock(&self.outbox).credit.same_owner(credit)
     }
 
     /// Messages queued now.

@@ -9,6 +9,7 @@ mod access_proofs;
 mod access_reload;
 mod access_routing;
 mod access_spoofing;
+mod backpressure;
 mod bench_smoke;
 mod budget;
 mod cli;

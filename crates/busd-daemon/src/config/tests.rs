@@ -70,6 +70,10 @@ fn hardening_limits_are_checked() {
     assert_eq!(c.limits.max_pending_requests, 65536);
     assert_eq!(c.limits.max_preauth_frame, 4096);
     assert_eq!(c.limits.max_memory_per_identity, 512 << 20);
+    assert_eq!(
+        c.limits.foreign_block_timeout,
+        std::time::Duration::from_millis(10)
+    );
     assert_eq!(c.limits.frame_timeout, std::time::Duration::from_secs(10));
     assert_eq!(c.limits.write_timeout, std::time::Duration::from_secs(10));
     assert_eq!(c.shutdown_grace, std::time::Duration::from_secs(5));
@@ -81,6 +85,14 @@ fn hardening_limits_are_checked() {
         (
             "[limits]\nwrite_timeout = \"0s\"\n",
             "limits.write_timeout: must be more than zero",
+        ),
+        (
+            "[limits]\nblock_timeout = \"1s\"\nforeign_block_timeout = \"2s\"\n",
+            "limits.foreign_block_timeout: must be at most limits.block_timeout",
+        ),
+        (
+            "[limits]\nforeign_block_timeout = \"0s\"\n",
+            "limits.foreign_block_timeout: must be more than zero",
         ),
         (
             "[limits]\nmax_pending_requests = 0\n",
