@@ -87,11 +87,31 @@ impl TestDaemon {
         Self::launch(dir, config, |_| {}).await
     }
 
-    async fn launch(dir: TempDir, mut config: Config, tune: impl FnOnce(&mut Config)) -> Self {
+    /// The embedded default config, with `hooks` injecting faults.
+    pub async fn start_hooked(hooks: busd_daemon::Hooks) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config =
+            Config::parse("<test>", busd_daemon::DEFAULT_CONFIG, &[]).expect("default config");
+        Self::launch_hooked(dir, config, |_| {}, hooks).await
+    }
+
+    async fn launch(dir: TempDir, config: Config, tune: impl FnOnce(&mut Config)) -> Self {
+        Self::launch_hooked(dir, config, tune, busd_daemon::Hooks::default()).await
+    }
+
+    async fn launch_hooked(
+        dir: TempDir,
+        mut config: Config,
+        tune: impl FnOnce(&mut Config),
+        hooks: busd_daemon::Hooks,
+    ) -> Self {
         config.tcp = Some("127.0.0.1:0".parse().expect("addr"));
         config.unix = Some(dir.path().join("busd.sock"));
         tune(&mut config);
-        let daemon = Daemon::start(config.clone()).await.expect("daemon starts");
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let daemon = Daemon::start_hooked(config.clone(), shutdown, hooks)
+            .await
+            .expect("daemon starts");
         let tcp = daemon.tcp_endpoint().cloned().expect("tcp endpoint");
         let unix = daemon.unix_endpoint().cloned().expect("unix endpoint");
         // Restarts reuse the same port.
@@ -176,9 +196,10 @@ impl TestDaemon {
     }
 
     /// Shuts the daemon down and waits for it.
-    pub async fn stop(&mut self) {
-        if let Some(d) = self.daemon.take() {
-            d.shutdown().await;
+    pub async fn stop(&mut self) -> Option<busd_daemon::Stopped> {
+        match self.daemon.take() {
+            Some(d) => Some(d.shutdown().await),
+            None => None,
         }
     }
 

@@ -30,16 +30,25 @@ impl DaemonProcess {
     /// Starts `busd run` with extra `args`, TCP disabled, the socket in a
     /// temp dir; waits until the socket accepts.
     pub fn spawn(args: &[&str]) -> Self {
+        Self::spawn_with_env(args, &[])
+    }
+
+    /// As [`DaemonProcess::spawn`], with `env` set and its log (at info)
+    /// written to [`DaemonProcess::log_path`].
+    pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let sock = dir.path().join("busd.sock");
+        let log = std::fs::File::create(dir.path().join("busd.log")).expect("log file");
         let child = Command::new(busd_bin())
             .arg("run")
             .args(["--tcp", "", "--unix"])
             .arg(&sock)
             .args(args)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("spawn busd");
         let unix_url = format!("unix://{}", sock.display());
@@ -62,6 +71,41 @@ impl DaemonProcess {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("busd did not start listening on {}", sock.display());
+    }
+
+    /// The daemon's log (stderr).
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("busd.log")
+    }
+
+    /// Waits (bounded) until the daemon's log has a line containing `text`.
+    pub fn wait_for_log(&self, text: &str) {
+        // Polling a file for a line, bounded; not a timing assertion.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            if log.contains(text) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        panic!("no {text:?} in the daemon's log:\n{log}");
+    }
+
+    /// Waits (bounded by `limit`) for the daemon to exit; its status, or
+    /// `None` if it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends `signal` without waiting (e.g. SIGHUP to reload).

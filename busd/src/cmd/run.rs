@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use busd_daemon::Config;
-use busd_daemon::Raised;
+use busd_daemon::{Config, Raised, StartError};
+use busd_transport::TransportError;
 
 /// Options of `busd run`.
 #[derive(Debug, clap::Args)]
@@ -82,7 +82,7 @@ async fn run(config: Config, threads: usize) -> ExitCode {
         Ok(d) => d,
         Err(e) => {
             eprintln!("busd: cannot start: {}", error_chain(&e));
-            return ExitCode::FAILURE;
+            return start_error_code(&e);
         }
     };
     for w in &daemon_warnings {
@@ -92,22 +92,38 @@ async fn run(config: Config, threads: usize) -> ExitCode {
     let reloader = daemon.reloader();
     tokio::spawn(async move {
         loop {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            let stop = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading the configuration");
                     // Errors are logged by the reload itself; the old rules stay.
                     let _ = reloader.reload();
                     continue;
                 }
+            };
+            if shutdown.is_cancelled() {
+                // Whoever asks twice does not want to wait for the grace.
+                tracing::warn!("{stop} again: exiting now, without delivering what is queued");
+                std::process::exit(0);
             }
+            tracing::info!("{stop}: shutting down, delivering what is queued");
             shutdown.cancel();
-            return;
         }
     });
-    daemon.wait().await;
+    // What could not be delivered in the grace is logged by the daemon.
+    let _stopped = daemon.wait().await;
     ExitCode::SUCCESS
+}
+
+/// 2 for a socket path refused as unsafe, which only a change of
+/// configuration or of the directory can fix (as for an invalid config);
+/// 1 for other start errors.
+fn start_error_code(e: &StartError) -> ExitCode {
+    match e {
+        StartError::Transport(TransportError::SocketPath(_)) => ExitCode::from(2),
+        StartError::Transport(_) => ExitCode::FAILURE,
+    }
 }
 
 /// "outer: inner: innermost", so a transport error shows its OS cause; a

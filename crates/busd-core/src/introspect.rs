@@ -36,6 +36,11 @@ pub struct Registration {
 }
 
 impl<H: Clone> Router<H> {
+    /// Connection `conn`'s proven identity and handle, if it is registered.
+    pub fn connection(&self, conn: u64) -> Option<(&Identity, &H)> {
+        self.conns.get(&conn).map(|c| (&*c.identity, &c.handle))
+    }
+
     /// Every connection, for `busd ctl clients`.
     pub fn clients(&self) -> Vec<ClientInfo> {
         let mut out: Vec<ClientInfo> = self

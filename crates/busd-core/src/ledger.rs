@@ -32,15 +32,19 @@ impl Default for RouterLimits {
     }
 }
 
-/// Whom a connection's usage is charged to.
+/// Whom a connection's usage is charged to: its package, or for an
+/// unpackaged client its uid. More connections never buy more budget.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum Owner {
+pub enum Owner {
+    /// A proven package.
     Package(Pfn),
+    /// The uid of unpackaged clients (`None` where the transport cannot tell).
     Uid(Option<u32>),
 }
 
 impl Owner {
-    pub(crate) fn of(identity: &Identity) -> Self {
+    /// Whom `identity`'s usage is charged to.
+    pub fn of(identity: &Identity) -> Self {
         match &identity.pfn {
             Some(pfn) => Self::Package(pfn.clone()),
             None => Self::Uid(identity.uid),

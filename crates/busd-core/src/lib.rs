@@ -48,7 +48,7 @@ pub use failed_proofs::{
     FAILURES_FORGOTTEN_AFTER, FIRST_PROOF_DELAY, FailedProofs, MAX_PROOF_DELAY, proof_failure_delay,
 };
 pub use introspect::{ClientInfo, Registration};
-pub use ledger::RouterLimits;
+pub use ledger::{Owner, RouterLimits};
 pub use proof::{NONCE_LEN, Peer};
 pub use queue::{OutFrame, Outbox, Outgoing, Pushed};
 pub use route::{Route, RouteEpoch, Target};

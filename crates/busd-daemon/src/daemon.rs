@@ -1,6 +1,7 @@
 //! The daemon: listeners, the shared router, the request timer, shutdown.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use busd_proto::{Op, Status};
@@ -10,6 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::hooks::Hooks;
 use crate::reload::{ReloadError, ReloadReport, reload};
 use crate::session;
 use crate::shared::Shared;
@@ -21,6 +23,15 @@ pub struct Daemon {
     shared: Arc<Shared>,
     tcp: Option<Endpoint>,
     unix: Option<Endpoint>,
+}
+
+/// How a stop went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stopped {
+    /// Queued messages that their connections did not take within the
+    /// shutdown grace, discarded.
+    pub undelivered: u64,
 }
 
 /// Why the daemon could not start.
@@ -36,7 +47,8 @@ impl Daemon {
     ///
     /// # Errors
     /// [`StartError`] when a listener cannot be opened (address in use,
-    /// another daemon on the socket, a non-loopback address).
+    /// another daemon on the socket, a non-loopback address, a socket path
+    /// that is not safe to serve on: see `busd_transport::SocketPathError`).
     pub async fn start(config: Config) -> Result<Self, StartError> {
         Self::start_with(config, CancellationToken::new()).await
     }
@@ -48,6 +60,19 @@ impl Daemon {
     pub async fn start_with(
         config: Config,
         shutdown: CancellationToken,
+    ) -> Result<Self, StartError> {
+        Self::start_hooked(config, shutdown, Hooks::default()).await
+    }
+
+    /// As [`Daemon::start_with`], running `hooks` (fault injection, for
+    /// tests).
+    ///
+    /// # Errors
+    /// As [`Daemon::start`].
+    pub async fn start_hooked(
+        config: Config,
+        shutdown: CancellationToken,
+        hooks: Hooks,
     ) -> Result<Self, StartError> {
         let tcp = match config.tcp {
             Some(addr) => Some(TcpListener::bind(addr).await?),
@@ -61,7 +86,7 @@ impl Daemon {
             }
             None => None,
         };
-        let shared = Arc::new(Shared::new(config, shutdown));
+        let shared = Arc::new(Shared::new(config, shutdown, hooks));
         let tcp_endpoint = tcp.as_ref().map(Listener::endpoint);
         let unix_endpoint = unix.as_ref().map(Listener::endpoint);
         if let Some(l) = tcp {
@@ -111,20 +136,33 @@ impl Daemon {
         lock(&self.shared.router).connection_count()
     }
 
-    /// Stops accepting, tells every client `ShuttingDown`, flushes and
-    /// waits until every connection is closed.
-    pub async fn shutdown(self) {
+    /// Stops accepting, tells every client `ShuttingDown` after what is
+    /// queued for it, and waits until every connection is closed (see
+    /// [`Daemon::wait`]).
+    pub async fn shutdown(self) -> Stopped {
         self.shared.shutdown.cancel();
-        self.wait().await;
+        self.wait().await
     }
 
     /// Waits until the daemon has been stopped through its token and every
-    /// task has ended.
-    pub async fn wait(self) {
+    /// task has ended: each connection gets `[daemon] shutdown_grace` to
+    /// take what is queued for it; what it did not is counted and logged.
+    pub async fn wait(self) -> Stopped {
         self.shared.shutdown.cancelled().await;
         self.shared.tracker.close();
         self.shared.tracker.wait().await;
-        tracing::info!("stopped");
+        let undelivered = self.shared.undelivered.load(Ordering::Relaxed);
+        if undelivered > 0 {
+            let grace = self.shared.config.shutdown_grace;
+            let grace = humantime_serde::re::humantime::format_duration(grace);
+            tracing::warn!(
+                undelivered,
+                "stopped: {undelivered} queued messages could not be delivered within {grace}"
+            );
+        } else {
+            tracing::info!("stopped");
+        }
+        Stopped { undelivered }
     }
 }
 

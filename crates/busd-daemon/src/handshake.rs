@@ -172,6 +172,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
+    use crate::hooks::Hooks;
 
     const WEATHER: &str = "Contoso.Weather_8wekyb3d8bbwe";
     const MAPS: &str = "Fabrikam.Maps_1234567890abc";
@@ -192,7 +193,7 @@ mod tests {
              token_file = \"maps.key\"\n"
         );
         let config = Config::parse_at("<test>", &text, dir.path(), &[]).expect("test config");
-        Shared::new(config, CancellationToken::new())
+        Shared::new(config, CancellationToken::new(), Hooks::default())
     }
 
     fn encode(op: Op) -> BytesMut {

@@ -7,19 +7,24 @@
 //! rules themselves live in `busd-core`, sans-IO; this crate moves bytes,
 //! keeps time and owns the sockets.
 //!
-//! Modules, from the bottom up: [`config`], `sync` and `audit`; `payload` and
-//! `outbox` (one connection's bounded queue and its writer); `shared` (what
-//! every task shares); `reload`, `handshake` and `admin`; `session` (one
-//! client connection); `daemon` (listeners, the request timer, shutdown).
+//! Modules, from the bottom up: [`config`], `hooks`, `sync` and `audit`;
+//! `budget` (memory charged to each package or uid before it is spent);
+//! `payload` and `outbox` (one connection's bounded queue and its writer);
+//! `shared` (what every task shares); `writer` (the task that drains a
+//! connection's queue into its socket); `reload`, `handshake` and `admin`;
+//! `session` (one client connection); `daemon` (listeners, the request
+//! timer, shutdown).
 //! Each imports only from modules below it.
 
 #![forbid(unsafe_code)]
 
 mod admin;
 mod audit;
+mod budget;
 pub mod config;
 mod daemon;
 mod handshake;
+mod hooks;
 mod nofile;
 mod outbox;
 mod payload;
@@ -27,21 +32,23 @@ mod reload;
 mod session;
 mod shared;
 mod sync;
+mod writer;
 
 pub use config::{Config, ConfigError, DEFAULT_CONFIG, Limits};
-pub use daemon::{Daemon, Reloader, StartError};
+pub use daemon::{Daemon, Reloader, StartError, Stopped};
+pub use hooks::{Hooks, OpHook};
 pub use nofile::{Raised, raise_nofile_limit};
 pub use reload::{ReloadError, ReloadReport};
 
 use tokio_util::sync::CancellationToken;
 
 /// Runs the daemon with `config` until `shutdown` is cancelled, then drains
-/// every connection and returns.
+/// every connection (within `[daemon] shutdown_grace`) and returns how
+/// that went.
 ///
 /// # Errors
 /// [`StartError`] when a listener cannot be opened.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Stopped, StartError> {
     let daemon = Daemon::start_with(config, shutdown).await?;
-    daemon.wait().await;
-    Ok(())
+    Ok(daemon.wait().await)
 }

@@ -1,24 +1,19 @@
-//! One connection's outbound side: the bounded queue, and the writer task
-//! that owns the socket's write half.
+//! One connection's outbound side: the bounded queue and how the daemon
+//! closes it; the writer task that drains it is in `writer`.
 //!
 //! Publishers push encoded frames into a receiver's [`ConnHandle`] and go
-//! on; they never wait for a socket. The writer drains the queue in batches
-//! and sends each batch with one vectored write, small frames coalesced
-//! and large payloads passed as their own slices (never copied).
+//! on; they never wait for a socket.
 
-use std::io::IoSlice;
-use std::os::fd::AsFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use busd_core::{OutFrame, Outbox, Outgoing, Pushed};
-use busd_proto::{Body, ErrorCode, Frame, Op, encode_head, encode_head_with};
-use busd_transport::FdSender;
+use busd_proto::{Body, ErrorCode, Frame, Op, encode_head_with};
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::Credit;
 use crate::payload::Payload;
 use crate::sync::lock;
 
@@ -26,7 +21,24 @@ use crate::sync::lock;
 /// being copied into the coalescing buffer (or into a queue's run).
 pub(crate) const COPY_BELOW: usize = 4096;
 /// Frames taken from the queue per write.
-const BATCH: usize = 1024;
+pub(crate) const BATCH: usize = 1024;
+
+/// The queue and the budget credit that covers its bytes, under one lock.
+#[derive(Debug)]
+struct Queue {
+    frames: Outbox,
+    /// What the connection's owner is charged for the queued bytes.
+    credit: Credit,
+}
+
+/// How long a publish may wait for room in `block` subscribers' queues:
+/// `timeout` from the first time it has to, shared by all its deliveries
+/// under the same bound.
+#[derive(Debug)]
+pub(crate) struct Wait<'d> {
+    pub(crate) timeout: std::time::Duration,
+    pub(crate) deadline: &'d mut Option<tokio::time::Instant>,
+}
 
 /// The daemon's handle to a connection, shared by the router and sessions.
 #[derive(Debug)]
@@ -36,31 +48,46 @@ pub(crate) struct ConnHandle {
     /// other connections get their bytes in the stream.
     pub(crate) passes_fds: bool,
     /// Locked briefly by pushers and by the writer; never across an await.
-    outbox: Mutex<Outbox>,
+    outbox: Mutex<Queue>,
     /// Wakes the writer when the queue goes from empty to not empty.
     wake: Notify,
     /// Signalled by the writer after it takes frames: room for publishers
     /// waiting on a `block` subscription.
     room: Notify,
-    /// Cancelled when the connection must close now (slow consumer,
-    /// protocol error): the writer sends `fatal` and closes.
+    /// Cancelled when the connection must close now (a slow consumer, the
+    /// rules changed): the writer discards what is queued, sends `fatal`
+    /// and closes.
     kill: CancellationToken,
     /// `kill` as a plain flag, for the per-message checks (the token's own
     /// check takes a lock).
     killed: AtomicBool,
-    /// The session has ended: the writer flushes what is queued and stops.
+    /// The session has ended: the writer flushes what is queued, then
+    /// `fatal` if set, and stops.
     finishing: AtomicBool,
+    /// The last frame the connection gets (an `Error`), after whatever
+    /// was queued (a graceful close) or instead of it (a kill).
     fatal: Mutex<Option<Frame>>,
     /// Messages lost because the connection was killed with them queued.
     pub(crate) discarded: AtomicU64,
 }
 
 impl ConnHandle {
-    pub(crate) fn new(id: u64, max_msgs: usize, max_bytes: usize, passes_fds: bool) -> Self {
+    /// A connection's handle, whose queued bytes `credit` charges to its
+    /// owner.
+    pub(crate) fn new(
+        id: u64,
+        max_msgs: usize,
+        max_bytes: usize,
+        passes_fds: bool,
+        credit: Credit,
+    ) -> Self {
         Self {
             id,
             passes_fds,
-            outbox: Mutex::new(Outbox::new(max_msgs, max_bytes)),
+            outbox: Mutex::new(Queue {
+                frames: Outbox::new(max_msgs, max_bytes),
+                credit,
+            }),
             wake: Notify::new(),
             room: Notify::new(),
             kill: CancellationToken::new(),
@@ -71,12 +98,23 @@ impl ConnHandle {
         }
     }
 
-    /// Queues a frame; on overflow, closes this connection with `SlowConsumer`.
+    /// Queues a frame; on overflow, closes this connection with
+    /// `SlowConsumer`, and past its owner's memory budget with
+    /// `LimitExceeded`.
     pub(crate) fn push(&self, item: Outgoing<'_>) {
         if self.killed.load(Ordering::Acquire) {
             return;
         }
-        let pushed = lock(&self.outbox).push(item);
+        let (pushed, covered) = {
+            let mut q = lock(&self.outbox);
+            let pushed = q.frames.push(item);
+            let bytes = q.frames.bytes();
+            (pushed, q.credit.cover(bytes))
+        };
+        if !covered {
+            self.over_budget();
+            return;
+        }
         match pushed {
             Pushed::Queued { was_empty: true } | Pushed::Dropped => self.wake.notify_one(),
             Pushed::Queued { was_empty: false } => {}
@@ -85,7 +123,7 @@ impl ConnHandle {
                     conn = self.id,
                     "slow consumer: outbound queue full, disconnecting"
                 );
-                self.close_with(
+                self.cut_off(
                     ErrorCode::SlowConsumer,
                     "outbound queue full: the client reads too slowly",
                 );
@@ -93,22 +131,23 @@ impl ConnHandle {
         }
     }
 
-    /// Queues a delivery for a `block` subscription, waiting for room until
-    /// `deadline`, which is set (to now + `timeout`) the first time any
-    /// delivery of the publish has to wait: the common case, room at once,
-    /// reads no clock and registers no waiter. Returns false if the
-    /// deadline passed with no room.
-    pub(crate) async fn push_blocking(
+    /// Queues a delivery for a `block` subscription, waiting for room as
+    /// `wait` says: asked only when there is no room at once (the common
+    /// case reads no clock, registers no waiter and asks nothing else), its
+    /// deadline is set to now + its timeout the first time a delivery of
+    /// the publish waits under it. `Err` with the timeout if the deadline
+    /// passed with no room.
+    pub(crate) async fn push_blocking<'d>(
         &self,
         item: Outgoing<'_>,
-        timeout: std::time::Duration,
-        deadline: &mut Option<tokio::time::Instant>,
-    ) -> bool {
+        wait: impl FnOnce() -> Wait<'d>,
+    ) -> Result<(), std::time::Duration> {
         let len = item.queued_len();
         let mut item = Some(item);
         if self.killed.load(Ordering::Acquire) || self.push_if_fits(&mut item, len) {
-            return true;
+            return Ok(());
         }
+        let Wait { timeout, deadline } = wait();
         let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
         loop {
             let notified = self.room.notified();
@@ -116,15 +155,15 @@ impl ConnHandle {
             // Registered before the check, so a drain in between is not missed.
             notified.as_mut().enable();
             if self.killed.load(Ordering::Acquire) {
-                return true; // closing anyway: nothing to wait for
+                return Ok(()); // closing anyway: nothing to wait for
             }
             if self.push_if_fits(&mut item, len) {
-                return true;
+                return Ok(());
             }
             tokio::select! {
                 () = &mut notified => {}
-                () = self.kill.cancelled() => return true,
-                () = tokio::time::sleep_until(deadline) => return false,
+                () = self.kill.cancelled() => return Ok(()),
+                () = tokio::time::sleep_until(deadline) => return Err(timeout),
             }
         }
     }
@@ -132,12 +171,17 @@ impl ConnHandle {
     /// Queues `item` if `len` more bytes fit; whether it did.
     fn push_if_fits(&self, item: &mut Option<Outgoing<'_>>, len: usize) -> bool {
         let mut q = lock(&self.outbox);
-        if !q.fits(len) {
+        if !q.frames.fits(len) {
             return false;
         }
         if let Some(f) = item.take() {
-            if let Pushed::Queued { was_empty: true } = q.push(f) {
+            if let Pushed::Queued { was_empty: true } = q.frames.push(f) {
                 self.wake.notify_one();
+            }
+            let bytes = q.frames.bytes();
+            if !q.credit.cover(bytes) {
+                drop(q);
+                self.over_budget();
             }
         }
         true
@@ -201,8 +245,41 @@ impl ConnHandle {
         );
     }
 
-    /// Closes the connection: `code` is sent, anything still queued is discarded.
-    pub(crate) fn close_with(&self, code: ErrorCode, message: &str) {
+    /// Closes the connection now: anything still queued is discarded
+    /// (counted), `code` is sent, the socket closed. For a peer that cannot
+    /// or may not receive more: a slow consumer, a package the rules no
+    /// longer have.
+    pub(crate) fn cut_off(&self, code: ErrorCode, message: &str) {
+        self.last_words(code, message);
+        self.kill();
+    }
+
+    /// Closes the connection gracefully: what is already queued is sent
+    /// first, then `code`, then the socket is closed. The session stops
+    /// reading and, after it has left the router, gives the writer a
+    /// deadline (see `session::close`). For a protocol violation and for
+    /// the daemon's shutdown, so that replies owed (the `Pong` to a `Ping`
+    /// sent just before) still arrive.
+    pub(crate) fn close_after(&self, code: ErrorCode, message: &str) {
+        self.last_words(code, message);
+        self.finish();
+    }
+
+    /// The reader's owner has no budget left for what is queued for it:
+    /// this connection, whose not reading holds the bytes, is closed.
+    #[cold]
+    fn over_budget(&self) {
+        let owner = lock(&self.outbox).credit.owner().to_owned();
+        tracing::warn!(target: "busd::audit", conn = self.id, %owner, "memory budget exceeded by what is queued for it, disconnecting");
+        self.cut_off(
+            ErrorCode::LimitExceeded,
+            "messages queued for this client's package or uid exceed its memory budget",
+        );
+    }
+
+    /// Sets the connection's last frame, unless one is set already (the
+    /// first reason to close wins).
+    fn last_words(&self, code: ErrorCode, message: &str) {
         let mut fatal = lock(&self.fatal);
         if fatal.is_none() {
             *fatal = Some(Frame::new(Op::Error {
@@ -211,8 +288,20 @@ impl ConnHandle {
                 refers: None,
             }));
         }
-        drop(fatal);
-        self.kill();
+    }
+
+    /// Discards what is still queued (the writer was stopped before it
+    /// could send it); how many messages that was.
+    pub(crate) fn discard_queued(&self) -> u64 {
+        let mut gone = Vec::new();
+        let n = {
+            let mut q = lock(&self.outbox);
+            let n = q.frames.len() as u64;
+            q.frames.drain_into(&mut gone, usize::MAX);
+            n
+        };
+        self.discarded.fetch_add(n, Ordering::Relaxed);
+        n
     }
 
     /// Marks the connection killed and tells everyone waiting on it.
@@ -234,177 +323,66 @@ impl ConnHandle {
         &self.kill
     }
 
-    /// Sends queued frames until [`finish`](Self::finish) (normal end:
-    /// flush what is queued) or a kill (send the fatal error only). Returns
-    /// when the socket is done. Every reason to wake up comes through one
-    /// `Notify`, so an idle writer waits on nothing else.
-    pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
-        &self,
-        mut writer: W,
-        fds: Option<FdSender>,
-    ) {
-        // Grown on first use: an idle connection holds no buffers.
-        let mut batch = Vec::new();
-        let mut chunks = Vec::new();
-        let mut buf = BytesMut::new();
-        loop {
-            if self.killed.load(Ordering::Acquire) {
-                break;
-            }
-            // Read before draining: a finish that comes after this still
-            // finds the writer going round once more (its wake-up is stored).
-            let finishing = self.finishing.load(Ordering::Acquire);
-            let dropped = {
-                let mut q = lock(&self.outbox);
-                q.drain_into(&mut batch, BATCH);
-                q.take_dropped()
-            };
-            if !batch.is_empty() {
-                self.room.notify_waiters();
-            }
-            if batch.is_empty() && dropped.is_empty() {
-                if finishing {
-                    break; // drained: the normal end
-                }
-                self.wake.notified().await;
-                continue;
-            }
-            for (sid, count) in dropped {
-                let _ = encode_head(&Op::Dropped { sid, count }, 0, &mut buf);
-            }
-            let mut out = Out {
-                writer: &mut writer,
-                fds: fds.as_ref(),
-                kill: &self.kill,
-                unsent: 0,
-                buf: &mut buf,
-                chunks: &mut chunks,
-            };
-            match out.write_batch(&mut batch).await {
-                Ok(()) => {}
-                // Killed while the peer took no fds: on to the fatal error.
-                Err(_) if self.killed.load(Ordering::Acquire) => {
-                    let unsent = out.unsent as u64;
-                    self.discarded.fetch_add(unsent, Ordering::Relaxed);
-                    break;
-                }
-                Err(e) => {
-                    tracing::debug!(conn = self.id, cause = %e, "write failed");
-                    self.kill();
-                    return;
-                }
-            }
+    /// The writer's next batch: up to [`BATCH`] frames into `batch`, and
+    /// the drop notices due; also whether the session had finished before
+    /// they were taken (read first, so a finish that comes after still finds
+    /// the writer going round once more: its wake-up is stored).
+    pub(crate) fn next_batch(&self, batch: &mut Vec<OutFrame>) -> (bool, Vec<(u64, u64)>) {
+        let finishing = self.finishing.load(Ordering::Acquire);
+        let dropped = {
+            let mut q = lock(&self.outbox);
+            q.frames.drain_into(batch, BATCH);
+            let bytes = q.frames.bytes();
+            q.credit.settle(bytes);
+            q.frames.take_dropped()
+        };
+        if !batch.is_empty() {
+            self.room.notify_waiters();
         }
-        if self.killed.load(Ordering::Acquire) {
-            let n = lock(&self.outbox).len() as u64;
-            self.discarded.fetch_add(n, Ordering::Relaxed);
-            let fatal = lock(&self.fatal).take();
-            if let Some(frame) = fatal {
-                let mut out = BytesMut::new();
-                if frame.encode(&mut out).is_ok() {
-                    let _ = writer.write_all(&out).await;
-                }
-            }
-        }
-        let _ = writer.shutdown().await;
-    }
-}
-
-/// What one batch is written with.
-struct Out<'a, W> {
-    writer: &'a mut W,
-    fds: Option<&'a FdSender>,
-    /// Ends a wait for room for a segment's fd (see `write_batch`).
-    kill: &'a CancellationToken,
-    /// Frames of the batch left unwritten by such a kill.
-    unsent: usize,
-    /// Small frames, copied together.
-    buf: &'a mut BytesMut,
-    /// What the next vectored write sends: runs of `buf`, large payloads.
-    chunks: &'a mut Vec<Bytes>,
-}
-
-impl<W: AsyncWrite + Unpin> Out<'_, W> {
-    /// Writes a batch: small frames coalesced, large payloads as their own
-    /// `Bytes`, and each segment's fd passed before the frame announcing it.
-    ///
-    /// A kill ends a wait for fd room at once, with `Interrupted`: everything
-    /// before is written whole, so the fatal error can still follow through
-    /// the ring (a peer that stopped taking fds may still have ring room).
-    async fn write_batch(&mut self, batch: &mut Vec<OutFrame>) -> std::io::Result<()> {
-        let mut frames = batch.drain(..);
-        while let Some(frame) = frames.next() {
-            if let Some((segment, _)) = &frame.segment {
-                let Some(fds) = self.fds else {
-                    // Only queued for connections that pass fds.
-                    return Err(std::io::Error::other(
-                        "a segment for a connection without fds",
-                    ));
-                };
-                if !fds.try_send(segment.as_fd())? {
-                    // The peer takes fds as it reads their frames: write the
-                    // frames before this one, then wait for room.
-                    self.cut();
-                    write_chunks(self.writer, self.chunks).await?;
-                    tokio::select! {
-                        sent = fds.send(segment.as_fd()) => sent?,
-                        () = self.kill.cancelled() => {
-                            self.unsent = frame.frames + frames.by_ref().map(|f| f.frames).sum::<usize>();
-                            return Err(std::io::ErrorKind::Interrupted.into());
-                        }
-                    }
-                }
-            }
-            // A run of copied frames is a head as long as it grew.
-            for part in [frame.head, frame.payload] {
-                if part.len() < COPY_BELOW {
-                    self.buf.extend_from_slice(&part);
-                } else {
-                    self.cut();
-                    self.chunks.push(part);
-                }
-            }
-        }
-        self.cut();
-        write_chunks(self.writer, self.chunks).await
+        (finishing, dropped)
     }
 
-    /// Ends the current run of small frames.
-    fn cut(&mut self) {
-        if !self.buf.is_empty() {
-            self.chunks.push(self.buf.split().freeze());
-        }
+    /// Waits until there is something for the writer to do: frames, a
+    /// finish, a kill. Every reason comes through this one `Notify`, so an
+    /// idle writer waits on nothing else.
+    pub(crate) async fn work(&self) {
+        self.wake.notified().await;
     }
-}
 
-/// Writes every chunk, with vectored writes, handling short writes.
-async fn write_chunks<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    chunks: &mut Vec<Bytes>,
-) -> std::io::Result<()> {
-    let mut first = 0;
-    while first < chunks.len() {
-        let slices: Vec<IoSlice<'_>> = chunks[first..]
-            .iter()
-            .take(512)
-            .map(|c| IoSlice::new(c))
-            .collect();
-        let mut n = writer.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while n > 0 {
-            let len = chunks[first].len();
-            if n >= len {
-                n -= len;
-                first += 1;
-            } else {
-                let rest = chunks[first].slice(n..);
-                chunks[first] = rest;
-                n = 0;
-            }
-        }
+    /// Whether this connection's queue is charged to `credit`'s owner.
+    pub(crate) fn charged_with(&self, credit: &Credit) -> bool {
+        lock(&self.outbox).credit.same_owner(credit)
     }
-    chunks.clear();
-    Ok(())
+
+    /// Messages queued now.
+    pub(crate) fn queued(&self) -> usize {
+        lock(&self.outbox).frames.len()
+    }
+
+    /// Whether the connection was killed (see [`cut_off`](Self::cut_off)).
+    pub(crate) fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    /// The writer stops for good (the socket failed or timed out): kills
+    /// the connection, so that its session ends and leaves the router.
+    pub(crate) fn writer_failed(&self, code: ErrorCode, message: &str) {
+        self.cut_off(code, message);
+    }
+
+    /// Closes the connection without a word: its task failed (a panic),
+    /// so nothing it would say can be trusted.
+    pub(crate) fn abort(&self) {
+        self.kill();
+    }
+
+    /// Counts `n` messages the writer gives up on.
+    pub(crate) fn count_discarded(&self, n: u64) {
+        self.discarded.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The connection's last frame, once (see [`close_after`](Self::close_after)).
+    pub(crate) fn take_last_words(&self) -> Option<Frame> {
+        lock(&self.fatal).take()
+    }
 }

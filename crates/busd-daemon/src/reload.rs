@@ -68,7 +68,7 @@ pub(crate) fn reload(shared: &Shared) -> Result<ReloadReport, ReloadError> {
     let packages = new.policy.packages.len();
     let removed = lock(&shared.router).set_policy(Arc::clone(&new.policy));
     for (_, handle) in &removed {
-        handle.close_with(
+        handle.cut_off(
             ErrorCode::NotAuthorized,
             "your package was removed from the configuration",
         );

@@ -12,6 +12,8 @@ mod link;
 mod read_loop;
 mod requests;
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -19,26 +21,72 @@ use std::time::Duration;
 use busd_core::Route;
 use busd_policy::Identity;
 use busd_proto::{ErrorCode, Op, Sender, Status, Welcome};
-use busd_transport::{BoxWriter, Connection, FdSender, FrameReader, Mapping};
+use busd_transport::{BoxReader, BoxWriter, Connection, FdSender, FrameReader, Mapping};
 use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use self::link::Link;
 use crate::audit::{self, Who};
+use crate::budget::Credit;
 use crate::handshake::{handshake, refuse};
 use crate::outbox::ConnHandle;
 use crate::shared::Shared;
 use crate::sync::lock;
+use crate::writer::write_loop;
 
 /// How long a closing connection may take to flush what is queued for it.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
+/// How long the daemon takes what a closed peer still sends (see `linger`).
+const LINGER: Duration = Duration::from_secs(1);
 
-/// Serves one accepted connection until it closes.
+/// Serves one accepted connection until it closes. A panic in its task
+/// closes this connection only (see [`contain`]).
 pub(crate) async fn run(shared: Arc<Shared>, conn: Connection) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("session", conn = id, peer = %conn.peer.addr);
-    serve(shared, id, conn).instrument(span).await;
+    let served = AssertUnwindSafe(serve(Arc::clone(&shared), id, conn))
+        .catch_unwind()
+        .instrument(span.clone())
+        .await;
+    if let Err(panic) = served {
+        span.in_scope(|| contain(&shared, id, &*panic));
+    }
+}
+
+/// After a panic in connection `id`'s task: logs it with the identity,
+/// kills the connection's writer and forgets it in the router (requests it
+/// was serving fail with `ResponderGone`). The router's lock recovers from
+/// poisoning, and every other connection is served on.
+pub(crate) fn contain(shared: &Shared, id: u64, panic: &(dyn Any + Send)) {
+    let what = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic");
+    let (identity, gone) = {
+        let mut router = lock(&shared.router);
+        let identity = router.connection(id).map(|(identity, handle)| {
+            handle.abort();
+            identity.to_string()
+        });
+        (identity, router.disconnect(id))
+    };
+    let identity = identity.as_deref().unwrap_or("not yet proven");
+    tracing::error!(
+        conn = id,
+        identity,
+        "panic in a connection's task, closing it: {what}"
+    );
+    for u in gone {
+        let op = Op::Resp {
+            rid: u.rid,
+            status: Status::ResponderGone,
+            headers: None,
+        };
+        u.requester.send(&op, Bytes::new());
+    }
 }
 
 async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
@@ -48,10 +96,12 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         peer,
         fds,
     } = conn;
-    let max_frame = shared.config.limits.max_frame;
+    let limits = shared.config.limits;
     // Segments are checked but mapped only for a receiver that needs the
-    // bytes (see `Payload`).
-    let (codec, fd_sender) = busd_transport::frame_codec(fds, max_frame, Mapping::Unmapped);
+    // bytes (see `Payload`). Until the peer has proven who it is, a frame
+    // may be only a few KiB: nobody is charged for its memory yet.
+    let (codec, fd_sender) =
+        busd_transport::frame_codec(fds, limits.max_preauth_frame, Mapping::Unmapped);
     let mut frames = FrameReader::new(reader, codec);
     let (protocol, identity) = match handshake(&shared, &mut frames, &mut writer, &peer).await {
         Ok(proven) => proven,
@@ -63,20 +113,33 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
                         uid: peer.uid,
                         pid: peer.pid,
                     };
-                    audit::limit_reached(who, "limits.max_frame", &e);
+                    audit::limit_reached(who, "limits.max_preauth_frame", &e);
                 }
                 tracing::info!(%code, cause = %e, "handshake refused");
                 refuse(&mut writer, code, e.to_string()).await;
+                linger(&mut frames).await;
             }
             return;
         }
     };
+    frames.codec_mut().set_max_frame(limits.max_frame);
     let opened = open(&shared, id, protocol, identity, peer.pid, writer, fd_sender).await;
     let Some((mut link, writer_task)) = opened else {
         return;
     };
     link.read_loop(&mut frames).await;
     close(&shared, id, link, writer_task).await;
+    linger(&mut frames).await;
+}
+
+/// Takes what the peer still sends for up to [`LINGER`] after the daemon
+/// closed its side, so that a peer closed mid-send (over its budget, a
+/// protocol violation) reads the error it was sent: closing a TCP socket
+/// with unread bytes resets it, and a reset destroys what the peer has not
+/// read yet.
+async fn linger(frames: &mut FrameReader<BoxReader>) {
+    let until = tokio::time::Instant::now() + LINGER;
+    while let Ok(Ok(true)) = tokio::time::timeout_at(until, frames.discard()).await {}
 }
 
 /// Registers the proven connection with the router, welcomes it and
@@ -91,11 +154,13 @@ async fn open(
     fd_sender: Option<FdSender>,
 ) -> Option<(Link, JoinHandle<()>)> {
     let limits = shared.config.limits;
+    let budget = shared.budgets.of(&identity);
     let handle = Arc::new(ConnHandle::new(
         id,
         limits.max_pending_msgs as usize,
         usize::try_from(limits.max_pending_bytes).unwrap_or(usize::MAX),
         fd_sender.is_some(),
+        Credit::new(Arc::clone(&budget)),
     ));
     // The epoch is the router's for its whole life: taken under the same lock.
     let (registered, epoch) = {
@@ -128,9 +193,18 @@ async fn open(
     handle.send(&Op::Welcome(welcome), Bytes::new());
     let writer_task = {
         let handle = Arc::clone(&handle);
-        shared
-            .tracker
-            .spawn(async move { handle.write_loop(writer, fd_sender).await }.in_current_span())
+        let write = async move {
+            let written =
+                AssertUnwindSafe(write_loop(&handle, writer, fd_sender, limits.write_timeout))
+                    .catch_unwind()
+                    .await;
+            if written.is_err() {
+                // The session sees the kill, closes and logs nothing more.
+                tracing::error!("panic in a connection's writer, closing it");
+                handle.abort();
+            }
+        };
+        shared.tracker.spawn(write.in_current_span())
     };
     let link = Link {
         shared: Arc::clone(shared),
@@ -142,6 +216,7 @@ async fn open(
         identity,
         pid,
         protocol,
+        inbound: Credit::new(budget),
         handle,
         route: Route::default(),
         epoch,
@@ -152,7 +227,8 @@ async fn open(
 
 /// Forgets the connection: requests it was serving fail with
 /// `ResponderGone` at once, and what is queued for it is flushed within
-/// [`FLUSH_GRACE`].
+/// [`FLUSH_GRACE`] (the shutdown grace when the daemon is stopping);
+/// what is not is discarded and counted.
 async fn close(shared: &Shared, id: u64, mut link: Link, writer_task: JoinHandle<()>) {
     link.route.settle(&link.epoch);
     let gone = lock(&shared.router).disconnect(id);
@@ -166,16 +242,22 @@ async fn close(shared: &Shared, id: u64, mut link: Link, writer_task: JoinHandle
     }
     let handle = link.handle;
     handle.finish();
+    let grace = if shared.shutdown.is_cancelled() {
+        shared.config.shutdown_grace
+    } else {
+        FLUSH_GRACE
+    };
     let abort = writer_task.abort_handle();
-    if tokio::time::timeout(FLUSH_GRACE, writer_task)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, writer_task).await.is_err() {
         tracing::debug!("peer does not read: closing without flushing");
         abort.abort();
+        handle.discard_queued();
     }
     let lost = handle.discarded.load(Ordering::Relaxed);
     if lost > 0 {
+        if shared.shutdown.is_cancelled() {
+            shared.undelivered.fetch_add(lost, Ordering::Relaxed);
+        }
         tracing::warn!(lost, "queued messages discarded with the connection");
     }
     tracing::debug!("closed");

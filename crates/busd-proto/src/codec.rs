@@ -10,6 +10,9 @@ use crate::frame::{Frame, SegmentFd};
 use crate::layout::{LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
 use crate::message_header::{NameCache, decode_with_serde};
 
+/// The least a partly read frame's buffer grows by at a time.
+const GROWTH_FLOOR: usize = 64 * 1024;
+
 /// Frames a byte stream into [`Frame`]s and back.
 ///
 /// The length field is checked against `max_frame` before any buffer is
@@ -119,8 +122,11 @@ impl Decoder for FrameCodec {
             )));
         }
         if src.len() < LENGTH_PREFIX + len {
-            // Only now, with the length known to be within bounds.
-            src.reserve(LENGTH_PREFIX + len - src.len());
+            // Room grows with what arrives, never more than doubling what
+            // was read: a peer that announces a large frame and stalls holds
+            // about what it sent, not the length it claimed.
+            let missing = LENGTH_PREFIX + len - src.len();
+            src.reserve(missing.min(src.len().max(GROWTH_FLOOR)));
             return Ok(None);
         }
         src.advance(LENGTH_PREFIX);
@@ -227,6 +233,19 @@ mod tests {
         }
         assert_eq!(out, Some(frame));
         assert!(partial.is_empty());
+    }
+
+    #[test]
+    fn a_claimed_length_buys_no_memory_until_its_bytes_arrive() {
+        let mut codec = FrameCodec::new(8 << 20);
+        let mut src = BytesMut::new();
+        src.put_u32(8 << 20);
+        assert!(codec.decode(&mut src).unwrap().is_none());
+        assert!(src.capacity() < 256 << 10, "{}", src.capacity());
+        // 100 KiB in: room stays within a small multiple of what came.
+        src.put_bytes(0, 100 << 10);
+        assert!(codec.decode(&mut src).unwrap().is_none());
+        assert!(src.capacity() < 512 << 10, "{}", src.capacity());
     }
 
     #[test]

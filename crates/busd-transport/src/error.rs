@@ -1,7 +1,8 @@
 //! Errors of this crate: [`TransportError`] for binding a listener (worded for
-//! whoever is starting the daemon) and [`EndpointError`] for parsing an
-//! [`Endpoint`](crate::Endpoint); and how `busd-shm`'s errors become the
-//! `io::Error`s that connections report.
+//! whoever is starting the daemon), with [`SocketPathError`] for a unix
+//! socket path that is not safe to serve on, and [`EndpointError`] for
+//! parsing an [`Endpoint`](crate::Endpoint); and how `busd-shm`'s errors
+//! become the `io::Error`s that connections report.
 
 use std::io;
 use std::net::SocketAddr;
@@ -38,6 +39,11 @@ pub enum TransportError {
     )]
     NotASocket(PathBuf),
 
+    /// The unix socket path is not safe to serve on: someone else could
+    /// take the clients' connections, or already serves there.
+    #[error(transparent)]
+    SocketPath(#[from] SocketPathError),
+
     /// A system call failed; `context` says what busd was doing.
     #[error("{context}")]
     Io {
@@ -57,6 +63,61 @@ impl TransportError {
             source,
         }
     }
+}
+
+/// Why a unix socket path was refused before anything was bound there.
+///
+/// A client trusts whatever answers at the socket path with its `Hello`
+/// (and, over shm, its memory). These are the ways someone other than the
+/// daemon could answer instead, each refused at start-up. The directory,
+/// once checked, is held open and the socket bound through it, so it cannot
+/// be swapped between the check and the bind.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SocketPathError {
+    /// The socket's directory, the socket path or its lock file is a
+    /// symbolic link (left untouched).
+    #[error(
+        "{} is a symbolic link: busd does not follow links on its socket path, since whoever can change the link chooses where clients connect (name the real path instead)",
+        .0.display()
+    )]
+    Symlink(PathBuf),
+
+    /// The socket's directory or lock file belongs to a user other than the
+    /// daemon's (or root).
+    #[error(
+        "{} belongs to uid {owner}, but busd runs as uid {uid} and trusts only its own files and root's: uid {owner} could take the socket path over and receive the next client's Hello",
+        path.display()
+    )]
+    ForeignOwner {
+        /// The directory or lock file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The daemon's effective uid.
+        uid: u32,
+    },
+
+    /// The socket's directory may be written by group or others and has no
+    /// sticky bit, so they may rename or remove the daemon's socket.
+    #[error(
+        "{} is writable by group or others without the sticky bit (mode {mode:04o}): anyone who can write there could rename the socket, bind their own and receive the next client's Hello (chmod go-w, or use a directory of busd's own)",
+        dir.display()
+    )]
+    WritableDirectory {
+        /// The socket's directory.
+        dir: PathBuf,
+        /// Its permission bits (with the sticky bit, never set here).
+        mode: u32,
+    },
+
+    /// A live process answers on the socket path; its socket is left alone,
+    /// whether or not the lock file is held.
+    #[error(
+        "another program is serving {}: refusing to take its socket over (stop it, or choose another socket path)",
+        .0.display()
+    )]
+    Served(PathBuf),
 }
 
 /// Why a string is not a valid [`Endpoint`](crate::Endpoint).

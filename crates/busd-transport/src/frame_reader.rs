@@ -37,6 +37,9 @@ pub struct FrameReader<R> {
     buf: BytesMut,
     read_size: usize,
     eof: bool,
+    /// Bytes read since the start (with `buf`'s length, how far decoding
+    /// has come, counted per read rather than per frame).
+    read_total: u64,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -48,6 +51,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             buf: BytesMut::new(),
             read_size: MIN_READ,
             eof: false,
+            read_total: 0,
         }
     }
 
@@ -68,6 +72,23 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         } else {
             self.codec.decode(&mut self.buf)
         }
+    }
+
+    /// Bytes read and not yet decoded: the start of a frame still coming
+    /// (or frames [`decode`](Self::decode) has not been asked for yet).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Bytes decoded into frames since the start: unchanged between two
+    /// waits, it says the frame being read is still the same one.
+    pub fn consumed(&self) -> u64 {
+        self.read_total - self.buf.len() as u64
+    }
+
+    /// The memory the reader holds for bytes read and to be read.
+    pub fn held(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Whether the peer has closed its side (what was read may still hold
@@ -103,12 +124,32 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             self.eof = true;
             return Ok(false);
         }
+        self.read_total += n as u64;
         self.read_size = if n == room {
             (self.read_size * 2).min(MAX_READ)
         } else {
             MIN_READ
         };
         Ok(true)
+    }
+
+    /// Reads and discards what the peer sends (and what was read and not
+    /// decoded), letting go of the buffer; `false` at the end of the
+    /// stream. For a connection being closed: the peer's bytes still on
+    /// their way are taken, so that the close is a clean end of stream,
+    /// not a reset that would destroy the error the peer is being sent.
+    ///
+    /// # Errors
+    /// The connection's read error.
+    pub async fn discard(&mut self) -> io::Result<bool> {
+        self.buf = BytesMut::new();
+        if self.eof {
+            return Ok(false);
+        }
+        let mut scratch = [0u8; 8192];
+        let n = self.io.read(&mut scratch).await?;
+        self.eof = n == 0;
+        Ok(n > 0)
     }
 
     /// As [`fill`](Self::fill), but only what comes within `window`,

@@ -11,7 +11,9 @@
 //!   is asked of the kernel over `NETLINK_SOCK_DIAG` (or, failing that, read
 //!   from `/proc/net/tcp`).
 //! - [`UnixListener`]: a unix socket (mode 0660) guarded by a lock file, so a
-//!   second daemon is refused and a stale socket file is replaced safely; the
+//!   second daemon is refused and a stale socket file is replaced safely; a
+//!   directory others could tamper with, a symbolic link on the path, or a
+//!   socket another program serves is refused ([`SocketPathError`]); the
 //!   peer's uid, gid and pid come from `SO_PEERCRED`.
 //! - shm: two shared-memory rings (`busd-shm`), one each way, set up over the
 //!   daemon's unix socket, which serves both kinds of client; the peer is
@@ -58,6 +60,7 @@ mod frame_reader;
 mod proc_net;
 mod shm;
 mod sock_diag;
+mod socket_dir;
 mod socket_file;
 mod tcp;
 mod unix;
@@ -65,7 +68,7 @@ mod unix;
 pub use conn::{BoxReader, BoxWriter, Connection, Listener, PeerInfo};
 pub use connect::{ConnectOptions, connect, connect_with};
 pub use endpoint::Endpoint;
-pub use error::{EndpointError, TransportError};
+pub use error::{EndpointError, SocketPathError, TransportError};
 pub use fd_passing::{
     FdPassing, FdReceiver, FdSender, Mapping, SegmentBuffer, frame_codec, map_segment, seal_payload,
 };

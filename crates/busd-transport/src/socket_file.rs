@@ -1,62 +1,85 @@
-//! Owning a unix socket path: one daemon per path, stale files replaced safely,
-//! the socket file removed when the daemon stops.
+//! Owning a unix socket path: one daemon per path, never another program's
+//! socket taken over, stale files replaced safely, the socket file removed
+//! when the daemon stops.
 //!
-//! A lock file beside the socket (`<path>.lock`) is `flock`ed for the
-//! listener's lifetime. Whoever holds the lock owns the path, so a socket file
-//! found there while holding it was left by a daemon that died, and can be
-//! removed. The lock file itself is never removed: unlinking it while another
-//! process is about to lock it would let two daemons each lock a different
-//! file. The kernel drops the lock when its holder exits, however it exits.
+//! The directory is opened and checked first (`socket_dir`); everything
+//! below goes through it. A lock file beside the socket (`<path>.lock`) is
+//! `flock`ed for the listener's lifetime, so a second busd is refused. A
+//! socket file already at the path is replaced only if connecting to it is
+//! refused (nobody listens: its daemon died) while we hold the lock; if
+//! anything answers, it is left alone, lock or no lock, since another program
+//! may serve there without knowing of busd's lock. The lock file itself is
+//! never removed: unlinking it while another process is about to lock it
+//! would let two daemons each lock a different file. The kernel drops the
+//! lock when its holder exits, however it exits.
 
-use std::fs::{self, DirBuilder, File};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FlockOperation, Mode, OFlags};
+use rustix::fs::{FileType, FlockOperation, Stat};
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use tracing::{debug, info, warn};
 
-use crate::error::TransportError;
+use crate::error::{SocketPathError, TransportError};
+use crate::socket_dir::{SocketDir, with_suffix};
 
-/// Mode of a socket directory busd creates (an existing one is left alone).
-const DIR_MODE: u32 = 0o750;
 /// Mode of the socket: the owner and its group may connect.
 const SOCKET_MODE: u32 = 0o660;
 /// Mode of the lock file.
 const LOCK_MODE: u32 = 0o600;
+/// The longest path a socket address holds (`sun_path` is 108 bytes with
+/// its NUL). Clients connect by the full path, so it must fit.
+const MAX_SOCKET_PATH: usize = 107;
 
 /// The claim on a socket path, held as long as the listener lives.
 #[derive(Debug)]
 pub(crate) struct SocketFile {
+    /// The absolute socket path, as clients name it.
     path: PathBuf,
+    /// The checked directory holding it.
+    dir: SocketDir,
+    /// The socket's name in `dir`.
+    name: OsString,
     /// Holds the exclusive `flock`; closing it (on drop) releases the lock.
     _lock: File,
-    /// `(dev, inode)` of the socket we bound, so that on drop we only remove
-    /// our own socket, never a file someone put there since.
-    bound: Option<(u64, u64)>,
+    /// The socket we bound, so that on drop we only remove our own socket,
+    /// never a file someone put there since.
+    bound: Option<Stat>,
 }
 
 impl SocketFile {
-    /// Claims `path`: creates its directory if missing, takes the lock and
-    /// removes a stale socket file. The path is then free to bind.
+    /// Claims `path`: creates its directory if missing, checks it, takes the
+    /// lock and removes a stale socket file. The path is then free to bind
+    /// (through [`SocketFile::bind_path`]).
     pub(crate) fn claim(path: &Path) -> Result<Self, TransportError> {
         let path = std::path::absolute(path).map_err(|err| {
             TransportError::io(format!("invalid socket path {}", path.display()), err)
         })?;
-        if let Some(dir) = path.parent() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(DIR_MODE)
-                .create(dir)
-                .map_err(|err| {
-                    let context = format!("cannot create socket directory {}", dir.display());
-                    TransportError::io(context, err)
-                })?;
+        let invalid = |why: String| {
+            let err = io::Error::new(io::ErrorKind::InvalidInput, why);
+            TransportError::io(format!("cannot listen on unix://{}", path.display()), err)
+        };
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(invalid("not a file path".into()));
+        };
+        if path.as_os_str().len() > MAX_SOCKET_PATH {
+            let why = format!("a socket path holds at most {MAX_SOCKET_PATH} bytes");
+            return Err(invalid(why));
         }
-        let lock = lock(&path)?;
-        remove_stale(&path)?;
+        let dir = SocketDir::open(parent)?;
+        if dir.entry_path(name).as_os_str().len() > MAX_SOCKET_PATH {
+            let why = "the file name is too long to bind through /proc/self/fd".into();
+            return Err(invalid(why));
+        }
+        let name = name.to_owned();
+        let lock = lock(&dir, &path, &name)?;
+        remove_stale(&dir, &path, &name)?;
         Ok(Self {
             path,
+            dir,
+            name,
             _lock: lock,
             bound: None,
         })
@@ -67,12 +90,22 @@ impl SocketFile {
         &self.path
     }
 
+    /// The path to bind: the socket's name in the checked directory, reached
+    /// through its fd, so a rename of the directory cannot redirect it.
+    pub(crate) fn bind_path(&self) -> PathBuf {
+        self.dir.entry_path(&self.name)
+    }
+
     /// Records the socket just bound at the path (so drop removes it) and
     /// sets its mode.
     pub(crate) fn mark_bound(&mut self) -> Result<(), TransportError> {
-        let meta = fs::symlink_metadata(&self.path).map_err(|err| self.io("cannot stat", err))?;
-        self.bound = Some((meta.dev(), meta.ino()));
-        fs::set_permissions(&self.path, fs::Permissions::from_mode(SOCKET_MODE))
+        let stat = self
+            .dir
+            .stat(&self.name)
+            .map_err(|err| self.io("cannot stat", err))?;
+        self.bound = Some(stat);
+        self.dir
+            .chmod(&self.name, SOCKET_MODE)
             .map_err(|err| self.io("cannot set the mode of", err))
     }
 
@@ -83,135 +116,116 @@ impl SocketFile {
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
-        let Some((dev, ino)) = self.bound else {
+        let Some(bound) = &self.bound else {
             return;
         };
         // Runs before the lock is released (fields drop after this body).
-        match fs::symlink_metadata(&self.path) {
-            Ok(meta) if meta.file_type().is_socket() && meta.dev() == dev && meta.ino() == ino => {
-                match fs::remove_file(&self.path) {
-                    Ok(()) => debug!(path = %self.path.display(), "socket removed"),
-                    Err(err) => {
-                        warn!(path = %self.path.display(), cause = %err, "cannot remove socket");
-                    }
+        let path = self.path.display();
+        match self.dir.stat(&self.name) {
+            Ok(now)
+                if is_socket(&now) && now.st_dev == bound.st_dev && now.st_ino == bound.st_ino =>
+            {
+                match self.dir.unlink(&self.name) {
+                    Ok(()) => debug!(%path, "socket removed"),
+                    Err(err) => warn!(%path, cause = %err, "cannot remove socket"),
                 }
             }
-            Ok(_) => warn!(
-                path = %self.path.display(),
-                "socket path now holds another file; leaving it in place"
-            ),
+            Ok(_) => warn!(%path, "socket path now holds another file; leaving it in place"),
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                debug!(path = %self.path.display(), "socket already removed");
+                debug!(%path, "socket already removed");
             }
-            Err(err) => warn!(path = %self.path.display(), cause = %err, "cannot stat socket"),
+            Err(err) => warn!(%path, cause = %err, "cannot stat socket"),
         }
     }
 }
 
-/// `<path>.lock`.
-fn lock_path(path: &Path) -> PathBuf {
-    let mut lock = path.as_os_str().to_owned();
-    lock.push(".lock");
-    PathBuf::from(lock)
+fn is_socket(stat: &Stat) -> bool {
+    FileType::from_raw_mode(stat.st_mode) == FileType::Socket
 }
 
-/// Opens (creating it if needed) and exclusively locks the lock file of
-/// `path`, without waiting.
-fn lock(path: &Path) -> Result<File, TransportError> {
-    let lock_path = lock_path(path);
-    // O_NOFOLLOW: never follow a symlink planted in place of the lock file.
-    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-    let file = rustix::fs::open(&lock_path, flags, Mode::from_raw_mode(LOCK_MODE))
-        .map(File::from)
-        .map_err(|err| {
-            let context = format!("cannot open lock file {}", lock_path.display());
-            TransportError::io(context, err.into())
-        })?;
+/// Opens (creating it if needed) and exclusively locks `<name>.lock` in
+/// `dir`, without waiting.
+fn lock(dir: &SocketDir, path: &Path, name: &OsStr) -> Result<File, TransportError> {
+    let file = dir.open_lock_file(&with_suffix(name, ".lock"), LOCK_MODE)?;
     match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(file),
         Err(rustix::io::Errno::WOULDBLOCK) => Err(TransportError::AlreadyRunning(path.to_owned())),
         Err(err) => Err(TransportError::io(
-            format!("cannot lock {}", lock_path.display()),
+            format!("cannot lock {}.lock", path.display()),
             err.into(),
         )),
     }
 }
 
-/// Removes a socket file left at `path` by a daemon that died; refuses to
-/// touch anything that is not a socket. Call only while holding the lock.
-fn remove_stale(path: &Path) -> Result<(), TransportError> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => {
-            info!(path = %path.display(), "removing stale socket left by a previous busd");
-            fs::remove_file(path).map_err(|err| {
-                TransportError::io(
-                    format!("cannot remove stale socket {}", path.display()),
-                    err,
-                )
-            })
+/// Removes a socket file left at `name` by a daemon that died: only a
+/// socket, and only one that refuses connections. Call only while holding
+/// the lock.
+fn remove_stale(dir: &SocketDir, path: &Path, name: &OsStr) -> Result<(), TransportError> {
+    let stat = match dir.stat(name) {
+        Ok(stat) => stat,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => {
+            return Err(TransportError::io(
+                format!("cannot inspect socket path {}", path.display()),
+                err,
+            ));
         }
-        Ok(_) => Err(TransportError::NotASocket(path.to_owned())),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(TransportError::io(
-            format!("cannot inspect socket path {}", path.display()),
+    };
+    match FileType::from_raw_mode(stat.st_mode) {
+        FileType::Socket => {}
+        FileType::Symlink => return Err(SocketPathError::Symlink(path.to_owned()).into()),
+        _ => return Err(TransportError::NotASocket(path.to_owned())),
+    }
+    let answered = answers(&dir.entry_path(name)).map_err(|err| {
+        TransportError::io(
+            format!("cannot probe the socket at {}", path.display()),
             err,
-        )),
+        )
+    })?;
+    if answered {
+        return Err(SocketPathError::Served(path.to_owned()).into());
+    }
+    info!(path = %path.display(), "removing stale socket (nobody listens on it)");
+    dir.unlink(name).map_err(|err| {
+        TransportError::io(
+            format!("cannot remove stale socket {}", path.display()),
+            err,
+        )
+    })
+}
+
+/// Whether a live process listens on the socket at `path`: a connection
+/// refused (ECONNREFUSED) says nobody does; one accepted, or a full backlog
+/// (EAGAIN), says someone does. Anything else is an error, so the socket
+/// is never replaced on a guess. Does not wait.
+fn answers(path: &Path) -> io::Result<bool> {
+    let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+    let socket = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None)?;
+    match rustix::net::connect(&socket, &SocketAddrUnix::new(path)?) {
+        Ok(()) | Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INPROGRESS) => Ok(true),
+        Err(rustix::io::Errno::CONNREFUSED) => Ok(false),
+        Err(err) => Err(err.into()),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
-    fn lock_file_sits_beside_the_socket() {
-        assert_eq!(
-            lock_path(Path::new("/run/busd/busd.sock")),
-            PathBuf::from("/run/busd/busd.sock.lock")
-        );
-    }
-
-    #[test]
-    fn creates_missing_directories_with_mode_0750() {
+    fn the_lock_file_sits_beside_the_socket_with_mode_0600() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a/b/busd.sock");
-        let claim = SocketFile::claim(&path).unwrap();
-        assert_eq!(claim.path(), path);
-        let mode = fs::metadata(dir.path().join("a/b"))
+        let path = dir.path().join("busd.sock");
+        let sut = SocketFile::claim(&path).unwrap();
+        assert_eq!(sut.path(), path);
+        let lock_mode = fs::metadata(dir.path().join("busd.sock.lock"))
             .unwrap()
             .permissions()
             .mode();
-        // The process umask may only remove bits.
-        assert_eq!(mode & !DIR_MODE & 0o777, 0, "{mode:o}");
-        let lock_mode = fs::metadata(lock_path(&path)).unwrap().permissions().mode();
         assert_eq!(lock_mode & 0o777 & !LOCK_MODE, 0, "{lock_mode:o}");
-    }
-
-    #[test]
-    fn leaves_an_existing_directory_mode_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let _claim = SocketFile::claim(&dir.path().join("busd.sock")).unwrap();
-        let mode = fs::metadata(dir.path()).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o755);
-    }
-
-    #[test]
-    fn a_symlink_is_not_a_socket() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("target");
-        fs::write(&target, b"keep").unwrap();
-        let path = dir.path().join("busd.sock");
-        std::os::unix::fs::symlink(&target, &path).unwrap();
-        let err = SocketFile::claim(&path).unwrap_err();
-        assert!(matches!(err, TransportError::NotASocket(_)), "{err:?}");
-        assert!(
-            fs::symlink_metadata(&path)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
-        assert_eq!(fs::read(&target).unwrap(), b"keep");
     }
 
     #[test]
@@ -225,6 +239,15 @@ mod tests {
         ));
         drop(first);
         let _second = SocketFile::claim(&path).unwrap();
-        assert!(lock_path(&path).exists());
+        assert!(dir.path().join("busd.sock.lock").exists());
+    }
+
+    #[test]
+    fn the_bind_path_goes_through_the_directory_fd() {
+        let dir = tempfile::tempdir().unwrap();
+        let sut = SocketFile::claim(&dir.path().join("busd.sock")).unwrap();
+        let bind = sut.bind_path();
+        assert!(bind.starts_with("/proc/self/fd/"), "{}", bind.display());
+        assert!(bind.ends_with("busd.sock"), "{}", bind.display());
     }
 }

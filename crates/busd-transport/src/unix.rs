@@ -1,7 +1,7 @@
 //! Unix sockets: [`UnixListener`] and the unix side of [`connect`](crate::connect()).
 //!
-//! The socket path is claimed through `socket_file` (lock, stale-file
-//! replacement, removal on drop); connections carry the peer's uid, gid and
+//! The socket path is claimed through `socket_file` (directory checks, lock,
+//! stale-file replacement, removal on drop); connections carry the peer's uid, gid and
 //! pid from `SO_PEERCRED`.
 //!
 //! The same socket serves `shm://` clients: the listener reads the first
@@ -53,13 +53,21 @@ pub struct UnixListener {
 impl UnixListener {
     /// Listens on a unix socket at `path`.
     ///
-    /// Creates the parent directory (mode 0750) if it is missing, takes the
-    /// lock `<path>.lock`, replaces a stale socket file left by a daemon that
-    /// died, binds, and sets the socket's mode to 0660. A relative `path` is
+    /// Creates the parent directory (mode 0750) if it is missing, opens it
+    /// without following links and checks that no one else can tamper with
+    /// it (see [`SocketPathError`](crate::SocketPathError)), takes the lock
+    /// `<path>.lock`, replaces a stale socket file left by a daemon that
+    /// died (one that refuses connections), binds through the open
+    /// directory, and sets the socket's mode to 0660. A relative `path` is
     /// made absolute against the current directory.
     ///
     /// # Errors
     ///
+    /// - [`TransportError::SocketPath`] if the directory, the socket path or
+    ///   the lock file is a symbolic link, the directory or lock file
+    ///   belongs to another user than the daemon's (or root), the directory
+    ///   is writable by group or others without the sticky bit, or a live
+    ///   process answers on the socket already at `path` (lock or no lock);
     /// - [`TransportError::AlreadyRunning`] if another listener (in this or
     ///   another process) holds the lock for `path`;
     /// - [`TransportError::NotASocket`] if something other than a socket
@@ -69,7 +77,7 @@ impl UnixListener {
     ///   address holds, …).
     pub async fn bind(path: &Path) -> Result<Self, TransportError> {
         let mut socket = SocketFile::claim(path)?;
-        let inner = tokio::net::UnixListener::bind(socket.path()).map_err(|err| {
+        let inner = tokio::net::UnixListener::bind(socket.bind_path()).map_err(|err| {
             let context = format!("cannot listen on unix://{}", socket.path().display());
             TransportError::io(context, err)
         })?;

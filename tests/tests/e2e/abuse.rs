@@ -166,7 +166,8 @@ async fn refusals_at_every_limit_are_audited_with_the_client() {
         audit.lines()
     );
 
-    // A frame over max_frame, after the handshake and before it.
+    // A frame over max_frame after the handshake, and one over
+    // max_preauth_frame (4 KiB by default) before it.
     drop(second);
     let (mut raw, _) = within("a raw client", RawClient::connect_hello(&d.url(t))).await;
     let big = Op::Pub {
@@ -195,9 +196,10 @@ async fn refusals_at_every_limit_are_audited_with_the_client() {
         "{:?}",
         audit.lines()
     );
+    let preauth_limit = "limit=\"limits.max_preauth_frame\"";
     assert_eq!(
         audit
-            .matching(&["who=unauthenticated", &who, frame_limit])
+            .matching(&["who=unauthenticated", &who, preauth_limit])
             .len(),
         1,
         "{:?}",

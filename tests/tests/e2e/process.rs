@@ -1,8 +1,10 @@
 //! The real `busd` binary: start-up errors, exit codes and signals.
 
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use busd_e2e::{DaemonProcess, busd_bin};
+use busd_e2e::{DaemonProcess, RawClient, busd_bin};
+use busd_proto::{Frame, Op, Overflow, Subject};
 use rustix::process::Signal;
 
 fn run_busd(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
@@ -21,6 +23,46 @@ fn sigterm_drains_and_exits_zero() {
     let status = d.signal_and_wait(Signal::TERM);
     assert_eq!(status.code(), Some(0));
     assert!(!sock.exists(), "the socket file is removed on exit");
+}
+
+#[test]
+fn a_second_sigterm_exits_at_once_without_waiting_for_a_stuck_reader() {
+    let mut d = DaemonProcess::spawn_with_env(&[], &[("BUSD_DAEMON__SHUTDOWN_GRACE", "5m")]);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // A subscriber that never reads, and a publisher that queues 12 MiB
+    // for it: a first SIGTERM waits for it, up to the 5 minute grace.
+    let stuck = rt.block_on(async {
+        let (mut sub, _) = RawClient::connect_hello(&d.unix_url).await;
+        sub.send(Op::Sub {
+            sid: 1,
+            subject: Subject::from_static("stuck"),
+            queue: None,
+            overflow: Overflow::Disconnect,
+        })
+        .await;
+        sub.ping().await;
+        let (mut publisher, _) = RawClient::connect_hello(&d.unix_url).await;
+        for _ in 0..200 {
+            let op = Op::Pub {
+                subject: Subject::from_static("stuck"),
+                headers: None,
+            };
+            let frame = Frame::with_payload(op, RawClient::payload(64 * 1024));
+            publisher.send_frame(frame).await;
+        }
+        publisher.ping().await;
+        sub
+    });
+    d.signal(Signal::TERM);
+    d.wait_for_log("SIGTERM: shutting down");
+    assert!(
+        d.wait_exit(Duration::from_millis(500)).is_none(),
+        "the first SIGTERM waits for the reader"
+    );
+    d.signal(Signal::TERM);
+    let status = d.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "exits at once");
+    drop(stuck);
 }
 
 #[test]

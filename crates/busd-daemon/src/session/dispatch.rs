@@ -21,6 +21,9 @@ impl Link {
             payload,
             segment,
         } = frame;
+        if let Some(hook) = &self.shared.hooks.on_op {
+            hook(self.id, &op);
+        }
         // Only a request reads the clock, for its deadline.
         let step = match self.protocol.on_op(op, || Instant::now().into_std()) {
             Ok(step) => step,
@@ -99,7 +102,8 @@ impl Link {
     pub(super) fn refused(&self, e: &ProtocolError) -> bool {
         if e.is_fatal() {
             tracing::info!(code = %e.code(), cause = %e, "closing on a protocol violation");
-            self.handle.close_with(e.code(), &e.to_string());
+            // Stop reading; what is owed to the peer goes first.
+            self.handle.close_after(e.code(), &e.to_string());
             return false;
         }
         self.handle.send_error(e.code(), e.to_string(), e.refers());

@@ -8,6 +8,7 @@ use busd_proto::Sender;
 use bytes::BytesMut;
 
 use crate::audit::Who;
+use crate::budget::Credit;
 use crate::outbox::ConnHandle;
 use crate::shared::Shared;
 
@@ -24,6 +25,8 @@ pub(super) struct Link {
     pub(super) pid: Option<u32>,
     /// What the client may send next, and what each frame means.
     pub(super) protocol: Session,
+    /// What its owner is charged for the frame being read from it.
+    pub(super) inbound: Credit,
     pub(super) handle: Arc<ConnHandle>,
     /// The last publish's receivers, used again while still valid.
     pub(super) route: Route<Arc<ConnHandle>>,

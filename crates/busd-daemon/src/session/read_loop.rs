@@ -4,10 +4,13 @@
 //! goes to `dispatch`, but a publish (checked in place by
 //! `busd_core::Session::on_publish`) straight to `fanout`.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use busd_proto::{ErrorCode, Frame, Op};
 use busd_transport::{BoxReader, FrameReader};
+use tokio::time::Instant;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::link::Link;
 use crate::audit;
@@ -20,7 +23,111 @@ use crate::payload::Payload;
 /// write any: the receivers would idle, then get it all at once.
 const YIELD_EVERY: u32 = 128;
 
+/// Since when the frame being read has been incomplete. A peer that
+/// starts a frame must finish it within `frame_timeout`: one that stalls
+/// (a byte short of a large frame, or a byte a second) is closed, so a
+/// partly read frame holds memory for a bounded time. Noted only when the
+/// reader is about to wait with part of a frame read, so a connection whose
+/// frames arrive whole reads no clock for it, and nothing is counted per
+/// frame: the reader's count of bytes decoded tells whether it is still the
+/// same frame.
+#[derive(Debug, Default)]
+struct Stall {
+    /// Bytes decoded when the wait for this frame began, and when.
+    since: Option<(u64, Instant)>,
+}
+
+impl Stall {
+    /// When the wait for the rest of the frame runs out, if a frame has
+    /// started (`buffered` bytes of it are read, after `consumed` bytes of
+    /// whole frames).
+    fn deadline(&mut self, buffered: usize, consumed: u64, limit: Duration) -> Option<Instant> {
+        if buffered == 0 {
+            self.since = None;
+            return None;
+        }
+        let since = match self.since {
+            Some((at, since)) if at == consumed => since,
+            _ => {
+                let now = Instant::now();
+                self.since = Some((consumed, now));
+                now
+            }
+        };
+        Some(since + limit)
+    }
+}
+
+/// Sleeps until `due`, or forever without one.
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a wait for more bytes also watches.
+struct Waits<'a> {
+    killed: Pin<&'a mut WaitForCancellationFutureOwned>,
+    shutdown: Pin<&'a mut WaitForCancellationFutureOwned>,
+    stall: &'a mut Stall,
+}
+
 impl Link {
+    /// Reads more bytes: after a request or a reply polled for a while
+    /// first, then waited for. `None` when the connection is to close
+    /// instead: killed, the daemon stopping (the client is told after
+    /// what is queued), or a frame stalled past `frame_timeout`.
+    async fn fill(
+        &mut self,
+        frames: &mut FrameReader<BoxReader>,
+        waits: Waits<'_>,
+    ) -> Option<std::io::Result<bool>> {
+        // After a request or a reply, the answer or the next request is
+        // likely to come soon: polled for without letting the thread sleep,
+        // it is picked up without the wake-up of an idle core (tens of µs
+        // on a VM).
+        let busy_poll = if self.protocol.is_exchanging() {
+            self.shared.config.busy_poll
+        } else {
+            Duration::ZERO
+        };
+        // The frame being read is charged to its sender before the read
+        // that may grow it (by at most one read's room).
+        if !self.inbound.cover(frames.held()) {
+            let owner = self.inbound.owner();
+            tracing::warn!(target: "busd::audit", conn = self.id, %owner, "memory budget exceeded by a frame it sends, disconnecting");
+            let why = "frames this client's package or uid are sending exceed its memory budget";
+            self.handle.close_after(ErrorCode::LimitExceeded, why);
+            return None;
+        }
+        self.inbound.settle(frames.held());
+        if let Some(filled) = frames.fill_within(busy_poll).await {
+            return Some(filled);
+        }
+        let frame_timeout = self.shared.config.limits.frame_timeout;
+        let due = waits
+            .stall
+            .deadline(frames.buffered(), frames.consumed(), frame_timeout);
+        tokio::select! {
+            biased;
+            filled = frames.fill() => Some(filled),
+            () = waits.killed => None,
+            () = waits.shutdown => {
+                // What is queued is still delivered, within the grace.
+                self.handle.close_after(ErrorCode::ShuttingDown, "the daemon is shutting down");
+                None
+            }
+            () = sleep_until(due) => {
+                let waited = humantime_serde::re::humantime::format_duration(frame_timeout);
+                tracing::info!("closing: a frame stalled for {waited}");
+                let why = format!("a frame was started and not completed within {waited}");
+                self.handle.close_after(ErrorCode::ProtocolViolation, &why);
+                None
+            }
+        }
+    }
+
     /// Handles every frame the client sends until it leaves, breaks the
     /// protocol, is killed, or the daemon stops.
     pub(super) async fn read_loop(&mut self, frames: &mut FrameReader<BoxReader>) {
@@ -30,6 +137,7 @@ impl Link {
         let shutdown = self.shared.shutdown.clone().cancelled_owned();
         tokio::pin!(killed, shutdown);
         let mut since_yield = 0;
+        let mut stall = Stall::default();
         loop {
             let next = match frames.decode() {
                 Ok(Some(frame)) => Ok(frame),
@@ -38,30 +146,15 @@ impl Link {
                     // Every frame read so far is handled: count them before
                     // waiting for more.
                     self.route.settle(&self.epoch);
-                    // After a request or a reply, the answer or the next
-                    // request is likely to come soon: polled for without
-                    // letting the thread sleep, it is picked up without
-                    // the wake-up of an idle core (tens of µs on a VM).
-                    let busy_poll = if self.protocol.is_exchanging() {
-                        self.shared.config.busy_poll
-                    } else {
-                        Duration::ZERO
+                    let waits = Waits {
+                        killed: killed.as_mut(),
+                        shutdown: shutdown.as_mut(),
+                        stall: &mut stall,
                     };
-                    let filled = match frames.fill_within(busy_poll).await {
-                        Some(filled) => filled,
-                        None => tokio::select! {
-                            biased;
-                            filled = frames.fill() => filled,
-                            () = &mut killed => return,
-                            () = &mut shutdown => {
-                                self.handle.close_with(ErrorCode::ShuttingDown, "the daemon is shutting down");
-                                return;
-                            }
-                        },
-                    };
-                    match filled {
-                        Ok(_) => continue,
-                        Err(e) => Err(e.into()),
+                    match self.fill(frames, waits).await {
+                        Some(Ok(_)) => continue,
+                        Some(Err(e)) => Err(e.into()),
+                        None => return,
                     }
                 }
                 Err(e) => Err(e),
@@ -91,7 +184,8 @@ impl Link {
                         audit::limit_reached(self.who(), "limits.max_frame", &e);
                     }
                     tracing::info!(cause = %e, "closing on a bad frame");
-                    self.handle.close_with(e.code(), &e.to_string());
+                    // Stop reading; what is owed to the peer goes first.
+                    self.handle.close_after(e.code(), &e.to_string());
                     false
                 }
             };

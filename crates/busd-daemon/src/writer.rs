@@ -1,0 +1,214 @@
+//! The writer task of one connection: it owns the socket's write half,
+//! drains the connection's queue in batches and sends each batch with one
+//! vectored write, small frames coalesced and large payloads passed as
+//! their own slices (never copied).
+//!
+//! A peer whose socket takes no bytes for `write_timeout` while bytes wait
+//! for it is cut off (`SlowConsumer`), however short its queue: a reader
+//! that stops reading holds no socket, task or buffer of the daemon's for
+//! longer than that.
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::os::fd::AsFd;
+use std::task::Poll;
+use std::time::Duration;
+
+use busd_core::OutFrame;
+use busd_proto::{ErrorCode, Op, encode_head};
+use busd_transport::FdSender;
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::outbox::{COPY_BELOW, ConnHandle};
+
+/// Sends `handle`'s queued frames until it finishes (the normal end: flush
+/// what is queued, then its last words) or is killed (its last words only).
+/// Returns when the socket is done.
+pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
+    handle: &ConnHandle,
+    mut writer: W,
+    fds: Option<FdSender>,
+    write_timeout: Duration,
+) {
+    // Grown on first use: an idle connection holds no buffers.
+    let mut batch = Vec::new();
+    let mut chunks = Vec::new();
+    let mut buf = BytesMut::new();
+    loop {
+        if handle.is_killed() {
+            break;
+        }
+        let (finishing, dropped) = handle.next_batch(&mut batch);
+        if batch.is_empty() && dropped.is_empty() {
+            if finishing {
+                break; // drained: the normal end
+            }
+            handle.work().await;
+            continue;
+        }
+        for (sid, count) in dropped {
+            let _ = encode_head(&Op::Dropped { sid, count }, 0, &mut buf);
+        }
+        let mut out = Out {
+            writer: &mut writer,
+            fds: fds.as_ref(),
+            handle,
+            write_timeout,
+            unsent: 0,
+            buf: &mut buf,
+            chunks: &mut chunks,
+        };
+        match out.write_batch(&mut batch).await {
+            Ok(()) => {}
+            // Killed while the peer took no fds: on to the last words.
+            Err(_) if handle.is_killed() => {
+                handle.count_discarded(out.unsent as u64);
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                let waited = humantime_serde::re::humantime::format_duration(write_timeout);
+                tracing::warn!(
+                    conn = handle.id,
+                    "slow consumer: its socket took nothing for {waited}, disconnecting"
+                );
+                let why =
+                    format!("the socket took no bytes for {waited}: the client reads too slowly");
+                handle.writer_failed(ErrorCode::SlowConsumer, &why);
+                break;
+            }
+            Err(e) => {
+                tracing::debug!(conn = handle.id, cause = %e, "write failed");
+                handle.writer_failed(ErrorCode::SlowConsumer, "the connection failed");
+                return;
+            }
+        }
+    }
+    if handle.is_killed() {
+        handle.count_discarded(handle.queued() as u64);
+    }
+    // After the queue (a graceful close) or instead of it (a kill); a
+    // socket that still takes nothing gets no more time.
+    if let Some(frame) = handle.take_last_words() {
+        let mut out = BytesMut::new();
+        if frame.encode(&mut out).is_ok() {
+            let _ = within(write_timeout, writer.write_all(&out)).await;
+        }
+    }
+    let _ = within(write_timeout, writer.shutdown()).await;
+}
+
+/// Awaits `io`, failing with `TimedOut` if it makes no progress within
+/// `limit`. The first poll comes before any timer: a socket with room (the
+/// common case) costs no clock read and no timer.
+async fn within<T>(limit: Duration, io: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    let mut io = std::pin::pin!(io);
+    if let Poll::Ready(done) = std::future::poll_fn(|cx| Poll::Ready(io.as_mut().poll(cx))).await {
+        return done;
+    }
+    match tokio::time::timeout(limit, io).await {
+        Ok(done) => done,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// What one batch is written with.
+struct Out<'a, W> {
+    writer: &'a mut W,
+    fds: Option<&'a FdSender>,
+    /// Its kill ends a wait for room for a segment's fd (see `write_batch`).
+    handle: &'a ConnHandle,
+    /// How long one write, or one fd, may wait for the peer to make room.
+    write_timeout: Duration,
+    /// Frames of the batch left unwritten by such a kill.
+    unsent: usize,
+    /// Small frames, copied together.
+    buf: &'a mut BytesMut,
+    /// What the next vectored write sends: runs of `buf`, large payloads.
+    chunks: &'a mut Vec<Bytes>,
+}
+
+impl<W: AsyncWrite + Unpin> Out<'_, W> {
+    /// Writes a batch: small frames coalesced, large payloads as their own
+    /// `Bytes`, and each segment's fd passed before the frame announcing it.
+    ///
+    /// A kill ends a wait for fd room at once, with `Interrupted`: everything
+    /// before is written whole, so the fatal error can still follow through
+    /// the ring (a peer that stopped taking fds may still have ring room).
+    async fn write_batch(&mut self, batch: &mut Vec<OutFrame>) -> io::Result<()> {
+        let mut frames = batch.drain(..);
+        while let Some(frame) = frames.next() {
+            if let Some((segment, _)) = &frame.segment {
+                let Some(fds) = self.fds else {
+                    // Only queued for connections that pass fds.
+                    return Err(io::Error::other("a segment for a connection without fds"));
+                };
+                if !fds.try_send(segment.as_fd())? {
+                    // The peer takes fds as it reads their frames: write the
+                    // frames before this one, then wait for room.
+                    self.cut();
+                    write_chunks(self.writer, self.chunks, self.write_timeout).await?;
+                    tokio::select! {
+                        sent = within(self.write_timeout, fds.send(segment.as_fd())) => sent?,
+                        () = self.handle.killed().cancelled() => {
+                            self.unsent = frame.frames + frames.by_ref().map(|f| f.frames).sum::<usize>();
+                            return Err(io::ErrorKind::Interrupted.into());
+                        }
+                    }
+                }
+            }
+            // A run of copied frames is a head as long as it grew.
+            for part in [frame.head, frame.payload] {
+                if part.len() < COPY_BELOW {
+                    self.buf.extend_from_slice(&part);
+                } else {
+                    self.cut();
+                    self.chunks.push(part);
+                }
+            }
+        }
+        self.cut();
+        write_chunks(self.writer, self.chunks, self.write_timeout).await
+    }
+
+    /// Ends the current run of small frames.
+    fn cut(&mut self) {
+        if !self.buf.is_empty() {
+            self.chunks.push(self.buf.split().freeze());
+        }
+    }
+}
+
+/// Writes every chunk, with vectored writes, handling short writes; each
+/// write may wait up to `limit` for the peer to make room.
+async fn write_chunks<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    chunks: &mut Vec<Bytes>,
+    limit: Duration,
+) -> io::Result<()> {
+    let mut first = 0;
+    while first < chunks.len() {
+        let slices: Vec<IoSlice<'_>> = chunks[first..]
+            .iter()
+            .take(512)
+            .map(|c| IoSlice::new(c))
+            .collect();
+        let mut n = within(limit, writer.write_vectored(&slices)).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let len = chunks[first].len();
+            if n >= len {
+                n -= len;
+                first += 1;
+            } else {
+                let rest = chunks[first].slice(n..);
+                chunks[first] = rest;
+                n = 0;
+            }
+        }
+    }
+    chunks.clear();
+    Ok(())
+}
