@@ -21,6 +21,10 @@
 //!   for room fails with `BrokenPipe`.
 //! - A peer that breaks the ring's invariants yields `InvalidData` errors
 //!   ([`Corrupt`](busd_shm::Corrupt)), never a panic.
+//! - A peer that signals the reader's eventfd with nothing in the ring
+//!   (a wake-up storm) gets one empty wake-up per message it sent and
+//!   100 per 100 ms besides; past that the reader looks again only when
+//!   the window ends (`wakes`), so a storm costs bounded CPU.
 //!
 //! # Spin, then park
 //!
@@ -37,6 +41,7 @@
 
 mod liveness;
 mod reader;
+mod wakes;
 mod writer;
 
 pub(super) use liveness::register_socket;

@@ -3,6 +3,7 @@
 //! after set-up, reported as an error rather than a panic.
 
 use super::*;
+use rustix::event::{PollFd, PollFlags, Timespec};
 
 /// A preface asking for rings of `capacity` bytes.
 fn preface(capacity: u64) -> Vec<u8> {
@@ -179,4 +180,47 @@ async fn a_corrupted_ring_is_an_error_not_a_panic() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
     assert!(err.to_string().contains("corrupted"), "{err}");
+}
+
+#[tokio::test]
+async fn a_wake_up_storm_on_an_empty_ring_is_taken_at_a_bounded_rate() {
+    let mut server = Server::start().await;
+    let cap = 4096;
+    let parts = Parts::new(cap);
+    let mut stream = raw_client(&server.path, &preface(cap), &parts.fds()).await;
+    assert_eq!(answer(&mut stream).await, Some(0x06));
+    let mut conn = server.next().await;
+    // The daemon side parks on the empty ring, as a session's read would.
+    let reading = tokio::spawn(async move { conn.reader.read(&mut [0; 16]).await });
+    // The storm: a signal each time the reader has taken the last one, for
+    // a second. A reader that took them all would take tens of thousands.
+    let eventfd = parts.c2d_events.readable.try_clone().unwrap();
+    let taken = tokio::task::spawn_blocking(move || {
+        let until = Instant::now() + Duration::from_secs(1);
+        let mut taken = 0u32;
+        while Instant::now() < until {
+            let mut poll = [PollFd::new(&eventfd, PollFlags::IN)];
+            let zero = Timespec::default();
+            if rustix::event::poll(&mut poll, Some(&zero)).unwrap() == 0 {
+                taken += 1;
+                eventfd.signal().unwrap();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        taken
+    })
+    .await
+    .unwrap();
+    eprintln!("the reader took {taken} empty wake-ups in 1 s");
+    // One per 100 ms window beyond 1000 saved up: about 2000 in a second.
+    assert!(taken < 4000, "{taken} empty wake-ups taken in 1 s");
+    // It still serves the connection: the peer's hang-up ends it cleanly.
+    assert!(!reading.is_finished());
+    drop(stream);
+    let n = timeout(PROMPT, reading)
+        .await
+        .expect("end in time")
+        .unwrap();
+    assert_eq!(n.unwrap(), 0);
 }

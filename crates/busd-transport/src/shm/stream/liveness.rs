@@ -105,8 +105,9 @@ fn register<T: OwnsFd>(owner: T, interest: Interest) -> io::Result<AsyncFd<T>> {
     // 2. None of them replaces its fd: an `OwnedFd` has no setter, and a
     //    ring handle hands its `Events` out only by shared reference
     //    (`events()`); `EventFd` has no setter either.
-    // 3. The `AsyncFd` owns `owner` from here on. This crate never calls
-    //    `AsyncFd::into_inner`, and calls `get_mut` only to reach a ring
+    // 3. The `AsyncFd` owns `owner` from here on. `AsyncFd::into_inner`
+    //    (the shm reader's pause) deregisters the fd before it gives
+    //    `owner` back, ending the contract; `get_mut` is called only to reach a ring
     //    handle's methods (`try_pop*`, `try_push*`, `prepare_wait`), never
     //    to assign or swap it; the socket's registrations sit in an `Arc`,
     //    which gives out no `&mut` at all.

@@ -11,6 +11,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::liveness::{Liveness, RxRing};
+use super::wakes::WakeBudget;
 use crate::fd_passing::SharedSocket;
 
 /// How many times an empty ring is re-checked in one poll before the reader
@@ -34,7 +35,7 @@ fn spin_window() -> Duration {
 
 /// The read half of an shm connection: bytes from the peer's ring.
 pub(crate) struct ShmReader {
-    ring: AsyncFd<RxRing>,
+    ring: Watch,
     liveness: Liveness,
     /// The last message popped; `buf[pos..]` is still to be served.
     buf: Vec<u8>,
@@ -46,18 +47,73 @@ pub(crate) struct ShmReader {
     /// The pending yield of a spin round (`yield_now` lets the reactor run
     /// too, where waking ourselves would starve it).
     yielding: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Empty wake-ups the peer may still cause (see [`WakeBudget`]).
+    wakes: WakeBudget,
+}
+
+/// The consumer, and whether the reactor watches its eventfd.
+enum Watch {
+    /// Registered: the peer's wake-ups reach the reader.
+    On(AsyncFd<RxRing>),
+    /// The peer used up its empty wake-ups ([`WakeBudget`]): out of the
+    /// reactor until `until`, when the reader looks at the ring again, so
+    /// that a storm of signals wakes no thread at all meanwhile.
+    Off {
+        ring: RxRing,
+        until: Pin<Box<tokio::time::Sleep>>,
+    },
+    /// Only between the two, or after registering again failed.
+    Lost,
+}
+
+impl Watch {
+    fn consumer(&mut self) -> io::Result<&mut Consumer> {
+        match self {
+            Self::On(fd) => Ok(&mut fd.get_mut().0),
+            Self::Off { ring, .. } => Ok(&mut ring.0),
+            Self::Lost => Err(io::Error::other(
+                "the shm ring's reactor registration failed",
+            )),
+        }
+    }
+
+    /// Takes the eventfd out of the reactor until `due`.
+    fn pause(&mut self, due: Instant) {
+        if let Self::On(fd) = std::mem::replace(self, Self::Lost) {
+            let due = tokio::time::Instant::from_std(due);
+            *self = Self::Off {
+                ring: fd.into_inner(),
+                until: Box::pin(tokio::time::sleep_until(due)),
+            };
+        }
+    }
+
+    /// Registers the eventfd again once the pause is over: `Pending` until
+    /// then.
+    fn poll_resume(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Self::Off { until, .. } = self else {
+            return Poll::Ready(Ok(()));
+        };
+        ready!(until.as_mut().poll(cx));
+        let Self::Off { ring, .. } = std::mem::replace(self, Self::Lost) else {
+            unreachable!("matched above");
+        };
+        *self = Self::On(RxRing::registered(ring.0)?);
+        Poll::Ready(Ok(()))
+    }
 }
 
 impl ShmReader {
     pub(crate) fn new(consumer: Consumer, socket: SharedSocket) -> io::Result<Self> {
         Ok(Self {
-            ring: RxRing::registered(consumer)?,
+            ring: Watch::On(RxRing::registered(consumer)?),
             liveness: Liveness::new(socket),
             buf: Vec::new(),
             pos: 0,
             eof: false,
             spin_until: None,
             yielding: None,
+            wakes: WakeBudget::new(),
         })
     }
 
@@ -65,7 +121,7 @@ impl ShmReader {
     /// copy), else into `buf` to be served over several reads. `None` when
     /// the ring is empty.
     fn pop(&mut self, out: &mut ReadBuf<'_>) -> io::Result<Option<Popped>> {
-        let consumer = &mut self.ring.get_mut().0;
+        let consumer = self.ring.consumer()?;
         let room = out.remaining();
         let popped = consumer.try_pop_with(|len| {
             // Not the end-of-stream marker: that is taken below.
@@ -101,6 +157,7 @@ impl ShmReader {
                 }
                 Some(Popped::Direct | Popped::Buffered) => {
                     self.spin_until = None;
+                    self.wakes.read();
                     return Poll::Ready(Ok(()));
                 }
                 None => {}
@@ -128,12 +185,27 @@ impl ShmReader {
                 self.yielding = None;
                 continue;
             }
-            if self.ring.get_mut().0.prepare_wait() == Readiness::Ready {
+            if let Some(due) = self.wakes.before_parking(Instant::now) {
+                self.ring.pause(due);
+            }
+            if let Watch::Off { .. } = self.ring {
+                if self.ring.poll_resume(cx)?.is_ready() {
+                    continue;
+                }
+                ready!(self.liveness.poll_gone(cx))?;
+                continue; // gone: one more look at the ring
+            }
+            if self.ring.consumer()?.prepare_wait() == Readiness::Ready {
                 continue;
             }
-            if let Poll::Ready(guard) = self.ring.poll_read_ready(cx) {
+            let Watch::On(fd) = &mut self.ring else {
+                continue; // not reached: paused above
+            };
+            if let Poll::Ready(guard) = fd.poll_read_ready(cx) {
                 let mut guard = guard?;
-                guard.get_inner().0.events().readable.drain()?;
+                if guard.get_inner().0.events().readable.drain()? {
+                    self.wakes.woken();
+                }
                 guard.clear_ready();
                 continue;
             }
