@@ -20,6 +20,9 @@ use bytes::{Bytes, BytesMut};
 
 /// The least room a new run is allocated with: a few dozen small frames.
 const RUN_MIN: usize = 4096;
+/// The most room a new run is allocated with ahead of need (see
+/// `Outbox::run_hint`).
+const RUN_MAX: usize = 64 * 1024;
 
 /// One encoded frame: the head (lengths and MessagePack header) and the
 /// payload, kept apart so a payload shared by many receivers is never copied.
@@ -131,6 +134,10 @@ pub struct Outbox {
     run: BytesMut,
     /// Frames in `run`.
     run_frames: usize,
+    /// How long the last run grew (at most [`RUN_MAX`]): the next starts
+    /// with that much room, so a busy connection's runs are not grown, and
+    /// their bytes copied, a doubling at a time.
+    run_hint: usize,
     /// Frames queued, in `frames` and `run`.
     count: usize,
     bytes: usize,
@@ -147,6 +154,7 @@ impl Outbox {
             frames: VecDeque::new(),
             run: BytesMut::new(),
             run_frames: 0,
+            run_hint: RUN_MIN,
             count: 0,
             bytes: 0,
             max_msgs: max_msgs.max(1),
@@ -177,7 +185,7 @@ impl Outbox {
                 }
                 Outgoing::Copy { head, payload } => {
                     if self.run.capacity() - self.run.len() < len {
-                        self.run.reserve(len.max(RUN_MIN));
+                        self.run.reserve(len.max(self.run_hint));
                     }
                     self.run.extend_from_slice(head);
                     self.run.extend_from_slice(payload);
@@ -219,6 +227,7 @@ impl Outbox {
     /// count, and the next run starts in a new one.
     fn end_run(&mut self) {
         if self.run_frames > 0 {
+            self.run_hint = self.run.len().clamp(RUN_MIN, RUN_MAX);
             let head = std::mem::take(&mut self.run).freeze();
             let mut run = OutFrame::control(head, Bytes::new());
             run.frames = std::mem::take(&mut self.run_frames);

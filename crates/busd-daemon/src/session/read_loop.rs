@@ -97,7 +97,7 @@ impl Link {
         if !self.inbound.cover(frames.held()) {
             let owner = self.inbound.owner();
             tracing::warn!(target: "busd::audit", conn = self.id, %owner, "memory budget exceeded by a frame it sends, disconnecting");
-            let why = "frames this client's package or uid are sending exceed its memory budget";
+            let why = "no memory budget left for the frame this client is sending: its package or uid holds too much already";
             self.handle.close_after(ErrorCode::LimitExceeded, why);
             return None;
         }
