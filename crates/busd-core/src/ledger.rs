@@ -16,6 +16,10 @@ pub struct RouterLimits {
     pub max_connections: usize,
     /// Subscriptions and services one identity may hold, all connections together.
     pub max_subscriptions: usize,
+    /// Requests one connection may have in flight (a connection's, not
+    /// its identity's: one client's backlog must not refuse its
+    /// package's other clients).
+    pub max_pending_requests: usize,
 }
 
 impl Default for RouterLimits {
@@ -23,19 +27,24 @@ impl Default for RouterLimits {
         Self {
             max_connections: 16_384,
             max_subscriptions: 1_000_000,
+            max_pending_requests: 65_536,
         }
     }
 }
 
-/// Whom a connection's usage is charged to.
+/// Whom a connection's usage is charged to: its package, or for an
+/// unpackaged client its uid. More connections never buy more budget.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum Owner {
+pub enum Owner {
+    /// A proven package.
     Package(Pfn),
+    /// The uid of unpackaged clients (`None` where the transport cannot tell).
     Uid(Option<u32>),
 }
 
 impl Owner {
-    pub(crate) fn of(identity: &Identity) -> Self {
+    /// Whom `identity`'s usage is charged to.
+    pub fn of(identity: &Identity) -> Self {
         match &identity.pfn {
             Some(pfn) => Self::Package(pfn.clone()),
             None => Self::Uid(identity.uid),
@@ -99,6 +108,11 @@ impl Ledger {
         }
         usage.subscriptions += 1;
         Ok(())
+    }
+
+    /// The limits it enforces.
+    pub(crate) fn limits(&self) -> &RouterLimits {
+        &self.limits
     }
 
     pub(crate) fn release_subscription(&mut self, owner: &Owner) {

@@ -85,10 +85,17 @@ pub struct Limits {
     /// How long a publisher waits for room in a `block` subscriber's queue
     /// before that subscriber is cut off.
     pub block_timeout: std::time::Duration,
+    /// As `block_timeout`, when the subscriber is of another package or uid
+    /// than the publisher and the publisher's package does not set
+    /// `accept_block`: another owner may not hold a publisher for long.
+    pub foreign_block_timeout: std::time::Duration,
     /// The largest ring (each way) an shm client may set up, in bytes.
     pub shm_ring_bytes: u64,
     /// Requests one connection may have in flight.
     pub max_pending_requests: usize,
+    /// Bytes the daemon holds for one package or uid, all its connections
+    /// together: frames it is sending, messages queued for it.
+    pub max_memory_per_identity: u64,
     /// Longest frame accepted before the handshake is over, in bytes.
     pub max_preauth_frame: u32,
     /// A frame that has started must be complete within this.
@@ -372,9 +379,13 @@ impl Validator<'_> {
             max_subscriptions: self.required("limits.max_subscriptions", l.max_subscriptions)?,
             auth_timeout: self.required("limits.auth_timeout", l.auth_timeout)?,
             block_timeout: self.required("limits.block_timeout", l.block_timeout)?,
+            foreign_block_timeout: self
+                .required("limits.foreign_block_timeout", l.foreign_block_timeout)?,
             shm_ring_bytes: self.required("limits.shm_ring_bytes", l.shm_ring_bytes)?,
             max_pending_requests: self
                 .required("limits.max_pending_requests", l.max_pending_requests)?,
+            max_memory_per_identity: self
+                .required("limits.max_memory_per_identity", l.max_memory_per_identity)?,
             max_preauth_frame: self.required("limits.max_preauth_frame", l.max_preauth_frame)?,
             frame_timeout: self.required("limits.frame_timeout", l.frame_timeout)?,
             write_timeout: self.required("limits.write_timeout", l.write_timeout)?,
@@ -395,12 +406,21 @@ impl Validator<'_> {
         }
         for (key, timeout) in [
             ("limits.block_timeout", l.block_timeout),
+            ("limits.foreign_block_timeout", l.foreign_block_timeout),
             ("limits.frame_timeout", l.frame_timeout),
             ("limits.write_timeout", l.write_timeout),
         ] {
             if timeout.is_zero() {
                 return Err(self.err(key, "must be more than zero"));
             }
+        }
+        if l.foreign_block_timeout > l.block_timeout {
+            let why = "must be at most limits.block_timeout";
+            return Err(self.err("limits.foreign_block_timeout", why));
+        }
+        if l.max_memory_per_identity < l.max_pending_bytes + u64::from(l.max_frame) {
+            let why = "must hold at least one connection's full queue and one frame (max_pending_bytes + max_frame)";
+            return Err(self.err("limits.max_memory_per_identity", why));
         }
         if l.max_pending_requests == 0 {
             return Err(self.err("limits.max_pending_requests", "must be at least 1"));

@@ -13,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::Credit;
 use crate::payload::Payload;
 use crate::sync::lock;
 
@@ -22,6 +23,23 @@ pub(crate) const COPY_BELOW: usize = 4096;
 /// Frames taken from the queue per write.
 pub(crate) const BATCH: usize = 1024;
 
+/// The queue and the budget credit that covers its bytes, under one lock.
+#[derive(Debug)]
+struct Queue {
+    frames: Outbox,
+    /// What the connection's owner is charged for the queued bytes.
+    credit: Credit,
+}
+
+/// How long a publish may wait for room in `block` subscribers' queues:
+/// `timeout` from the first time it has to, shared by all its deliveries
+/// under the same bound.
+#[derive(Debug)]
+pub(crate) struct Wait<'d> {
+    pub(crate) timeout: std::time::Duration,
+    pub(crate) deadline: &'d mut Option<tokio::time::Instant>,
+}
+
 /// The daemon's handle to a connection, shared by the router and sessions.
 #[derive(Debug)]
 pub(crate) struct ConnHandle {
@@ -30,7 +48,7 @@ pub(crate) struct ConnHandle {
     /// other connections get their bytes in the stream.
     pub(crate) passes_fds: bool,
     /// Locked briefly by pushers and by the writer; never across an await.
-    outbox: Mutex<Outbox>,
+    outbox: Mutex<Queue>,
     /// Wakes the writer when the queue goes from empty to not empty.
     wake: Notify,
     /// Signalled by the writer after it takes frames: room for publishers
@@ -54,11 +72,22 @@ pub(crate) struct ConnHandle {
 }
 
 impl ConnHandle {
-    pub(crate) fn new(id: u64, max_msgs: usize, max_bytes: usize, passes_fds: bool) -> Self {
+    /// A connection's handle, whose queued bytes `credit` charges to its
+    /// owner.
+    pub(crate) fn new(
+        id: u64,
+        max_msgs: usize,
+        max_bytes: usize,
+        passes_fds: bool,
+        credit: Credit,
+    ) -> Self {
         Self {
             id,
             passes_fds,
-            outbox: Mutex::new(Outbox::new(max_msgs, max_bytes)),
+            outbox: Mutex::new(Queue {
+                frames: Outbox::new(max_msgs, max_bytes),
+                credit,
+            }),
             wake: Notify::new(),
             room: Notify::new(),
             kill: CancellationToken::new(),
@@ -69,12 +98,23 @@ impl ConnHandle {
         }
     }
 
-    /// Queues a frame; on overflow, closes this connection with `SlowConsumer`.
+    /// Queues a frame; on overflow, closes this connection with
+    /// `SlowConsumer`, and past its owner's memory budget with
+    /// `LimitExceeded`.
     pub(crate) fn push(&self, item: Outgoing<'_>) {
         if self.killed.load(Ordering::Acquire) {
             return;
         }
-        let pushed = lock(&self.outbox).push(item);
+        let (pushed, covered) = {
+            let mut q = lock(&self.outbox);
+            let pushed = q.frames.push(item);
+            let bytes = q.frames.bytes();
+            (pushed, q.credit.cover(bytes))
+        };
+        if !covered {
+            self.over_budget();
+            return;
+        }
         match pushed {
             Pushed::Queued { was_empty: true } | Pushed::Dropped => self.wake.notify_one(),
             Pushed::Queued { was_empty: false } => {}
@@ -91,22 +131,23 @@ impl ConnHandle {
         }
     }
 
-    /// Queues a delivery for a `block` subscription, waiting for room until
-    /// `deadline`, which is set (to now + `timeout`) the first time any
-    /// delivery of the publish has to wait: the common case, room at once,
-    /// reads no clock and registers no waiter. Returns false if the
-    /// deadline passed with no room.
-    pub(crate) async fn push_blocking(
+    /// Queues a delivery for a `block` subscription, waiting for room as
+    /// `wait` says: asked only when there is no room at once (the common
+    /// case reads no clock, registers no waiter and asks nothing else), its
+    /// deadline is set to now + its timeout the first time a delivery of
+    /// the publish waits under it. `Err` with the timeout if the deadline
+    /// passed with no room.
+    pub(crate) async fn push_blocking<'d>(
         &self,
         item: Outgoing<'_>,
-        timeout: std::time::Duration,
-        deadline: &mut Option<tokio::time::Instant>,
-    ) -> bool {
+        wait: impl FnOnce() -> Wait<'d>,
+    ) -> Result<(), std::time::Duration> {
         let len = item.queued_len();
         let mut item = Some(item);
         if self.killed.load(Ordering::Acquire) || self.push_if_fits(&mut item, len) {
-            return true;
+            return Ok(());
         }
+        let Wait { timeout, deadline } = wait();
         let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
         loop {
             let notified = self.room.notified();
@@ -114,15 +155,15 @@ impl ConnHandle {
             // Registered before the check, so a drain in between is not missed.
             notified.as_mut().enable();
             if self.killed.load(Ordering::Acquire) {
-                return true; // closing anyway: nothing to wait for
+                return Ok(()); // closing anyway: nothing to wait for
             }
             if self.push_if_fits(&mut item, len) {
-                return true;
+                return Ok(());
             }
             tokio::select! {
                 () = &mut notified => {}
-                () = self.kill.cancelled() => return true,
-                () = tokio::time::sleep_until(deadline) => return false,
+                () = self.kill.cancelled() => return Ok(()),
+                () = tokio::time::sleep_until(deadline) => return Err(timeout),
             }
         }
     }
@@ -130,12 +171,17 @@ impl ConnHandle {
     /// Queues `item` if `len` more bytes fit; whether it did.
     fn push_if_fits(&self, item: &mut Option<Outgoing<'_>>, len: usize) -> bool {
         let mut q = lock(&self.outbox);
-        if !q.fits(len) {
+        if !q.frames.fits(len) {
             return false;
         }
         if let Some(f) = item.take() {
-            if let Pushed::Queued { was_empty: true } = q.push(f) {
+            if let Pushed::Queued { was_empty: true } = q.frames.push(f) {
                 self.wake.notify_one();
+            }
+            let bytes = q.frames.bytes();
+            if !q.credit.cover(bytes) {
+                drop(q);
+                self.over_budget();
             }
         }
         true
@@ -219,6 +265,18 @@ impl ConnHandle {
         self.finish();
     }
 
+    /// The reader's owner has no budget left for what is queued for it:
+    /// this connection, whose not reading holds the bytes, is closed.
+    #[cold]
+    fn over_budget(&self) {
+        let owner = lock(&self.outbox).credit.owner().to_owned();
+        tracing::warn!(target: "busd::audit", conn = self.id, %owner, "memory budget exceeded by what is queued for it, disconnecting");
+        self.cut_off(
+            ErrorCode::LimitExceeded,
+            "messages queued for this client's package or uid exceed its memory budget",
+        );
+    }
+
     /// Sets the connection's last frame, unless one is set already (the
     /// first reason to close wins).
     fn last_words(&self, code: ErrorCode, message: &str) {
@@ -238,8 +296,8 @@ impl ConnHandle {
         let mut gone = Vec::new();
         let n = {
             let mut q = lock(&self.outbox);
-            let n = q.len() as u64;
-            q.drain_into(&mut gone, usize::MAX);
+            let n = q.frames.len() as u64;
+            q.frames.drain_into(&mut gone, usize::MAX);
             n
         };
         self.discarded.fetch_add(n, Ordering::Relaxed);
@@ -273,8 +331,10 @@ impl ConnHandle {
         let finishing = self.finishing.load(Ordering::Acquire);
         let dropped = {
             let mut q = lock(&self.outbox);
-            q.drain_into(batch, BATCH);
-            q.take_dropped()
+            q.frames.drain_into(batch, BATCH);
+            let bytes = q.frames.bytes();
+            q.credit.settle(bytes);
+            q.frames.take_dropped()
         };
         if !batch.is_empty() {
             self.room.notify_waiters();
@@ -289,9 +349,14 @@ impl ConnHandle {
         self.wake.notified().await;
     }
 
+    /// Whether this connection's queue is charged to `credit`'s owner.
+    pub(crate) fn charged_with(&self, credit: &Credit) -> bool {
+        lock(&self.outbox).credit.same_owner(credit)
+    }
+
     /// Messages queued now.
     pub(crate) fn queued(&self) -> usize {
-        lock(&self.outbox).len()
+        lock(&self.outbox).frames.len()
     }
 
     /// Whether the connection was killed (see [`cut_off`](Self::cut_off)).

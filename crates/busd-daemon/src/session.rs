@@ -20,14 +20,16 @@ use std::time::Duration;
 
 use busd_core::Route;
 use busd_policy::Identity;
-use busd_proto::{Op, Sender, Status, Welcome};
-use busd_transport::{BoxWriter, Connection, FdSender, FrameReader, Mapping};
+use busd_proto::{ErrorCode, Op, Sender, Status, Welcome};
+use busd_transport::{BoxReader, BoxWriter, Connection, FdSender, FrameReader, Mapping};
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use self::link::Link;
+use crate::audit::{self, Who};
+use crate::budget::Credit;
 use crate::handshake::{handshake, refuse};
 use crate::outbox::ConnHandle;
 use crate::shared::Shared;
@@ -36,6 +38,8 @@ use crate::writer::write_loop;
 
 /// How long a closing connection may take to flush what is queued for it.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
+/// How long the daemon takes what a closed peer still sends (see `linger`).
+const LINGER: Duration = Duration::from_secs(1);
 
 /// Serves one accepted connection until it closes. A panic in its task
 /// closes this connection only (see [`contain`]).
@@ -103,19 +107,39 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         Ok(proven) => proven,
         Err(e) => {
             if let Some(code) = e.code() {
+                if code == ErrorCode::FrameTooLarge {
+                    let who = Who {
+                        identity: None,
+                        uid: peer.uid,
+                        pid: peer.pid,
+                    };
+                    audit::limit_reached(who, "limits.max_preauth_frame", &e);
+                }
                 tracing::info!(%code, cause = %e, "handshake refused");
                 refuse(&mut writer, code, e.to_string()).await;
+                linger(&mut frames).await;
             }
             return;
         }
     };
     frames.codec_mut().set_max_frame(limits.max_frame);
-    let opened = open(&shared, id, protocol, identity, writer, fd_sender).await;
+    let opened = open(&shared, id, protocol, identity, peer.pid, writer, fd_sender).await;
     let Some((mut link, writer_task)) = opened else {
         return;
     };
     link.read_loop(&mut frames).await;
     close(&shared, id, link, writer_task).await;
+    linger(&mut frames).await;
+}
+
+/// Takes what the peer still sends for up to [`LINGER`] after the daemon
+/// closed its side, so that a peer closed mid-send (over its budget, a
+/// protocol violation) reads the error it was sent: closing a TCP socket
+/// with unread bytes resets it, and a reset destroys what the peer has not
+/// read yet.
+async fn linger(frames: &mut FrameReader<BoxReader>) {
+    let until = tokio::time::Instant::now() + LINGER;
+    while let Ok(Ok(true)) = tokio::time::timeout_at(until, frames.discard()).await {}
 }
 
 /// Registers the proven connection with the router, welcomes it and
@@ -125,15 +149,18 @@ async fn open(
     id: u64,
     protocol: busd_core::Session,
     identity: Identity,
+    pid: Option<u32>,
     mut writer: BoxWriter,
     fd_sender: Option<FdSender>,
 ) -> Option<(Link, JoinHandle<()>)> {
     let limits = shared.config.limits;
+    let budget = shared.budgets.of(&identity);
     let handle = Arc::new(ConnHandle::new(
         id,
         limits.max_pending_msgs as usize,
         usize::try_from(limits.max_pending_bytes).unwrap_or(usize::MAX),
         fd_sender.is_some(),
+        Credit::new(Arc::clone(&budget)),
     ));
     // The epoch is the router's for its whole life: taken under the same lock.
     let (registered, epoch) = {
@@ -142,6 +169,14 @@ async fn open(
         (registered, router.epoch())
     };
     if let Err(e) = registered {
+        if e.code() == ErrorCode::LimitExceeded {
+            let who = Who {
+                identity: Some(&identity),
+                uid: identity.uid,
+                pid,
+            };
+            audit::limit_reached(who, "limits.max_connections", &e);
+        }
         refuse(&mut writer, e.code(), e.to_string()).await;
         return None;
     }
@@ -179,7 +214,9 @@ async fn open(
             pfn: identity.pfn.clone(),
         },
         identity,
+        pid,
         protocol,
+        inbound: Credit::new(budget),
         handle,
         route: Route::default(),
         epoch,

@@ -261,6 +261,7 @@ fn router() {
     let limits = |max_connections, max_subscriptions| RouterLimits {
         max_connections,
         max_subscriptions,
+        ..RouterLimits::default()
     };
     let sub = |conn, sid, pattern: &str, queue| Call::Subscribe {
         conn,

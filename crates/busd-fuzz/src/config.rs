@@ -34,11 +34,14 @@ fn assert_valid(c: &Config) {
     for timeout in [
         l.auth_timeout,
         l.block_timeout,
+        l.foreign_block_timeout,
         l.frame_timeout,
         l.write_timeout,
     ] {
         assert!(!timeout.is_zero());
     }
+    assert!(l.foreign_block_timeout <= l.block_timeout);
+    assert!(l.max_memory_per_identity >= l.max_pending_bytes + u64::from(l.max_frame));
     let rings = busd_transport::MIN_SHM_RING..=busd_transport::MAX_SHM_RING;
     assert!(l.shm_ring_bytes.is_power_of_two() && rings.contains(&l.shm_ring_bytes));
 }

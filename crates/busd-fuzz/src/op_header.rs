@@ -6,12 +6,14 @@
 //! Input: headers, each a length byte and that many bytes, decoded in turn
 //! through one codec, so its cache carries names from one to the next.
 //!
-//! Checks: no panic; the codec decodes each header exactly as
-//! `rmp_serde::from_slice::<Op>` does (the same op, or an error from
+//! Checks: no panic; the codec decodes each header exactly as rmp-serde
+//! does, as one `Op` with nothing after it (the same op, or an error from
 //! both); for every decoded op, `encode_head` (direct writers for plain
 //! `Pub` and `Msg`, serde for the rest), `encode_pub_head` and
 //! `encode_msg_head` write rmp-serde's bytes, and those bytes decode to the
 //! same op through a fresh codec (no cached names) and the warm one.
+
+use std::io::Cursor;
 
 use busd_proto::{Body, FrameCodec, Op, encode_head, encode_msg_head, encode_pub_head};
 use bytes::{BufMut, BytesMut};
@@ -79,6 +81,15 @@ fn assert_writers_agree(op: &Op, codec: &mut FrameCodec) {
     assert_eq!(decode(codec, &serde).as_ref(), Some(op));
 }
 
+/// rmp-serde's reading of `header`: one `Op` and nothing after it (a
+/// header is exactly its op: bytes a reader would skip could hide data).
+/// The reader is a cursor, whose position says what rmp-serde read.
+fn serde_op(header: &[u8]) -> Option<Op> {
+    let mut cursor = Cursor::new(header);
+    let op = rmp_serde::from_read::<_, Op>(&mut cursor).ok()?;
+    (cursor.position() == header.len() as u64).then_some(op)
+}
+
 /// Checks one input (see the module's documentation).
 ///
 /// # Panics
@@ -99,7 +110,7 @@ pub fn check(data: &[u8]) {
 /// # Panics
 /// On any broken invariant.
 pub fn check_header(codec: &mut FrameCodec, header: &[u8]) {
-    let serde = rmp_serde::from_slice::<Op>(header).ok();
+    let serde = serde_op(header);
     let ours = decode(codec, header);
     assert_eq!(ours, serde, "codec and serde disagree on {header:02x?}");
     if let Some(op) = ours {

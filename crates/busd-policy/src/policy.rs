@@ -35,6 +35,11 @@ pub struct PackageRules {
     pub exempt_in: bool,
     /// May send to unpackaged clients (`CheckNetIsolation -a`).
     pub exempt_out: bool,
+    /// Its publishers wait for a `block` subscriber of another owner as
+    /// long as for their own (`limits.block_timeout`), not only
+    /// `limits.foreign_block_timeout`: a package that trusts its receivers
+    /// not to hold it up.
+    pub accept_block: bool,
     /// Custom capabilities that services may require.
     pub capabilities: HashSet<String>,
     /// How a client proves it is this package.

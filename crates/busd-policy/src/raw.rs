@@ -25,6 +25,7 @@ use crate::policy::UnpackagedMode;
 /// out = ["Fabrikam.Maps_1234567890abc"]
 /// exempt_in = false
 /// exempt_out = false
+/// accept_block = false
 /// capabilities = ["contoso.hsa"]
 /// ```
 #[derive(Debug, Clone, Deserialize)]
@@ -47,6 +48,8 @@ pub struct RawPackage {
     pub(crate) exempt_in: bool,
     #[serde(default)]
     pub(crate) exempt_out: bool,
+    #[serde(default)]
+    pub(crate) accept_block: bool,
     #[serde(default)]
     pub(crate) capabilities: Vec<Spanned<String>>,
 }

@@ -190,6 +190,7 @@ impl Check<'_, '_> {
             send_to: send_to.iter().map(|(p, _)| p.clone()).collect(),
             exempt_in: raw.exempt_in,
             exempt_out: raw.exempt_out,
+            accept_block: raw.accept_block,
             capabilities,
             proofs,
         };

@@ -133,6 +133,25 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Ok(true)
     }
 
+    /// Reads and discards what the peer sends (and what was read and not
+    /// decoded), letting go of the buffer; `false` at the end of the
+    /// stream. For a connection being closed: the peer's bytes still on
+    /// their way are taken, so that the close is a clean end of stream,
+    /// not a reset that would destroy the error the peer is being sent.
+    ///
+    /// # Errors
+    /// The connection's read error.
+    pub async fn discard(&mut self) -> io::Result<bool> {
+        self.buf = BytesMut::new();
+        if self.eof {
+            return Ok(false);
+        }
+        let mut scratch = [0u8; 8192];
+        let n = self.io.read(&mut scratch).await?;
+        self.eof = n == 0;
+        Ok(n > 0)
+    }
+
     /// As [`fill`](Self::fill), but only what comes within `window`,
     /// polling for it without letting the thread sleep: other tasks and
     /// the reactor run between polls. `None` if nothing came (or `window`

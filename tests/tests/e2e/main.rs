@@ -4,12 +4,15 @@
 //! (`tests/shm_crash.rs` stays a binary of its own: it counts its
 //! process's open fds, which tests running beside it would change.)
 
+mod abuse;
 mod access_matrix;
 mod access_proofs;
 mod access_reload;
 mod access_routing;
 mod access_spoofing;
+mod backpressure;
 mod bench_smoke;
+mod budget;
 mod cli;
 mod cli_config;
 mod cli_socket;
@@ -17,6 +20,7 @@ mod hostile_frames;
 mod overflow;
 mod panic;
 mod process;
+mod proof_guessing;
 mod protocol;
 mod pubsub;
 mod reconnect;

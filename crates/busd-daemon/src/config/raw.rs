@@ -58,8 +58,11 @@ pub(super) struct RawLimits {
     pub(super) auth_timeout: Option<Duration>,
     #[serde(with = "humantime_serde")]
     pub(super) block_timeout: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub(super) foreign_block_timeout: Option<Duration>,
     pub(super) shm_ring_bytes: Option<u64>,
     pub(super) max_pending_requests: Option<usize>,
+    pub(super) max_memory_per_identity: Option<u64>,
     pub(super) max_preauth_frame: Option<u32>,
     #[serde(with = "humantime_serde")]
     pub(super) frame_timeout: Option<Duration>,

@@ -69,6 +69,11 @@ fn hardening_limits_are_checked() {
     let c = Config::parse("default", DEFAULT_CONFIG, &[]).unwrap();
     assert_eq!(c.limits.max_pending_requests, 65536);
     assert_eq!(c.limits.max_preauth_frame, 4096);
+    assert_eq!(c.limits.max_memory_per_identity, 512 << 20);
+    assert_eq!(
+        c.limits.foreign_block_timeout,
+        std::time::Duration::from_millis(10)
+    );
     assert_eq!(c.limits.frame_timeout, std::time::Duration::from_secs(10));
     assert_eq!(c.limits.write_timeout, std::time::Duration::from_secs(10));
     assert_eq!(c.shutdown_grace, std::time::Duration::from_secs(5));
@@ -82,6 +87,14 @@ fn hardening_limits_are_checked() {
             "limits.write_timeout: must be more than zero",
         ),
         (
+            "[limits]\nblock_timeout = \"1s\"\nforeign_block_timeout = \"2s\"\n",
+            "limits.foreign_block_timeout: must be at most limits.block_timeout",
+        ),
+        (
+            "[limits]\nforeign_block_timeout = \"0s\"\n",
+            "limits.foreign_block_timeout: must be more than zero",
+        ),
+        (
             "[limits]\nmax_pending_requests = 0\n",
             "limits.max_pending_requests: must be at least 1",
         ),
@@ -92,6 +105,10 @@ fn hardening_limits_are_checked() {
         (
             "[limits]\nmax_frame = 2048\nmax_preauth_frame = 4096\n",
             "limits.max_preauth_frame: must be from 1024",
+        ),
+        (
+            "[limits]\nmax_pending_bytes = 1048576\nmax_frame = 1048576\nmax_memory_per_identity = 2097151\n",
+            "limits.max_memory_per_identity: must hold at least",
         ),
         (
             "[daemon]\nshutdown_grace = \"1h\"\n",

@@ -15,9 +15,10 @@ use std::time::Duration;
 use busd_core::{OutFrame, Outgoing, Target};
 use busd_proto::{Body, ErrorCode, Headers, Overflow, SegmentFd, Subject, encode_msg_head};
 use bytes::Bytes;
+use tokio::time::Instant;
 
 use super::link::Link;
-use crate::outbox::{COPY_BELOW, ConnHandle};
+use crate::outbox::{COPY_BELOW, ConnHandle, Wait};
 use crate::payload::Payload;
 use crate::sync::lock;
 
@@ -41,8 +42,8 @@ impl Link {
         if !route.reuse(&subject, &self.epoch) {
             lock(&self.shared.router).route(self.id, &subject, &mut route);
         }
-        let block_timeout = self.shared.config.limits.block_timeout;
-        let mut deadline = None;
+        // One deadline for the waits of this publish under each bound.
+        let (mut own, mut foreign) = (None, None);
         // Taken before the last receiver is handed the bytes themselves.
         let len = payload.len();
         let small = len < COPY_BELOW && payload.inline().is_some();
@@ -78,15 +79,16 @@ impl Link {
             };
             let queued = if t.overflow != Overflow::Block {
                 t.handle.push(frame);
-                true
+                Ok(())
             } else {
-                t.handle
-                    .push_blocking(frame, block_timeout, &mut deadline)
-                    .await
+                let link = &*self;
+                let deadlines = (&mut own, &mut foreign);
+                let wait = move || link.block_wait(t, deadlines);
+                t.handle.push_blocking(frame, wait).await
             };
             self.head.clear(); // a copied head, now in the queue
-            if !queued {
-                self.cut_off(t, block_timeout);
+            if let Err(waited) = queued {
+                self.cut_off(t, waited);
             }
         }
         route.release();
@@ -138,10 +140,43 @@ impl Link {
         }
     }
 
+    /// How long this publisher may wait for `t`, a `block` subscriber with
+    /// no room: `block_timeout` when `t` is of the same owner (a package or
+    /// uid holding itself up) or the publisher's package sets
+    /// `accept_block`; otherwise only `foreign_block_timeout`, so another
+    /// owner cannot stall it for long. Asked only when there is no room.
+    fn block_wait<'d>(
+        &self,
+        t: &Target<Arc<ConnHandle>>,
+        (own, foreign): (&'d mut Option<Instant>, &'d mut Option<Instant>),
+    ) -> Wait<'d> {
+        let limits = &self.shared.config.limits;
+        let accepts = || {
+            let router = lock(&self.shared.router);
+            let rules = self
+                .identity
+                .pfn
+                .as_ref()
+                .and_then(|p| router.policy().package(p));
+            rules.is_some_and(|r| r.accept_block)
+        };
+        if t.handle.charged_with(&self.inbound) || accepts() {
+            Wait {
+                timeout: limits.block_timeout,
+                deadline: own,
+            }
+        } else {
+            Wait {
+                timeout: limits.foreign_block_timeout,
+                deadline: foreign,
+            }
+        }
+    }
+
     /// Lossless means waiting, but not forever: the stuck subscriber is
     /// cut off and both sides are told.
-    fn cut_off(&self, t: &Target<Arc<ConnHandle>>, block_timeout: Duration) {
-        let waited = humantime_serde::re::humantime::format_duration(block_timeout);
+    fn cut_off(&self, t: &Target<Arc<ConnHandle>>, waited: Duration) {
+        let waited = humantime_serde::re::humantime::format_duration(waited);
         t.handle.cut_off(
             ErrorCode::SlowConsumer,
             &format!(

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::link::Link;
+use crate::audit;
 use crate::payload::Payload;
 
 /// Frames a session handles before it lets the other tasks of its thread
@@ -91,6 +92,16 @@ impl Link {
         } else {
             Duration::ZERO
         };
+        // The frame being read is charged to its sender before the read
+        // that may grow it (by at most one read's room).
+        if !self.inbound.cover(frames.held()) {
+            let owner = self.inbound.owner();
+            tracing::warn!(target: "busd::audit", conn = self.id, %owner, "memory budget exceeded by a frame it sends, disconnecting");
+            let why = "frames this client's package or uid are sending exceed its memory budget";
+            self.handle.close_after(ErrorCode::LimitExceeded, why);
+            return None;
+        }
+        self.inbound.settle(frames.held());
         if let Some(filled) = frames.fill_within(busy_poll).await {
             return Some(filled);
         }
@@ -169,6 +180,9 @@ impl Link {
                 },
                 Ok(frame) => self.on_frame(frame),
                 Err(e) => {
+                    if e.code() == ErrorCode::FrameTooLarge {
+                        audit::limit_reached(self.who(), "limits.max_frame", &e);
+                    }
                     tracing::info!(cause = %e, "closing on a bad frame");
                     // Stop reading; what is owed to the peer goes first.
                     self.handle.close_after(e.code(), &e.to_string());

@@ -7,7 +7,7 @@ use busd_fuzz::config::{assert_explained, check, parse};
 use proptest::prelude::*;
 use proptest::sample::select;
 
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 21] = [
     "tcp",
     "unix",
     "unpackaged",
@@ -27,6 +27,8 @@ const KEYS: [&str; 19] = [
     "max_preauth_frame",
     "frame_timeout",
     "write_timeout",
+    "foreign_block_timeout",
+    "max_memory_per_identity",
 ];
 
 /// Values near every key's bounds, of every type the keys take, and wrong.
@@ -93,6 +95,7 @@ fn package() -> impl Strategy<Value = String> {
         "in = [\"x\"]",
         "exempt_in = true\nexempt_out = 1",
         "capabilities = [\"contoso.hsa\"]\nmystery = 2",
+        "accept_block = true\nexempt_out = true",
         "",
     ]);
     (pfn, any::<bool>(), proof, rules).prop_map(|(pfn, loopback, proof, rules)| {

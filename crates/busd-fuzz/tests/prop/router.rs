@@ -45,6 +45,7 @@ fn limits() -> impl Strategy<Value = RouterLimits> {
     (1_usize..5, 1_usize..9).prop_map(|(max_connections, max_subscriptions)| RouterLimits {
         max_connections,
         max_subscriptions,
+        ..RouterLimits::default()
     })
 }
 
