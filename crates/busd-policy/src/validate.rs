@@ -116,7 +116,16 @@ impl Policy {
 
 /// A TOML error as a diagnostic on its line.
 pub fn toml_diagnostic(file: &SourceFile<'_>, e: &toml::de::Error) -> Diagnostic {
-    let message = e.message().trim_end().to_owned();
+    let mut message = e.message().trim_end().to_owned();
+    if message.is_empty() {
+        // `toml` gives no words for some characters it refuses (a control
+        // character in a comment): name the character instead.
+        let at = e.span().and_then(|s| file.text().get(s.start..));
+        message = match at.and_then(|rest| rest.chars().next()) {
+            Some(c) => format!("unexpected character {c:?}"),
+            None => "not valid TOML".to_owned(),
+        };
+    }
     match e.span() {
         Some(span) => file.at(span.start, message),
         None => Diagnostic {

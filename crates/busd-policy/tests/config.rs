@@ -196,6 +196,17 @@ fn unknown_keys_and_bad_types_name_their_line() {
     assert!(e[0].starts_with("4: invalid type"), "{e:?}");
 }
 
+/// `toml` refuses a control character in a comment without a word of why
+/// (found by the `config` fuzz target): the character is named instead.
+#[test]
+fn toml_errors_without_words_name_the_character() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        errors(dir.path(), "[daemon]\n# a \0 in a comment\n"),
+        ["2: unexpected character '\\0'"]
+    );
+}
+
 #[test]
 fn every_error_of_a_file_is_reported_in_line_order() {
     let dir = tempfile::tempdir().unwrap();
