@@ -207,3 +207,34 @@ async fn routed_requests_end_once_and_ctl_stats_says_where() {
         let _ = n(key);
     }
 }
+
+#[tokio::test]
+async fn an_sdk_subscriber_is_told_every_drop_the_daemon_counts() {
+    let d = TestDaemon::start_with(small_queues).await;
+    let url = d.url(Transport::Unix);
+    let sub_client = Client::connect(&url).await.unwrap();
+    let options = busd_client::SubscribeOptions {
+        overflow: Overflow::DropOldest,
+        ..Default::default()
+    };
+    let mut sub = sub_client.subscribe_with("sdk.lag", options).await.unwrap();
+    let publisher = Client::connect(&url).await.unwrap();
+    // More than the SDK's inbox, the socket and an 8-message queue hold,
+    // while nobody reads.
+    const N: u64 = 30_000;
+    for _ in 0..N {
+        publisher.publish("sdk.lag", vec![3; 1024]).await.unwrap();
+    }
+    publisher.flush().await.unwrap();
+    let mut got = 0;
+    while got + sub.dropped() < N {
+        match tokio::time::timeout(Duration::from_secs(10), sub.next()).await {
+            Ok(Some(_)) => got += 1,
+            Ok(None) => panic!("the subscription ended"),
+            Err(_) => panic!("stuck at {got} got, {} told dropped", sub.dropped()),
+        }
+    }
+    let counts = d.daemon().deliveries();
+    assert!(sub.dropped() > 0);
+    assert_eq!((got, sub.dropped()), (counts.written, counts.dropped));
+}
