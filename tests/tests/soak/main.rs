@@ -139,12 +139,7 @@ async fn run(settings: Settings) {
     for (kind, count) in &warnings {
         eprintln!("soak: daemon warned {count}x: {kind}");
     }
-    problems.extend(
-        reloads
-            .refused
-            .iter()
-            .map(|r| format!("reload refused: {r}")),
-    );
+    problems.extend(reloads.problems.iter().cloned());
     for (id, status) in &fleet.tally.failed {
         let stderr = soak.reports.join(format!("worker-{id}.stderr"));
         let text = std::fs::read_to_string(stderr).unwrap_or_default();
@@ -282,8 +277,12 @@ impl Soak {
             reloads.by_sighup += 1;
         } else {
             match self.admin.ctl(CtlCommand::Reload).await {
+                // Nothing but the rules changed: nothing needs a restart.
+                Ok(report) if report["need_restart"] != serde_json::json!([]) => {
+                    reloads.problems.push(format!("reload said {report}"));
+                }
                 Ok(_) => reloads.by_ctl += 1,
-                Err(e) => reloads.refused.push(e.to_string()),
+                Err(e) => reloads.problems.push(format!("reload refused: {e}")),
             }
         }
     }

@@ -25,7 +25,8 @@ pub(crate) struct Footprint {
 pub(crate) struct Reloads {
     pub(crate) by_sighup: u64,
     pub(crate) by_ctl: u64,
-    pub(crate) refused: Vec<String>,
+    /// Refused, or asking for a restart.
+    pub(crate) problems: Vec<String>,
 }
 
 /// What the workers that exited on their own saw, summed.
@@ -114,10 +115,10 @@ pub(crate) fn print(
     );
     eprintln!("soak: workers by transport and identity: {:?}", seen.kinds);
     eprintln!(
-        "soak: reloads: {} by SIGHUP, {} by ctl reload, {} refused",
+        "soak: reloads: {} by SIGHUP, {} by ctl reload, {} refused or asking for a restart",
         reloads.by_sighup,
         reloads.by_ctl,
-        reloads.refused.len()
+        reloads.problems.len()
     );
     eprintln!(
         "soak: the {} workers that left on their own published {}, received {}, were told \
