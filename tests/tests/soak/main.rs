@@ -27,7 +27,7 @@
 //! `busd` to soak (default: the debug build beside this test, whose
 //! overflow checks and debug assertions are worth more here than speed; a
 //! release binary takes `cargo build --release -p busd` and
-//! `BUSD_SOAK_BIN=target/release/busd`).
+//! `BUSD_SOAK_BIN=target/release/busd`, relative to the workspace).
 
 #![forbid(unsafe_code)]
 
@@ -39,7 +39,7 @@ mod summary;
 mod worker;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use busd_client::{Client, CtlCommand};
@@ -93,7 +93,11 @@ impl Settings {
             secs: var("BUSD_SOAK_SECS").unwrap_or(60),
             seed: var("BUSD_SOAK_SEED").unwrap_or_else(rng::fresh_seed),
             workers: var("BUSD_SOAK_WORKERS").map_or(24, |w| w as usize),
-            bin: std::env::var_os("BUSD_SOAK_BIN").map_or_else(busd_bin, PathBuf::from),
+            // Relative to the workspace, not to this package's directory,
+            // where cargo runs the test.
+            bin: std::env::var_os("BUSD_SOAK_BIN").map_or_else(busd_bin, |bin| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(bin)
+            }),
         }
     }
 }
