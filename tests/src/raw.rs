@@ -120,6 +120,20 @@ impl RawClient {
         self.send_bytes(&buf).await;
     }
 
+    /// Sends `op` (no payload) with `trailing` bytes after its MessagePack
+    /// header, inside the header's length: a frame no encoder writes.
+    pub async fn send_with_trailing(&mut self, op: Op, trailing: &[u8]) {
+        let mut buf = BytesMut::new();
+        Frame::new(op).encode(&mut buf).expect("encode");
+        // Length, header length, header: the header ends the frame.
+        buf.extend_from_slice(trailing);
+        let len = u32::try_from(buf.len() - 4).expect("a small frame");
+        let header_len = u32::try_from(buf.len() - 8).expect("a small frame");
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        buf[4..8].copy_from_slice(&header_len.to_be_bytes());
+        self.send_bytes(&buf).await;
+    }
+
     /// Sends a frame announcing a segment of `len` bytes, after passing `fd`
     /// beside the stream (or no fd at all, to break the rule). Shm only.
     pub async fn send_segment(&mut self, op: Op, fd: Option<BorrowedFd<'_>>, len: u64) {

@@ -4,9 +4,14 @@
 //! daemon's, so only that responder can answer it, once. This module only
 //! keeps the books; which responder the rules allow is decided by the
 //! router (`services.rs`), which owns the connections.
+//!
+//! Deadlines are kept in an ordered set beside the table, entry for entry:
+//! a call answered, or dropped with its connection, leaves both at once,
+//! whatever its timeout. (A heap pruned lazily kept each answered call's
+//! deadline until it came due: an hour's worth of answered requests
+//! with the longest timeout held memory for an hour.)
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use busd_proto::{Sender, Subject};
@@ -45,6 +50,8 @@ pub(crate) struct Call {
     pub(crate) requester: u64,
     pub(crate) rid: u64,
     pub(crate) responder: u64,
+    /// Its key in the deadline index, with the call id.
+    deadline: Instant,
 }
 
 /// One `Serve` registration.
@@ -69,8 +76,9 @@ pub(crate) struct Service {
 pub(crate) struct Calls {
     services: HashMap<Subject, Service>,
     table: ahash::AHashMap<u64, Call>,
-    /// Deadlines, lazily pruned: an entry whose call is gone is skipped.
-    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// `(deadline, call id)` of every call in `table`, and of no other:
+    /// the earliest first.
+    deadlines: BTreeSet<(Instant, u64)>,
     next_id: u64,
     /// The deadline the daemon's timer was last told to sleep towards.
     armed: Option<Instant>,
@@ -113,9 +121,10 @@ impl Calls {
             requester,
             rid,
             responder,
+            deadline,
         };
         self.table.insert(call_id, call);
-        self.deadlines.push(Reverse((deadline, call_id)));
+        self.deadlines.insert((deadline, call_id));
         let wake = self.armed.is_none_or(|armed| deadline < armed);
         if wake {
             self.armed = Some(deadline);
@@ -126,47 +135,44 @@ impl Calls {
     /// Ends call `call_id` if `from` is the connection it was routed to.
     pub(crate) fn answer(&mut self, call_id: u64, from: u64) -> Option<Call> {
         match self.table.get(&call_id) {
-            Some(call) if call.responder == from => self.table.remove(&call_id),
+            Some(call) if call.responder == from => self.remove(call_id),
             _ => None,
         }
     }
 
-    /// Ends call `call_id`, whoever it was routed to.
+    /// Ends call `call_id`, whoever it was routed to: its entry and its
+    /// deadline go at once.
     pub(crate) fn remove(&mut self, call_id: u64) -> Option<Call> {
-        self.table.remove(&call_id)
+        let call = self.table.remove(&call_id)?;
+        self.deadlines.remove(&(call.deadline, call_id));
+        Some(call)
     }
 
     /// Ends and returns the next call whose deadline is at or before `now`.
     pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<(u64, Call)> {
-        while let Some(Reverse((deadline, call_id))) = self.deadlines.peek().copied() {
-            if deadline > now {
-                return None;
-            }
-            self.deadlines.pop();
-            if let Some(call) = self.table.remove(&call_id) {
-                return Some((call_id, call));
-            }
-            // Answered already.
+        let &(deadline, _) = self.deadlines.first()?;
+        if deadline > now {
+            return None;
         }
-        None
+        let (_, call_id) = self.deadlines.pop_first()?;
+        Some((call_id, self.table.remove(&call_id)?))
     }
 
     /// The earliest deadline of a call in flight, which the timer now
     /// sleeps towards.
     pub(crate) fn arm(&mut self) -> Option<Instant> {
-        self.armed = None;
-        while let Some(Reverse((deadline, call_id))) = self.deadlines.peek().copied() {
-            if self.table.contains_key(&call_id) {
-                self.armed = Some(deadline);
-                break;
-            }
-            self.deadlines.pop();
-        }
+        self.armed = self.deadlines.first().map(|&(deadline, _)| deadline);
         self.armed
     }
 
     /// Calls in flight.
     pub(crate) fn len(&self) -> usize {
         self.table.len()
+    }
+
+    /// Deadlines kept: one per call in flight, never more.
+    #[cfg(test)]
+    pub(crate) fn deadline_count(&self) -> usize {
+        self.deadlines.len()
     }
 }

@@ -48,6 +48,53 @@ impl RouterError {
     }
 }
 
+/// Why a request was answered at once instead of routed to a responder;
+/// the connection stays.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// Nobody serves the service.
+    #[error("no responders")]
+    NoResponders,
+    /// Nobody the rules allow serves it (or the asker is not registered).
+    #[error("not authorized")]
+    NotAuthorized,
+    /// The connection has `max_pending_requests` in flight already.
+    #[error("this connection already has {held} requests in flight")]
+    TooManyRequests {
+        /// Who asked, for the audit log.
+        identity: Identity,
+        /// What it has in flight.
+        held: usize,
+    },
+}
+
+impl RequestError {
+    /// The status of the `Resp` that answers the request, when the
+    /// daemon's answer is one (`NoResponders`, `NotAuthorized`); `None`
+    /// when it is an `Error` frame referring to the request
+    /// ([`code`](Self::code)): `Status` has no word for a limit, and a
+    /// status added to it would be a frame older clients cannot decode,
+    /// while every client already takes an `Error` that names its request
+    /// as that request's failure.
+    pub fn status(&self) -> Option<Status> {
+        match self {
+            Self::NoResponders => Some(Status::NoResponders),
+            Self::NotAuthorized => Some(Status::NotAuthorized),
+            Self::TooManyRequests { .. } => None,
+        }
+    }
+
+    /// The error code the client's SDK reports.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NoResponders => ErrorCode::NoResponders,
+            Self::NotAuthorized => ErrorCode::NotAuthorized,
+            Self::TooManyRequests { .. } => ErrorCode::LimitExceeded,
+        }
+    }
+}
+
 /// A frame that breaks the protocol, or a request the rules refuse, as
 /// the per-connection state machine ([`Session`](crate::Session)) finds
 /// it. [`is_fatal`](Self::is_fatal) ones close the connection; the others
@@ -75,12 +122,16 @@ pub enum ProtocolError {
     /// A proof offered for no claim.
     #[error("auth {0:?} without a package name")]
     AuthWithoutPackage(AuthKind),
-    /// A package claim whose proof failed.
-    #[error("cannot prove package {pfn}: {reason}")]
+    /// A package claim whose proof failed. Its message is the same
+    /// whatever the reason: an unknown package, a package without the
+    /// proof offered and a proof that does not match all read alike, so
+    /// that a local client cannot learn which package names are
+    /// configured. The reason is for the audit log.
+    #[error("cannot prove package {pfn}")]
     AuthFailed {
         /// The package claimed.
         pfn: Pfn,
-        /// Why the proof failed.
+        /// Why the proof failed (never told to the client).
         reason: &'static str,
     },
     /// A publish to a subject with wildcards.

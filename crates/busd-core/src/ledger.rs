@@ -16,6 +16,10 @@ pub struct RouterLimits {
     pub max_connections: usize,
     /// Subscriptions and services one identity may hold, all connections together.
     pub max_subscriptions: usize,
+    /// Requests one connection may have in flight (a connection's, not
+    /// its identity's: one client's backlog must not refuse its
+    /// package's other clients).
+    pub max_pending_requests: usize,
 }
 
 impl Default for RouterLimits {
@@ -23,6 +27,7 @@ impl Default for RouterLimits {
         Self {
             max_connections: 16_384,
             max_subscriptions: 1_000_000,
+            max_pending_requests: 65_536,
         }
     }
 }
@@ -103,6 +108,11 @@ impl Ledger {
         }
         usage.subscriptions += 1;
         Ok(())
+    }
+
+    /// The limits it enforces.
+    pub(crate) fn limits(&self) -> &RouterLimits {
+        &self.limits
     }
 
     pub(crate) fn release_subscription(&mut self, owner: &Owner) {

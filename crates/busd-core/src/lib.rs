@@ -18,7 +18,8 @@
 //! router only clones and returns it.
 //!
 //! Modules, from the bottom up: `error`, `audit`, `stats`, `trie`,
-//! `queue`, `route`, `ledger`, `calls`, `matched`, `proof`; then
+//! `queue`, `route`, `ledger`, `calls`, `matched`, `proof`,
+//! `failed_proofs` (when a uid's claims are judged after failed proofs); then
 //! `router` ([`Router`]: connections, subscriptions, publishes), which
 //! `services` (requests) and `introspect` (`busd ctl` views) extend;
 //! `session` stands beside them. None imports from one above it.
@@ -28,6 +29,7 @@
 mod audit;
 mod calls;
 mod error;
+mod failed_proofs;
 mod introspect;
 mod ledger;
 mod matched;
@@ -41,7 +43,10 @@ mod stats;
 mod trie;
 
 pub use calls::{Routed, Unanswered};
-pub use error::{ProtocolError, RouterError};
+pub use error::{ProtocolError, RequestError, RouterError};
+pub use failed_proofs::{
+    FAILURES_FORGOTTEN_AFTER, FIRST_PROOF_DELAY, FailedProofs, MAX_PROOF_DELAY, proof_failure_delay,
+};
 pub use introspect::{ClientInfo, Registration};
 pub use ledger::{Owner, RouterLimits};
 pub use proof::{NONCE_LEN, Peer};

@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use busd_policy::Policy;
-use busd_proto::{AUTH_MAC_LEN, Pfn};
+use busd_proto::{Pfn, auth_mac};
+
+use crate::error::ProtocolError;
 
 /// What the transport proved about the peer (never what it claims).
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,28 +36,42 @@ pub(crate) fn by_peer(policy: &Policy, pfn: &Pfn, peer: &Peer<'_>) -> Result<(),
     }
 }
 
-/// Whether a token proof of `pfn` can be asked for at all.
-pub(crate) fn token_configured(policy: &Policy, pfn: &Pfn) -> Result<(), &'static str> {
-    let rules = policy.package(pfn).ok_or("no such package is configured")?;
-    match rules.proofs.token {
-        Some(_) => Ok(()),
-        None => Err("the package has no token configured"),
-    }
-}
-
 /// Checks the client's `mac` over `nonce` under `pfn`'s token (in
 /// constant time).
+///
+/// A claim of a package that is not configured, or has no token, is
+/// checked against a decoy key all the same: it fails in the time a wrong
+/// MAC takes, so neither the answer nor its timing tells a local client
+/// which package names exist (the reason goes to the audit log only).
 pub(crate) fn by_token(
     policy: &Policy,
     pfn: &Pfn,
     nonce: &[u8],
     mac: &[u8],
 ) -> Result<(), &'static str> {
-    let rules = policy.package(pfn).ok_or("no such package is configured")?;
-    let token = (rules.proofs.token.as_ref()).ok_or("the package has no token configured")?;
-    if mac.len() == AUTH_MAC_LEN && token.verify(nonce, pfn, mac) {
-        Ok(())
-    } else {
-        Err("the token proof does not match")
+    match policy.package(pfn).map(|rules| rules.proofs.token.as_ref()) {
+        Some(Some(token)) if token.verify(nonce, pfn, mac) => Ok(()),
+        Some(Some(_)) => Err("the token proof does not match"),
+        unproven => {
+            std::hint::black_box(auth_mac(DECOY_KEY, nonce, pfn));
+            Err(match unproven {
+                None => "no such package is configured",
+                Some(_) => "the package has no token configured",
+            })
+        }
     }
 }
+
+/// A claim refused, written to the audit log with its reason; the client
+/// is told only that `pfn` could not be proven, whatever the reason.
+pub(crate) fn refused(pfn: Pfn, peer: Option<&Peer<'_>>, reason: &'static str) -> ProtocolError {
+    let peer = peer.copied().unwrap_or_default();
+    tracing::warn!(
+        target: "busd::audit", %pfn, uid = ?peer.uid, pid = ?peer.pid, exe = ?peer.exe,
+        reason, "authentication failed"
+    );
+    ProtocolError::AuthFailed { pfn, reason }
+}
+
+/// What a claim with no token to check is checked against.
+const DECOY_KEY: &[u8] = b"busd: no token is configured for this claim";

@@ -5,11 +5,12 @@
 
 use std::time::Instant;
 
-use busd_proto::{Status, Subject};
+use busd_policy::Identity;
+use busd_proto::Subject;
 
 use crate::audit;
 use crate::calls::{Responder, Routed, Unanswered};
-use crate::error::RouterError;
+use crate::error::{RequestError, RouterError};
 use crate::router::Router;
 
 impl<H: Clone> Router<H> {
@@ -46,21 +47,28 @@ impl<H: Clone> Router<H> {
     /// `service`, to be answered by `deadline`.
     ///
     /// # Errors
-    /// The status to answer at once: `NoResponders` when nobody serves
-    /// `service`, `NotAuthorized` when nobody the rules allow does.
+    /// What to answer at once (counted): `NoResponders` when nobody serves
+    /// `service`, `NotAuthorized` when nobody the rules allow does, and
+    /// `TooManyRequests` when `from` has `max_pending_requests` in flight.
     pub fn request(
         &mut self,
         from: u64,
         rid: u64,
         service: &Subject,
         deadline: Instant,
-    ) -> Result<Routed<H>, Status> {
+    ) -> Result<Routed<H>, RequestError> {
         let Some(asker) = self.conns.get(&from) else {
-            return Err(Status::NotAuthorized);
+            return Err(RequestError::NotAuthorized);
         };
+        let held = asker.asking.len();
+        if held >= self.ledger.limits().max_pending_requests {
+            self.stats.requests_over_limit += 1;
+            let identity = Identity::clone(&asker.identity);
+            return Err(RequestError::TooManyRequests { identity, held });
+        }
         let Some(svc) = self.calls.service_mut(service) else {
             self.stats.no_responders += 1;
-            return Err(Status::NoResponders);
+            return Err(RequestError::NoResponders);
         };
         let n = svc.responders.len();
         let (conns, policy) = (&self.conns, &self.policy);
@@ -80,7 +88,7 @@ impl<H: Clone> Router<H> {
             if let Some(r) = svc.responders.first().and_then(|r| conns.get(&r.conn)) {
                 audit::denied(&asker.identity, &r.identity, service);
             }
-            return Err(Status::NotAuthorized);
+            return Err(RequestError::NotAuthorized);
         };
         svc.next = i + 1;
         let (responder, sid) = (svc.responders[i].conn, svc.responders[i].sid);
@@ -91,7 +99,7 @@ impl<H: Clone> Router<H> {
         }
         // `pick` found this responder among the connections just above.
         let Some(r) = self.conns.get_mut(&responder) else {
-            return Err(Status::NoResponders);
+            return Err(RequestError::NoResponders);
         };
         r.serving.insert(call_id);
         self.stats.requests += 1;
@@ -136,5 +144,74 @@ impl<H: Clone> Router<H> {
     /// Calls in flight.
     pub fn pending_requests(&self) -> usize {
         self.calls.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use busd_policy::{Identity, Policy, UnpackagedMode};
+    use busd_proto::Subject;
+
+    use crate::ledger::RouterLimits;
+    use crate::router::Router;
+
+    #[test]
+    fn answered_requests_leave_nothing_behind_whatever_their_timeout() {
+        let policy = Arc::new(Policy::unpackaged_only(UnpackagedMode::SameUid));
+        let mut sut: Router<u64> = Router::new(policy, RouterLimits::default());
+        sut.connect(1, Identity::unpackaged(Some(1000)), 1).unwrap();
+        sut.connect(2, Identity::unpackaged(Some(1000)), 2).unwrap();
+        let service = Subject::from_static("svc");
+        sut.serve(2, 1, service.clone(), None).unwrap();
+        let start = Instant::now();
+        for rid in 0..200_000 {
+            let due = start + Duration::from_secs(3600);
+            let routed = sut.request(1, rid, &service, due).unwrap();
+            let back = sut.respond(2, routed.call_id).expect("answered");
+            assert_eq!(back.rid, rid);
+        }
+        assert_eq!(sut.pending_requests(), 0);
+        assert_eq!(
+            sut.calls.deadline_count(),
+            0,
+            "no deadline outlives its call"
+        );
+        assert!(
+            sut.conns
+                .values()
+                .all(|c| c.asking.is_empty() && c.serving.is_empty())
+        );
+        assert_eq!(
+            sut.next_deadline(),
+            None,
+            "nothing for the timer to wake for"
+        );
+        assert!(sut.expire(start + Duration::from_secs(7200)).is_empty());
+        assert_eq!(sut.stats().timeouts, 0);
+    }
+
+    #[test]
+    fn calls_dropped_with_either_connection_leave_no_deadline() {
+        let policy = Arc::new(Policy::unpackaged_only(UnpackagedMode::SameUid));
+        let mut sut: Router<u64> = Router::new(policy, RouterLimits::default());
+        let service = Subject::from_static("svc");
+        let due = Instant::now() + Duration::from_secs(3600);
+        for gone in [1, 2] {
+            sut.connect(1, Identity::unpackaged(Some(1000)), 1).unwrap();
+            sut.connect(2, Identity::unpackaged(Some(1000)), 2).unwrap();
+            sut.serve(2, 1, service.clone(), None).unwrap();
+            for rid in 0..10 {
+                sut.request(1, rid, &service, due).unwrap();
+            }
+            assert_eq!(sut.calls.deadline_count(), 10);
+            sut.disconnect(gone);
+            assert_eq!(sut.pending_requests(), 0, "conn {gone} gone");
+            assert_eq!(sut.calls.deadline_count(), 0, "conn {gone} gone");
+            assert_eq!(sut.next_deadline(), None);
+            sut.disconnect(3 - gone);
+        }
     }
 }

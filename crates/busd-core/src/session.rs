@@ -22,7 +22,7 @@ use busd_proto::{
 };
 
 use crate::error::ProtocolError;
-use crate::proof::{self, NONCE_LEN, Peer};
+use crate::proof::{self, NONCE_LEN, Peer, refused};
 
 /// The longest timeout a request may ask for; longer ones are cut to it.
 pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -294,13 +294,13 @@ impl Session {
                 Ok(()) => Ok(self.proven(pfn, peer, AuthKind::Peer)),
                 Err(reason) => Err(refused(pfn, Some(peer), reason)),
             },
-            AuthKind::Token => match proof::token_configured(policy, &pfn) {
-                Ok(()) => {
-                    self.phase = Phase::Challenging(pfn);
-                    Ok(Step::Challenge)
-                }
-                Err(reason) => Err(refused(pfn, Some(peer), reason)),
-            },
+            // Challenged whether or not the package exists or has a token:
+            // refused at once, an unknown name would be told apart from a
+            // wrong secret (the proof fails at `Auth`, as a wrong one does).
+            AuthKind::Token => {
+                self.phase = Phase::Challenging(pfn);
+                Ok(Step::Challenge)
+            }
             _ => Err(refused(
                 pfn,
                 Some(peer),
@@ -426,14 +426,4 @@ fn request(
         deadline: now() + timeout,
         headers,
     })
-}
-
-/// A failed proof, written to the audit log.
-fn refused(pfn: Pfn, peer: Option<&Peer<'_>>, reason: &'static str) -> ProtocolError {
-    let peer = peer.copied().unwrap_or_default();
-    tracing::warn!(
-        target: "busd::audit", %pfn, uid = ?peer.uid, pid = ?peer.pid, exe = ?peer.exe,
-        reason, "authentication failed"
-    );
-    ProtocolError::AuthFailed { pfn, reason }
 }

@@ -21,6 +21,9 @@ pub struct Stats {
     pub no_responders: u64,
     /// Requests answered `NotAuthorized`.
     pub not_authorized: u64,
+    /// Requests refused (`LimitExceeded`) because their connection had
+    /// `max_pending_requests` in flight.
+    pub requests_over_limit: u64,
     /// Requests that timed out.
     pub timeouts: u64,
     /// Requests failed with `ResponderGone`.

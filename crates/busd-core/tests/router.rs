@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use busd_core::{Router, RouterLimits, Target};
+use busd_core::{RequestError, Router, RouterLimits, Target};
 use busd_policy::{Identity, PackageRules, Policy, UnpackagedMode};
 use busd_proto::{ErrorCode, Overflow, Pfn, Status, Subject};
 
@@ -147,13 +147,13 @@ fn no_responders_is_immediate() {
     let err = r
         .request(1, 1, &subject("nobody.home"), Instant::now())
         .unwrap_err();
-    assert_eq!(err, Status::NoResponders);
+    assert_eq!(err.status(), Some(Status::NoResponders));
     r.connect(2, user(1001), 2).unwrap();
     r.serve(2, 1, subject("other.user"), None).unwrap();
     let err = r
         .request(1, 2, &subject("other.user"), Instant::now())
         .unwrap_err();
-    assert_eq!(err, Status::NotAuthorized);
+    assert_eq!(err.status(), Some(Status::NotAuthorized));
 }
 
 #[test]
@@ -202,8 +202,8 @@ fn responder_gone_fails_its_calls_at_once() {
         .request(1, 43, &subject("svc"), Instant::now())
         .unwrap_err();
     assert_eq!(
-        err,
-        Status::NoResponders,
+        err.status(),
+        Some(Status::NoResponders),
         "the service went with its only responder"
     );
 }
@@ -263,6 +263,7 @@ fn limits_per_identity() {
         RouterLimits {
             max_connections: 2,
             max_subscriptions: 3,
+            ..RouterLimits::default()
         },
     );
     r.connect(1, user(1000), 1).unwrap();
@@ -285,6 +286,40 @@ fn limits_per_identity() {
     r.subscribe(1, 2, subject("b"), None, Overflow::default())
         .unwrap();
     r.connect(4, user(1000), 4).unwrap();
+}
+
+#[test]
+fn pending_requests_are_capped_per_connection_and_freed_by_answers() {
+    let mut r = Router::new(
+        Arc::new(Policy::unpackaged_only(UnpackagedMode::SameUid)),
+        RouterLimits {
+            max_pending_requests: 2,
+            ..RouterLimits::default()
+        },
+    );
+    for c in 1..=3 {
+        r.connect(c, user(1000), c).unwrap();
+    }
+    r.serve(3, 1, subject("svc"), None).unwrap();
+    let svc = subject("svc");
+    let due = Instant::now() + Duration::from_secs(60);
+    let first = r.request(1, 1, &svc, due).unwrap();
+    r.request(1, 2, &svc, due).unwrap();
+    let err = r.request(1, 3, &svc, due).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::LimitExceeded);
+    assert_eq!(err.status(), None, "answered by an Error frame, not a Resp");
+    assert!(
+        matches!(&err, RequestError::TooManyRequests { identity, held: 2 } if *identity == user(1000)),
+        "{err:?}"
+    );
+    assert_eq!(r.stats().requests_over_limit, 1);
+    assert_eq!(r.pending_requests(), 2, "the refused request holds nothing");
+    // Another connection of the same identity has its own budget.
+    r.request(2, 1, &svc, due).unwrap();
+    // An answer makes room at once.
+    r.respond(3, first.call_id).unwrap();
+    r.request(1, 4, &svc, due).unwrap();
+    assert_eq!(r.stats().requests_over_limit, 1);
 }
 
 #[test]
@@ -377,8 +412,9 @@ fn reload_revokes_live_routes_and_names_removed_packages() {
     assert_eq!(publish(&mut r, 1, "x"), vec![]);
     assert_eq!(
         r.request(1, 1, &subject("svc"), Instant::now())
-            .unwrap_err(),
-        Status::NotAuthorized
+            .unwrap_err()
+            .status(),
+        Some(Status::NotAuthorized)
     );
 
     // Maps removed from the config: its connection must go.
@@ -420,8 +456,8 @@ fn capability_gated_service_only_routes_capable_callers() {
         .request(2, 1, &subject("maps.only"), Instant::now())
         .unwrap_err();
     assert_eq!(
-        err,
-        Status::NotAuthorized,
+        err.status(),
+        Some(Status::NotAuthorized),
         "allowed by in/out, but lacks the capability"
     );
 }

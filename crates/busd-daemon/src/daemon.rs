@@ -1,19 +1,15 @@
 //! The daemon: listeners, the shared router, the request timer, shutdown.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use busd_core::{Router, RouterLimits};
 use busd_proto::{Op, Status};
 use busd_transport::{Endpoint, Listener, TcpListener, TransportError, UnixListener};
 use bytes::Bytes;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use crate::budget::Budgets;
 use crate::config::Config;
 use crate::hooks::Hooks;
 use crate::reload::{ReloadError, ReloadReport, reload};
@@ -91,25 +87,7 @@ impl Daemon {
             }
             None => None,
         };
-        let policy = Arc::clone(&config.policy);
-        let limits = RouterLimits {
-            max_connections: config.limits.max_connections,
-            max_subscriptions: config.limits.max_subscriptions,
-        };
-        let budget = usize::try_from(config.limits.max_memory_per_identity).unwrap_or(usize::MAX);
-        let shared = Arc::new(Shared {
-            router: Mutex::new(Router::new(policy, limits)),
-            timer: Notify::new(),
-            admin_uids: Mutex::new(config.admin_uids.clone()),
-            config,
-            next_id: AtomicU64::new(1),
-            undelivered: AtomicU64::new(0),
-            tally: Arc::default(),
-            budgets: Budgets::new(budget),
-            shutdown,
-            hooks,
-            tracker: TaskTracker::new(),
-        });
+        let shared = Arc::new(Shared::new(config, shutdown, hooks));
         let tcp_endpoint = tcp.as_ref().map(Listener::endpoint);
         let unix_endpoint = unix.as_ref().map(Listener::endpoint);
         if let Some(l) = tcp {

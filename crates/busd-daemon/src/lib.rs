@@ -7,19 +7,19 @@
 //! rules themselves live in `busd-core`, sans-IO; this crate moves bytes,
 //! keeps time and owns the sockets.
 //!
-//! Modules, from the bottom up: [`config`], `hooks`, `sync` and `tally`
-//! (where deliveries ended); `budget`
-//! (memory charged to each package or uid before it is spent); `payload` and
-//! `outbox` (one connection's bounded queue and its writer); `shared` (what
-//! every task shares); `writer` (the task that drains a connection's
-//! queue into its socket); `reload`, `handshake` and `admin`; `session`
-//! (one client connection); `daemon` (listeners, the request timer,
-//! shutdown).
+//! Modules, from the bottom up: [`config`], `hooks`, `sync`, `audit` and
+//! `tally` (where deliveries ended); `budget` (memory charged to each
+//! package or uid before it is spent); `payload` and `outbox` (one
+//! connection's bounded queue and its writer); `shared` (what every task
+//! shares); `writer` (the task that drains a connection's queue into its
+//! socket); `reload`, `handshake` and `admin`; `session` (one client
+//! connection); `daemon` (listeners, the request timer, shutdown).
 //! Each imports only from modules below it.
 
 #![forbid(unsafe_code)]
 
 mod admin;
+mod audit;
 mod budget;
 pub mod config;
 mod daemon;

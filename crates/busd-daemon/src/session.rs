@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use busd_core::Route;
 use busd_policy::Identity;
-use busd_proto::{Op, Sender, Status, Welcome};
+use busd_proto::{ErrorCode, Op, Sender, Status, Welcome};
 use busd_transport::{BoxReader, BoxWriter, Connection, FdSender, FrameReader, Mapping};
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use self::link::Link;
+use crate::audit::{self, Who};
 use crate::budget::Credit;
 use crate::handshake::{handshake, refuse};
 use crate::outbox::ConnHandle;
@@ -106,6 +107,14 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         Ok(proven) => proven,
         Err(e) => {
             if let Some(code) = e.code() {
+                if code == ErrorCode::FrameTooLarge {
+                    let who = Who {
+                        identity: None,
+                        uid: peer.uid,
+                        pid: peer.pid,
+                    };
+                    audit::limit_reached(who, "limits.max_preauth_frame", &e);
+                }
                 tracing::info!(%code, cause = %e, "handshake refused");
                 refuse(&mut writer, code, e.to_string()).await;
                 linger(&mut frames).await;
@@ -114,7 +123,7 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         }
     };
     frames.codec_mut().set_max_frame(limits.max_frame);
-    let opened = open(&shared, id, protocol, identity, writer, fd_sender).await;
+    let opened = open(&shared, id, protocol, identity, peer.pid, writer, fd_sender).await;
     let Some((mut link, writer_task)) = opened else {
         return;
     };
@@ -140,6 +149,7 @@ async fn open(
     id: u64,
     protocol: busd_core::Session,
     identity: Identity,
+    pid: Option<u32>,
     mut writer: BoxWriter,
     fd_sender: Option<FdSender>,
 ) -> Option<(Link, JoinHandle<()>)> {
@@ -162,6 +172,14 @@ async fn open(
         (registered, router.epoch())
     };
     if let Err(e) = registered {
+        if e.code() == ErrorCode::LimitExceeded {
+            let who = Who {
+                identity: Some(&identity),
+                uid: identity.uid,
+                pid,
+            };
+            audit::limit_reached(who, "limits.max_connections", &e);
+        }
         refuse(&mut writer, e.code(), e.to_string()).await;
         return None;
     }
@@ -199,6 +217,7 @@ async fn open(
             pfn: identity.pfn.clone(),
         },
         identity,
+        pid,
         protocol,
         inbound: Credit::new(budget),
         handle,

@@ -1,10 +1,11 @@
 //! What every task of the daemon shares: the router under its lock, the
-//! request timer's wake-up, the configuration, shutdown and the task tracker.
+//! request timer's wake-up, the failed identity proofs per uid, the
+//! configuration, the memory budgets, shutdown and the task tracker.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
-use busd_core::Router;
+use busd_core::{FailedProofs, Router, RouterLimits};
 use busd_policy::Policy;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +29,10 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// Uids allowed to run ctl commands (replaced by a reload).
     pub(crate) admin_uids: Mutex<Vec<u32>>,
+    /// Failed identity proofs per peer uid, which space out that uid's
+    /// claims (see `handshake`). Locked briefly, by handshakes only, never
+    /// across an await.
+    pub(crate) failed_proofs: Mutex<FailedProofs>,
     pub(crate) next_id: AtomicU64,
     /// Messages discarded while the daemon stopped: their connection did
     /// not take them within the shutdown grace.
@@ -43,6 +48,31 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The state of a daemon starting with `config`, stopped by
+    /// `shutdown`, running `hooks`.
+    pub(crate) fn new(config: Config, shutdown: CancellationToken, hooks: Hooks) -> Self {
+        let limits = RouterLimits {
+            max_connections: config.limits.max_connections,
+            max_subscriptions: config.limits.max_subscriptions,
+            max_pending_requests: config.limits.max_pending_requests,
+        };
+        let budget = usize::try_from(config.limits.max_memory_per_identity).unwrap_or(usize::MAX);
+        Self {
+            router: Mutex::new(Router::new(Arc::clone(&config.policy), limits)),
+            timer: Notify::new(),
+            admin_uids: Mutex::new(config.admin_uids.clone()),
+            failed_proofs: Mutex::new(FailedProofs::new()),
+            config,
+            next_id: AtomicU64::new(1),
+            undelivered: AtomicU64::new(0),
+            tally: Arc::default(),
+            budgets: Budgets::new(budget),
+            shutdown,
+            hooks,
+            tracker: TaskTracker::new(),
+        }
+    }
+
     /// The policy in force (swapped whole on reload).
     pub(crate) fn policy(&self) -> Arc<Policy> {
         Arc::clone(lock(&self.router).policy())

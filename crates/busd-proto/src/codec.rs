@@ -8,7 +8,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::codec_error::CodecError;
 use crate::frame::{Frame, SegmentFd};
 use crate::layout::{LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
-use crate::message_header::NameCache;
+use crate::message_header::{NameCache, decode_with_serde};
 
 /// The least a partly read frame's buffer grows by at a time.
 const GROWTH_FLOOR: usize = 64 * 1024;
@@ -144,9 +144,7 @@ impl Decoder for FrameCodec {
         let header = &body[..header_len];
         let op = match self.names.decode(header) {
             Some(op) => op,
-            None => {
-                rmp_serde::from_slice(header).map_err(|e| CodecError::Malformed(e.to_string()))?
-            }
+            None => decode_with_serde(header)?,
         };
         body.advance(header_len);
         if header_word & SEGMENT_FLAG == 0 {
@@ -217,6 +215,7 @@ mod tests {
 
     use super::*;
     use crate::error::ErrorCode;
+    use crate::layout::LENGTH_PREFIX;
     use crate::op::{Op, Overflow};
     use crate::subject::Subject;
 
@@ -298,6 +297,69 @@ mod tests {
             codec.decode(&mut buf).unwrap_err().code(),
             ErrorCode::ProtocolViolation
         );
+    }
+
+    /// A frame whose header is `op`'s followed by `trailing`, counted in
+    /// the header's length, then `payload`.
+    fn with_trailing(op: &Op, trailing: &[u8], payload: &[u8]) -> BytesMut {
+        let mut header = rmp_serde::to_vec(op).unwrap();
+        header.extend_from_slice(trailing);
+        let mut buf = BytesMut::new();
+        buf.put_u32((LENGTH_PREFIX + header.len() + payload.len()) as u32);
+        buf.put_u32(header.len() as u32);
+        buf.put_slice(&header);
+        buf.put_slice(payload);
+        buf
+    }
+
+    #[test]
+    fn bytes_after_the_header_op_are_a_protocol_violation() {
+        let mut headers = crate::op::Headers::new();
+        headers.insert("k".into(), "v".into());
+        let ops = [
+            // Decoded by serde…
+            Op::Ping,
+            Op::Pub {
+                subject: Subject::from_static("a.b"),
+                headers: Some(headers),
+            },
+            Op::Sub {
+                sid: 1,
+                subject: Subject::from_static("a.>"),
+                queue: None,
+                overflow: Overflow::Block,
+            },
+            // …and by the fast paths of message_header.
+            pub_op(),
+            Op::Msg {
+                sid: 3,
+                subject: Subject::from_static("a.b"),
+                from: crate::op::Sender {
+                    client_id: 9,
+                    pfn: None,
+                },
+                headers: None,
+            },
+        ];
+        // A whole value, a marker that is never valid, values cut short
+        // (a map's marker alone, a string's first byte), and zeros.
+        let trailers: [&[u8]; 5] = [&[0xc0], &[0xc1], &[0x81], &[0xd9, 0x05, b'a'], &[0; 7]];
+        for op in &ops {
+            let mut codec = FrameCodec::new(1024);
+            let mut whole = with_trailing(op, &[], b"payload");
+            let frame = codec.decode(&mut whole).unwrap().expect("a whole frame");
+            assert_eq!(&frame.op, op);
+            for trailing in trailers {
+                let mut buf = with_trailing(op, trailing, b"payload");
+                let err = FrameCodec::new(1024).decode(&mut buf).unwrap_err();
+                assert_eq!(
+                    err.code(),
+                    ErrorCode::ProtocolViolation,
+                    "{op:?} {trailing:?}"
+                );
+                assert!(err.to_string().contains("bytes follow"), "{op:?}: {err}");
+            }
+        }
     }
 
     /// Hands out `/dev/null` fds with a payload of the announced length,

@@ -5,13 +5,20 @@
 //!
 //! Only the exact shape our encoders write (MessagePack as rmp-serde lays
 //! an `Op` out, no message headers, nothing after) is taken here; anything
-//! else returns `None` and goes to serde, which decides it (and words the
-//! error). So this path accepts a subset of what serde accepts and decodes
-//! it to the same `Op`; `tests::agrees_with_serde` holds it to that.
+//! else returns `None` and goes to serde ([`decode_with_serde`]), which
+//! decides it (and words the error). So this path accepts a subset of what
+//! serde accepts and decodes it to the same `Op`; `tests::agrees_with_serde`
+//! holds it to that.
+//!
+//! Both paths are strict: a header is one `Op` and nothing after it.
+//! Bytes left over inside the header's length are an error, never skipped:
+//! a peer must not be able to hide data in a frame that a reader acts on.
 
 use bytes::{BufMut, BytesMut};
 use rmp::decode;
+use serde::de::{Deserialize, Deserializer, Visitor};
 
+use crate::codec_error::CodecError;
 use crate::op::{Op, Sender};
 use crate::pfn::Pfn;
 use crate::subject::Subject;
@@ -100,6 +107,49 @@ fn cached<T: Clone, E>(
     let v = parse(std::str::from_utf8(raw).ok()?).ok()?;
     *slot = Some(v.clone());
     Some(v)
+}
+
+/// Decodes `header` with serde: one `Op`, and nothing after it.
+///
+/// # Errors
+/// [`CodecError::Malformed`] when the bytes are not an `Op`, or when
+/// bytes follow it.
+pub(crate) fn decode_with_serde(header: &[u8]) -> Result<Op, CodecError> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(header);
+    let op = Op::deserialize(&mut de).map_err(|e| CodecError::Malformed(e.to_string()))?;
+    // rmp-serde does not say where it stopped: the next marker read must
+    // find the end of the header (one empty read, a few nanoseconds).
+    match (&mut de).deserialize_option(AnyMarker) {
+        Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Ok(op)
+        }
+        _ => Err(CodecError::Malformed(format!(
+            "bytes follow the {} in its header",
+            op.name()
+        ))),
+    }
+}
+
+/// Takes one MessagePack marker, whatever it is, and reads nothing more:
+/// `deserialize_option` reads the marker before it calls either method.
+struct AnyMarker;
+
+impl<'de> Visitor<'de> for AnyMarker {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any MessagePack value")
+    }
+
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, _rest: D) -> Result<(), D::Error> {
+        Ok(())
+    }
 }
 
 /// Appends the header of an `Op::Pub` without message headers, byte for
@@ -206,7 +256,7 @@ mod tests {
     }
 
     fn serde(header: &[u8]) -> Option<Op> {
-        rmp_serde::from_slice(header).ok()
+        decode_with_serde(header).ok()
     }
 
     #[test]
@@ -290,6 +340,7 @@ mod tests {
             msg in any::<bool>(),
             cut in any::<usize>(),
             flip in any::<(usize, u8)>(),
+            trailing in proptest::collection::vec(any::<u8>(), 1..8),
         ) {
             // Build the header by hand, so invalid names reach the decoder.
             let mut h = vec![0x81];
@@ -315,6 +366,10 @@ mod tests {
             }
             // Whole and well formed: the direct decoder takes it.
             prop_assert_eq!(NameCache::default().decode(&h).is_some(), serde(&h).is_some());
+            // With anything after it, neither does.
+            let long = [&h[..], &trailing[..]].concat();
+            prop_assert_eq!(NameCache::default().decode(&long), None);
+            prop_assert_eq!(serde(&long), None);
             for header in [h.clone(), h[..cut % (h.len() + 1)].to_vec(), {
                 let mut f = h.clone();
                 let i = flip.0 % f.len();

@@ -3,9 +3,9 @@
 //! forged sender, and a third party answering someone else's request.
 //! Each must fail, and fail without disturbing anyone else.
 
-use busd_client::ErrorKind;
+use busd_client::{Error, ErrorKind};
 use busd_e2e::access::{answer_with_caller, client_tag, next_call, next_msg, within};
-use busd_e2e::{Package, RawClient, TestDaemon, Transport};
+use busd_e2e::{AuditLog, Package, RawClient, TestDaemon, Transport};
 use busd_proto::{AuthKind, ErrorCode, Frame, Op, Pfn, Sender, Status, Subject, auth_mac};
 
 const WEATHER: &str = "Contoso.Weather_8wekyb3d8bbwe";
@@ -60,19 +60,48 @@ async fn another_packages_token_fails() {
     }
 }
 
-#[tokio::test]
-async fn a_claim_of_an_unknown_package_fails() {
+// Twelve failed proofs in a row from this uid: paused, the daemon's
+// growing waits between them pass at once.
+#[tokio::test(start_paused = true)]
+async fn a_claim_of_an_unknown_package_fails_as_a_wrong_proof_does() {
+    let audit = AuditLog::capture();
     let d = daemon().await;
-    // Even with a real token of a configured package.
+    d.write_token("tokens/wrong.key", "not the secret of weather");
     let weather_token = Package::new(WEATHER).token_rel();
+    // The client's words, but for the package name it claimed.
+    let answer = |e: &Error, pfn: &str| e.to_string().replace(pfn, "<pfn>");
     for t in Transport::ALL {
-        let e = d
+        // Unknown, by token (even a real token of a configured package)
+        // and by peer credentials…
+        let unknown_token = d
             .try_connect_token(t, UNKNOWN, &weather_token)
             .await
             .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::AuthFailed, "{t:?} token: {e}");
-        let e = d.try_connect_peer(t, UNKNOWN).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::AuthFailed, "{t:?} peer: {e}");
+        let unknown_peer = d.try_connect_peer(t, UNKNOWN).await.unwrap_err();
+        // …and configured, with a wrong token and with a proof it does not
+        // have (Weather proves itself by token only).
+        let wrong_token = d
+            .try_connect_token(t, WEATHER, "tokens/wrong.key")
+            .await
+            .unwrap_err();
+        let no_such_proof = d.try_connect_peer(t, WEATHER).await.unwrap_err();
+        for e in [&unknown_token, &unknown_peer, &wrong_token, &no_such_proof] {
+            assert_eq!(e.kind(), ErrorKind::AuthFailed, "{t:?}: {e}");
+        }
+        let generic = answer(&wrong_token, WEATHER);
+        assert_eq!(answer(&unknown_token, UNKNOWN), generic, "{t:?} token");
+        assert_eq!(answer(&unknown_peer, UNKNOWN), generic, "{t:?} peer");
+        assert_eq!(answer(&no_such_proof, WEATHER), generic, "{t:?} proof");
+        assert!(!generic.contains("configured"), "{t:?}: {generic}");
+    }
+    // Why each failed is the audit log's to say, with the claim.
+    for (pfn, reason, n) in [
+        (UNKNOWN, "no such package is configured", 2 * 3),
+        (WEATHER, "the token proof does not match", 3),
+        (WEATHER, "no peer-credential proof configured", 3),
+    ] {
+        let records = audit.matching(&["authentication failed", pfn, reason]);
+        assert_eq!(records.len(), n, "{reason}: {:?}", audit.lines());
     }
 }
 

@@ -4,6 +4,7 @@
 //! (`tests/shm_crash.rs` stays a binary of its own: it counts its
 //! process's open fds, which tests running beside it would change.)
 
+mod abuse;
 mod access_matrix;
 mod access_proofs;
 mod access_reload;
@@ -20,6 +21,7 @@ mod hostile_frames;
 mod overflow;
 mod panic;
 mod process;
+mod proof_guessing;
 mod protocol;
 mod pubsub;
 mod reconnect;

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use busd_e2e::access::within;
 use busd_e2e::{RawClient, TestDaemon, Transport};
 use busd_proto::{AuthKind, ErrorCode, Frame, Hello, Op, Overflow, Subject};
 
@@ -71,6 +72,51 @@ async fn malformed_header_is_a_protocol_violation() {
 }
 
 #[tokio::test]
+async fn a_ping_with_trailing_bytes_in_its_header_is_a_protocol_violation() {
+    let d = TestDaemon::start().await;
+    for t in Transport::ALL {
+        // The same frame without the garbage is answered.
+        let (mut bad, _) = RawClient::connect_hello(&d.url(t)).await;
+        bad.send_with_trailing(Op::Ping, &[]).await;
+        let pong = within("the Pong", bad.recv()).await.map(|f| f.op);
+        assert_eq!(pong, Some(Op::Pong), "{t:?}");
+        // A whole MessagePack value after the op, hidden in the header.
+        bad.send_with_trailing(Op::Ping, &[0xa4, b'j', b'u', b'n', b'k'])
+            .await;
+        let frames = within("the close", bad.recv_until_closed()).await;
+        assert_eq!(
+            error_code(&frames),
+            Some(ErrorCode::ProtocolViolation),
+            "{t:?}: {frames:?}"
+        );
+        assert!(!frames.iter().any(|f| f.op == Op::Pong), "{t:?}: acted on");
+
+        // Before the handshake too: a Hello with bytes after it.
+        let mut bad = RawClient::connect(&d.url(t)).await;
+        let hello = Op::Hello(Hello {
+            version: busd_proto::PROTOCOL_VERSION,
+            pfn: None,
+            name: "trailing".into(),
+            auth: AuthKind::None,
+        });
+        bad.send_with_trailing(hello, &[0xc0]).await;
+        let frames = within("the refusal", bad.recv_until_closed()).await;
+        assert_eq!(
+            error_code(&frames),
+            Some(ErrorCode::ProtocolViolation),
+            "{t:?}: {frames:?}"
+        );
+        assert!(
+            !frames.iter().any(|f| matches!(f.op, Op::Welcome(_))),
+            "{t:?}: welcomed"
+        );
+
+        let (mut ok, _) = RawClient::connect_hello(&d.url(t)).await;
+        within("a ping", ping(&mut ok)).await;
+    }
+}
+
+#[tokio::test]
 async fn nothing_is_accepted_before_welcome() {
     let d = TestDaemon::start().await;
     for t in Transport::ALL {
@@ -101,18 +147,29 @@ async fn wrong_protocol_version_and_unproven_package_are_refused() {
         error_code(&c.recv_until_closed().await),
         Some(ErrorCode::ProtocolViolation)
     );
-    let mut c = RawClient::connect(&d.url(Transport::Unix)).await;
-    c.send(Op::Hello(Hello {
-        version: busd_proto::PROTOCOL_VERSION,
-        pfn: Some(busd_proto::Pfn::parse("Contoso.Weather_8wekyb3d8bbwe").unwrap()),
-        name: "claims".into(),
-        auth: AuthKind::Token,
-    }))
+    // A token claim of a package the default config does not have is
+    // challenged like any other (refusing it at once would tell which
+    // names exist), and its answer refused.
+    let (mut c, _, _, answer) = within(
+        "a token claim of an unknown package",
+        RawClient::connect_token(
+            &d.url(Transport::Unix),
+            "Contoso.Weather_8wekyb3d8bbwe",
+            |_| vec![0; busd_proto::AUTH_MAC_LEN],
+        ),
+    )
     .await;
-    assert_eq!(
-        error_code(&c.recv_until_closed().await),
-        Some(ErrorCode::AuthFailed)
+    assert!(
+        matches!(
+            answer,
+            Some(Op::Error {
+                code: ErrorCode::AuthFailed,
+                ..
+            })
+        ),
+        "{answer:?}"
     );
+    assert_eq!(within("the close", c.recv_until_closed()).await, []);
 }
 
 #[tokio::test(start_paused = true)]

@@ -188,6 +188,57 @@ fn a_peer_claim_needs_the_configured_uid() {
 }
 
 #[test]
+fn an_unknown_package_and_a_failed_proof_get_the_same_answer() {
+    // Weather configured with both proofs, with the uid proof only, and
+    // not at all: each claim below is answered alike under the three.
+    let mut uid_only = policy();
+    if let Some(rules) = uid_only.packages.get_mut(&weather()) {
+        rules.proofs.token = None;
+    }
+    let mut unknown = policy();
+    unknown.packages.remove(&weather());
+    let wrong_mac = auth_mac(b"guess", &NONCE, &weather());
+    let answers = |policy: Policy| {
+        let mut p = Pair::new(policy);
+        // By peer credentials, from a uid the package does not name.
+        p.open(1, UID + 1);
+        p.send(1, hello(Some(weather()), AuthKind::Peer));
+        let by_peer = p.recv(1);
+        // By token: challenged, then refused for the MAC.
+        p.open(2, UID);
+        p.send(2, hello(Some(weather()), AuthKind::Token));
+        let challenge = p.recv(2);
+        p.send(
+            2,
+            Op::Auth {
+                hmac: wrong_mac.to_vec().into(),
+            },
+        );
+        (
+            by_peer,
+            challenge,
+            p.recv(2),
+            p.is_closed(1) && p.is_closed(2),
+        )
+    };
+    let known = answers(policy());
+    assert_eq!(
+        error_code(&known.0),
+        [(ErrorCode::AuthFailed, None)],
+        "{known:?}"
+    );
+    assert!(matches!(&known.1[..], [Op::Challenge { .. }]), "{known:?}");
+    assert_eq!(error_code(&known.2), [(ErrorCode::AuthFailed, None)]);
+    assert!(
+        matches!(&known.2[0], Op::Error { message, .. } if *message == format!("cannot prove package {}", weather())),
+        "{known:?}"
+    );
+    assert!(known.3, "both refused connections close");
+    assert_eq!(answers(uid_only), known, "a package without a token");
+    assert_eq!(answers(unknown), known, "a package that is not configured");
+}
+
+#[test]
 fn after_welcome_daemon_ops_close_the_connection() {
     let mut p = welcomed(1);
     p.send(1, Op::Pong);

@@ -227,7 +227,17 @@ impl Pair {
                     };
                     self.deliver(r.responder, call);
                 }
-                Err(status) => self.deliver(conn, resp(rid, status)),
+                Err(e) => match e.status() {
+                    Some(status) => self.deliver(conn, resp(rid, status)),
+                    None => self.deliver(
+                        conn,
+                        Op::Error {
+                            code: e.code(),
+                            message: e.to_string(),
+                            refers: Some(Ref::Rid(rid)),
+                        },
+                    ),
+                },
             },
             Step::Respond {
                 call_id,

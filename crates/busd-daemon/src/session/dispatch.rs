@@ -1,13 +1,14 @@
 //! Carrying out what one frame asks, as `busd_core::Session` reads it
 //! (publishes, the hot path, go from the read loop to `fanout` directly).
 
-use busd_core::{ProtocolError, Step};
-use busd_proto::{Frame, Op, Ref};
+use busd_core::{ProtocolError, RouterError, Step};
+use busd_proto::{ErrorCode, Frame, Op, Ref};
 use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::link::Link;
 use crate::admin;
+use crate::audit;
 use crate::payload::Payload;
 use crate::sync::lock;
 
@@ -37,7 +38,7 @@ impl Link {
             } => {
                 let r = lock(&self.shared.router).subscribe(self.id, sid, subject, queue, overflow);
                 if let Err(e) = r {
-                    (self.handle).send_error(e.code(), e.to_string(), Some(Ref::Sid(sid)));
+                    self.registration_refused(sid, &e);
                 }
             }
             Step::Serve {
@@ -47,7 +48,7 @@ impl Link {
             } => {
                 let r = lock(&self.shared.router).serve(self.id, sid, service, require_capability);
                 if let Err(e) = r {
-                    (self.handle).send_error(e.code(), e.to_string(), Some(Ref::Sid(sid)));
+                    self.registration_refused(sid, &e);
                 }
             }
             Step::Unsubscribe { sid } => {
@@ -85,6 +86,15 @@ impl Link {
             _ => {}
         }
         true
+    }
+
+    /// Tells the client why the router refused its registration `sid`
+    /// (audited when a limit did).
+    fn registration_refused(&self, sid: u64, e: &RouterError) {
+        if e.code() == ErrorCode::LimitExceeded {
+            audit::limit_reached(self.who(), "limits.max_subscriptions", e);
+        }
+        (self.handle).send_error(e.code(), e.to_string(), Some(Ref::Sid(sid)));
     }
 
     /// Tells the client why its frame was refused; `false` when the

@@ -7,6 +7,7 @@ use busd_policy::Identity;
 use busd_proto::Sender;
 use bytes::BytesMut;
 
+use crate::audit::Who;
 use crate::budget::Credit;
 use crate::outbox::ConnHandle;
 use crate::shared::Shared;
@@ -20,6 +21,8 @@ pub(super) struct Link {
     pub(super) sender: Sender,
     /// As proven at the handshake.
     pub(super) identity: Identity,
+    /// The peer's pid, where the transport tells it (for the audit log).
+    pub(super) pid: Option<u32>,
     /// What the client may send next, and what each frame means.
     pub(super) protocol: Session,
     /// What its owner is charged for the frame being read from it.
@@ -30,4 +33,15 @@ pub(super) struct Link {
     pub(super) epoch: Arc<RouteEpoch>,
     /// Delivery heads are encoded into this block (see `fanout`).
     pub(super) head: BytesMut,
+}
+
+impl Link {
+    /// This connection's client, for the audit log.
+    pub(super) fn who(&self) -> Who<'_> {
+        Who {
+            identity: Some(&self.identity),
+            uid: self.identity.uid,
+            pid: self.pid,
+        }
+    }
 }

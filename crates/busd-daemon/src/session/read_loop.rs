@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::link::Link;
+use crate::audit;
 use crate::payload::Payload;
 
 /// Frames a session handles before it lets the other tasks of its thread
@@ -179,6 +180,9 @@ impl Link {
                 },
                 Ok(frame) => self.on_frame(frame),
                 Err(e) => {
+                    if e.code() == ErrorCode::FrameTooLarge {
+                        audit::limit_reached(self.who(), "limits.max_frame", &e);
+                    }
                     tracing::info!(cause = %e, "closing on a bad frame");
                     // Stop reading; what is owed to the peer goes first.
                     self.handle.close_after(e.code(), &e.to_string());

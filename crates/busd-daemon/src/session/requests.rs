@@ -7,12 +7,14 @@ use busd_proto::{ErrorCode, Headers, Op, Ref, Status, Subject};
 use bytes::Bytes;
 
 use super::link::Link;
+use crate::audit;
 use crate::payload::Payload;
 use crate::sync::lock;
 
 impl Link {
     /// Routes request `rid` to a responder of `service`, due by `deadline`;
-    /// `NoResponders` or `NotAuthorized` are answered at once.
+    /// `NoResponders` or `NotAuthorized` are answered at once, and a
+    /// request past `max_pending_requests` with `LimitExceeded`.
     pub(super) fn request(
         &mut self,
         rid: u64,
@@ -40,14 +42,20 @@ impl Link {
                         .send_error(ErrorCode::LimitExceeded, msg, Some(Ref::Rid(rid)));
                 }
             }
-            Err(status) => {
-                let resp = Op::Resp {
-                    rid,
-                    status,
-                    headers: None,
-                };
-                self.handle.send(&resp, Bytes::new());
-            }
+            Err(e) => match e.status() {
+                Some(status) => {
+                    let resp = Op::Resp {
+                        rid,
+                        status,
+                        headers: None,
+                    };
+                    self.handle.send(&resp, Bytes::new());
+                }
+                None => {
+                    audit::limit_reached(self.who(), "limits.max_pending_requests", &e);
+                    (self.handle).send_error(e.code(), e.to_string(), Some(Ref::Rid(rid)));
+                }
+            },
         }
     }
 
