@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal, kill_process};
 
 use crate::rng::Rng;
+use crate::rules::{IDENTITIES, RETIRED};
 use crate::worker::{SPEC_VAR, Spec};
 
 /// How long after its planned end a worker may take to exit before it
@@ -67,14 +68,26 @@ impl Fleet {
         self.live.len()
     }
 
-    /// Starts one worker with a seed and a life of 0.5 to 10 s from `rng`.
-    pub(crate) fn spawn(&mut self, rng: &mut Rng) {
+    /// Starts one worker with an identity, a seed and a life of 0.5 to
+    /// 10 s from `rng`; as Retired only if `retired_ok`. A claim of a
+    /// package the rules do not have fails its proof, and after a failed
+    /// proof the daemon judges every package claim of the uid (the whole
+    /// soak's) a delay apart, for a minute: so Retired workers are started
+    /// only while the rules have it, and not shortly before they will not.
+    pub(crate) fn spawn(&mut self, rng: &mut Rng, retired_ok: bool) {
         self.next_id += 1;
         let id = self.next_id;
         let life = Duration::from_millis(rng.range(500, 10_000));
+        let identity = loop {
+            let i = rng.range(0, IDENTITIES.len() as u64) as usize;
+            if retired_ok || IDENTITIES[i].1 != Some(RETIRED) {
+                break i;
+            }
+        };
         let spec = Spec {
             id,
             seed: rng.next_u64(),
+            identity,
             life,
             report: report_path(&self.template.report, id),
             ..self.template.clone()

@@ -53,6 +53,13 @@ use crate::rules::Rules;
 use crate::summary::{Footprint, Reloads};
 use crate::worker::Spec;
 
+/// How long before a reload that removes Retired no worker is started as
+/// Retired (see `Fleet::spawn`): workers connect within a second or so.
+const RETIRED_LEAD: Duration = Duration::from_millis(1500);
+/// How long after a reload (SIGHUP is asynchronous) that brings Retired
+/// back workers may be Retired again.
+const RETIRED_LAG: Duration = Duration::from_millis(300);
+
 #[test]
 #[ignore = "a minute long: run by .ci/run (cargo test -p busd-e2e --test soak -- --ignored)"]
 fn soak() {
@@ -226,6 +233,7 @@ impl Soak {
         Spec {
             id: 0,
             seed: 0,
+            identity: 0,
             life: Duration::ZERO,
             tcp_url: self.urls[0].clone(),
             unix_path: self.daemon.dir.path().join("busd.sock"),
@@ -236,7 +244,7 @@ impl Soak {
 
     /// Runs the traffic for `settings.secs`: keeps `settings.workers`
     /// workers alive, kills one every 0.2 to 1.2 s, freezes one every 0.5
-    /// to 2 s, and reloads the other rule set every 1 to 4 s (by SIGHUP or
+    /// to 2 s, and reloads the other rule set every 2 to 5 s (by SIGHUP or
     /// `ctl reload`, half each). Notes the daemon's peak of open fds.
     async fn churn(&self, rng: &mut Rng, fleet: &mut Fleet, footprint: &mut Footprint) -> Reloads {
         let start = Instant::now();
@@ -245,15 +253,19 @@ impl Soak {
         };
         let mut next_kill = later(rng, 200, 1200);
         let mut next_freeze = later(rng, 500, 2000);
-        let mut next_reload = later(rng, 1000, 4000);
+        let mut next_reload = later(rng, 2000, 5000);
+        let mut last_reload = start;
         let (mut rules, mut reloads) = (Rules::Open, Reloads::default());
         while start.elapsed() < Duration::from_secs(self.settings.secs) {
             fleet.reap();
             fleet.thaw(rng, false);
-            while fleet.len() < self.settings.workers {
-                fleet.spawn(rng);
-            }
             let now = Instant::now();
+            let retired_ok = rules == Rules::Open
+                && now > last_reload + RETIRED_LAG
+                && now + RETIRED_LEAD < next_reload;
+            while fleet.len() < self.settings.workers {
+                fleet.spawn(rng, retired_ok);
+            }
             if now >= next_kill {
                 fleet.kill_one(rng);
                 next_kill = later(rng, 200, 1200);
@@ -265,7 +277,8 @@ impl Soak {
             if now >= next_reload {
                 rules = rules.other();
                 self.reload(rules, rng, &mut reloads).await;
-                next_reload = later(rng, 1000, 4000);
+                next_reload = later(rng, 2000, 5000);
+                last_reload = Instant::now();
             }
             footprint.fds_peak = footprint.fds_peak.max(probe::open_fds(self.pid));
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -285,7 +298,10 @@ impl Soak {
                 Ok(report) if report["need_restart"] != serde_json::json!([]) => {
                     reloads.problems.push(format!("reload said {report}"));
                 }
-                Ok(_) => reloads.by_ctl += 1,
+                Ok(report) => {
+                    reloads.by_ctl += 1;
+                    reloads.closed += report["disconnected"].as_u64().unwrap_or(0);
+                }
                 Err(e) => reloads.problems.push(format!("reload refused: {e}")),
             }
         }

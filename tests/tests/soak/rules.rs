@@ -30,6 +30,7 @@ pub(crate) const IDENTITIES: &[(&str, Option<&str>)] = &[
     ("maps", Some(MAPS)),
     ("maps", Some(MAPS)),
     ("retired", Some(RETIRED)),
+    ("retired", Some(RETIRED)),
     ("unpackaged", None),
     ("unpackaged", None),
 ];

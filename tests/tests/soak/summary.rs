@@ -25,6 +25,9 @@ pub(crate) struct Footprint {
 pub(crate) struct Reloads {
     pub(crate) by_sighup: u64,
     pub(crate) by_ctl: u64,
+    /// Connections the `ctl reload`s closed (Retired's, when it was
+    /// removed).
+    pub(crate) closed: u64,
     /// Refused, or asking for a restart.
     pub(crate) problems: Vec<String>,
 }
@@ -115,9 +118,11 @@ pub(crate) fn print(
     );
     eprintln!("soak: workers by transport and identity: {:?}", seen.kinds);
     eprintln!(
-        "soak: reloads: {} by SIGHUP, {} by ctl reload, {} refused or asking for a restart",
+        "soak: reloads: {} by SIGHUP, {} by ctl reload (which closed {} Retired connections), \
+         {} refused or asking for a restart",
         reloads.by_sighup,
         reloads.by_ctl,
+        reloads.closed,
         reloads.problems.len()
     );
     eprintln!(

@@ -1,6 +1,6 @@
 //! One soak client process: this test binary again (`--exact worker`),
-//! told what to be by [`Spec`] in an environment variable. From its seed
-//! it picks a transport and an identity, then for its lifetime does a mix
+//! told what to be by [`Spec`] in an environment variable: its identity,
+//! and a seed from which it picks a transport, then for its lifetime does a mix
 //! of what clients do: subscriptions of every overflow policy (some in a
 //! queue group, some slow to read, some dropped early), a service (that
 //! answers at once, late, with a failure or never), a publisher in bursts
@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::rng::Rng;
-use crate::rules::{CAPABILITY, IDENTITIES};
+use crate::rules::{CAPABILITY, IDENTITIES, RETIRED};
 
 /// The environment variable that carries a worker's [`Spec`].
 pub(crate) const SPEC_VAR: &str = "BUSD_SOAK_WORKER";
@@ -42,6 +42,8 @@ const SERVICES: u64 = 3;
 pub(crate) struct Spec {
     pub(crate) id: u64,
     pub(crate) seed: u64,
+    /// Which of [`IDENTITIES`] it is (the soak's choice: see `Fleet::spawn`).
+    pub(crate) identity: usize,
     pub(crate) life: Duration,
     pub(crate) tcp_url: String,
     pub(crate) unix_path: PathBuf,
@@ -54,9 +56,10 @@ impl Spec {
     /// As the environment variable carries it: fields, one per line.
     pub(crate) fn encode(&self) -> String {
         format!(
-            "{}\n{}\n{}\n{}\n{}\n{}\n{}",
+            "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
             self.id,
             self.seed,
+            self.identity,
             self.life.as_millis(),
             self.tcp_url,
             self.unix_path.display(),
@@ -67,16 +70,17 @@ impl Spec {
 
     pub(crate) fn decode(text: &str) -> Self {
         let f: Vec<&str> = text.lines().collect();
-        assert_eq!(f.len(), 7, "a worker spec: {text:?}");
+        assert_eq!(f.len(), 8, "a worker spec: {text:?}");
         let num = |s: &str| s.parse::<u64>().expect("a number");
         Self {
             id: num(f[0]),
             seed: num(f[1]),
-            life: Duration::from_millis(num(f[2])),
-            tcp_url: f[3].to_owned(),
-            unix_path: PathBuf::from(f[4]),
-            config_dir: PathBuf::from(f[5]),
-            report: PathBuf::from(f[6]),
+            identity: num(f[2]) as usize,
+            life: Duration::from_millis(num(f[3])),
+            tcp_url: f[4].to_owned(),
+            unix_path: PathBuf::from(f[5]),
+            config_dir: PathBuf::from(f[6]),
+            report: PathBuf::from(f[7]),
         }
     }
 
@@ -150,8 +154,10 @@ pub(crate) fn run(spec: &Spec) {
 async fn work(spec: &Spec, seen: &Arc<Seen>) -> String {
     let mut rng = Rng::new(spec.seed);
     let (transport, url) = spec.url(&mut rng);
-    let (name, pfn) = *rng.pick(IDENTITIES);
-    let reconnect = rng.chance(20);
+    let (name, pfn) = IDENTITIES[spec.identity];
+    // Retired's reconnects would fail their proofs once a reload removed
+    // it (see `Fleet::spawn`).
+    let reconnect = pfn != Some(RETIRED) && rng.chance(20);
     let mut choices = format!("{transport} {name} reconnect={reconnect}");
     let client = match connect(&url, pfn, spec, reconnect).await {
         Ok(c) => c,
