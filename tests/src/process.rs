@@ -1,6 +1,6 @@
 //! The real `busd` binary, for exit codes, signals and the CLI.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,8 @@ pub struct DaemonProcess {
     pub child: Child,
     /// Its unix socket URL.
     pub unix_url: String,
+    /// Its loopback TCP URL, when started with [`DaemonProcess::spawn_with_tcp`].
+    pub tcp_url: Option<String>,
     /// Temp dir with the socket.
     pub dir: tempfile::TempDir,
 }
@@ -36,12 +38,32 @@ impl DaemonProcess {
     /// As [`DaemonProcess::spawn`], with `env` set and its log (at info)
     /// written to [`DaemonProcess::log_path`].
     pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn_on(&busd_bin(), "", args, env)
+    }
+
+    /// As [`DaemonProcess::spawn_with_env`], running the `busd` at `bin`,
+    /// also listening on loopback TCP at a port the kernel picks, read from
+    /// the daemon's log into [`DaemonProcess::tcp_url`]; `env` must leave
+    /// `RUST_LOG` at info for target `busd_daemon::daemon`.
+    pub fn spawn_with_tcp(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut me = Self::spawn_on(bin, "127.0.0.1:0", args, env);
+        const LISTENING: &str = "listening endpoint=tcp://";
+        me.wait_for_log(LISTENING);
+        let log = std::fs::read_to_string(me.log_path()).expect("the daemon's log");
+        let at = log.find(LISTENING).expect("found") + LISTENING.len() - "tcp://".len();
+        let url = log[at..].split_whitespace().next().expect("an address");
+        me.tcp_url = Some(url.to_owned());
+        me
+    }
+
+    /// Starts `BIN run --tcp TCP` (`""`: none) with `args` and `env`.
+    fn spawn_on(bin: &Path, tcp: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let sock = dir.path().join("busd.sock");
         let log = std::fs::File::create(dir.path().join("busd.log")).expect("log file");
-        let child = Command::new(busd_bin())
+        let child = Command::new(bin)
             .arg("run")
-            .args(["--tcp", "", "--unix"])
+            .args(["--tcp", tcp, "--unix"])
             .arg(&sock)
             .args(args)
             .env("RUST_LOG", "info")
@@ -55,6 +77,7 @@ impl DaemonProcess {
         let me = Self {
             child,
             unix_url,
+            tcp_url: None,
             dir,
         };
         me.wait_ready(&sock);
@@ -70,7 +93,11 @@ impl DaemonProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("busd did not start listening on {}", sock.display());
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        panic!(
+            "busd did not start listening on {}; its log:\n{log}",
+            sock.display()
+        );
     }
 
     /// The daemon's log (stderr).

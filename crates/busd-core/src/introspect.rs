@@ -41,6 +41,11 @@ impl<H: Clone> Router<H> {
         self.conns.get(&conn).map(|c| (&*c.identity, &c.handle))
     }
 
+    /// Every registered connection's handle.
+    pub fn handles(&self) -> impl Iterator<Item = &H> {
+        self.conns.values().map(|c| &c.handle)
+    }
+
     /// Every connection, for `busd ctl clients`.
     pub fn clients(&self) -> Vec<ClientInfo> {
         let mut out: Vec<ClientInfo> = self

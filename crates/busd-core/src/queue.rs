@@ -4,7 +4,9 @@
 //! The bound is in frames and in bytes; what happens past it is the
 //! subscription's [`Overflow`] policy, decided by [`Outbox::push`]. Nothing
 //! leaves the queue uncounted: drop-oldest losses are tallied per
-//! subscription for the `Dropped` notice.
+//! subscription for the `Dropped` notice, and returned by `push` so the
+//! daemon can add them up; every frame says how many `Msg` deliveries it
+//! carries, so that what is written or discarded can be counted too.
 //!
 //! Small frames that are never dropped are copied in as they come, one
 //! after another, into a run of bytes that the writer takes whole (as the
@@ -42,6 +44,10 @@ pub struct OutFrame {
     pub segment: Option<(SegmentFd, usize)>,
     /// Frames on the wire: 1, or a run's count.
     pub frames: usize,
+    /// `Msg` deliveries among them: 1 for a message, a run's count (runs
+    /// hold only deliveries), 0 for a control frame. What the daemon's
+    /// delivery counters count.
+    pub msgs: usize,
 }
 
 impl OutFrame {
@@ -54,6 +60,7 @@ impl OutFrame {
             droppable: false,
             segment: None,
             frames: 1,
+            msgs: 0,
         }
     }
 
@@ -66,6 +73,7 @@ impl OutFrame {
             droppable: overflow == Overflow::DropOldest,
             segment: None,
             frames: 1,
+            msgs: 1,
         }
     }
 
@@ -89,8 +97,8 @@ pub enum Outgoing<'a> {
     /// A frame queued as it is: large payloads, segments, drop-oldest
     /// messages (each must be droppable alone).
     Frame(OutFrame),
-    /// A small frame that is never dropped, copied into the queue: its
-    /// `head`, then its `payload`.
+    /// A small `Msg` delivery that is never dropped, copied into the
+    /// queue: its `head`, then its `payload`.
     Copy {
         /// Both length fields and the encoded header.
         head: &'a [u8],
@@ -107,6 +115,14 @@ impl Outgoing<'_> {
             Self::Copy { head, payload } => head.len() + payload.len(),
         }
     }
+
+    /// `Msg` deliveries it carries (see [`OutFrame::msgs`]).
+    pub fn msgs(&self) -> usize {
+        match self {
+            Self::Frame(frame) => frame.msgs,
+            Self::Copy { .. } => 1,
+        }
+    }
 }
 
 /// The outcome of [`Outbox::push`].
@@ -120,7 +136,10 @@ pub enum Pushed {
     },
     /// Queued after dropping older droppable frames, or dropped itself
     /// (drop-oldest policy); either way counted for a `Dropped` notice.
-    Dropped,
+    Dropped {
+        /// Messages dropped: older ones, or this one.
+        count: u64,
+    },
     /// No room: the caller applies the disconnect or block policy.
     Full,
 }
@@ -140,6 +159,8 @@ pub struct Outbox {
     run_hint: usize,
     /// Frames queued, in `frames` and `run`.
     count: usize,
+    /// `Msg` deliveries among them.
+    msgs: usize,
     bytes: usize,
     max_msgs: usize,
     max_bytes: usize,
@@ -156,6 +177,7 @@ impl Outbox {
             run_frames: 0,
             run_hint: RUN_MIN,
             count: 0,
+            msgs: 0,
             bytes: 0,
             max_msgs: max_msgs.max(1),
             max_bytes: max_bytes.max(1),
@@ -177,6 +199,7 @@ impl Outbox {
         if self.fits(len) {
             let was_empty = self.count == 0;
             self.count += 1;
+            self.msgs += item.msgs();
             self.bytes += len;
             match item {
                 Outgoing::Frame(frame) => {
@@ -201,25 +224,30 @@ impl Outbox {
             return Pushed::Full;
         }
         // Make room by dropping the oldest droppable frames.
+        let mut count = 0;
         while !self.fits(len) {
             let Some(i) = self.frames.iter().position(|f| f.droppable) else {
                 break;
             };
             if let Some(old) = self.frames.remove(i) {
                 self.count -= old.frames;
+                self.msgs -= old.msgs;
                 self.bytes -= old.queued_len();
                 self.count_drop(old.sid);
+                count += 1;
             }
         }
         if self.fits(len) {
             self.end_run();
             self.count += 1;
+            self.msgs += frame.msgs;
             self.bytes += len;
             self.frames.push_back(frame);
         } else {
             self.count_drop(frame.sid);
+            count += 1;
         }
-        Pushed::Dropped
+        Pushed::Dropped { count }
     }
 
     /// Closes the run of copied frames, so that what is queued next goes
@@ -231,6 +259,7 @@ impl Outbox {
             let head = std::mem::take(&mut self.run).freeze();
             let mut run = OutFrame::control(head, Bytes::new());
             run.frames = std::mem::take(&mut self.run_frames);
+            run.msgs = run.frames;
             self.frames.push_back(run);
         }
     }
@@ -250,6 +279,7 @@ impl Outbox {
         let n = self.frames.len().min(max);
         for frame in self.frames.drain(..n) {
             self.count -= frame.frames;
+            self.msgs -= frame.msgs;
             self.bytes -= frame.queued_len();
             out.push(frame);
         }
@@ -268,6 +298,11 @@ impl Outbox {
     /// Frames waiting.
     pub fn len(&self) -> usize {
         self.count
+    }
+
+    /// `Msg` deliveries waiting (control frames not counted).
+    pub fn msgs(&self) -> usize {
+        self.msgs
     }
 
     /// Bytes waiting.
@@ -324,7 +359,10 @@ mod tests {
         let mut q = Outbox::new(2, 1000);
         let _ = q.push(msg(7, 1, Overflow::DropOldest));
         let _ = q.push(msg(7, 2, Overflow::DropOldest));
-        assert_eq!(q.push(msg(7, 3, Overflow::DropOldest)), Pushed::Dropped);
+        assert_eq!(
+            q.push(msg(7, 3, Overflow::DropOldest)),
+            Pushed::Dropped { count: 1 }
+        );
         let mut out = Vec::new();
         q.drain_into(&mut out, 10);
         let lens: Vec<usize> = out.iter().map(OutFrame::queued_len).collect();
@@ -334,13 +372,40 @@ mod tests {
     }
 
     #[test]
+    fn deliveries_are_counted_apart_from_control_frames() {
+        let mut q = Outbox::new(3, 1000);
+        let _ = q.push(framed(b"pong"));
+        let _ = q.push(copy(b"h", b"p"));
+        let _ = q.push(copy(b"h", b"p"));
+        assert_eq!((q.len(), q.msgs()), (3, 2));
+        let mut out = Vec::new();
+        q.drain_into(&mut out, 10);
+        let msgs: Vec<usize> = out.iter().map(|f| f.msgs).collect();
+        assert_eq!(msgs, vec![0, 2], "the pong, then a run of two");
+        assert_eq!(q.msgs(), 0);
+
+        // Two small droppable messages make room for one large one.
+        let mut q = Outbox::new(10, 10);
+        let _ = q.push(msg(1, 4, Overflow::DropOldest));
+        let _ = q.push(msg(1, 4, Overflow::DropOldest));
+        assert_eq!(
+            q.push(msg(1, 9, Overflow::DropOldest)),
+            Pushed::Dropped { count: 2 }
+        );
+        assert_eq!((q.len(), q.msgs()), (1, 1));
+    }
+
+    #[test]
     fn control_frames_are_never_dropped() {
         let mut q = Outbox::new(1, 1000);
         let _ = q.push(Outgoing::Frame(OutFrame::control(
             Bytes::from_static(b"pong"),
             Bytes::new(),
         )));
-        assert_eq!(q.push(msg(3, 1, Overflow::DropOldest)), Pushed::Dropped);
+        assert_eq!(
+            q.push(msg(3, 1, Overflow::DropOldest)),
+            Pushed::Dropped { count: 1 }
+        );
         assert_eq!(q.len(), 1);
         assert_eq!(
             q.take_dropped(),
@@ -434,7 +499,10 @@ mod tests {
         let _ = q.push(copy(b"h", b"p"));
         let _ = q.push(copy(b"h", b"p"));
         // Nothing droppable to make room with: the new one is dropped.
-        assert_eq!(q.push(msg(5, 1, Overflow::DropOldest)), Pushed::Dropped);
+        assert_eq!(
+            q.push(msg(5, 1, Overflow::DropOldest)),
+            Pushed::Dropped { count: 1 }
+        );
         assert_eq!(q.take_dropped(), vec![(5, 1)]);
         assert_eq!(q.len(), 3);
 
@@ -443,10 +511,16 @@ mod tests {
         let _ = q.push(copy(b"h", b"p"));
         let _ = q.push(copy(b"h", b"p"));
         // Full: the one droppable frame goes, the run stays.
-        assert_eq!(q.push(msg(5, 2, Overflow::DropOldest)), Pushed::Dropped);
+        assert_eq!(
+            q.push(msg(5, 2, Overflow::DropOldest)),
+            Pushed::Dropped { count: 1 }
+        );
         assert_eq!(q.take_dropped(), vec![(5, 1)]);
         // And again: the run is never what makes room.
-        assert_eq!(q.push(msg(5, 3, Overflow::DropOldest)), Pushed::Dropped);
+        assert_eq!(
+            q.push(msg(5, 3, Overflow::DropOldest)),
+            Pushed::Dropped { count: 1 }
+        );
         assert_eq!(q.take_dropped(), vec![(5, 1)]);
         let mut out = Vec::new();
         q.drain_into(&mut out, 10);

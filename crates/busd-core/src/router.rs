@@ -247,6 +247,7 @@ impl<H: Clone> Router<H> {
     fn forget_calls(&mut self, gone: &Conn<H>) -> Vec<Unanswered<H>> {
         for call_id in &gone.asking {
             if let Some(call) = self.calls.remove(*call_id) {
+                self.stats.requester_gone += 1;
                 if let Some(r) = self.conns.get_mut(&call.responder) {
                     r.serving.remove(call_id);
                 }

@@ -119,6 +119,7 @@ impl<H: Clone> Router<H> {
             self.stats.late_replies += 1;
             return None;
         };
+        self.stats.replies += 1;
         self.finish(call_id, &call)
     }
 

@@ -1,4 +1,8 @@
 //! Router counters, for `busd ctl stats` and the metrics endpoint.
+//!
+//! Every request routed to a responder ends exactly once, so these
+//! balance: `requests = replies + timeouts + responder_gone +
+//! requester_gone + Router::pending_requests()`.
 
 /// What the router has counted since start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -11,6 +15,8 @@ pub struct Stats {
     pub denied: u64,
     /// Requests routed to a responder.
     pub requests: u64,
+    /// Routed requests whose responder's answer was passed back.
+    pub replies: u64,
     /// Requests answered `NoResponders`.
     pub no_responders: u64,
     /// Requests answered `NotAuthorized`.
@@ -22,6 +28,9 @@ pub struct Stats {
     pub timeouts: u64,
     /// Requests failed with `ResponderGone`.
     pub responder_gone: u64,
+    /// Routed requests forgotten because their requester left before the
+    /// answer (an answer that comes later is a late reply).
+    pub requester_gone: u64,
     /// Replies dropped: late, second, or from a connection that was not asked.
     pub late_replies: u64,
 }

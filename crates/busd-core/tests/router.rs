@@ -219,6 +219,43 @@ fn requester_gone_drops_the_later_reply() {
     assert!(r.respond(2, call.call_id).is_none());
 }
 
+/// Each routed request ends in exactly one counter, whichever way it ends.
+#[test]
+fn request_counters_balance() {
+    let mut r = sut();
+    for c in 1..=4 {
+        r.connect(c, user(1000), c).unwrap();
+    }
+    r.serve(2, 1, subject("svc"), None).unwrap();
+    r.serve(3, 1, subject("svc"), None).unwrap();
+    let t0 = Instant::now();
+    let soon = t0 + Duration::from_millis(10);
+    let later = t0 + Duration::from_secs(9);
+    let answered = r.request(1, 1, &subject("svc"), later).unwrap();
+    r.respond(answered.responder, answered.call_id).unwrap();
+    let _ = r.request(1, 2, &subject("svc"), soon).unwrap();
+    let _ = r.request(4, 3, &subject("svc"), later).unwrap();
+    let _ = r.request(1, 4, &subject("svc"), later).unwrap();
+    let _ = r.request(1, 5, &subject("svc"), later).unwrap();
+    assert_eq!(r.expire(soon).len(), 1);
+    let _ = r.disconnect(4); // asked rid 3
+    let _ = r.disconnect(2); // serves one of rids 4 and 5
+    let s = r.stats();
+    assert_eq!(
+        (
+            s.requests,
+            s.replies,
+            s.timeouts,
+            s.requester_gone,
+            s.responder_gone
+        ),
+        (5, 1, 1, 1, 1)
+    );
+    assert_eq!(r.pending_requests(), 1);
+    let ended = s.replies + s.timeouts + s.requester_gone + s.responder_gone;
+    assert_eq!(s.requests, ended + r.pending_requests() as u64);
+}
+
 #[test]
 fn limits_per_identity() {
     let mut r = Router::new(

@@ -67,6 +67,8 @@ struct StatsDoc {
     pending_requests: usize,
     #[serde(flatten)]
     counters: CountersDoc,
+    #[serde(flatten)]
+    deliveries: DeliveriesDoc,
 }
 
 /// The router's counters, as named on the wire.
@@ -76,15 +78,30 @@ struct CountersDoc {
     delivered: u64,
     denied: u64,
     requests: u64,
+    replies: u64,
     no_responders: u64,
     not_authorized: u64,
     requests_over_limit: u64,
     timeouts: u64,
     responder_gone: u64,
+    requester_gone: u64,
     late_replies: u64,
 }
 
+/// Where the deliveries went (`crate::Deliveries`), as named on the wire.
+#[derive(Debug, Serialize)]
+struct DeliveriesDoc {
+    written: u64,
+    dropped: u64,
+    discarded: u64,
+    failed: u64,
+    queued: u64,
+}
+
 fn stats(shared: &Shared) -> StatsDoc {
+    // Not one instant with the router's counters: they balance exactly
+    // only while the daemon is idle (see `tally`).
+    let d = shared.deliveries();
     let st = lock(&shared.router);
     let s = st.stats();
     StatsDoc {
@@ -96,12 +113,21 @@ fn stats(shared: &Shared) -> StatsDoc {
             delivered: s.delivered,
             denied: s.denied,
             requests: s.requests,
+            replies: s.replies,
             no_responders: s.no_responders,
             not_authorized: s.not_authorized,
             requests_over_limit: s.requests_over_limit,
             timeouts: s.timeouts,
             responder_gone: s.responder_gone,
+            requester_gone: s.requester_gone,
             late_replies: s.late_replies,
+        },
+        deliveries: DeliveriesDoc {
+            written: d.written,
+            dropped: d.dropped,
+            discarded: d.discarded,
+            failed: d.failed,
+            queued: d.queued,
         },
     }
 }

@@ -65,6 +65,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Limits.
     pub limits: Limits,
+    /// The `BUSD_DAEMON__*` and `BUSD_LIMITS__*` overrides it was loaded
+    /// with (the environment, and `busd run`'s `--tcp` and `--unix`): a
+    /// reload applies them again over the new file, as a start did.
+    pub overrides: Vec<(String, String)>,
 }
 
 /// The `[limits]` section.
@@ -193,7 +197,8 @@ impl Config {
             }
         })?;
         let offsets: KeyOffsets = toml::from_str(text).unwrap_or_default();
-        let layers = layer_env(name, text, env)?;
+        let overrides = overrides_in(env);
+        let layers = layer_env(name, text, &overrides)?;
         let unpackaged = layers.daemon.unpackaged.unwrap_or_default();
         let checked = Policy::from_raw(
             &file,
@@ -226,6 +231,7 @@ impl Config {
             busy_poll,
             shutdown_grace,
             limits: v.limits(layers.limits)?,
+            overrides,
         };
         Ok((config, checked.warnings))
     }
@@ -252,14 +258,23 @@ impl Config {
     }
 }
 
-/// The embedded default, then the file, then `BUSD_DAEMON__*` and
-/// `BUSD_LIMITS__*` variables.
-fn layer_env(name: &str, text: &str, env: &[(String, String)]) -> Result<RawLayers, ConfigError> {
-    let overrides: config::Map<String, String> = env
-        .iter()
+/// The variables of `env` that override `[daemon]` and `[limits]`, in
+/// order (a later one wins, as `busd run`'s flags win over the
+/// environment).
+fn overrides_in(env: &[(String, String)]) -> Vec<(String, String)> {
+    env.iter()
         .filter(|(k, _)| k.starts_with("BUSD_DAEMON__") || k.starts_with("BUSD_LIMITS__"))
         .cloned()
-        .collect();
+        .collect()
+}
+
+/// The embedded default, then the file, then the `overrides`.
+fn layer_env(
+    name: &str,
+    text: &str,
+    overrides: &[(String, String)],
+) -> Result<RawLayers, ConfigError> {
+    let overrides: config::Map<String, String> = overrides.iter().cloned().collect();
     config::Config::builder()
         .add_source(config::File::from_str(
             DEFAULT_CONFIG,

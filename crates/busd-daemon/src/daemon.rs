@@ -16,6 +16,7 @@ use crate::reload::{ReloadError, ReloadReport, reload};
 use crate::session;
 use crate::shared::Shared;
 use crate::sync::lock;
+use crate::tally::Deliveries;
 
 /// A running daemon. Dropping it does not stop it: call [`Daemon::shutdown`]
 /// or cancel the token given to [`Daemon::start_with`].
@@ -129,6 +130,12 @@ impl Daemon {
     /// Router counters.
     pub fn stats(&self) -> busd_core::Stats {
         lock(&self.shared.router).stats()
+    }
+
+    /// Where the router's deliveries ended: once the daemon is idle,
+    /// their [`total`](Deliveries::total) is [`stats`](Self::stats)`().delivered`.
+    pub fn deliveries(&self) -> Deliveries {
+        self.shared.deliveries()
     }
 
     /// Client connections registered now.

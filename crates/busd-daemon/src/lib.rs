@@ -7,13 +7,13 @@
 //! rules themselves live in `busd-core`, sans-IO; this crate moves bytes,
 //! keeps time and owns the sockets.
 //!
-//! Modules, from the bottom up: [`config`], `hooks`, `sync` and `audit`;
-//! `budget` (memory charged to each package or uid before it is spent);
-//! `payload` and `outbox` (one connection's bounded queue and its writer);
-//! `shared` (what every task shares); `writer` (the task that drains a
-//! connection's queue into its socket); `reload`, `handshake` and `admin`;
-//! `session` (one client connection); `daemon` (listeners, the request
-//! timer, shutdown).
+//! Modules, from the bottom up: [`config`], `hooks`, `sync`, `audit` and
+//! `tally` (where deliveries ended); `budget` (memory charged to each
+//! package or uid before it is spent); `payload` and `outbox` (one
+//! connection's bounded queue and its writer); `shared` (what every task
+//! shares); `writer` (the task that drains a connection's queue into its
+//! socket); `reload`, `handshake` and `admin`; `session` (one client
+//! connection); `daemon` (listeners, the request timer, shutdown).
 //! Each imports only from modules below it.
 
 #![forbid(unsafe_code)]
@@ -32,6 +32,7 @@ mod reload;
 mod session;
 mod shared;
 mod sync;
+mod tally;
 mod writer;
 
 pub use config::{Config, ConfigError, DEFAULT_CONFIG, Limits};
@@ -39,6 +40,7 @@ pub use daemon::{Daemon, Reloader, StartError, Stopped};
 pub use hooks::{Hooks, OpHook};
 pub use nofile::{Raised, raise_nofile_limit};
 pub use reload::{ReloadError, ReloadReport};
+pub use tally::Deliveries;
 
 use tokio_util::sync::CancellationToken;
 

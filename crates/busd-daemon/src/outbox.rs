@@ -2,10 +2,14 @@
 //! closes it; the writer task that drains it is in `writer`.
 //!
 //! Publishers push encoded frames into a receiver's [`ConnHandle`] and go
-//! on; they never wait for a socket.
+//! on; they never wait for a socket. Every delivery pushed here ends in one
+//! of the daemon's [`Tally`] counters: written by the writer, dropped by
+//! drop-oldest, or discarded with the connection (also when it is pushed
+//! to a connection already closed, or left queued when the last handle
+//! goes).
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use busd_core::{OutFrame, Outbox, Outgoing, Pushed};
 use busd_proto::{Body, ErrorCode, Frame, Op, encode_head_with};
@@ -16,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::budget::Credit;
 use crate::payload::Payload;
 use crate::sync::lock;
+use crate::tally::Tally;
 
 /// Payloads at least this large travel as their own iovec instead of
 /// being copied into the coalescing buffer (or into a queue's run).
@@ -67,19 +72,22 @@ pub(crate) struct ConnHandle {
     /// The last frame the connection gets (an `Error`), after whatever
     /// was queued (a graceful close) or instead of it (a kill).
     fatal: Mutex<Option<Frame>>,
-    /// Messages lost because the connection was killed with them queued.
-    pub(crate) discarded: AtomicU64,
+    /// Deliveries this connection lost (queued when it was killed, or
+    /// not taken within its closing grace), for its closing log line.
+    discarded: AtomicU64,
+    /// The daemon's delivery counters.
+    tally: Arc<Tally>,
 }
 
 impl ConnHandle {
     /// A connection's handle, whose queued bytes `credit` charges to its
-    /// owner.
+    /// owner, and whose deliveries end in `tally`.
     pub(crate) fn new(
         id: u64,
-        max_msgs: usize,
-        max_bytes: usize,
+        (max_msgs, max_bytes): (usize, usize),
         passes_fds: bool,
         credit: Credit,
+        tally: Arc<Tally>,
     ) -> Self {
         Self {
             id,
@@ -95,6 +103,7 @@ impl ConnHandle {
             finishing: AtomicBool::new(false),
             fatal: Mutex::new(None),
             discarded: AtomicU64::new(0),
+            tally,
         }
     }
 
@@ -102,7 +111,9 @@ impl ConnHandle {
     /// `SlowConsumer`, and past its owner's memory budget with
     /// `LimitExceeded`.
     pub(crate) fn push(&self, item: Outgoing<'_>) {
+        let msgs = item.msgs() as u64;
         if self.killed.load(Ordering::Acquire) {
+            self.lose(msgs);
             return;
         }
         let (pushed, covered) = {
@@ -116,9 +127,14 @@ impl ConnHandle {
             return;
         }
         match pushed {
-            Pushed::Queued { was_empty: true } | Pushed::Dropped => self.wake.notify_one(),
+            Pushed::Queued { was_empty: true } => self.wake.notify_one(),
             Pushed::Queued { was_empty: false } => {}
+            Pushed::Dropped { count } => {
+                self.tally.dropped(count);
+                self.wake.notify_one();
+            }
             Pushed::Full => {
+                self.lose(msgs);
                 tracing::warn!(
                     conn = self.id,
                     "slow consumer: outbound queue full, disconnecting"
@@ -143,9 +159,29 @@ impl ConnHandle {
         wait: impl FnOnce() -> Wait<'d>,
     ) -> Result<(), std::time::Duration> {
         let len = item.queued_len();
+        let msgs = item.msgs() as u64;
         let mut item = Some(item);
-        if self.killed.load(Ordering::Acquire) || self.push_if_fits(&mut item, len) {
+        if !self.killed.load(Ordering::Acquire) && self.push_if_fits(&mut item, len) {
             return Ok(());
+        }
+        let pushed = self.wait_for_room(&mut item, len, wait).await;
+        if item.is_some() {
+            // Not queued: the connection is closing, or is cut off now.
+            self.lose(msgs);
+        }
+        pushed
+    }
+
+    /// [`push_blocking`](Self::push_blocking) when there was no room at
+    /// once; leaves `item` in place unless it was queued.
+    async fn wait_for_room<'d>(
+        &self,
+        item: &mut Option<Outgoing<'_>>,
+        len: usize,
+        wait: impl FnOnce() -> Wait<'d>,
+    ) -> Result<(), std::time::Duration> {
+        if self.killed.load(Ordering::Acquire) {
+            return Ok(()); // closing anyway: nothing to wait for
         }
         let Wait { timeout, deadline } = wait();
         let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
@@ -157,7 +193,7 @@ impl ConnHandle {
             if self.killed.load(Ordering::Acquire) {
                 return Ok(()); // closing anyway: nothing to wait for
             }
-            if self.push_if_fits(&mut item, len) {
+            if self.push_if_fits(item, len) {
                 return Ok(());
             }
             tokio::select! {
@@ -290,18 +326,37 @@ impl ConnHandle {
         }
     }
 
-    /// Discards what is still queued (the writer was stopped before it
-    /// could send it); how many messages that was.
-    pub(crate) fn discard_queued(&self) -> u64 {
+    /// Discards what is still queued (the writer stopped, or was stopped,
+    /// before it could send it), counting its deliveries.
+    pub(crate) fn discard_queued(&self) {
         let mut gone = Vec::new();
-        let n = {
+        let msgs = {
             let mut q = lock(&self.outbox);
-            let n = q.frames.len() as u64;
+            let msgs = q.frames.msgs() as u64;
             q.frames.drain_into(&mut gone, usize::MAX);
-            n
+            let bytes = q.frames.bytes();
+            q.credit.settle(bytes);
+            msgs
         };
-        self.discarded.fetch_add(n, Ordering::Relaxed);
-        n
+        self.lose(msgs);
+    }
+
+    /// Counts `n` deliveries this connection lost.
+    pub(crate) fn lose(&self, n: u64) {
+        if n > 0 {
+            self.discarded.fetch_add(n, Ordering::Relaxed);
+            self.tally.discarded(n);
+        }
+    }
+
+    /// Counts `n` deliveries its socket took.
+    pub(crate) fn wrote(&self, n: u64) {
+        self.tally.written(n);
+    }
+
+    /// Deliveries this connection lost so far.
+    pub(crate) fn discarded(&self) -> u64 {
+        self.discarded.load(Ordering::Relaxed)
     }
 
     /// Marks the connection killed and tells everyone waiting on it.
@@ -354,9 +409,9 @@ impl ConnHandle {
         lock(&self.outbox).credit.same_owner(credit)
     }
 
-    /// Messages queued now.
-    pub(crate) fn queued(&self) -> usize {
-        lock(&self.outbox).frames.len()
+    /// Deliveries queued now.
+    pub(crate) fn queued(&self) -> u64 {
+        lock(&self.outbox).frames.msgs() as u64
     }
 
     /// Whether the connection was killed (see [`cut_off`](Self::cut_off)).
@@ -376,13 +431,21 @@ impl ConnHandle {
         self.kill();
     }
 
-    /// Counts `n` messages the writer gives up on.
-    pub(crate) fn count_discarded(&self, n: u64) {
-        self.discarded.fetch_add(n, Ordering::Relaxed);
-    }
-
     /// The connection's last frame, once (see [`close_after`](Self::close_after)).
     pub(crate) fn take_last_words(&self) -> Option<Frame> {
         lock(&self.fatal).take()
+    }
+}
+
+impl Drop for ConnHandle {
+    /// Counts what is still queued once nobody can send it: pushed by a
+    /// publisher that routed to the connection as it closed, after its
+    /// writer had finished.
+    fn drop(&mut self) {
+        let q = self
+            .outbox
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.tally.discarded(q.frames.msgs() as u64);
     }
 }

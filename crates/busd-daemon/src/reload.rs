@@ -33,14 +33,17 @@ pub enum ReloadError {
     Config(#[from] ConfigError),
 }
 
-/// Re-reads the configuration and applies its access rules atomically: an
-/// invalid file changes nothing. Connections of packages that are gone are
-/// closed; every route obeys the new rules from the next delivery on.
+/// Re-reads the configuration, with the overrides the daemon started with
+/// (so `busd run --tcp` still wins over the file), and applies its access
+/// rules atomically: an invalid file changes nothing. Connections of
+/// packages that are gone are closed; every route obeys the new rules from
+/// the next delivery on.
 ///
 /// # Errors
 /// [`ReloadError::Config`] naming the file, line and reason.
 pub(crate) fn reload(shared: &Shared) -> Result<ReloadReport, ReloadError> {
-    let new = match Config::load(shared.config.path.as_deref()) {
+    let path = shared.config.path.as_deref();
+    let new = match Config::load_with_env(path, &shared.config.overrides) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(target: "busd::audit", cause = %e, "reload refused: the old rules stay");

@@ -157,10 +157,13 @@ async fn open(
     let budget = shared.budgets.of(&identity);
     let handle = Arc::new(ConnHandle::new(
         id,
-        limits.max_pending_msgs as usize,
-        usize::try_from(limits.max_pending_bytes).unwrap_or(usize::MAX),
+        (
+            limits.max_pending_msgs as usize,
+            usize::try_from(limits.max_pending_bytes).unwrap_or(usize::MAX),
+        ),
         fd_sender.is_some(),
         Credit::new(Arc::clone(&budget)),
+        Arc::clone(&shared.tally),
     ));
     // The epoch is the router's for its whole life: taken under the same lock.
     let (registered, epoch) = {
@@ -229,7 +232,7 @@ async fn open(
 /// `ResponderGone` at once, and what is queued for it is flushed within
 /// [`FLUSH_GRACE`] (the shutdown grace when the daemon is stopping);
 /// what is not is discarded and counted.
-async fn close(shared: &Shared, id: u64, mut link: Link, writer_task: JoinHandle<()>) {
+async fn close(shared: &Shared, id: u64, mut link: Link, mut writer_task: JoinHandle<()>) {
     link.route.settle(&link.epoch);
     let gone = lock(&shared.router).disconnect(id);
     for u in gone {
@@ -247,13 +250,15 @@ async fn close(shared: &Shared, id: u64, mut link: Link, writer_task: JoinHandle
     } else {
         FLUSH_GRACE
     };
-    let abort = writer_task.abort_handle();
-    if tokio::time::timeout(grace, writer_task).await.is_err() {
+    if tokio::time::timeout(grace, &mut writer_task).await.is_err() {
         tracing::debug!("peer does not read: closing without flushing");
-        abort.abort();
+        writer_task.abort();
+        // Awaited, so that the batch it had in hand is counted (as its
+        // task is dropped) before `lost` is read.
+        let _ = writer_task.await;
         handle.discard_queued();
     }
-    let lost = handle.discarded.load(Ordering::Relaxed);
+    let lost = handle.discarded();
     if lost > 0 {
         if shared.shutdown.is_cancelled() {
             shared.undelivered.fetch_add(lost, Ordering::Relaxed);

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::hooks::Hooks;
 use crate::outbox::ConnHandle;
 use crate::sync::lock;
+use crate::tally::{Deliveries, Tally};
 
 /// State every task of the daemon shares.
 pub(crate) struct Shared {
@@ -36,6 +37,8 @@ pub(crate) struct Shared {
     /// Messages discarded while the daemon stopped: their connection did
     /// not take them within the shutdown grace.
     pub(crate) undelivered: AtomicU64,
+    /// Where the router's deliveries ended (see `tally`).
+    pub(crate) tally: Arc<Tally>,
     pub(crate) shutdown: CancellationToken,
     /// Every owner's memory budget (`limits.max_memory_per_identity`).
     pub(crate) budgets: Budgets,
@@ -62,6 +65,7 @@ impl Shared {
             config,
             next_id: AtomicU64::new(1),
             undelivered: AtomicU64::new(0),
+            tally: Arc::default(),
             budgets: Budgets::new(budget),
             shutdown,
             hooks,
@@ -72,5 +76,14 @@ impl Shared {
     /// The policy in force (swapped whole on reload).
     pub(crate) fn policy(&self) -> Arc<Policy> {
         Arc::clone(lock(&self.router).policy())
+    }
+
+    /// The delivery counters, with what the registered connections have
+    /// queued (their queues are locked after the router's lock is let go,
+    /// so a busy router waits for none of them).
+    pub(crate) fn deliveries(&self) -> Deliveries {
+        let handles: Vec<Arc<ConnHandle>> = lock(&self.router).handles().cloned().collect();
+        let queued = handles.iter().map(|h| h.queued()).sum();
+        self.tally.snapshot(queued)
     }
 }

@@ -7,6 +7,11 @@
 //! for it is cut off (`SlowConsumer`), however short its queue: a reader
 //! that stops reading holds no socket, task or buffer of the daemon's for
 //! longer than that.
+//!
+//! The deliveries of each batch are counted written once a write that
+//! holds them completes; those of a batch that is not written (the write
+//! failed, the connection was cut off, the task was aborted) are counted
+//! discarded, by [`InFlight`], however the batch ends.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -40,6 +45,7 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
             break;
         }
         let (finishing, dropped) = handle.next_batch(&mut batch);
+        let mut in_flight = InFlight::of(handle, &batch);
         if batch.is_empty() && dropped.is_empty() {
             if finishing {
                 break; // drained: the normal end
@@ -55,17 +61,17 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
             fds: fds.as_ref(),
             handle,
             write_timeout,
-            unsent: 0,
+            pending: 0,
+            written: 0,
             buf: &mut buf,
             chunks: &mut chunks,
         };
-        match out.write_batch(&mut batch).await {
+        let result = out.write_batch(&mut batch).await;
+        in_flight.written(out.written);
+        match result {
             Ok(()) => {}
             // Killed while the peer took no fds: on to the last words.
-            Err(_) if handle.is_killed() => {
-                handle.count_discarded(out.unsent as u64);
-                break;
-            }
+            Err(_) if handle.is_killed() => break,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 let waited = humantime_serde::re::humantime::format_duration(write_timeout);
                 tracing::warn!(
@@ -80,12 +86,14 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
             Err(e) => {
                 tracing::debug!(conn = handle.id, cause = %e, "write failed");
                 handle.writer_failed(ErrorCode::SlowConsumer, "the connection failed");
+                drop(in_flight);
+                handle.discard_queued();
                 return;
             }
         }
     }
     if handle.is_killed() {
-        handle.count_discarded(handle.queued() as u64);
+        handle.discard_queued();
     }
     // After the queue (a graceful close) or instead of it (a kill); a
     // socket that still takes nothing gets no more time.
@@ -96,6 +104,35 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
         }
     }
     let _ = within(write_timeout, writer.shutdown()).await;
+}
+
+/// The deliveries of the batch being written. Each is counted written when
+/// a write holding it completes; what is left when this is dropped is
+/// counted discarded: a write failed, or the task was aborted (a peer that
+/// did not read within its closing grace) with the batch in hand.
+struct InFlight<'a> {
+    handle: &'a ConnHandle,
+    msgs: u64,
+}
+
+impl<'a> InFlight<'a> {
+    fn of(handle: &'a ConnHandle, batch: &[OutFrame]) -> Self {
+        let msgs = batch.iter().map(|f| f.msgs as u64).sum();
+        Self { handle, msgs }
+    }
+
+    /// `n` of them were written.
+    fn written(&mut self, n: usize) {
+        let n = (n as u64).min(self.msgs);
+        self.msgs -= n;
+        self.handle.wrote(n);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.handle.lose(self.msgs);
+    }
 }
 
 /// Awaits `io`, failing with `TimedOut` if it makes no progress within
@@ -120,8 +157,10 @@ struct Out<'a, W> {
     handle: &'a ConnHandle,
     /// How long one write, or one fd, may wait for the peer to make room.
     write_timeout: Duration,
-    /// Frames of the batch left unwritten by such a kill.
-    unsent: usize,
+    /// Deliveries in `buf` and `chunks`, not yet written.
+    pending: usize,
+    /// Deliveries of the batch in writes that completed.
+    written: usize,
     /// Small frames, copied together.
     buf: &'a mut BytesMut,
     /// What the next vectored write sends: runs of `buf`, large payloads.
@@ -136,8 +175,7 @@ impl<W: AsyncWrite + Unpin> Out<'_, W> {
     /// before is written whole, so the fatal error can still follow through
     /// the ring (a peer that stopped taking fds may still have ring room).
     async fn write_batch(&mut self, batch: &mut Vec<OutFrame>) -> io::Result<()> {
-        let mut frames = batch.drain(..);
-        while let Some(frame) = frames.next() {
+        for frame in batch.drain(..) {
             if let Some((segment, _)) = &frame.segment {
                 let Some(fds) = self.fds else {
                     // Only queued for connections that pass fds.
@@ -146,12 +184,10 @@ impl<W: AsyncWrite + Unpin> Out<'_, W> {
                 if !fds.try_send(segment.as_fd())? {
                     // The peer takes fds as it reads their frames: write the
                     // frames before this one, then wait for room.
-                    self.cut();
-                    write_chunks(self.writer, self.chunks, self.write_timeout).await?;
+                    self.flush().await?;
                     tokio::select! {
                         sent = within(self.write_timeout, fds.send(segment.as_fd())) => sent?,
                         () = self.handle.killed().cancelled() => {
-                            self.unsent = frame.frames + frames.by_ref().map(|f| f.frames).sum::<usize>();
                             return Err(io::ErrorKind::Interrupted.into());
                         }
                     }
@@ -166,9 +202,17 @@ impl<W: AsyncWrite + Unpin> Out<'_, W> {
                     self.chunks.push(part);
                 }
             }
+            self.pending += frame.msgs;
         }
+        self.flush().await
+    }
+
+    /// Writes what is buffered, and counts its deliveries written.
+    async fn flush(&mut self) -> io::Result<()> {
         self.cut();
-        write_chunks(self.writer, self.chunks, self.write_timeout).await
+        write_chunks(self.writer, self.chunks, self.write_timeout).await?;
+        self.written += std::mem::take(&mut self.pending);
+        Ok(())
     }
 
     /// Ends the current run of small frames.

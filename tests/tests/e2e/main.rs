@@ -16,6 +16,7 @@ mod budget;
 mod cli;
 mod cli_config;
 mod cli_socket;
+mod deliveries;
 mod hostile_frames;
 mod overflow;
 mod panic;

@@ -139,3 +139,21 @@ fn worker_threads_come_from_the_config() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("worker threads threads=3"), "{err}");
 }
+
+/// `busd run --tcp ... --unix ...` wins over the config file at start, and
+/// must still at a reload: the reload used to read the file without them,
+/// so each one warned that the listeners had changed and would need a
+/// restart (found by the soak, which reloads a daemon started so).
+#[test]
+fn a_reload_keeps_the_listeners_busd_run_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("busd.toml");
+    std::fs::write(&file, "[daemon]\nunpackaged = \"same-uid\"\n").unwrap();
+    let d = DaemonProcess::spawn(&["--config", file.to_str().unwrap()]);
+    let out = run_busd(&["ctl", "reload", "--server", &d.unix_url], &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["need_restart"], serde_json::json!([]), "{report}");
+    let log = std::fs::read_to_string(d.log_path()).unwrap();
+    assert!(!log.contains("change only with a restart"), "{log}");
+}

@@ -138,6 +138,11 @@ fn environment_overrides_the_file() {
     let c = Config::parse("default", DEFAULT_CONFIG, &env).unwrap();
     assert_eq!(c.limits.max_frame, 65536);
     assert_eq!(c.tcp, Some("127.0.0.1:0".parse().unwrap()));
+    assert_eq!(
+        c.overrides,
+        env[..2],
+        "kept for reloads; BUSD_URL is not one"
+    );
     let env = [("BUSD_LIMITS__MAX_FRAME".to_owned(), "lots".to_owned())];
     let e = Config::parse("default", DEFAULT_CONFIG, &env)
         .unwrap_err()

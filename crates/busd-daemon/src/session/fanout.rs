@@ -60,12 +60,14 @@ impl Link {
                     Ok(body) => body,
                     Err(e) => {
                         tracing::warn!(cause = %e, conn = t.conn, "cannot map a segment for a receiver without fd passing");
+                        self.shared.tally.failed(1);
                         unmapped += 1;
                         continue;
                     }
                 }
             };
             if !self.encode_head(t, &subject, headers.as_ref(), len, body.0.is_some()) {
+                self.shared.tally.failed(1);
                 continue;
             }
             // Built here, not returned from a helper: moving the frame out
