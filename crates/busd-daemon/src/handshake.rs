@@ -317,7 +317,7 @@ mod tests {
         assert!(ended.is_ok() && took(t, 400), "{ended:?} {t:?}");
         let (ended, t) = hello(&shared, BOB, Some(WEATHER)).await;
         assert!(refused(&ended) && took(t, 400), "{ended:?} {t:?}");
-        // After a quiet minute he starts from nothing.
+        // After ten quiet seconds he starts from nothing.
         tokio::time::advance(busd_core::FAILURES_FORGOTTEN_AFTER).await;
         let (ended, t) = hello(&shared, BOB, Some(WEATHER)).await;
         assert!(refused(&ended) && took(t, 0), "{ended:?} {t:?}");
