@@ -16,5 +16,5 @@ mod raw;
 pub use access::Package;
 pub use audit_log::AuditLog;
 pub use daemon::{TestDaemon, Transport};
-pub use process::{DaemonProcess, busd_bin};
+pub use process::{DaemonProcess, busd_bin, resident_memory};
 pub use raw::RawClient;

@@ -16,6 +16,21 @@ pub fn busd_bin() -> PathBuf {
     bin
 }
 
+/// Process `pid`'s resident memory and its peak (`VmRSS`, `VmHWM`), in
+/// bytes; zeroes if it is gone.
+pub fn resident_memory(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
 /// A daemon process on a temp socket and a free loopback port.
 pub struct DaemonProcess {
     /// The child; killed on drop if still running.

@@ -145,7 +145,14 @@ impl Calls {
     pub(crate) fn remove(&mut self, call_id: u64) -> Option<Call> {
         let call = self.table.remove(&call_id)?;
         self.deadlines.remove(&(call.deadline, call_id));
+        self.shrink_if_sparse();
         Some(call)
+    }
+
+    fn shrink_if_sparse(&mut self) {
+        if let Some(room) = shrunk_room(self.table.len(), self.table.capacity()) {
+            self.table.shrink_to(room);
+        }
     }
 
     /// Ends and returns the next call whose deadline is at or before `now`.
@@ -155,7 +162,9 @@ impl Calls {
             return None;
         }
         let (_, call_id) = self.deadlines.pop_first()?;
-        Some((call_id, self.table.remove(&call_id)?))
+        let call = self.table.remove(&call_id)?;
+        self.shrink_if_sparse();
+        Some((call_id, call))
     }
 
     /// The earliest deadline of a call in flight, which the timer now
@@ -174,5 +183,28 @@ impl Calls {
     #[cfg(test)]
     pub(crate) fn deadline_count(&self) -> usize {
         self.deadlines.len()
+    }
+}
+/// What a hash table of `len` entries in `capacity` should shrink to, if
+/// anything. Hash tables never give room back by themselves, so one flood
+/// of calls would leave them sized for it for good. Once a table is down
+/// to an eighth of its room (and the room is worth it) it shrinks to twice
+/// its length: each shrink copies at most a seventh of the entries removed
+/// since the table was last that large, O(1) per removal.
+pub(crate) fn shrunk_room(len: usize, capacity: usize) -> Option<usize> {
+    const WORTH_IT: usize = 1024;
+    (capacity > WORTH_IT && len < capacity / 8).then_some(len * 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shrunk_room;
+
+    #[test]
+    fn a_table_shrinks_only_once_mostly_empty_and_worth_it() {
+        assert_eq!(shrunk_room(10, 1024), None, "small tables keep their room");
+        assert_eq!(shrunk_room(1000, 4096), None, "a quarter full");
+        assert_eq!(shrunk_room(511, 4096), Some(1022));
+        assert_eq!(shrunk_room(0, 1 << 20), Some(0));
     }
 }

@@ -249,7 +249,7 @@ impl<H: Clone> Router<H> {
             if let Some(call) = self.calls.remove(*call_id) {
                 self.stats.requester_gone += 1;
                 if let Some(r) = self.conns.get_mut(&call.responder) {
-                    r.serving.remove(call_id);
+                    forget(&mut r.serving, *call_id);
                 }
             }
         }
@@ -267,10 +267,10 @@ impl<H: Clone> Router<H> {
     /// answer goes, if the requester is still there.
     pub(crate) fn finish(&mut self, call_id: u64, call: &Call) -> Option<Unanswered<H>> {
         if let Some(r) = self.conns.get_mut(&call.responder) {
-            r.serving.remove(&call_id);
+            forget(&mut r.serving, call_id);
         }
         let asker = self.conns.get_mut(&call.requester)?;
-        asker.asking.remove(&call_id);
+        forget(&mut asker.asking, call_id);
         Some(Unanswered {
             requester: asker.handle.clone(),
             rid: call.rid,
@@ -322,6 +322,15 @@ impl<H: Clone> Router<H> {
 }
 
 /// Every subscription `subject` matches, with what delivery needs of each.
+/// Takes `call_id` off a connection's books, giving back the room a flood
+/// of calls left (see [`shrunk_room`](crate::calls::shrunk_room)).
+fn forget(calls: &mut HashSet<u64>, call_id: u64) {
+    calls.remove(&call_id);
+    if let Some(room) = crate::calls::shrunk_room(calls.len(), calls.capacity()) {
+        calls.shrink_to(room);
+    }
+}
+
 fn resolve<H: Clone>(trie: &Trie, conns: &AHashMap<u64, Conn<H>>, subject: &Subject) -> Matched<H> {
     let mut plain = Vec::new();
     let mut groups: HashMap<Arc<str>, Vec<Entry<H>>> = HashMap::new();

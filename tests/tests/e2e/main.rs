@@ -18,6 +18,7 @@ mod cli_config;
 mod cli_socket;
 mod deliveries;
 mod hostile_frames;
+mod memory_return;
 mod overflow;
 mod panic;
 mod process;

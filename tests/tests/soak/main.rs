@@ -223,7 +223,7 @@ impl Soak {
         Footprint {
             fds_before: probe::open_fds(self.pid),
             fd_kinds_before: probe::fd_kinds(self.pid),
-            rss_before: probe::memory(self.pid).0,
+            rss_before: busd_e2e::resident_memory(self.pid).0,
             ..Footprint::default()
         }
     }
@@ -336,8 +336,8 @@ impl Soak {
         }
         footprint.fds_after = probe::open_fds(pid);
         let bound = footprint.rss_before + RSS_SLACK;
-        let _ = eventually(SETTLE, async || probe::memory(pid).0 <= bound).await;
-        (footprint.rss_after, footprint.rss_peak) = probe::memory(pid);
+        let _ = eventually(SETTLE, async || busd_e2e::resident_memory(pid).0 <= bound).await;
+        (footprint.rss_after, footprint.rss_peak) = busd_e2e::resident_memory(pid);
         if footprint.rss_after > bound {
             problems.push(format!(
                 "resident memory: {} before, {} after, over the bound of before + {} (probe::RSS_SLACK)",

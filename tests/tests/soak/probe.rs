@@ -10,10 +10,9 @@ use futures::StreamExt;
 use serde_json::Value;
 
 /// How far above its baseline the daemon's resident memory may stay once
-/// every client is gone. Freed memory that the allocator keeps for reuse
-/// (glibc's arenas) counts as resident, so this allows for what a minute
-/// of traffic leaves cached; tighten it here once the daemon hands freed
-/// memory back to the system.
+/// every client is gone: jemalloc hands freed memory back within about a
+/// second, so this is for what stays cached by design (the router's maps
+/// keep their capacity, thread caches).
 pub(crate) const RSS_SLACK: u64 = 32 << 20;
 
 /// How long the daemon may take to settle after the last client is gone:
@@ -46,20 +45,6 @@ pub(crate) fn fd_kinds(pid: u32) -> BTreeMap<String, usize> {
         *kinds.entry(kind).or_default() += 1;
     }
     kinds
-}
-
-/// The daemon's resident memory and its peak, in bytes.
-pub(crate) fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// `busd ctl stats`.
