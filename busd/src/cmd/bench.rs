@@ -10,6 +10,8 @@ use super::run::error_chain;
 /// Runs `busd bench`: exit code 0 for a clean run, 3 for one that lost
 /// messages or workers, 1 when it could not run.
 pub(crate) async fn run(args: busd_bench::Args) -> ExitCode {
+    // It may host a daemon of its own.
+    super::run::start_background_purge();
     match busd_bench::run(args).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(EXIT_NOT_CLEAN),

@@ -55,8 +55,21 @@ pub(crate) fn main(args: Args) -> ExitCode {
     }
 }
 
+/// Starts jemalloc's background thread, which hands back freed memory
+/// within about a second (the decay set in `.cargo/config.toml`), so that a
+/// daemon idle after a flood returns it too, and its worker threads never
+/// purge inline. For the processes that host a daemon (`busd run`, and
+/// `busd bench` with its own); short-lived client commands and bench
+/// workers do without the extra thread.
+pub(super) fn start_background_purge() {
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(cause = %e, "cannot start jemalloc's background thread: freed memory returns only as the daemon allocates");
+    }
+}
+
 async fn run(config: Config, threads: usize) -> ExitCode {
     tracing::info!(threads, "worker threads");
+    start_background_purge();
     let daemon_warnings = config.warnings.clone();
     // Every connection costs fds (six over shm): lift the soft open-files
     // limit to the hard one, as nats-server does, rather than refuse

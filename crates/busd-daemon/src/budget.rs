@@ -20,9 +20,12 @@ use busd_policy::Identity;
 
 use crate::sync::lock;
 
-/// The unit a connection takes its owner's budget in: the most one
-/// connection may hold over what it uses.
-pub(crate) const BLOCK: usize = 16 * 1024;
+/// The unit a connection takes its owner's budget in. An idle connection
+/// holds a block for its read buffer (8 KiB at rest) and up to two of
+/// slack for its queue: 24 KiB, so that the default `max_connections`
+/// (16,384) of idle connections fit the default budget (512 MiB) with room
+/// to spare, where 16 KiB blocks would have overdrawn it.
+pub(crate) const BLOCK: usize = 8 * 1024;
 
 /// One owner's budget.
 #[derive(Debug)]
