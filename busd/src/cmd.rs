@@ -11,6 +11,7 @@ mod reply;
 mod request;
 mod run;
 mod subscribe;
+mod token;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -57,6 +58,8 @@ enum Command {
     CheckConfig(check_config::Args),
     /// Print the package family name of a package name and publisher.
     Pfn(pfn::Args),
+    /// Make a package's token file.
+    Token(token::Args),
 }
 
 /// Runs the parsed command line; the process exits with the code returned.
@@ -80,6 +83,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Ctl(args) => on_runtime(ctl::run(args)),
         Command::CheckConfig(args) => check_config::run(&args),
         Command::Pfn(args) => pfn::run(&args),
+        Command::Token(args) => token::run(&args),
     }
 }
 

@@ -28,5 +28,5 @@ pub use identity::Identity;
 pub use policy::{PackageRules, Policy, UnpackagedMode};
 pub use proofs::Proofs;
 pub use raw::{RawPackage, RawPolicy};
-pub use token::{Token, TokenFileError};
+pub use token::{MIN_TOKEN_LEN, Token, TokenFileError};
 pub use validate::{CheckedPolicy, toml_diagnostic};

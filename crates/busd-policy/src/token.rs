@@ -62,7 +62,23 @@ pub enum TokenFileError {
         /// The file.
         path: PathBuf,
     },
+    /// Fewer than [`MIN_TOKEN_LEN`] bytes: a secret that short can be guessed.
+    #[error(
+        "token file {} holds {len} bytes; a token needs at least {MIN_TOKEN_LEN}: \
+         make one with `busd token new FILE`",
+        .path.display()
+    )]
+    TooShort {
+        /// The file.
+        path: PathBuf,
+        /// Its length in bytes, trailing white space not counted.
+        len: usize,
+    },
 }
+
+/// The shortest secret a token file may hold, in bytes (trailing white
+/// space not counted). `busd token new` writes 64.
+pub const MIN_TOKEN_LEN: usize = 16;
 
 impl Token {
     /// A token with the given secret, read from `path` (kept for messages).
@@ -78,7 +94,7 @@ impl Token {
     ///
     /// # Errors
     /// A [`TokenFileError`]: missing, unreadable, not a file, open to group
-    /// or others (mode & 0o077 ≠ 0), or empty.
+    /// or others (mode & 0o077 ≠ 0), empty, or shorter than [`MIN_TOKEN_LEN`].
     pub fn from_file(path: &Path) -> Result<Self, TokenFileError> {
         let owned = || path.to_path_buf();
         let meta = std::fs::metadata(path).map_err(|source| match source.kind() {
@@ -93,6 +109,10 @@ impl Token {
         }
         check_mode(path, &meta)?;
         match read_token(path) {
+            Ok(secret) if secret.len() < MIN_TOKEN_LEN => Err(TokenFileError::TooShort {
+                path: owned(),
+                len: secret.len(),
+            }),
             Ok(secret) => Ok(Self::new(secret, path)),
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 Err(TokenFileError::Empty { path: owned() })
@@ -206,9 +226,10 @@ mod tests {
             std::fs::write(&path, text).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         };
-        write("s3cret\n", 0o600);
+        write("a secret long enough\n", 0o600);
         let token = Token::from_file(&path).unwrap();
-        assert!(token.verify(b"n", &pfn(), &auth_mac(b"s3cret", b"n", &pfn())));
+        let mac = auth_mac(b"a secret long enough", b"n", &pfn());
+        assert!(token.verify(b"n", &pfn(), &mac));
         write("s3cret\n", 0o644);
         let e = Token::from_file(&path).unwrap_err();
         assert!(
@@ -226,6 +247,11 @@ mod tests {
             Token::from_file(&path),
             Err(TokenFileError::Empty { .. })
         ));
+        // Fifteen bytes, the trailing newline not counted: guessable.
+        write("fifteen bytes!!\n", 0o600);
+        let e = Token::from_file(&path).unwrap_err();
+        assert!(matches!(e, TokenFileError::TooShort { len: 15, .. }), "{e}");
+        assert!(e.to_string().contains("busd token new FILE"), "{e}");
         let missing = dir.path().join("nope");
         assert!(matches!(
             Token::from_file(&missing),

@@ -15,7 +15,7 @@ fn dir_with_token(mode: u32) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("tokens")).unwrap();
     let key = dir.path().join("tokens/w.key");
-    std::fs::write(&key, "weather-secret\n").unwrap();
+    std::fs::write(&key, "the secret of weather\n").unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
     dir
 }
@@ -74,7 +74,7 @@ fn a_valid_two_package_file() {
     assert!(weather.capabilities.contains("contoso.hsa"));
     let token = weather.proofs.token.as_ref().unwrap();
     assert_eq!(token.path(), dir.path().join("tokens/w.key"));
-    assert!(token.verify(b"n", &w, &auth_mac(b"weather-secret", b"n", &w)));
+    assert!(token.verify(b"n", &w, &auth_mac(b"the secret of weather", b"n", &w)));
     let maps = policy.package(&m).unwrap();
     assert_eq!(maps.proofs.uids, [1000]);
     assert!(maps.proofs.check_peer(Some(1000), Some(Path::new("/"))));

@@ -301,7 +301,10 @@ async fn an_invalid_reload_is_refused_with_its_line_and_changes_nothing() {
         let mut packages = revoked();
         packages.push(Package::new(GONE));
         let text = config_toml("same-uid", &packages);
-        d.write_token(&Package::new(GONE).token_rel(), "secret");
+        d.write_token(
+            &Package::new(GONE).token_rel(),
+            "the secret of a package gone",
+        );
         let path = d.token_path(&Package::new(GONE).token_rel());
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .unwrap();

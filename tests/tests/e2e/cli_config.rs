@@ -23,7 +23,7 @@ fn config(body: &str, mode: u32) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("tokens")).unwrap();
     let key = dir.path().join("tokens/w.key");
-    std::fs::write(&key, "weather-secret\n").unwrap();
+    std::fs::write(&key, "the secret of weather\n").unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
     let path = dir.path().join("busd.toml");
     std::fs::write(&path, body).unwrap();
@@ -212,4 +212,32 @@ fn pfn_prints_the_family_name() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("must be 3 to 50 characters"), "{err}");
+}
+
+#[test]
+fn a_token_from_busd_token_new_is_accepted_and_a_short_one_is_refused_naming_the_fix() {
+    let (dir, path) = config(&two_packages(), 0o600);
+    let key = dir.path().join("tokens/w.key");
+    // A hand-made one-byte token: check-config names the fix.
+    std::fs::write(&key, "x\n").unwrap();
+    let (code, out, err) = check(&path);
+    assert_eq!(code, Some(2), "{out}{err}");
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains("holds 1 bytes") && all.contains("busd token new FILE"),
+        "{all}"
+    );
+    // `busd token new` never overwrites it…
+    let new = busd(&["token", "new", key.to_str().unwrap()]);
+    assert_eq!(new.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&new.stderr).contains("never overwritten"));
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), "x\n");
+    // …and a token it makes is one the config takes.
+    std::fs::remove_file(&key).unwrap();
+    let new = busd(&["token", "new", key.to_str().unwrap()]);
+    assert_eq!(new.status.code(), Some(0), "{new:?}");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let (code, out, err) = check(&path);
+    assert_eq!(code, Some(0), "{out}{err}");
 }

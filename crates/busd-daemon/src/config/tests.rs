@@ -161,7 +161,7 @@ fn config_dir(body: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("tokens")).unwrap();
     let key = dir.path().join("tokens/w.key");
-    std::fs::write(&key, "secret\n").unwrap();
+    std::fs::write(&key, "the secret of a package\n").unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let path = dir.path().join("busd.toml");
     std::fs::write(&path, body).unwrap();
