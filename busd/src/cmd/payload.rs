@@ -28,6 +28,11 @@ impl PayloadArgs {
         } else {
             arg.as_bytes().to_vec()
         };
+        self.encode(raw)
+    }
+
+    /// The bytes to send for `raw`, as given (or as MessagePack with `--json`).
+    pub(crate) fn encode(&self, raw: Vec<u8>) -> Result<Bytes, ExitCode> {
         if !self.json {
             return Ok(Bytes::from(raw));
         }

@@ -109,6 +109,39 @@ fn pub_and_sub_from_the_shell() {
 }
 
 #[test]
+fn pub_sends_many_with_count_or_one_per_line_of_stdin() {
+    let d = DaemonProcess::spawn(&[]);
+    let mut sub = spawn(&d, &["sub", "--count", "6", "many"]);
+    wait_registered(&d, "many", 1);
+    assert!(
+        run(&d, &["pub", "--count", "3", "many", "again"])
+            .status
+            .success()
+    );
+    let mut lines_pub = busd(&d, &["pub", "--lines", "many"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    lines_pub
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"one\ntwo\nthree\n")
+        .unwrap();
+    assert!(lines_pub.wait().unwrap().success());
+    let payloads: Vec<String> = BufReader::new(sub.stdout.take().unwrap())
+        .lines()
+        .map(|l| l.unwrap().split('\t').nth(2).unwrap().to_owned())
+        .collect();
+    assert!(sub.wait().unwrap().success());
+    assert_eq!(payloads, ["again", "again", "again", "one", "two", "three"]);
+    // A count of 0 sends nothing, and says so before connecting.
+    let zero = run(&d, &["pub", "--count", "0", "many", "x"]);
+    assert_eq!(zero.status.code(), Some(2));
+}
+
+#[test]
 fn req_and_reply_from_the_shell() {
     let d = DaemonProcess::spawn(&[]);
     let mut echo = spawn(&d, &["reply", "--echo", "--count", "1", "contoso.echo"]);
