@@ -21,6 +21,10 @@ pub(crate) struct Args {
     /// Only packages granted this custom capability may call the service.
     #[arg(long, value_name = "CAP")]
     require_capability: Option<String>,
+    /// Answer with the service's Failure status (RESPONSE, or the request
+    /// with --echo, says why), as a service that cannot do what was asked.
+    #[arg(long)]
+    fail: bool,
     /// Exit after answering this many requests.
     #[arg(long, short = 'n')]
     count: Option<u64>,
@@ -57,7 +61,12 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         };
         let body = response.clone().unwrap_or_else(|| request.payload.clone());
-        if let Err(e) = request.respond(body).await {
+        let answered_ok = if args.fail {
+            request.respond_failure(body).await
+        } else {
+            request.respond(body).await
+        };
+        if let Err(e) = answered_ok {
             return fail(&e);
         }
         answered += 1;

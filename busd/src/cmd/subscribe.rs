@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use busd_client::{Message, Sender, SubscribeOptions};
+use busd_client::{Message, Overflow, Sender, SubscribeOptions};
 use futures::StreamExt;
 
 use super::client_args::{ClientArgs, fail};
@@ -20,8 +20,31 @@ pub(crate) struct Args {
     /// Join this queue group: each message goes to one member.
     #[arg(long, short)]
     queue: Option<String>,
+    /// What the daemon does when this subscriber falls behind: close it
+    /// (`SlowConsumer`), drop its oldest messages (counted), or make
+    /// publishers wait (`block`, within limits.block_timeout).
+    #[arg(long, value_enum, default_value_t = OverflowArg::Disconnect)]
+    overflow: OverflowArg,
     /// Subject, wildcards allowed: `*` one token, `>` the rest.
     subject: String,
+}
+
+/// `--overflow`, as the subscription's [`Overflow`] policy.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OverflowArg {
+    Disconnect,
+    DropOldest,
+    Block,
+}
+
+impl From<OverflowArg> for Overflow {
+    fn from(arg: OverflowArg) -> Self {
+        match arg {
+            OverflowArg::Disconnect => Self::Disconnect,
+            OverflowArg::DropOldest => Self::DropOldest,
+            OverflowArg::Block => Self::Block,
+        }
+    }
 }
 
 pub(crate) async fn run(args: Args) -> ExitCode {
@@ -31,7 +54,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     };
     let options = SubscribeOptions {
         queue: args.queue,
-        ..SubscribeOptions::default()
+        overflow: args.overflow.into(),
     };
     let mut sub = match client.subscribe_with(args.subject.as_str(), options).await {
         Ok(s) => s,

@@ -1,7 +1,7 @@
 //! The router's live state as `busd ctl clients` and `busd ctl subs` show it.
 
 use busd_policy::Identity;
-use busd_proto::Subject;
+use busd_proto::{Overflow, Subject};
 
 use crate::router::Router;
 
@@ -31,6 +31,8 @@ pub struct Registration {
     pub subject: Subject,
     /// Queue group, if any.
     pub queue: Option<String>,
+    /// What happens when the subscriber falls behind (`None` for a service).
+    pub overflow: Option<Overflow>,
     /// A service rather than a subscription.
     pub service: bool,
 }
@@ -73,6 +75,7 @@ impl<H: Clone> Router<H> {
                     sid: *sid,
                     subject: info.subject.clone(),
                     queue: info.queue.as_deref().map(str::to_owned),
+                    overflow: Some(info.overflow),
                     service: false,
                 });
             }
@@ -82,6 +85,7 @@ impl<H: Clone> Router<H> {
                     sid: *sid,
                     subject: service.clone(),
                     queue: None,
+                    overflow: None,
                     service: true,
                 });
             }

@@ -6,7 +6,7 @@
 //! payload only here, at the protocol's edge.
 
 use busd_policy::Identity;
-use busd_proto::{CtlCommand, Status};
+use busd_proto::{CtlCommand, Overflow, Status};
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -165,6 +165,9 @@ struct RegistrationDoc {
     kind: &'static str,
     subject: String,
     queue: Option<String>,
+    /// `disconnect`, `drop-oldest` or `block`; absent for a service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overflow: Option<&'static str>,
 }
 
 fn subs(shared: &Shared) -> Vec<RegistrationDoc> {
@@ -176,6 +179,11 @@ fn subs(shared: &Shared) -> Vec<RegistrationDoc> {
             kind: if r.service { "service" } else { "subscription" },
             subject: r.subject.as_str().to_owned(),
             queue: r.queue,
+            overflow: r.overflow.map(|o| match o {
+                Overflow::Disconnect => "disconnect",
+                Overflow::DropOldest => "drop-oldest",
+                Overflow::Block => "block",
+            }),
         })
         .collect()
 }

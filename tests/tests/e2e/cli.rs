@@ -164,6 +164,45 @@ fn req_and_reply_from_the_shell() {
         String::from_utf8_lossy(&out.stderr).starts_with("NoResponders"),
         "{out:?}"
     );
+
+    // A service that cannot do what is asked answers Failure, saying why.
+    let mut failing = spawn(
+        &d,
+        &[
+            "reply",
+            "--fail",
+            "--count",
+            "1",
+            "contoso.broken",
+            "out of order",
+        ],
+    );
+    wait_registered(&d, "contoso.broken", 1);
+    let out = run(&d, &["req", "contoso.broken", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("out of order") && err.contains("ailure"),
+        "{err}"
+    );
+    assert!(failing.wait().unwrap().success());
+}
+
+#[test]
+fn sub_takes_an_overflow_policy() {
+    let d = DaemonProcess::spawn(&[]);
+    let mut sub = spawn(
+        &d,
+        &["sub", "--overflow", "drop-oldest", "--count", "1", "lossy"],
+    );
+    wait_registered(&d, "lossy", 1);
+    let subs = run(&d, &["ctl", "subs"]);
+    let text = String::from_utf8_lossy(&subs.stdout);
+    assert!(text.contains("\"overflow\": \"drop-oldest\""), "{text}");
+    assert!(run(&d, &["pub", "lossy", "x"]).status.success());
+    assert!(sub.wait().unwrap().success());
+    let bad = run(&d, &["sub", "--overflow", "sometimes", "lossy"]);
+    assert_eq!(bad.status.code(), Some(2));
 }
 
 #[test]
