@@ -4,6 +4,7 @@ mod bench;
 mod check_config;
 mod client_args;
 mod ctl;
+mod docs;
 mod payload;
 mod pfn;
 mod publish;
@@ -22,7 +23,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "busd", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Log format for the daemon's output.
+    /// Log format: of the daemon's log (`busd run`), and of the warnings and
+    /// errors other commands log.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -60,6 +62,10 @@ enum Command {
     Pfn(pfn::Args),
     /// Make a package's token file.
     Token(token::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionArgs),
+    /// Print the man page, busd(1), as roff.
+    Man,
 }
 
 /// Runs the parsed command line; the process exits with the code returned.
@@ -84,6 +90,8 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::CheckConfig(args) => check_config::run(&args),
         Command::Pfn(args) => pfn::run(&args),
         Command::Token(args) => token::run(&args),
+        Command::Completions(args) => docs::completions(&args),
+        Command::Man => docs::man(),
     }
 }
 

@@ -13,7 +13,8 @@ use busd_transport::Endpoint;
 /// Where the daemon is, and who this client is.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ClientArgs {
-    /// Daemon URL: tcp://127.0.0.1:PORT or unix:///path/busd.sock
+    /// Daemon URL: tcp://127.0.0.1:PORT, unix:///path/busd.sock or
+    /// shm:///path/busd.sock (shared memory, set up over that socket)
     /// [default: the default unix socket]
     #[arg(long, short, env = "BUSD_URL", global = true)]
     server: Option<String>,

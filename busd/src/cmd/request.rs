@@ -1,4 +1,4 @@
-//! `busd req [--timeout MS] SERVICE PAYLOAD`: print the response.
+//! `busd req [--timeout 2s] SERVICE PAYLOAD`: print the response.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,13 +16,24 @@ pub(crate) struct Args {
     client: ClientArgs,
     #[command(flatten)]
     payload: PayloadArgs,
-    /// How long the daemon waits for an answer, in milliseconds.
-    #[arg(long, short, default_value_t = 5000)]
-    timeout: u64,
+    /// How long the daemon waits for an answer: `500ms`, `2s`, `1m`; a bare
+    /// number is milliseconds.
+    #[arg(long, short, default_value = "5s", value_parser = parse_timeout)]
+    timeout: Duration,
     /// The service name.
     service: String,
     /// The request payload; `-` reads it from stdin.
     data: String,
+}
+
+/// A duration as `busd bench --duration` takes it (`500ms`, `2s`), or a
+/// bare number of milliseconds, as `--timeout` took before.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    if let Ok(ms) = text.parse::<u64>() {
+        return Ok(Duration::from_millis(ms));
+    }
+    humantime_serde::re::humantime::parse_duration(text)
+        .map_err(|e| format!("{e}: give a duration such as 500ms or 2s"))
 }
 
 pub(crate) async fn run(args: Args) -> ExitCode {
@@ -35,7 +46,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         Err(code) => return code,
     };
     let options = RequestOptions {
-        timeout: Some(Duration::from_millis(args.timeout)),
+        timeout: Some(args.timeout),
         ..RequestOptions::default()
     };
     match client
@@ -51,5 +62,18 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             ExitCode::FAILURE
         }
         Err(e) => report(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_is_a_duration_or_a_bare_number_of_milliseconds() {
+        assert_eq!(parse_timeout("250"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_timeout("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_timeout("soon").unwrap_err().contains("500ms or 2s"));
     }
 }

@@ -245,3 +245,36 @@ fn commands_without_a_daemon_fail_clearly() {
         .unwrap();
     assert_ne!(out.status.code(), Some(0));
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_itself() {
+    let output = |args: &[&str]| {
+        let out = Command::new(busd_bin()).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for shell in ["bash", "zsh", "fish"] {
+        let script = output(&["completions", shell]);
+        assert!(
+            script.contains("check-config") && script.contains("token"),
+            "{shell}"
+        );
+    }
+    // The bash script is one bash can load.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("busd.bash");
+    std::fs::write(&file, output(&["completions", "bash"])).unwrap();
+    let check = Command::new("bash").arg("-n").arg(&file).status().unwrap();
+    assert!(check.success());
+    let man = output(&["man"]);
+    assert!(
+        man.starts_with(".ie") && man.contains(".TH busd 1"),
+        "{man}"
+    );
+    assert!(man.contains("completions") && man.contains("check\\-config"));
+    let bad = Command::new(busd_bin())
+        .args(["completions", "csh"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
