@@ -8,7 +8,6 @@ use busd_client::{Client, Error, ErrorKind, Pfn};
 use bytes::Bytes;
 
 use super::payload::PayloadArgs;
-use busd_transport::Endpoint;
 
 /// Where the daemon is, and who this client is.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,9 +36,8 @@ pub(crate) struct ClientArgs {
 impl ClientArgs {
     /// The URL to use.
     pub(crate) fn url(&self) -> String {
-        self.server
-            .clone()
-            .unwrap_or_else(|| Endpoint::default().to_string())
+        // clap has read BUSD_URL into `server` already.
+        self.server.clone().unwrap_or_else(Client::default_url)
     }
 
     /// Connects, naming the client after the command for the daemon's logs.

@@ -1,17 +1,15 @@
-//! The README's SDK example: subscribe, publish, serve and request.
-//!
-//! Run a daemon (`cargo run -p busd -- run`), then
-//! `cargo run -p busd-client --example quickstart [URL]`.
+//! The README's SDK example, word for word (a test holds them the same):
+//! subscribe, publish, serve and request. Run a daemon
+//! (`cargo run --release -p busd -- run`), then
+//! `cargo run -p busd-client --example quickstart`.
 
 use busd_client::Client;
 use futures::StreamExt;
 
 #[tokio::main]
 async fn main() -> Result<(), busd_client::Error> {
-    let url = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| busd_transport::Endpoint::default().to_string());
-    let client = Client::connect(&url).await?;
+    // Where `busd` itself looks: BUSD_URL, else the default unix socket.
+    let client = Client::connect_default().await?;
 
     let mut forecasts = client.subscribe("weather.*.paris").await?;
     client.publish("weather.today.paris", "sunny").await?;

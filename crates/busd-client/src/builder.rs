@@ -237,6 +237,33 @@ impl Client {
         Self::builder(url).connect().await
     }
 
+    /// Connects to the daemon where the `busd` command would: `BUSD_URL`
+    /// if set, else the default unix socket (see [`Client::default_url`]).
+    ///
+    /// # Errors
+    /// As [`Client::connect`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), busd_client::Error> {
+    /// let client = busd_client::Client::connect_default().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect_default() -> Result<Client, Error> {
+        Self::connect(&Self::default_url()).await
+    }
+
+    /// The daemon's URL when none is given, as the `busd` command finds
+    /// it: `BUSD_URL` if set, else `unix://` and the socket a daemon with
+    /// no configured path listens on (`$XDG_RUNTIME_DIR/busd/busd.sock`,
+    /// or `/run/busd/busd.sock` without an absolute `XDG_RUNTIME_DIR`).
+    pub fn default_url() -> String {
+        match std::env::var("BUSD_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ => busd_transport::Endpoint::default().to_string(),
+        }
+    }
+
     /// A builder for a client of the daemon at `url`, to set options first.
     ///
     /// ```no_run
