@@ -210,6 +210,7 @@ impl Config {
         let v = Validator {
             file: &file,
             offsets: &offsets,
+            overrides: &overrides,
         };
         let DaemonKeys {
             tcp,
@@ -311,14 +312,29 @@ struct DaemonKeys {
     shutdown_grace: Duration,
 }
 
-/// Checks `[daemon]` and `[limits]`, naming the line of a bad key.
+/// Checks `[daemon]` and `[limits]`, naming the line of a bad key, or the
+/// variable (or `busd run` flag) that set it.
 struct Validator<'a> {
     file: &'a SourceFile<'a>,
     offsets: &'a KeyOffsets,
+    overrides: &'a [(String, String)],
 }
 
 impl Validator<'_> {
     fn err(&self, key: &str, why: impl std::fmt::Display) -> ConfigError {
+        // `daemon.tcp` is `BUSD_DAEMON__TCP`: the value came from there, not
+        // from the file's line.
+        let var = format!("BUSD_{}", key.replace('.', "__").to_uppercase());
+        if self.overrides.iter().any(|(k, _)| *k == var) {
+            let source = match key {
+                "daemon.tcp" | "daemon.unix" => {
+                    let flag = key.trim_start_matches("daemon.");
+                    format!("{var} (or busd run --{flag})")
+                }
+                _ => var,
+            };
+            return ConfigError::invalid(&source, None, format!("{key}: {why}"));
+        }
         let line = self.offsets.get(key).map(|at| self.file.line_of(at));
         ConfigError::invalid(self.file.name(), line, format!("{key}: {why}"))
     }

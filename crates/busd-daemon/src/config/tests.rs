@@ -303,3 +303,16 @@ fn busy_poll_is_a_short_duration_on_by_default() {
     let e = Config::parse("t.toml", "[daemon]\nbusy_poll = 50\n", &[]).unwrap_err();
     assert!(e.to_string().contains("expected a duration"), "{e}");
 }
+
+#[test]
+fn a_bad_value_from_an_override_names_the_override_not_a_line() {
+    let env = [("BUSD_DAEMON__TCP".to_owned(), "localhost:4299".to_owned())];
+    let e = Config::parse("<embedded default>", DEFAULT_CONFIG, &env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("BUSD_DAEMON__TCP (or busd run --tcp): daemon.tcp:"),
+        "{e}"
+    );
+    assert!(!e.contains("line"), "{e}");
+}
