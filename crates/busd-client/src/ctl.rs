@@ -51,18 +51,24 @@ impl Client {
     }
 }
 
+/// Why the daemon refused: its `{"error": "…"}` document says, as a
+/// sentence (the raw payload only if it is not that document).
+fn refusal(name: &str, response: &Response) -> Error {
+    let why = serde_json::from_slice::<serde_json::Value>(&response.payload)
+        .ok()
+        .and_then(|doc| doc.get("error")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&response.payload).into_owned());
+    Error::new(
+        ErrorKind::Refused,
+        format!("busd refused ctl {name}: {why}"),
+    )
+}
+
 /// The JSON document in a ctl answer.
 fn document(command: CtlCommand, response: &Response) -> Result<serde_json::Value, Error> {
     let name = ctl_name(command);
     if response.status != Status::Success {
-        let reason = String::from_utf8_lossy(&response.payload);
-        return Err(Error::new(
-            ErrorKind::Protocol,
-            format!(
-                "busd could not run ctl {name}: {} {reason}",
-                response.status
-            ),
-        ));
+        return Err(refusal(&name, response));
     }
     if response.payload.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Value::Null);

@@ -50,6 +50,9 @@ pub enum ErrorKind {
     Protocol,
     /// The daemon knows no such service.
     UnknownService,
+    /// The daemon ran an admin command and refused it (e.g. `ctl reload`
+    /// of a file that is not valid); the message says why.
+    Refused,
 }
 
 impl ErrorKind {
@@ -90,6 +93,7 @@ impl ErrorKind {
             Self::FrameTooLarge => "frame too large",
             Self::Protocol => "protocol error",
             Self::UnknownService => "unknown service",
+            Self::Refused => "refused",
         }
     }
 }

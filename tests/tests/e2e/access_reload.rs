@@ -403,6 +403,9 @@ async fn ctl_reload_applies_new_rules_for_an_admin() {
             names_line(&e.to_string(), bad_line),
             "{t:?}: no line {bad_line} in {e}"
         );
+        // A sentence, not the JSON it travelled in.
+        assert_eq!(e.kind(), ErrorKind::Refused, "{t:?}: {e}");
+        assert!(!e.to_string().contains("{\"error\""), "{t:?}: {e}");
         assert_blocked(
             &sender,
             &receiver,
