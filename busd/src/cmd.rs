@@ -4,6 +4,7 @@ mod bench;
 mod check_config;
 mod client_args;
 mod ctl;
+mod ctl_table;
 mod docs;
 mod payload;
 mod pfn;

@@ -6,13 +6,18 @@ use std::process::ExitCode;
 use busd_client::CtlCommand;
 
 use super::client_args::{ClientArgs, report};
+use super::ctl_table::render;
 
-/// Show the daemon's live state or reload its config; prints the JSON
-/// answer. On failure prints the error code name to stderr and exits 1.
+/// Show the daemon's live state or reload its config; prints the answer
+/// as a table (`--json`: as JSON). On failure prints the error code name
+/// to stderr and exits 1.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
     client: ClientArgs,
+    /// Print the daemon's JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
     /// What to show or do.
     #[arg(value_enum)]
     command: Action,
@@ -48,6 +53,10 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         Err(code) => return code,
     };
     match client.ctl(args.command.into()).await {
+        Ok(document) if !args.json => {
+            print!("{}", render(&document));
+            ExitCode::SUCCESS
+        }
         Ok(document) => match serde_json::to_string_pretty(&document) {
             Ok(text) => {
                 println!("{text}");

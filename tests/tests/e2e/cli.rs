@@ -33,7 +33,7 @@ fn spawn(d: &DaemonProcess, args: &[&str]) -> Child {
 fn wait_registered(d: &DaemonProcess, subject: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        let out = run(d, &["ctl", "subs"]);
+        let out = run(d, &["ctl", "--json", "subs"]);
         assert!(
             out.status.success(),
             "{}",
@@ -196,9 +196,23 @@ fn sub_takes_an_overflow_policy() {
         &["sub", "--overflow", "drop-oldest", "--count", "1", "lossy"],
     );
     wait_registered(&d, "lossy", 1);
-    let subs = run(&d, &["ctl", "subs"]);
+    let subs = run(&d, &["ctl", "--json", "subs"]);
     let text = String::from_utf8_lossy(&subs.stdout);
     assert!(text.contains("\"overflow\": \"drop-oldest\""), "{text}");
+    // And as a table, for a person.
+    let table = run(&d, &["ctl", "subs"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    let header = table.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("CLIENT") && header.contains("OVERFLOW"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("lossy") && l.contains("drop-oldest")),
+        "{table}"
+    );
     assert!(run(&d, &["pub", "lossy", "x"]).status.success());
     assert!(sub.wait().unwrap().success());
     let bad = run(&d, &["sub", "--overflow", "sometimes", "lossy"]);

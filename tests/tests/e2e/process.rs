@@ -150,7 +150,7 @@ fn a_reload_keeps_the_listeners_busd_run_was_given() {
     let file = dir.path().join("busd.toml");
     std::fs::write(&file, "[daemon]\nunpackaged = \"same-uid\"\n").unwrap();
     let d = DaemonProcess::spawn(&["--config", file.to_str().unwrap()]);
-    let out = run_busd(&["ctl", "reload", "--server", &d.unix_url], &[]);
+    let out = run_busd(&["ctl", "--json", "reload", "--server", &d.unix_url], &[]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(report["need_restart"], serde_json::json!([]), "{report}");
