@@ -5,6 +5,8 @@
 //! command's answer is a typed document, encoded as JSON into the `Resp`
 //! payload only here, at the protocol's edge.
 
+use std::sync::Arc;
+
 use busd_policy::Identity;
 use busd_proto::{CtlCommand, Overflow, Status};
 use bytes::Bytes;
@@ -138,21 +140,50 @@ struct ClientDoc {
     id: u64,
     pfn: Option<String>,
     uid: Option<u32>,
+    /// `tcp`, `unix` or `shm`.
+    transport: &'static str,
+    /// The peer's address, over tcp.
+    addr: Option<String>,
+    pid: Option<u32>,
+    exe: Option<String>,
+    /// When it was welcomed, RFC 3339 (UTC).
+    since: String,
     subscriptions: usize,
     services: usize,
     pending_calls: usize,
+    /// Messages waiting in its outbound queue.
+    queued: u64,
 }
 
 fn clients(shared: &Shared) -> Vec<ClientDoc> {
-    let list = lock(&shared.router).clients();
+    let router = lock(&shared.router);
+    let list = router.clients();
+    // Handles only: their queues are locked after the router is let go.
+    let handles: Vec<_> = list
+        .iter()
+        .map(|c| router.connection(c.id).map(|(_, h)| Arc::clone(h)))
+        .collect();
+    drop(router);
     list.into_iter()
-        .map(|c| ClientDoc {
-            id: c.id,
-            pfn: c.identity.pfn.as_ref().map(ToString::to_string),
-            uid: c.identity.uid,
-            subscriptions: c.subscriptions,
-            services: c.services,
-            pending_calls: c.pending_calls,
+        .zip(handles)
+        .filter_map(|(c, handle)| {
+            let handle = handle?;
+            let origin = &handle.origin;
+            Some(ClientDoc {
+                id: c.id,
+                pfn: c.identity.pfn.as_ref().map(ToString::to_string),
+                uid: c.identity.uid,
+                transport: origin.transport,
+                addr: origin.addr.clone(),
+                pid: origin.pid,
+                exe: origin.exe.as_ref().map(|p| p.display().to_string()),
+                since: humantime_serde::re::humantime::format_rfc3339_seconds(origin.since)
+                    .to_string(),
+                subscriptions: c.subscriptions,
+                services: c.services,
+                pending_calls: c.pending_calls,
+                queued: handle.queued(),
+            })
         })
         .collect()
 }

@@ -26,6 +26,7 @@ mod daemon;
 mod handshake;
 mod hooks;
 mod nofile;
+mod origin;
 mod outbox;
 mod payload;
 mod reload;

@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::budget::Credit;
+use crate::origin::Origin;
 use crate::payload::Payload;
 use crate::sync::lock;
 use crate::tally::Tally;
@@ -52,6 +53,8 @@ pub(crate) struct ConnHandle {
     /// Whether payload segments can be passed to this connection (shm);
     /// other connections get their bytes in the stream.
     pub(crate) passes_fds: bool,
+    /// Where it came from, for `busd ctl clients`.
+    pub(crate) origin: Origin,
     /// Locked briefly by pushers and by the writer; never across an await.
     outbox: Mutex<Queue>,
     /// Wakes the writer when the queue goes from empty to not empty.
@@ -88,10 +91,12 @@ impl ConnHandle {
         passes_fds: bool,
         credit: Credit,
         tally: Arc<Tally>,
+        origin: Origin,
     ) -> Self {
         Self {
             id,
             passes_fds,
+            origin,
             outbox: Mutex::new(Queue {
                 frames: Outbox::new(max_msgs, max_bytes),
                 credit,

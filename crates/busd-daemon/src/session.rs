@@ -21,7 +21,7 @@ use std::time::Duration;
 use busd_core::Route;
 use busd_policy::Identity;
 use busd_proto::{ErrorCode, Op, Sender, Status, Welcome};
-use busd_transport::{BoxReader, BoxWriter, Connection, FdSender, FrameReader, Mapping};
+use busd_transport::{BoxReader, BoxWriter, Connection, FdSender, FrameReader, Mapping, PeerInfo};
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use tokio::task::JoinHandle;
@@ -31,6 +31,7 @@ use self::link::Link;
 use crate::audit::{self, Who};
 use crate::budget::Credit;
 use crate::handshake::{handshake, refuse};
+use crate::origin::Origin;
 use crate::outbox::ConnHandle;
 use crate::shared::Shared;
 use crate::sync::lock;
@@ -123,7 +124,7 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         }
     };
     frames.codec_mut().set_max_frame(limits.max_frame);
-    let opened = open(&shared, id, protocol, identity, peer.pid, writer, fd_sender).await;
+    let opened = open(&shared, id, protocol, identity, &peer, writer, fd_sender).await;
     let Some((mut link, writer_task)) = opened else {
         return;
     };
@@ -149,7 +150,7 @@ async fn open(
     id: u64,
     protocol: busd_core::Session,
     identity: Identity,
-    pid: Option<u32>,
+    peer: &PeerInfo,
     mut writer: BoxWriter,
     fd_sender: Option<FdSender>,
 ) -> Option<(Link, JoinHandle<()>)> {
@@ -164,6 +165,7 @@ async fn open(
         fd_sender.is_some(),
         Credit::new(Arc::clone(&budget)),
         Arc::clone(&shared.tally),
+        Origin::of(peer),
     ));
     // The epoch is the router's for its whole life: taken under the same lock.
     let (registered, epoch) = {
@@ -176,7 +178,7 @@ async fn open(
             let who = Who {
                 identity: Some(&identity),
                 uid: identity.uid,
-                pid,
+                pid: peer.pid,
             };
             audit::limit_reached(who, "limits.max_connections", &e);
         }
@@ -217,7 +219,7 @@ async fn open(
             pfn: identity.pfn.clone(),
         },
         identity,
-        pid,
+        pid: peer.pid,
         protocol,
         inbound: Credit::new(budget),
         handle,

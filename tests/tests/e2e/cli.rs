@@ -292,3 +292,38 @@ fn completions_and_the_man_page_come_from_the_command_itself() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn ctl_clients_shows_each_clients_transport_process_and_queue() {
+    let d = DaemonProcess::spawn(&[]);
+    let mut sub = spawn(&d, &["sub", "--count", "1", "who.is.there"]);
+    wait_registered(&d, "who.is.there", 1);
+    let out = run(&d, &["ctl", "--json", "clients"]);
+    assert!(out.status.success(), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let me = doc
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["pid"] == sub.id())
+        .unwrap_or_else(|| panic!("the sub process is not listed: {doc}"));
+    assert_eq!(me["transport"], "unix", "{me}");
+    assert_eq!(me["subscriptions"], 1, "{me}");
+    assert_eq!(me["queued"], 0, "{me}");
+    assert!(
+        me["exe"].as_str().is_some_and(|e| e.ends_with("busd-test")),
+        "{me}"
+    );
+    assert!(
+        me["since"].as_str().is_some_and(|s| s.ends_with('Z')),
+        "{me}"
+    );
+    let table = run(&d, &["ctl", "clients"]);
+    let header = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        header.starts_with("ADDR") && header.contains("TRANSPORT"),
+        "{header}"
+    );
+    assert!(run(&d, &["pub", "who.is.there", "me"]).status.success());
+    assert!(sub.wait().unwrap().success());
+}
