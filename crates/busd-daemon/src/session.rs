@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use busd_core::Route;
+use busd_core::{Route, Unanswered};
 use busd_policy::Identity;
 use busd_proto::{ErrorCode, Op, Sender, Status, Welcome};
 use busd_transport::{BoxReader, BoxWriter, Connection, FdSender, FrameReader, Mapping, PeerInfo};
@@ -80,6 +80,12 @@ pub(crate) fn contain(shared: &Shared, id: u64, panic: &(dyn Any + Send)) {
         identity,
         "panic in a connection's task, closing it: {what}"
     );
+    answer_responder_gone(gone);
+}
+
+/// Answers `ResponderGone` to the requests a departed connection was
+/// serving.
+fn answer_responder_gone(gone: Vec<Unanswered<Arc<ConnHandle>>>) {
     for u in gone {
         let op = Op::Resp {
             rid: u.rid,
@@ -237,14 +243,7 @@ async fn open(
 async fn close(shared: &Shared, id: u64, mut link: Link, mut writer_task: JoinHandle<()>) {
     link.route.settle(&link.epoch);
     let gone = lock(&shared.router).disconnect(id);
-    for u in gone {
-        let op = Op::Resp {
-            rid: u.rid,
-            status: Status::ResponderGone,
-            headers: None,
-        };
-        u.requester.send(&op, Bytes::new());
-    }
+    answer_responder_gone(gone);
     let handle = link.handle;
     handle.finish();
     let grace = if shared.shutdown.is_cancelled() {

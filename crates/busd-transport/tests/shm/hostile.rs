@@ -161,14 +161,22 @@ async fn hostile_setups_are_refused_and_the_listener_keeps_accepting() {
     assert_eq!(server.next().await.peer.addr, "shm");
 }
 
-#[tokio::test]
-async fn a_corrupted_ring_is_an_error_not_a_panic() {
-    let mut server = Server::start().await;
+/// A well-formed set-up of 4 KiB rings sent by hand, so that the test
+/// holds the rings and eventfds a hostile client would: its parts, its
+/// socket and the daemon side's connection.
+async fn hand_made(server: &mut Server) -> (Parts, UnixStream, Connection) {
     let cap = 4096;
     let parts = Parts::new(cap);
     let mut stream = raw_client(&server.path, &preface(cap), &parts.fds()).await;
     assert_eq!(answer(&mut stream).await, Some(0x06));
-    let mut conn = server.next().await;
+    let conn = server.next().await;
+    (parts, stream, conn)
+}
+
+#[tokio::test]
+async fn a_corrupted_ring_is_an_error_not_a_panic() {
+    let mut server = Server::start().await;
+    let (parts, _stream, mut conn) = hand_made(&mut server).await;
     // A tail far past the head (the producer line is at offset 64), then a
     // wake-up for the daemon's reader.
     let tail = 1u64 << 40;
@@ -185,11 +193,7 @@ async fn a_corrupted_ring_is_an_error_not_a_panic() {
 #[tokio::test]
 async fn a_wake_up_storm_on_an_empty_ring_is_taken_at_a_bounded_rate() {
     let mut server = Server::start().await;
-    let cap = 4096;
-    let parts = Parts::new(cap);
-    let mut stream = raw_client(&server.path, &preface(cap), &parts.fds()).await;
-    assert_eq!(answer(&mut stream).await, Some(0x06));
-    let mut conn = server.next().await;
+    let (parts, stream, mut conn) = hand_made(&mut server).await;
     // The daemon side parks on the empty ring, as a session's read would.
     let reading = tokio::spawn(async move { conn.reader.read(&mut [0; 16]).await });
     // The storm: a signal each time the reader has taken the last one, for
