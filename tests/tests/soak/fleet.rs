@@ -3,6 +3,7 @@
 //! unless the soak SIGKILLs it first, or freezes it (SIGSTOP) for a while
 //! and then lets it go on or kills it frozen.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -106,6 +107,10 @@ impl Fleet {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
+            // A group of its own: were the soak's group orphaned (the shell
+            // that started it gone), the kernel would SIGHUP every member
+            // while one of them is frozen, workers included.
+            .process_group(0)
             .spawn()
             .expect("spawn a worker");
         self.live.push(Live {
