@@ -12,6 +12,7 @@ mod publish;
 mod reply;
 mod request;
 mod run;
+mod service_manager;
 mod subscribe;
 mod token;
 

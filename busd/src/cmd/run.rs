@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use busd_daemon::{Config, Raised, StartError};
+use super::service_manager;
+
+use busd_daemon::{Config, Daemon, Inherited, Raised, StartError};
 use busd_transport::TransportError;
 
 /// Options of `busd run`.
@@ -41,13 +43,21 @@ pub(crate) fn main(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before the runtime's threads: taking them clears their variables.
+    let inherited = match service_manager::inherited_sockets() {
+        Ok(sockets) => sockets,
+        Err(e) => {
+            eprintln!("busd: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let threads = config.worker_threads();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
         .build();
     match runtime {
-        Ok(rt) => rt.block_on(run(config, threads)),
+        Ok(rt) => rt.block_on(run(config, threads, inherited)),
         Err(e) => {
             eprintln!("busd: cannot start the async runtime: {e}");
             ExitCode::FAILURE
@@ -67,7 +77,7 @@ pub(super) fn start_background_purge() {
     }
 }
 
-async fn run(config: Config, threads: usize) -> ExitCode {
+async fn run(config: Config, threads: usize, inherited: Inherited) -> ExitCode {
     tracing::info!(threads, "worker threads");
     start_background_purge();
     let daemon_warnings = config.warnings.clone();
@@ -91,7 +101,12 @@ async fn run(config: Config, threads: usize) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let daemon = match busd_daemon::Daemon::start_with(config, shutdown.clone()).await {
+    let config_name = match &config.path {
+        Some(path) => path.display().to_string(),
+        None => "the embedded default".to_owned(),
+    };
+    let from_manager = !inherited.is_empty();
+    let daemon = match Daemon::start_inherited(config, shutdown.clone(), inherited).await {
         Ok(d) => d,
         Err(e) => {
             eprintln!("busd: cannot start: {}", error_chain(&e));
@@ -101,8 +116,12 @@ async fn run(config: Config, threads: usize) -> ExitCode {
     for w in &daemon_warnings {
         tracing::warn!("{w}");
     }
+    let status = ready_status(&daemon, &config_name, from_manager);
+    tracing::info!("{status}");
+    service_manager::ready(&status);
     let (mut term, mut int, mut hup) = signals;
     let reloader = daemon.reloader();
+    let ready = status;
     tokio::spawn(async move {
         loop {
             let stop = tokio::select! {
@@ -110,8 +129,13 @@ async fn run(config: Config, threads: usize) -> ExitCode {
                 _ = int.recv() => "SIGINT",
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading the configuration");
+                    service_manager::reloading();
                     // Errors are logged by the reload itself; the old rules stay.
-                    let _ = reloader.reload();
+                    let outcome = match reloader.reload() {
+                        Ok(_) => format!("{ready}; reloaded"),
+                        Err(e) => format!("{ready}; reload refused, the previous rules stay: {e}"),
+                    };
+                    service_manager::ready(&outcome);
                     continue;
                 }
             };
@@ -121,12 +145,30 @@ async fn run(config: Config, threads: usize) -> ExitCode {
                 std::process::exit(0);
             }
             tracing::info!("{stop}: shutting down, delivering what is queued");
+            service_manager::stopping("shutting down, delivering what is queued");
             shutdown.cancel();
         }
     });
     // What could not be delivered in the grace is logged by the daemon.
     let _stopped = daemon.wait().await;
     ExitCode::SUCCESS
+}
+
+/// The one line that says the daemon serves: where, and with which
+/// configuration. Also its status for the service manager.
+fn ready_status(daemon: &Daemon, config: &str, from_manager: bool) -> String {
+    let endpoints: Vec<String> = daemon.endpoints().iter().map(ToString::to_string).collect();
+    let endpoints = if endpoints.is_empty() {
+        "no listener".to_owned()
+    } else {
+        endpoints.join(", ")
+    };
+    let handed = if from_manager {
+        " (sockets from the service manager)"
+    } else {
+        ""
+    };
+    format!("ready: serving {endpoints}{handed}; config {config}")
 }
 
 /// 2 for a socket path refused as unsafe, which only a change of

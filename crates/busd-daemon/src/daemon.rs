@@ -22,8 +22,25 @@ use crate::tally::Deliveries;
 /// or cancel the token given to [`Daemon::start_with`].
 pub struct Daemon {
     shared: Arc<Shared>,
-    tcp: Option<Endpoint>,
-    unix: Option<Endpoint>,
+    endpoints: Vec<Endpoint>,
+}
+
+/// Listening sockets handed over by a service manager (systemd's socket
+/// activation, `LISTEN_FDS`). Those of a kind replace the configured
+/// listener of that kind; a kind not handed over is bound as configured.
+#[derive(Debug, Default)]
+pub struct Inherited {
+    /// TCP sockets; each must be bound to a loopback address.
+    pub tcp: Vec<std::net::TcpListener>,
+    /// Unix stream sockets bound to a path.
+    pub unix: Vec<std::os::unix::net::UnixListener>,
+}
+
+impl Inherited {
+    /// Whether nothing was handed over.
+    pub fn is_empty(&self) -> bool {
+        self.tcp.is_empty() && self.unix.is_empty()
+    }
 }
 
 /// How a stop went.
@@ -65,6 +82,20 @@ impl Daemon {
         Self::start_hooked(config, shutdown, Hooks::default()).await
     }
 
+    /// As [`Daemon::start_with`], serving on the sockets in `inherited`
+    /// instead of binding the configured ones of their kind.
+    ///
+    /// # Errors
+    /// As [`Daemon::start`]; [`TransportError::NotLoopback`] for an
+    /// inherited TCP socket bound beyond loopback.
+    pub async fn start_inherited(
+        config: Config,
+        shutdown: CancellationToken,
+        inherited: Inherited,
+    ) -> Result<Self, StartError> {
+        Self::start_full(config, shutdown, Hooks::default(), inherited).await
+    }
+
     /// As [`Daemon::start_with`], running `hooks` (fault injection, for
     /// tests).
     ///
@@ -75,46 +106,71 @@ impl Daemon {
         shutdown: CancellationToken,
         hooks: Hooks,
     ) -> Result<Self, StartError> {
-        let tcp = match config.tcp {
-            Some(addr) => Some(TcpListener::bind(addr).await?),
-            None => None,
-        };
-        let unix = match &config.unix {
-            Some(path) => {
-                let mut listener = UnixListener::bind(path).await?;
-                listener.set_max_shm_ring(config.limits.shm_ring_bytes);
-                Some(listener)
+        Self::start_full(config, shutdown, hooks, Inherited::default()).await
+    }
+
+    async fn start_full(
+        config: Config,
+        shutdown: CancellationToken,
+        hooks: Hooks,
+        inherited: Inherited,
+    ) -> Result<Self, StartError> {
+        let mut tcp = Vec::new();
+        if inherited.tcp.is_empty() {
+            if let Some(addr) = config.tcp {
+                tcp.push(TcpListener::bind(addr).await?);
             }
-            None => None,
-        };
+        }
+        for socket in inherited.tcp {
+            tcp.push(TcpListener::from_std(socket)?);
+        }
+        let mut unix = Vec::new();
+        if inherited.unix.is_empty() {
+            if let Some(path) = &config.unix {
+                unix.push(UnixListener::bind(path).await?);
+            }
+        }
+        for socket in inherited.unix {
+            unix.push(UnixListener::from_std(socket)?);
+        }
+        for listener in &mut unix {
+            listener.set_max_shm_ring(config.limits.shm_ring_bytes);
+        }
         let shared = Arc::new(Shared::new(config, shutdown, hooks));
-        let tcp_endpoint = tcp.as_ref().map(Listener::endpoint);
-        let unix_endpoint = unix.as_ref().map(Listener::endpoint);
-        if let Some(l) = tcp {
+        let mut endpoints = Vec::new();
+        for l in tcp {
+            endpoints.push(l.endpoint());
             shared.tracker.spawn(accept_loop(l, Arc::clone(&shared)));
         }
-        if let Some(l) = unix {
+        for l in unix {
+            endpoints.push(l.endpoint());
             shared.tracker.spawn(accept_loop(l, Arc::clone(&shared)));
         }
         shared.tracker.spawn(timer_loop(Arc::clone(&shared)));
-        for e in tcp_endpoint.iter().chain(&unix_endpoint) {
+        for e in &endpoints {
             tracing::info!(endpoint = %e, "listening");
         }
-        Ok(Self {
-            shared,
-            tcp: tcp_endpoint,
-            unix: unix_endpoint,
-        })
+        Ok(Self { shared, endpoints })
     }
 
-    /// The TCP endpoint, with the real port when configured with port 0.
+    /// Every endpoint served: TCP ones first (with the real port when
+    /// configured with port 0), then unix ones.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// The first TCP endpoint, with the real port when configured with port 0.
     pub fn tcp_endpoint(&self) -> Option<&Endpoint> {
-        self.tcp.as_ref()
+        self.endpoints
+            .iter()
+            .find(|e| matches!(e, Endpoint::Tcp(_)))
     }
 
-    /// The unix socket endpoint.
+    /// The first unix socket endpoint.
     pub fn unix_endpoint(&self) -> Option<&Endpoint> {
-        self.unix.as_ref()
+        self.endpoints
+            .iter()
+            .find(|e| matches!(e, Endpoint::Unix(_)))
     }
 
     /// The token that stops the daemon when cancelled.

@@ -37,7 +37,7 @@ mod tally;
 mod writer;
 
 pub use config::{Config, ConfigError, DEFAULT_CONFIG, Limits};
-pub use daemon::{Daemon, Reloader, StartError, Stopped};
+pub use daemon::{Daemon, Inherited, Reloader, StartError, Stopped};
 pub use hooks::{Hooks, OpHook};
 pub use nofile::{Raised, raise_nofile_limit};
 pub use reload::{ReloadError, ReloadReport};

@@ -62,6 +62,41 @@ impl TcpListener {
             local_addr,
         })
     }
+
+    /// Serves on a socket bound and listening already, as a service manager
+    /// hands over with socket activation (`LISTEN_FDS`). The rule of
+    /// [`TcpListener::bind`] holds: its address must be a loopback address,
+    /// whoever bound it.
+    ///
+    /// # Errors
+    ///
+    /// - [`TransportError::NotLoopback`] if it is bound to another address;
+    /// - [`TransportError::Io`] if its address cannot be read or it cannot
+    ///   be made non-blocking.
+    pub fn from_std(listener: std::net::TcpListener) -> Result<Self, TransportError> {
+        let local_addr = listener.local_addr().map_err(|err| {
+            TransportError::io("cannot read the address of an inherited tcp socket", err)
+        })?;
+        if !is_loopback(local_addr.ip()) {
+            return Err(TransportError::NotLoopback(local_addr));
+        }
+        let context = || format!("cannot serve on the inherited socket tcp://{local_addr}");
+        listener
+            .set_nonblocking(true)
+            .map_err(|err| TransportError::io(context(), err))?;
+        // A manager hands sockets over without close-on-exec; whatever the
+        // daemon starts later must not inherit its listeners.
+        rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::CLOEXEC)
+            .map_err(|err| TransportError::io(context(), err.into()))?;
+        let inner = tokio::net::TcpListener::from_std(listener)
+            .map_err(|err| TransportError::io(context(), err))?;
+        debug!(%local_addr, "inherited tcp listener");
+        Ok(Self {
+            inner,
+            pending: JoinSet::new(),
+            local_addr,
+        })
+    }
 }
 
 impl Listener for TcpListener {

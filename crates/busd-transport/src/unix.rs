@@ -12,7 +12,7 @@
 
 use std::io::{self, Cursor};
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -46,8 +46,12 @@ pub struct UnixListener {
     pending: JoinSet<Option<Connection>>,
     /// The largest ring (each way) accepted from an shm client.
     max_shm_ring: u64,
-    /// Holds the path's lock; dropped after `inner`, removing the socket file.
-    socket: SocketFile,
+    /// Where clients connect.
+    path: PathBuf,
+    /// Holds the path's lock; dropped after `inner`, removing the socket
+    /// file. `None` for a socket handed over by a service manager, which
+    /// owns its file.
+    _socket: Option<SocketFile>,
 }
 
 impl UnixListener {
@@ -88,7 +92,53 @@ impl UnixListener {
             inner,
             pending: JoinSet::new(),
             max_shm_ring: shm::MAX_SHM_RING,
-            socket,
+            path: socket.path().to_owned(),
+            _socket: Some(socket),
+        })
+    }
+
+    /// Serves on a socket bound and listening already, as a service manager
+    /// hands over with socket activation (`LISTEN_FDS`). The manager owns
+    /// the socket file, its directory and its mode (`SocketMode=`,
+    /// `SocketGroup=`): none of them is checked, changed or removed here.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Io`] if the socket has no path (an abstract or
+    /// unnamed socket, which no `unix://` URL can name) or cannot be made
+    /// non-blocking.
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> Result<Self, TransportError> {
+        let addr = listener.local_addr().map_err(|err| {
+            TransportError::io("cannot read the address of an inherited unix socket", err)
+        })?;
+        let Some(path) = addr.as_pathname().map(Path::to_owned) else {
+            return Err(TransportError::io(
+                "an inherited unix socket has no path (busd serves path sockets only)",
+                io::Error::from(io::ErrorKind::InvalidInput),
+            ));
+        };
+        let context = || {
+            format!(
+                "cannot serve on the inherited socket unix://{}",
+                path.display()
+            )
+        };
+        listener
+            .set_nonblocking(true)
+            .map_err(|err| TransportError::io(context(), err))?;
+        // A manager hands sockets over without close-on-exec; whatever the
+        // daemon starts later must not inherit its listeners.
+        rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::CLOEXEC)
+            .map_err(|err| TransportError::io(context(), err.into()))?;
+        let inner = tokio::net::UnixListener::from_std(listener)
+            .map_err(|err| TransportError::io(context(), err))?;
+        debug!(path = %path.display(), "inherited unix listener");
+        Ok(Self {
+            inner,
+            pending: JoinSet::new(),
+            max_shm_ring: shm::MAX_SHM_RING,
+            path,
+            _socket: None,
         })
     }
 
@@ -134,7 +184,7 @@ impl Listener for UnixListener {
     }
 
     fn endpoint(&self) -> Endpoint {
-        Endpoint::Unix(self.socket.path().to_owned())
+        Endpoint::Unix(self.path.clone())
     }
 }
 

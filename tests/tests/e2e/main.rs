@@ -27,6 +27,7 @@ mod protocol;
 mod pubsub;
 mod reconnect;
 mod reqrep;
+mod service_manager;
 mod shm_rings;
 mod shm_segments;
 mod shutdown;
