@@ -69,6 +69,9 @@ pub struct Route<H> {
     /// Publishes and deliveries made through this route since it was
     /// last settled, not yet in the shared counters.
     unsettled: (u64, u64),
+    /// Deliveries the rules denied when it was made (a route with any is
+    /// never reused).
+    pub(crate) denied: u64,
 }
 
 impl<H> Default for Route<H> {
@@ -77,6 +80,7 @@ impl<H> Default for Route<H> {
             targets: Vec::new(),
             reusable: None,
             unsettled: (0, 0),
+            denied: 0,
         }
     }
 }
@@ -85,6 +89,11 @@ impl<H> Route<H> {
     /// The deliveries to make.
     pub fn targets(&self) -> &[Target<H>] {
         &self.targets
+    }
+
+    /// The deliveries the rules denied (none in a route used again).
+    pub fn denied(&self) -> u64 {
+        self.denied
     }
 
     /// Whether this is still the route of a publish to `subject`: nothing

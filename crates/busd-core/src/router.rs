@@ -186,7 +186,9 @@ impl<H: Clone> Router<H> {
     pub fn route(&mut self, from: u64, subject: &Subject, route: &mut Route<H>) {
         route.targets.clear();
         let epoch = self.epoch.current();
+        let denied_before = self.stats.denied;
         let reusable = self.route_into(from, subject, &mut route.targets);
+        route.denied = self.stats.denied - denied_before;
         route.reusable = reusable.then(|| (subject.clone(), epoch));
     }
 

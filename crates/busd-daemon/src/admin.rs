@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::reload::reload;
 use crate::shared::Shared;
 use crate::sync::lock;
+use crate::traffic::TrafficDoc;
 
 /// Whether `who` may run ctl commands.
 pub(crate) fn is_admin(shared: &Shared, who: &Identity) -> bool {
@@ -151,6 +152,12 @@ struct ClientDoc {
     subscriptions: usize,
     services: usize,
     pending_calls: usize,
+    /// What it sent and was sent.
+    #[serde(flatten)]
+    traffic: TrafficDoc,
+    /// Deliveries it lost with a cut-off or closing grace (beside
+    /// `dropped`, by its `drop-oldest` subscriptions).
+    discarded: u64,
     /// Messages waiting in its outbound queue.
     queued: u64,
 }
@@ -182,6 +189,8 @@ fn clients(shared: &Shared) -> Vec<ClientDoc> {
                 subscriptions: c.subscriptions,
                 services: c.services,
                 pending_calls: c.pending_calls,
+                traffic: handle.traffic.snapshot(),
+                discarded: handle.discarded(),
                 queued: handle.queued(),
             })
         })

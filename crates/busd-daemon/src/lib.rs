@@ -34,6 +34,7 @@ mod session;
 mod shared;
 mod sync;
 mod tally;
+mod traffic;
 mod writer;
 
 pub use config::{Config, ConfigError, DEFAULT_CONFIG, Limits};

@@ -22,6 +22,7 @@ use crate::origin::Origin;
 use crate::payload::Payload;
 use crate::sync::lock;
 use crate::tally::Tally;
+use crate::traffic::Traffic;
 
 /// Payloads at least this large travel as their own iovec instead of
 /// being copied into the coalescing buffer (or into a queue's run).
@@ -80,6 +81,8 @@ pub(crate) struct ConnHandle {
     discarded: AtomicU64,
     /// The daemon's delivery counters.
     tally: Arc<Tally>,
+    /// This connection's own counters.
+    pub(crate) traffic: Traffic,
 }
 
 impl ConnHandle {
@@ -109,6 +112,7 @@ impl ConnHandle {
             fatal: Mutex::new(None),
             discarded: AtomicU64::new(0),
             tally,
+            traffic: Traffic::default(),
         }
     }
 
@@ -136,6 +140,7 @@ impl ConnHandle {
             Pushed::Queued { was_empty: false } => {}
             Pushed::Dropped { count } => {
                 self.tally.dropped(count);
+                self.traffic.dropped(count);
                 self.wake.notify_one();
             }
             Pushed::Full => {
@@ -357,6 +362,7 @@ impl ConnHandle {
     /// Counts `n` deliveries its socket took.
     pub(crate) fn wrote(&self, n: u64) {
         self.tally.written(n);
+        self.traffic.received(n);
     }
 
     /// Deliveries this connection lost so far.

@@ -35,6 +35,7 @@ use crate::origin::Origin;
 use crate::outbox::ConnHandle;
 use crate::shared::Shared;
 use crate::sync::lock;
+use crate::traffic::Unsettled;
 use crate::writer::write_loop;
 
 /// How long a closing connection may take to flush what is queued for it.
@@ -135,6 +136,8 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         return;
     };
     link.read_loop(&mut frames).await;
+    let consumed = frames.consumed();
+    link.handle.traffic.settle(&mut link.counts, consumed);
     close(&shared, id, link, writer_task).await;
     linger(&mut frames).await;
 }
@@ -232,6 +235,7 @@ async fn open(
         route: Route::default(),
         epoch,
         head: BytesMut::new(),
+        counts: Unsettled::default(),
     };
     Some((link, writer_task))
 }

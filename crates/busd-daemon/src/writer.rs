@@ -210,7 +210,9 @@ impl<W: AsyncWrite + Unpin> Out<'_, W> {
     /// Writes what is buffered, and counts its deliveries written.
     async fn flush(&mut self) -> io::Result<()> {
         self.cut();
+        let bytes: usize = self.chunks.iter().map(Bytes::len).sum();
         write_chunks(self.writer, self.chunks, self.write_timeout).await?;
+        self.handle.traffic.wrote_bytes(bytes as u64);
         self.written += std::mem::take(&mut self.pending);
         Ok(())
     }

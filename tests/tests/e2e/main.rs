@@ -31,3 +31,4 @@ mod service_manager;
 mod shm_rings;
 mod shm_segments;
 mod shutdown;
+mod traffic;

@@ -42,6 +42,8 @@ impl Link {
         if !route.reuse(&subject, &self.epoch) {
             lock(&self.shared.router).route(self.id, &subject, &mut route);
         }
+        self.counts.published += 1;
+        self.counts.denied += route.denied();
         // One deadline for the waits of this publish under each bound.
         let (mut own, mut foreign) = (None, None);
         // Taken before the last receiver is handed the bytes themselves.

@@ -11,6 +11,7 @@ use crate::audit::Who;
 use crate::budget::Credit;
 use crate::outbox::ConnHandle;
 use crate::shared::Shared;
+use crate::traffic::Unsettled;
 
 /// One open connection: its protocol state, its outbound queue, and what
 /// its publishes reuse.
@@ -33,6 +34,8 @@ pub(super) struct Link {
     pub(super) epoch: Arc<RouteEpoch>,
     /// Delivery heads are encoded into this block (see `fanout`).
     pub(super) head: BytesMut,
+    /// Counted since they were last added to `handle.traffic`.
+    pub(super) counts: Unsettled,
 }
 
 impl Link {

@@ -146,6 +146,8 @@ impl Link {
                     // Every frame read so far is handled: count them before
                     // waiting for more.
                     self.route.settle(&self.epoch);
+                    let consumed = frames.consumed();
+                    self.handle.traffic.settle(&mut self.counts, consumed);
                     let waits = Waits {
                         killed: killed.as_mut(),
                         shutdown: shutdown.as_mut(),
@@ -160,6 +162,7 @@ impl Link {
                 Err(e) => Err(e),
             };
             since_yield += 1;
+            self.counts.frames_in += 1;
             if since_yield == YIELD_EVERY {
                 since_yield = 0;
                 tokio::task::yield_now().await;
