@@ -168,7 +168,11 @@ fn ready_status(daemon: &Daemon, config: &str, from_manager: bool) -> String {
     } else {
         ""
     };
-    format!("ready: serving {endpoints}{handed}; config {config}")
+    let metrics = daemon
+        .metrics_addr()
+        .map(|addr| format!("; metrics http://{addr}/metrics"))
+        .unwrap_or_default();
+    format!("ready: serving {endpoints}{handed}{metrics}; config {config}")
 }
 
 /// 2 for a socket path refused as unsafe, which only a change of
@@ -177,7 +181,7 @@ fn ready_status(daemon: &Daemon, config: &str, from_manager: bool) -> String {
 fn start_error_code(e: &StartError) -> ExitCode {
     match e {
         StartError::Transport(TransportError::SocketPath(_)) => ExitCode::from(2),
-        StartError::Transport(_) => ExitCode::FAILURE,
+        StartError::Transport(_) | StartError::Metrics { .. } => ExitCode::FAILURE,
     }
 }
 

@@ -42,6 +42,8 @@ pub struct Unanswered<H> {
     pub requester: H,
     /// The requester's id for the request.
     pub rid: u64,
+    /// When the daemon read the request.
+    pub received: Instant,
 }
 
 /// One call in flight.
@@ -50,6 +52,8 @@ pub(crate) struct Call {
     pub(crate) requester: u64,
     pub(crate) rid: u64,
     pub(crate) responder: u64,
+    /// When the daemon read the request.
+    pub(crate) received: Instant,
     /// Its key in the deadline index, with the call id.
     deadline: Instant,
 }
@@ -106,14 +110,14 @@ impl Calls {
         self.services.get_mut(service)
     }
 
-    /// Records a call from `requester` (its `rid`) to `responder`, due by
-    /// `deadline`; its call id, and whether the timer must be woken for it.
+    /// Records a call from `requester` (its `rid`, read at `received`) to
+    /// `responder`, due by `deadline`; its call id, and whether the timer
+    /// must be woken for it.
     pub(crate) fn open(
         &mut self,
-        requester: u64,
-        rid: u64,
+        (requester, rid): (u64, u64),
         responder: u64,
-        deadline: Instant,
+        (received, deadline): (Instant, Instant),
     ) -> (u64, bool) {
         self.next_id += 1;
         let call_id = self.next_id;
@@ -121,6 +125,7 @@ impl Calls {
             requester,
             rid,
             responder,
+            received,
             deadline,
         };
         self.table.insert(call_id, call);

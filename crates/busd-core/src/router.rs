@@ -276,6 +276,7 @@ impl<H: Clone> Router<H> {
         Some(Unanswered {
             requester: asker.handle.clone(),
             rid: call.rid,
+            received: call.received,
         })
     }
 

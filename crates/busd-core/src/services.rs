@@ -43,8 +43,8 @@ impl<H: Clone> Router<H> {
         Ok(())
     }
 
-    /// Routes request `rid` from `from` to one allowed responder of
-    /// `service`, to be answered by `deadline`.
+    /// Routes request `rid` from `from`, read at `received`, to one
+    /// allowed responder of `service`, to be answered by `deadline`.
     ///
     /// # Errors
     /// What to answer at once (counted): `NoResponders` when nobody serves
@@ -55,7 +55,7 @@ impl<H: Clone> Router<H> {
         from: u64,
         rid: u64,
         service: &Subject,
-        deadline: Instant,
+        (received, deadline): (Instant, Instant),
     ) -> Result<Routed<H>, RequestError> {
         let Some(asker) = self.conns.get(&from) else {
             return Err(RequestError::NotAuthorized);
@@ -93,7 +93,9 @@ impl<H: Clone> Router<H> {
         svc.next = i + 1;
         let (responder, sid) = (svc.responders[i].conn, svc.responders[i].sid);
         let from_sender = asker.sender.clone();
-        let (call_id, wake_timer) = self.calls.open(from, rid, responder, deadline);
+        let (call_id, wake_timer) = self
+            .calls
+            .open((from, rid), responder, (received, deadline));
         if let Some(c) = self.conns.get_mut(&from) {
             c.asking.insert(call_id);
         }
@@ -169,7 +171,7 @@ mod tests {
         let start = Instant::now();
         for rid in 0..200_000 {
             let due = start + Duration::from_secs(3600);
-            let routed = sut.request(1, rid, &service, due).unwrap();
+            let routed = sut.request(1, rid, &service, (start, due)).unwrap();
             let back = sut.respond(2, routed.call_id).expect("answered");
             assert_eq!(back.rid, rid);
         }
@@ -198,13 +200,14 @@ mod tests {
         let policy = Arc::new(Policy::unpackaged_only(UnpackagedMode::SameUid));
         let mut sut: Router<u64> = Router::new(policy, RouterLimits::default());
         let service = Subject::from_static("svc");
-        let due = Instant::now() + Duration::from_secs(3600);
+        let now = Instant::now();
+        let due = now + Duration::from_secs(3600);
         for gone in [1, 2] {
             sut.connect(1, Identity::unpackaged(Some(1000)), 1).unwrap();
             sut.connect(2, Identity::unpackaged(Some(1000)), 2).unwrap();
             sut.serve(2, 1, service.clone(), None).unwrap();
             for rid in 0..10 {
-                sut.request(1, rid, &service, due).unwrap();
+                sut.request(1, rid, &service, (now, due)).unwrap();
             }
             assert_eq!(sut.calls.deadline_count(), 10);
             sut.disconnect(gone);

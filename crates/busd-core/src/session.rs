@@ -74,6 +74,8 @@ pub enum Step {
         rid: u64,
         /// The service asked.
         service: Subject,
+        /// When it was read, for its latency.
+        received: Instant,
         /// When the daemon answers `Timeout` if no reply came.
         deadline: Instant,
         /// Its headers.
@@ -420,10 +422,12 @@ fn request(
         return Err(ProtocolError::WildcardRequest { rid, service });
     }
     let timeout = Duration::from_millis(u64::from(timeout_ms.max(1))).min(MAX_REQUEST_TIMEOUT);
+    let received = now();
     Ok(Step::Request {
         rid,
         service,
-        deadline: now() + timeout,
+        received,
+        deadline: received + timeout,
         headers,
     })
 }

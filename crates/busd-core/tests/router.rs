@@ -12,6 +12,11 @@ fn subject(s: &str) -> Subject {
 }
 
 /// A router whose handles are just the connection ids.
+/// A request read now, due by `deadline`.
+fn at(deadline: Instant) -> (Instant, Instant) {
+    (Instant::now(), deadline)
+}
+
 fn sut() -> Router<u64> {
     Router::new(
         Arc::new(Policy::unpackaged_only(UnpackagedMode::SameUid)),
@@ -127,8 +132,8 @@ fn requests_round_robin_and_answer_once() {
     r.serve(2, 5, svc.clone(), None).unwrap();
     r.serve(3, 6, svc.clone(), None).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    let a = r.request(1, 100, &svc, deadline).unwrap();
-    let b = r.request(1, 101, &svc, deadline).unwrap();
+    let a = r.request(1, 100, &svc, at(deadline)).unwrap();
+    let b = r.request(1, 101, &svc, at(deadline)).unwrap();
     assert_ne!(a.responder, b.responder, "round robin");
     assert_eq!(a.from.client_id, 1, "sender stamped by the router");
     // Only the chosen responder may answer, and only once.
@@ -145,13 +150,13 @@ fn no_responders_is_immediate() {
     let mut r = sut();
     r.connect(1, user(1000), 1).unwrap();
     let err = r
-        .request(1, 1, &subject("nobody.home"), Instant::now())
+        .request(1, 1, &subject("nobody.home"), at(Instant::now()))
         .unwrap_err();
     assert_eq!(err.status(), Some(Status::NoResponders));
     r.connect(2, user(1001), 2).unwrap();
     r.serve(2, 1, subject("other.user"), None).unwrap();
     let err = r
-        .request(1, 2, &subject("other.user"), Instant::now())
+        .request(1, 2, &subject("other.user"), at(Instant::now()))
         .unwrap_err();
     assert_eq!(err.status(), Some(Status::NotAuthorized));
 }
@@ -164,9 +169,9 @@ fn requests_time_out_and_late_replies_are_dropped() {
     r.serve(2, 1, subject("slow"), None).unwrap();
     let t0 = Instant::now();
     let call = r
-        .request(1, 7, &subject("slow"), t0 + Duration::from_millis(100))
+        .request(1, 7, &subject("slow"), at(t0 + Duration::from_millis(100)))
         .unwrap();
-    r.request(1, 8, &subject("slow"), t0 + Duration::from_millis(300))
+    r.request(1, 8, &subject("slow"), at(t0 + Duration::from_millis(300)))
         .unwrap();
     assert_eq!(r.next_deadline(), Some(t0 + Duration::from_millis(100)));
     assert!(r.expire(t0 + Duration::from_millis(99)).is_empty());
@@ -187,7 +192,7 @@ fn responder_gone_fails_its_calls_at_once() {
         1,
         42,
         &subject("svc"),
-        Instant::now() + Duration::from_secs(9),
+        at(Instant::now() + Duration::from_secs(9)),
     )
     .unwrap();
     let gone = r.disconnect(2);
@@ -199,7 +204,7 @@ fn responder_gone_fails_its_calls_at_once() {
     );
     assert_eq!(r.next_deadline(), None);
     let err = r
-        .request(1, 43, &subject("svc"), Instant::now())
+        .request(1, 43, &subject("svc"), at(Instant::now()))
         .unwrap_err();
     assert_eq!(
         err.status(),
@@ -214,7 +219,9 @@ fn requester_gone_drops_the_later_reply() {
     r.connect(1, user(1000), 1).unwrap();
     r.connect(2, user(1000), 2).unwrap();
     r.serve(2, 1, subject("svc"), None).unwrap();
-    let call = r.request(1, 1, &subject("svc"), Instant::now()).unwrap();
+    let call = r
+        .request(1, 1, &subject("svc"), at(Instant::now()))
+        .unwrap();
     assert!(r.disconnect(1).is_empty());
     assert!(r.respond(2, call.call_id).is_none());
 }
@@ -231,12 +238,12 @@ fn request_counters_balance() {
     let t0 = Instant::now();
     let soon = t0 + Duration::from_millis(10);
     let later = t0 + Duration::from_secs(9);
-    let answered = r.request(1, 1, &subject("svc"), later).unwrap();
+    let answered = r.request(1, 1, &subject("svc"), at(later)).unwrap();
     r.respond(answered.responder, answered.call_id).unwrap();
-    let _ = r.request(1, 2, &subject("svc"), soon).unwrap();
-    let _ = r.request(4, 3, &subject("svc"), later).unwrap();
-    let _ = r.request(1, 4, &subject("svc"), later).unwrap();
-    let _ = r.request(1, 5, &subject("svc"), later).unwrap();
+    let _ = r.request(1, 2, &subject("svc"), at(soon)).unwrap();
+    let _ = r.request(4, 3, &subject("svc"), at(later)).unwrap();
+    let _ = r.request(1, 4, &subject("svc"), at(later)).unwrap();
+    let _ = r.request(1, 5, &subject("svc"), at(later)).unwrap();
     assert_eq!(r.expire(soon).len(), 1);
     let _ = r.disconnect(4); // asked rid 3
     let _ = r.disconnect(2); // serves one of rids 4 and 5
@@ -303,9 +310,9 @@ fn pending_requests_are_capped_per_connection_and_freed_by_answers() {
     r.serve(3, 1, subject("svc"), None).unwrap();
     let svc = subject("svc");
     let due = Instant::now() + Duration::from_secs(60);
-    let first = r.request(1, 1, &svc, due).unwrap();
-    r.request(1, 2, &svc, due).unwrap();
-    let err = r.request(1, 3, &svc, due).unwrap_err();
+    let first = r.request(1, 1, &svc, at(due)).unwrap();
+    r.request(1, 2, &svc, at(due)).unwrap();
+    let err = r.request(1, 3, &svc, at(due)).unwrap_err();
     assert_eq!(err.code(), ErrorCode::LimitExceeded);
     assert_eq!(err.status(), None, "answered by an Error frame, not a Resp");
     assert!(
@@ -315,10 +322,10 @@ fn pending_requests_are_capped_per_connection_and_freed_by_answers() {
     assert_eq!(r.stats().requests_over_limit, 1);
     assert_eq!(r.pending_requests(), 2, "the refused request holds nothing");
     // Another connection of the same identity has its own budget.
-    r.request(2, 1, &svc, due).unwrap();
+    r.request(2, 1, &svc, at(due)).unwrap();
     // An answer makes room at once.
     r.respond(3, first.call_id).unwrap();
-    r.request(1, 4, &svc, due).unwrap();
+    r.request(1, 4, &svc, at(due)).unwrap();
     assert_eq!(r.stats().requests_over_limit, 1);
 }
 
@@ -411,7 +418,7 @@ fn reload_revokes_live_routes_and_names_removed_packages() {
     assert!(r.set_policy(Arc::new(policy.clone())).is_empty());
     assert_eq!(publish(&mut r, 1, "x"), vec![]);
     assert_eq!(
-        r.request(1, 1, &subject("svc"), Instant::now())
+        r.request(1, 1, &subject("svc"), at(Instant::now()))
             .unwrap_err()
             .status(),
         Some(Status::NotAuthorized)
@@ -449,11 +456,11 @@ fn capability_gated_service_only_routes_capable_callers() {
     r.serve(1, 1, subject("maps.only"), Some("contoso.hsa".into()))
         .unwrap();
     assert!(
-        r.request(1, 1, &subject("hsa"), Instant::now()).is_ok(),
+        r.request(1, 1, &subject("hsa"), at(Instant::now())).is_ok(),
         "has it"
     );
     let err = r
-        .request(2, 1, &subject("maps.only"), Instant::now())
+        .request(2, 1, &subject("maps.only"), at(Instant::now()))
         .unwrap_err();
     assert_eq!(
         err.status(),

@@ -5,8 +5,6 @@
 //! command's answer is a typed document, encoded as JSON into the `Resp`
 //! payload only here, at the protocol's edge.
 
-use std::sync::Arc;
-
 use busd_policy::Identity;
 use busd_proto::{CtlCommand, Overflow, Status};
 use bytes::Bytes;
@@ -155,28 +153,17 @@ struct ClientDoc {
     /// What it sent and was sent.
     #[serde(flatten)]
     traffic: TrafficDoc,
-    /// Deliveries it lost with a cut-off or closing grace (beside
-    /// `dropped`, by its `drop-oldest` subscriptions).
-    discarded: u64,
     /// Messages waiting in its outbound queue.
     queued: u64,
 }
 
 fn clients(shared: &Shared) -> Vec<ClientDoc> {
-    let router = lock(&shared.router);
-    let list = router.clients();
-    // Handles only: their queues are locked after the router is let go.
-    let handles: Vec<_> = list
-        .iter()
-        .map(|c| router.connection(c.id).map(|(_, h)| Arc::clone(h)))
-        .collect();
-    drop(router);
-    list.into_iter()
-        .zip(handles)
-        .filter_map(|(c, handle)| {
-            let handle = handle?;
+    shared
+        .connections()
+        .into_iter()
+        .map(|(c, handle)| {
             let origin = &handle.origin;
-            Some(ClientDoc {
+            ClientDoc {
                 id: c.id,
                 pfn: c.identity.pfn.as_ref().map(ToString::to_string),
                 uid: c.identity.uid,
@@ -189,10 +176,9 @@ fn clients(shared: &Shared) -> Vec<ClientDoc> {
                 subscriptions: c.subscriptions,
                 services: c.services,
                 pending_calls: c.pending_calls,
-                traffic: handle.traffic.snapshot(),
-                discarded: handle.discarded(),
+                traffic: handle.traffic(),
                 queued: handle.queued(),
-            })
+            }
         })
         .collect()
 }

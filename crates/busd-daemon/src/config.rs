@@ -65,7 +65,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Limits.
     pub limits: Limits,
-    /// The `BUSD_DAEMON__*` and `BUSD_LIMITS__*` overrides it was loaded
+    /// Where the Prometheus metrics are served over HTTP (`[metrics]
+    /// listen`), a loopback address; `None`: not served.
+    pub metrics: Option<SocketAddr>,
+    /// The `BUSD_DAEMON__*`, `BUSD_LIMITS__*` and `BUSD_METRICS__*` overrides it was loaded
     /// with (the environment, and `busd run`'s `--tcp` and `--unix`): a
     /// reload applies them again over the new file, as a start did.
     pub overrides: Vec<(String, String)>,
@@ -232,6 +235,7 @@ impl Config {
             busy_poll,
             shutdown_grace,
             limits: v.limits(layers.limits)?,
+            metrics: v.loopback("metrics.listen", layers.metrics.listen, "127.0.0.1:9271")?,
             overrides,
         };
         Ok((config, checked.warnings))
@@ -264,7 +268,11 @@ impl Config {
 /// environment).
 fn overrides_in(env: &[(String, String)]) -> Vec<(String, String)> {
     env.iter()
-        .filter(|(k, _)| k.starts_with("BUSD_DAEMON__") || k.starts_with("BUSD_LIMITS__"))
+        .filter(|(k, _)| {
+            ["BUSD_DAEMON__", "BUSD_LIMITS__", "BUSD_METRICS__"]
+                .iter()
+                .any(|prefix| k.starts_with(prefix))
+        })
         .cloned()
         .collect()
 }
@@ -344,23 +352,32 @@ impl Validator<'_> {
         value.ok_or_else(|| self.err(key, "missing"))
     }
 
+    /// A loopback address, or `None` for `""`.
+    fn loopback(
+        &self,
+        key: &str,
+        value: Option<String>,
+        example: &str,
+    ) -> Result<Option<SocketAddr>, ConfigError> {
+        let s = self.required(key, value)?;
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        let addr: SocketAddr = s.parse().map_err(|e| {
+            let why = format!("{s:?} is not an address like {example} ({e})");
+            self.err(key, why)
+        })?;
+        if !addr.ip().to_canonical().is_loopback() {
+            let why =
+                format!("{addr} is not a loopback address; busd listens on 127.0.0.1 or ::1 only");
+            return Err(self.err(key, why));
+        }
+        Ok(Some(addr))
+    }
+
     fn daemon(&self, d: RawDaemon) -> Result<DaemonKeys, ConfigError> {
-        let tcp = match self.required("daemon.tcp", d.tcp)?.trim() {
-            "" => None,
-            s => {
-                let addr: SocketAddr = s.parse().map_err(|e| {
-                    let why = format!("{s:?} is not an address like 127.0.0.1:4271 ({e})");
-                    self.err("daemon.tcp", why)
-                })?;
-                if !addr.ip().is_loopback() {
-                    let why = format!(
-                        "{addr} is not a loopback address; busd listens on 127.0.0.1 or ::1 only"
-                    );
-                    return Err(self.err("daemon.tcp", why));
-                }
-                Some(addr)
-            }
-        };
+        let tcp = self.loopback("daemon.tcp", d.tcp, "127.0.0.1:4271")?;
         let unix = match self.required("daemon.unix", d.unix)?.trim() {
             "" => None,
             "auto" => Some(Endpoint::default_unix_path()),

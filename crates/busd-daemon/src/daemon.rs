@@ -1,5 +1,6 @@
 //! The daemon: listeners, the shared router, the request timer, shutdown.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::hooks::Hooks;
+use crate::metrics;
 use crate::reload::{ReloadError, ReloadReport, reload};
 use crate::session;
 use crate::shared::Shared;
@@ -23,6 +25,7 @@ use crate::tally::Deliveries;
 pub struct Daemon {
     shared: Arc<Shared>,
     endpoints: Vec<Endpoint>,
+    metrics: Option<SocketAddr>,
 }
 
 /// Listening sockets handed over by a service manager (systemd's socket
@@ -58,6 +61,15 @@ pub enum StartError {
     /// A listener could not be opened.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The metrics listener (`[metrics] listen`) could not be opened.
+    #[error("cannot serve metrics on http://{addr}")]
+    Metrics {
+        /// The address configured.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Daemon {
@@ -136,6 +148,11 @@ impl Daemon {
         for listener in &mut unix {
             listener.set_max_shm_ring(config.limits.shm_ring_bytes);
         }
+        let metrics = match config.metrics {
+            Some(addr) => Some(bind_metrics(addr).await?),
+            None => None,
+        };
+        let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
         let shared = Arc::new(Shared::new(config, shutdown, hooks));
         let mut endpoints = Vec::new();
         for l in tcp {
@@ -150,7 +167,23 @@ impl Daemon {
         for e in &endpoints {
             tracing::info!(endpoint = %e, "listening");
         }
-        Ok(Self { shared, endpoints })
+        if let Some(l) = metrics {
+            shared.tracker.spawn(metrics::serve(l, Arc::clone(&shared)));
+        }
+        if let Some(addr) = metrics_addr {
+            tracing::info!(endpoint = %format!("http://{addr}/metrics"), "serving metrics");
+        }
+        Ok(Self {
+            shared,
+            endpoints,
+            metrics: metrics_addr,
+        })
+    }
+
+    /// Where the Prometheus metrics are served (`[metrics] listen`, with
+    /// the real port when configured with port 0): `http://ADDR/metrics`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
     }
 
     /// Every endpoint served: TCP ones first (with the real port when
@@ -242,6 +275,17 @@ impl Reloader {
     pub fn reload(&self) -> Result<ReloadReport, ReloadError> {
         reload(&self.0)
     }
+}
+
+/// Binds the metrics listener, on a loopback address only (as the
+/// configuration checks, and again here for one built in code).
+async fn bind_metrics(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    if !addr.ip().to_canonical().is_loopback() {
+        return Err(TransportError::NotLoopback(addr).into());
+    }
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Metrics { addr, source })
 }
 
 async fn accept_loop<L: Listener>(mut listener: L, shared: Arc<Shared>) {

@@ -39,6 +39,19 @@ pub(crate) enum HandshakeError {
 }
 
 impl HandshakeError {
+    /// Why, as the metrics count refused handshakes: a failed proof's
+    /// reason, else the error code; `None` when no one was refused (the
+    /// peer left, the daemon is stopping).
+    pub(crate) fn reason(&self) -> Option<&'static str> {
+        match self {
+            Self::PeerLeft | Self::ShuttingDown => None,
+            Self::TimedOut(_) => Some("handshake timed out"),
+            Self::Protocol(ProtocolError::AuthFailed { reason, .. }) => Some(reason),
+            Self::Frame(e) => Some(e.code().as_str()),
+            Self::Protocol(e) => Some(e.code().as_str()),
+        }
+    }
+
     /// The code to tell the peer before closing, if there is anyone to tell.
     pub(crate) fn code(&self) -> Option<ErrorCode> {
         match self {

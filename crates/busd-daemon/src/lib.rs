@@ -25,6 +25,7 @@ pub mod config;
 mod daemon;
 mod handshake;
 mod hooks;
+mod metrics;
 mod nofile;
 mod origin;
 mod outbox;

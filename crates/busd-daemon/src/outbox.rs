@@ -22,7 +22,7 @@ use crate::origin::Origin;
 use crate::payload::Payload;
 use crate::sync::lock;
 use crate::tally::Tally;
-use crate::traffic::Traffic;
+use crate::traffic::{Traffic, TrafficDoc};
 
 /// Payloads at least this large travel as their own iovec instead of
 /// being copied into the coalescing buffer (or into a queue's run).
@@ -149,10 +149,7 @@ impl ConnHandle {
                     conn = self.id,
                     "slow consumer: outbound queue full, disconnecting"
                 );
-                self.cut_off(
-                    ErrorCode::SlowConsumer,
-                    "outbound queue full: the client reads too slowly",
-                );
+                self.cut_off_slow("outbound queue full: the client reads too slowly");
             }
         }
     }
@@ -300,6 +297,12 @@ impl ConnHandle {
         self.kill();
     }
 
+    /// Cuts the connection off as a slow consumer (counted).
+    pub(crate) fn cut_off_slow(&self, message: &str) {
+        self.tally.slow_consumer();
+        self.cut_off(ErrorCode::SlowConsumer, message);
+    }
+
     /// Closes the connection gracefully: what is already queued is sent
     /// first, then `code`, then the socket is closed. The session stops
     /// reading and, after it has left the router, gives the writer a
@@ -365,9 +368,10 @@ impl ConnHandle {
         self.traffic.received(n);
     }
 
-    /// Deliveries this connection lost so far.
-    pub(crate) fn discarded(&self) -> u64 {
-        self.discarded.load(Ordering::Relaxed)
+    /// This connection's traffic so far.
+    pub(crate) fn traffic(&self) -> TrafficDoc {
+        self.traffic
+            .snapshot(self.discarded.load(Ordering::Relaxed))
     }
 
     /// Marks the connection killed and tells everyone waiting on it.

@@ -114,6 +114,9 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
     let (protocol, identity) = match handshake(&shared, &mut frames, &mut writer, &peer).await {
         Ok(proven) => proven,
         Err(e) => {
+            if let Some(reason) = e.reason() {
+                shared.metrics.auth_failed(reason);
+            }
             if let Some(code) = e.code() {
                 if code == ErrorCode::FrameTooLarge {
                     let who = Who {
@@ -191,6 +194,7 @@ async fn open(
             };
             audit::limit_reached(who, "limits.max_connections", &e);
         }
+        shared.metrics.auth_failed(e.code().as_str());
         refuse(&mut writer, e.code(), e.to_string()).await;
         return None;
     }
@@ -246,7 +250,13 @@ async fn open(
 /// what is not is discarded and counted.
 async fn close(shared: &Shared, id: u64, mut link: Link, mut writer_task: JoinHandle<()>) {
     link.route.settle(&link.epoch);
-    let gone = lock(&shared.router).disconnect(id);
+    let (gone, at_leaving) = {
+        let mut router = lock(&shared.router);
+        let gone = router.disconnect(id);
+        let traffic = link.handle.traffic();
+        shared.metrics.closed(&link.identity, traffic);
+        (gone, traffic)
+    };
     answer_responder_gone(gone);
     let handle = link.handle;
     handle.finish();
@@ -263,7 +273,11 @@ async fn close(shared: &Shared, id: u64, mut link: Link, mut writer_task: JoinHa
         let _ = writer_task.await;
         handle.discard_queued();
     }
-    let lost = handle.discarded();
+    let last = handle.traffic();
+    shared
+        .metrics
+        .closed(&link.identity, last.since(at_leaving));
+    let lost = last.discarded;
     if lost > 0 {
         if shared.shutdown.is_cancelled() {
             shared.undelivered.fetch_add(lost, Ordering::Relaxed);

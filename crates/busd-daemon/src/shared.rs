@@ -5,7 +5,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
-use busd_core::{FailedProofs, Router, RouterLimits};
+use busd_core::{ClientInfo, FailedProofs, Router, RouterLimits};
 use busd_policy::Policy;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::budget::Budgets;
 use crate::config::Config;
 use crate::hooks::Hooks;
+use crate::metrics::Recorded;
 use crate::outbox::ConnHandle;
 use crate::sync::lock;
 use crate::tally::{Deliveries, Tally};
@@ -42,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     /// Every owner's memory budget (`limits.max_memory_per_identity`).
     pub(crate) budgets: Budgets,
+    /// What the metrics need that nothing else keeps.
+    pub(crate) metrics: Recorded,
     /// Fault injection for tests (none in `busd run`).
     pub(crate) hooks: Hooks,
     pub(crate) tracker: TaskTracker,
@@ -67,6 +70,7 @@ impl Shared {
             undelivered: AtomicU64::new(0),
             tally: Arc::default(),
             budgets: Budgets::new(budget),
+            metrics: Recorded::default(),
             shutdown,
             hooks,
             tracker: TaskTracker::new(),
@@ -78,6 +82,13 @@ impl Shared {
         Arc::clone(lock(&self.router).policy())
     }
 
+    /// Every registered connection with its handle, by id. The handles'
+    /// queues and counters are for the caller to read after the router's
+    /// lock is let go.
+    pub(crate) fn connections(&self) -> Vec<(ClientInfo, Arc<ConnHandle>)> {
+        connections_in(&lock(&self.router))
+    }
+
     /// The delivery counters, with what the registered connections have
     /// queued (their queues are locked after the router's lock is let go,
     /// so a busy router waits for none of them).
@@ -86,4 +97,18 @@ impl Shared {
         let queued = handles.iter().map(|h| h.queued()).sum();
         self.tally.snapshot(queued)
     }
+}
+
+/// Every connection registered with `router`, with its handle, by id.
+pub(crate) fn connections_in(
+    router: &Router<Arc<ConnHandle>>,
+) -> Vec<(ClientInfo, Arc<ConnHandle>)> {
+    router
+        .clients()
+        .into_iter()
+        .filter_map(|c| {
+            let handle = Arc::clone(router.connection(c.id)?.1);
+            Some((c, handle))
+        })
+        .collect()
 }

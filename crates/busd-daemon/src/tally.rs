@@ -21,6 +21,9 @@ pub(crate) struct Tally {
     dropped: AtomicU64,
     discarded: AtomicU64,
     failed: AtomicU64,
+    /// Connections cut off as slow consumers (for the metrics): their
+    /// queue full, a `block` wait run out, or a write stalled.
+    slow_consumers: AtomicU64,
 }
 
 impl Tally {
@@ -42,6 +45,16 @@ impl Tally {
     /// `n` deliveries that could not be made at all.
     pub(crate) fn failed(&self, n: u64) {
         self.failed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A connection was cut off as a slow consumer.
+    pub(crate) fn slow_consumer(&self) {
+        self.slow_consumers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections cut off as slow consumers since start.
+    pub(crate) fn slow_consumers(&self) -> u64 {
+        self.slow_consumers.load(Ordering::Relaxed)
     }
 
     /// The counters now, with `queued` as the caller counted it.

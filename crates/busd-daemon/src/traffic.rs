@@ -45,6 +45,9 @@ pub(crate) struct TrafficDoc {
     pub(crate) received: u64,
     pub(crate) bytes_out: u64,
     pub(crate) dropped: u64,
+    /// Deliveries it lost when it was cut off or closed (kept by its
+    /// handle, beside these counters).
+    pub(crate) discarded: u64,
 }
 
 impl Traffic {
@@ -77,7 +80,8 @@ impl Traffic {
         self.dropped.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self) -> TrafficDoc {
+    /// The counters now, with the `discarded` its handle counted.
+    pub(crate) fn snapshot(&self, discarded: u64) -> TrafficDoc {
         TrafficDoc {
             frames_in: self.frames_in.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
@@ -86,6 +90,23 @@ impl Traffic {
             received: self.received.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            discarded,
+        }
+    }
+}
+
+impl TrafficDoc {
+    /// What was counted after `earlier`, a snapshot of the same counters.
+    pub(crate) fn since(self, earlier: Self) -> Self {
+        Self {
+            frames_in: self.frames_in.saturating_sub(earlier.frames_in),
+            bytes_in: self.bytes_in.saturating_sub(earlier.bytes_in),
+            published: self.published.saturating_sub(earlier.published),
+            denied: self.denied.saturating_sub(earlier.denied),
+            received: self.received.saturating_sub(earlier.received),
+            bytes_out: self.bytes_out.saturating_sub(earlier.bytes_out),
+            dropped: self.dropped.saturating_sub(earlier.dropped),
+            discarded: self.discarded.saturating_sub(earlier.discarded),
         }
     }
 }
@@ -99,5 +120,6 @@ impl std::ops::AddAssign for TrafficDoc {
         self.received += other.received;
         self.bytes_out += other.bytes_out;
         self.dropped += other.dropped;
+        self.discarded += other.discarded;
     }
 }

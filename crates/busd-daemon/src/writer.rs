@@ -80,7 +80,7 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
                 );
                 let why =
                     format!("the socket took no bytes for {waited}: the client reads too slowly");
-                handle.writer_failed(ErrorCode::SlowConsumer, &why);
+                handle.cut_off_slow(&why);
                 break;
             }
             Err(e) => {

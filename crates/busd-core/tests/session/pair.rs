@@ -213,9 +213,13 @@ impl Pair {
             Step::Request {
                 rid,
                 service,
+                received,
                 deadline,
                 headers,
-            } => match self.router.request(conn, rid, &service, deadline) {
+            } => match self
+                .router
+                .request(conn, rid, &service, (received, deadline))
+            {
                 Ok(r) => {
                     self.woke_timer = Some(r.wake_timer);
                     let call = Op::Call {

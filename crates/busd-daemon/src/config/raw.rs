@@ -19,6 +19,8 @@ pub(super) struct RawFile {
     pub(super) daemon: RawDaemon,
     #[allow(dead_code, reason = "checked here, read in the layered pass")]
     pub(super) limits: RawLimits,
+    #[allow(dead_code, reason = "checked here, read in the layered pass")]
+    pub(super) metrics: RawMetrics,
     /// Packages come from the file only, never from the environment.
     pub(super) package: Vec<RawPackage>,
 }
@@ -30,6 +32,13 @@ pub(super) struct RawFile {
 pub(super) struct RawLayers {
     pub(super) daemon: RawDaemon,
     pub(super) limits: RawLimits,
+    pub(super) metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawMetrics {
+    pub(super) listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,6 +86,7 @@ pub(super) struct RawLimits {
 pub(super) struct KeyOffsets {
     daemon: BTreeMap<String, Spanned<IgnoredAny>>,
     limits: BTreeMap<String, Spanned<IgnoredAny>>,
+    metrics: BTreeMap<String, Spanned<IgnoredAny>>,
 }
 
 impl KeyOffsets {
@@ -86,6 +96,7 @@ impl KeyOffsets {
         let table = match section {
             "daemon" => &self.daemon,
             "limits" => &self.limits,
+            "metrics" => &self.metrics,
             _ => return None,
         };
         table.get(key).map(|v| v.span().start)

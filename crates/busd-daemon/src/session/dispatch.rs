@@ -57,11 +57,12 @@ impl Link {
             Step::Request {
                 rid,
                 service,
+                received,
                 deadline,
                 headers,
             } => {
                 let payload = Payload::new(payload, segment);
-                self.request(rid, service, deadline, headers, payload);
+                self.request(rid, service, (received, deadline), headers, payload);
             }
             Step::Respond {
                 call_id,

@@ -181,13 +181,10 @@ impl Link {
     /// cut off and both sides are told.
     fn cut_off(&self, t: &Target<Arc<ConnHandle>>, waited: Duration) {
         let waited = humantime_serde::re::humantime::format_duration(waited);
-        t.handle.cut_off(
-            ErrorCode::SlowConsumer,
-            &format!(
-                "blocking subscription {} made no room within {waited}",
-                t.sid
-            ),
-        );
+        t.handle.cut_off_slow(&format!(
+            "blocking subscription {} made no room within {waited}",
+            t.sid
+        ));
         let msg = format!(
             "subscriber {} made no room within {waited}; it was disconnected",
             t.conn

@@ -12,18 +12,20 @@ use crate::payload::Payload;
 use crate::sync::lock;
 
 impl Link {
-    /// Routes request `rid` to a responder of `service`, due by `deadline`;
+    /// Routes request `rid`, read at `received`, to a responder of
+    /// `service`, due by `deadline`;
     /// `NoResponders` or `NotAuthorized` are answered at once, and a
     /// request past `max_pending_requests` with `LimitExceeded`.
     pub(super) fn request(
         &mut self,
         rid: u64,
         service: Subject,
-        deadline: Instant,
+        (received, deadline): (Instant, Instant),
         headers: Option<Headers>,
         payload: Payload,
     ) {
-        let routed = lock(&self.shared.router).request(self.id, rid, &service, deadline);
+        let routed =
+            lock(&self.shared.router).request(self.id, rid, &service, (received, deadline));
         match routed {
             Ok(r) => {
                 if r.wake_timer {
@@ -73,6 +75,7 @@ impl Link {
             tracing::debug!(call_id, "late, repeated or stray reply dropped");
             return;
         };
+        self.shared.metrics.replied(status, u.received);
         let resp = Op::Resp {
             rid: u.rid,
             status,
