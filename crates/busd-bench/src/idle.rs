@@ -201,7 +201,7 @@ pub async fn idle<B: Bus>(
         failed => eprintln!("ready: {} connections ({failed} failed)", s.established),
     }
     let holding = Instant::now();
-    hold(Duration::from_secs(args.hold)).await;
+    hold(args.hold).await;
     s.hold_s = round(holding.elapsed().as_secs_f64());
     let dropped = stream::iter(held)
         .map(check)

@@ -8,7 +8,7 @@
 //!     [--responders R] [--window W|off] [--overflow POLICY]
 //!     [--segment-threshold BYTES|off] [--procs] [--json]
 //! busd bench idle [--server URL | --transport tcp|unix|shm] [--conns N] [--subjects K]
-//!     [--hold SECS] [--json]
+//!     [--hold TIME] [--json]
 //! ```
 //!
 //! Without `--server` it starts its own daemon in this process (embedded

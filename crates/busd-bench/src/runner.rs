@@ -50,7 +50,7 @@ fn plan<B: Bus>(bus: &B, args: &CommonArgs, url: &str) -> Vec<WorkerSpec<B>> {
         role,
     };
     let count = args.count();
-    let idle_timeout_ms = args.idle_timeout.saturating_mul(1000);
+    let idle_timeout_ms = u64::try_from(args.idle_timeout.as_millis()).unwrap_or(u64::MAX);
     let mut specs = Vec::new();
     match args.workload {
         Workload::Pubsub | Workload::Fanout => {
@@ -148,7 +148,7 @@ pub async fn execute<B: Bus>(
     for h in &handles {
         h.send(Control::Go);
     }
-    let stall = Duration::from_secs(args.idle_timeout) + Duration::from_secs(40);
+    let stall = args.idle_timeout + Duration::from_secs(40);
     let mut results: Vec<Option<Result<RoleResult, String>>> = vec![None; handles.len()];
     // Everyone but the responders finishes by itself; responders are then stopped.
     let (finishing, serving): (Vec<usize>, Vec<usize>) =

@@ -105,20 +105,32 @@ pub struct CommonArgs {
     /// subscriptions in the daemon.
     #[arg(long, default_value_t = 1)]
     pub subjects: u32,
-    /// Seconds to hold them (idle); Ctrl-C ends the hold sooner, and so
-    /// does the end of stdin when stdin is a pipe.
-    #[arg(long, default_value_t = 5)]
-    pub hold: u64,
+    /// How long to hold them (idle), e.g. `30s` or `2m` (a bare number is
+    /// seconds); Ctrl-C ends the hold sooner, and so does the end of stdin
+    /// when stdin is a pipe.
+    #[arg(long, default_value = "5s", value_parser = seconds_or_duration)]
+    pub hold: Duration,
     /// Run publishers, subscribers, requesters and responders as separate processes.
     #[arg(long)]
     pub procs: bool,
     /// One JSON object per line instead of a progress bar and a table.
     #[arg(long)]
     pub json: bool,
-    /// Seconds a subscriber waits for its next message before it counts
-    /// the rest as lost; also the request timeout.
-    #[arg(long, default_value_t = 10)]
-    pub idle_timeout: u64,
+    /// How long a subscriber waits for its next message before it counts
+    /// the rest as lost, e.g. `10s` (a bare number is seconds); also the
+    /// request timeout.
+    #[arg(long, default_value = "10s", value_parser = seconds_or_duration)]
+    pub idle_timeout: Duration,
+}
+
+/// A duration such as `500ms` or `2m`; a bare number is seconds, as these
+/// options always took.
+fn seconds_or_duration(text: &str) -> Result<Duration, String> {
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime_serde::re::humantime::parse_duration(text)
+        .map_err(|e| format!("{e}: give a duration such as 500ms or 30s"))
 }
 
 impl CommonArgs {
