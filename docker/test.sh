@@ -3,8 +3,10 @@
 # read-only root, reached through its socket volume from the host (root, a
 # different uid) and from other containers (busd's uid); pub/sub and
 # request/reply both ways, the healthcheck, the uid it runs as, a fresh
-# named volume, `docker stop`. Installs and starts the engine if missing (as
-# root). Run by .ci/run; about a minute once target/static is built.
+# named volume, `docker stop`; then docker/compose.yaml when a compose
+# command is installed. Installs and starts the engine if missing (as
+# root). Run by .ci/run: seconds (20 with compose) once target/static is
+# built, which takes about 4 minutes cold.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -177,6 +179,14 @@ stop_ms=$(($(now_ms) - t0))
 code=$(docker inspect -f '{{.State.ExitCode}}' "$name")
 [ "$code" = 0 ] || fail "busd exited $code on SIGTERM"
 [ "$stop_ms" -lt 5000 ] || fail "docker stop took $stop_ms ms"
+
+compose_test=docker/test-compose.sh
+if docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null; then
+    step "compose"
+    "$compose_test" "$image"
+else
+    step "compose: skipped, neither 'docker compose' nor docker-compose is installed"
+fi
 
 size=$(docker image inspect -f '{{.Size}}' "$image")
 echo "image $image: $((size / 1000)) kB"
