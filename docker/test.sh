@@ -18,6 +18,11 @@ step() { echo "-- $*"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 started=$(now_ms)
+# Dockerfile.builder (for those with a registry) cannot be built here; its
+# final stage must at least say what the tested Dockerfile says.
+final_stage() { sed -n '/^USER /,$p' "$1" | grep -v -e '^#' -e '^$'; }
+diff <(final_stage docker/Dockerfile) <(final_stage docker/Dockerfile.builder) ||
+    fail "docker/Dockerfile.builder's final stage differs from docker/Dockerfile's"
 docker/engine.sh
 image=$(docker/build.sh)
 bin=$PWD/target/static/x86_64-unknown-linux-gnu/release/busd
