@@ -40,7 +40,8 @@ pub struct PeerInfo {
     pub uid: Option<u32>,
     /// The peer's group id (unix and shm).
     pub gid: Option<u32>,
-    /// The peer's process id (unix and shm).
+    /// The peer's process id (unix and shm), as seen from this process's
+    /// pid namespace; `None` for a peer outside it (another container).
     pub pid: Option<u32>,
     /// The peer's executable, read from `/proc/<pid>/exe` when the
     /// connection was accepted and pinned from then on: a later exec or
@@ -63,7 +64,7 @@ impl PeerInfo {
             Ok(cred) => Self {
                 uid: Some(cred.uid()),
                 gid: Some(cred.gid()),
-                pid: cred.pid().and_then(|pid| u32::try_from(pid).ok()),
+                pid: cred.pid().and_then(visible_pid),
                 exe: None,
                 addr: addr.to_owned(),
             },
@@ -76,6 +77,14 @@ impl PeerInfo {
             }
         }
     }
+}
+
+/// The peer's pid as `SO_PEERCRED` gives it, if it names a process: the
+/// kernel reports 0 for a peer outside the reader's pid namespace (another
+/// container, or the host for a daemon in a container), and `/proc/0` is no
+/// process, so that pid is unknown rather than 0.
+fn visible_pid(raw: i32) -> Option<u32> {
+    u32::try_from(raw).ok().filter(|&pid| pid != 0)
 }
 
 /// One established connection: owned halves plus what is known about the peer.
@@ -124,4 +133,16 @@ pub trait Listener: Send + 'static {
 
     /// Where this listener listens (with the real port when bound to port 0).
     fn endpoint(&self) -> Endpoint;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_outside_our_namespace_is_unknown() {
+        assert_eq!(visible_pid(0), None);
+        assert_eq!(visible_pid(-1), None);
+        assert_eq!(visible_pid(4271), Some(4271));
+    }
 }
