@@ -195,12 +195,19 @@ fn tokens_of(packages: &[Package]) -> Vec<(String, String)> {
 impl TestDaemon {
     /// A daemon whose config holds `packages` (their tokens written, mode 0600).
     pub async fn start_with_packages(unpackaged: &str, packages: &[Package]) -> Self {
+        Self::start_with_packages_toml(&config_toml(unpackaged, packages), packages).await
+    }
+
+    /// A daemon whose config is `toml`, with the tokens of `packages`
+    /// written (mode 0600): for a config [`config_toml`] starts and a test
+    /// adds to.
+    pub async fn start_with_packages_toml(toml: &str, packages: &[Package]) -> Self {
         let tokens = tokens_of(packages);
         let tokens: Vec<(&str, &str)> = tokens
             .iter()
             .map(|(p, s)| (p.as_str(), s.as_str()))
             .collect();
-        Self::start_with_config(&config_toml(unpackaged, packages), &tokens).await
+        Self::start_with_config(toml, &tokens).await
     }
 
     /// Rewrites the config to hold `packages` (writing any new tokens) and

@@ -33,6 +33,16 @@ pub enum RouterError {
     /// A service name must be literal.
     #[error("service name {0} may not hold wildcards")]
     WildcardService(Subject),
+    /// A configured service, which only its owner may serve.
+    #[error("service {service} belongs to another package")]
+    ServiceOwned {
+        /// The name asked for.
+        service: Subject,
+    },
+    /// With `[daemon] services = "configured-only"`, a name no package
+    /// owns.
+    #[error("service {0} is not configured, and this daemon serves configured services only")]
+    ServiceNotConfigured(Subject),
 }
 
 impl RouterError {
@@ -44,6 +54,7 @@ impl RouterError {
                 ErrorCode::LimitExceeded
             }
             Self::WildcardService(_) => ErrorCode::InvalidSubject,
+            Self::ServiceOwned { .. } | Self::ServiceNotConfigured(_) => ErrorCode::NotAuthorized,
         }
     }
 }
@@ -59,6 +70,10 @@ pub enum RequestError {
     /// Nobody the rules allow serves it (or the asker is not registered).
     #[error("not authorized")]
     NotAuthorized,
+    /// With `[daemon] services = "configured-only"`, a name no package
+    /// owns.
+    #[error("service {0} is not configured")]
+    UnknownService(Subject),
     /// The connection has `max_pending_requests` in flight already.
     #[error("this connection already has {held} requests in flight")]
     TooManyRequests {
@@ -81,7 +96,7 @@ impl RequestError {
         match self {
             Self::NoResponders => Some(Status::NoResponders),
             Self::NotAuthorized => Some(Status::NotAuthorized),
-            Self::TooManyRequests { .. } => None,
+            Self::TooManyRequests { .. } | Self::UnknownService(_) => None,
         }
     }
 
@@ -91,6 +106,7 @@ impl RequestError {
             Self::NoResponders => ErrorCode::NoResponders,
             Self::NotAuthorized => ErrorCode::NotAuthorized,
             Self::TooManyRequests { .. } => ErrorCode::LimitExceeded,
+            Self::UnknownService(_) => ErrorCode::UnknownService,
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use busd_policy::Identity;
+use busd_policy::{Identity, ServicesMode};
 use busd_proto::Subject;
 
 use crate::audit;
@@ -30,17 +30,50 @@ impl<H: Clone> Router<H> {
         if service.has_wildcards() {
             return Err(RouterError::WildcardService(service));
         }
+        // The configured capability wins over the one the server asks for.
+        let capability = self.check_owner(conn, &service)?.or(require_capability);
         self.claim_sid(conn, sid)?;
         let responder = Responder {
             conn,
             sid,
-            capability: require_capability,
+            capability,
         };
         self.calls.add_responder(service.clone(), responder);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.serves.insert(sid, service);
         }
         Ok(())
+    }
+
+    /// Whether `conn` may serve `service`: only its owner may serve a
+    /// configured name, and with `services = "configured-only"` nobody
+    /// serves another. The configured capability callers need, if any.
+    fn check_owner(&self, conn: u64, service: &Subject) -> Result<Option<String>, RouterError> {
+        let who = &self
+            .conns
+            .get(&conn)
+            .ok_or(RouterError::UnknownConnection)?
+            .identity;
+        match self.policy.service(service) {
+            Some(rule) if who.pfn.as_ref() == Some(&rule.owner) => {
+                Ok(rule.require_capability.clone())
+            }
+            Some(rule) => {
+                audit::serve_refused(who, service, &format!("owned by {}", rule.owner));
+                Err(RouterError::ServiceOwned {
+                    service: service.clone(),
+                })
+            }
+            None if self.policy.services_mode == ServicesMode::ConfiguredOnly => {
+                audit::serve_refused(
+                    who,
+                    service,
+                    "not configured (services = \"configured-only\")",
+                );
+                Err(RouterError::ServiceNotConfigured(service.clone()))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Routes request `rid` from `from`, read at `received`, to one
@@ -65,6 +98,12 @@ impl<H: Clone> Router<H> {
             self.stats.requests_over_limit += 1;
             let identity = Identity::clone(&asker.identity);
             return Err(RequestError::TooManyRequests { identity, held });
+        }
+        if self.policy.services_mode == ServicesMode::ConfiguredOnly
+            && self.policy.service(service).is_none()
+        {
+            self.stats.unknown_services += 1;
+            return Err(RequestError::UnknownService(service.clone()));
         }
         let Some(svc) = self.calls.service_mut(service) else {
             self.stats.no_responders += 1;

@@ -21,6 +21,9 @@ pub struct Stats {
     pub no_responders: u64,
     /// Requests answered `NotAuthorized`.
     pub not_authorized: u64,
+    /// Requests answered `UnknownService`: a name no package owns, with
+    /// `[daemon] services = "configured-only"`.
+    pub unknown_services: u64,
     /// Requests refused (`LimitExceeded`) because their connection had
     /// `max_pending_requests` in flight.
     pub requests_over_limit: u64,

@@ -207,6 +207,7 @@ impl Config {
             &file,
             RawPolicy {
                 unpackaged,
+                services: layers.daemon.services.unwrap_or_default(),
                 packages: raw_file.package,
             },
         )?;

@@ -20,6 +20,7 @@ mod identity;
 mod policy;
 mod proofs;
 mod raw;
+mod services;
 mod token;
 mod validate;
 
@@ -28,5 +29,6 @@ pub use identity::Identity;
 pub use policy::{PackageRules, Policy, UnpackagedMode};
 pub use proofs::Proofs;
 pub use raw::{RawPackage, RawPolicy};
+pub use services::{RawService, ServiceRule, ServicesMode};
 pub use token::{MIN_TOKEN_LEN, Token, TokenFileError};
 pub use validate::{CheckedPolicy, toml_diagnostic};

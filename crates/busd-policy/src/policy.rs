@@ -2,11 +2,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use busd_proto::Pfn;
+use busd_proto::{Pfn, Subject};
 use serde::Deserialize;
 
 use crate::identity::Identity;
 use crate::proofs::Proofs;
+use crate::services::{ServiceRule, ServicesMode};
 
 /// May unpackaged clients talk to each other (`[daemon] unpackaged`)?
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -44,6 +45,9 @@ pub struct PackageRules {
     pub capabilities: HashSet<String>,
     /// How a client proves it is this package.
     pub proofs: Proofs,
+    /// Who the services the daemon starts for it run as (`user`, `group`;
+    /// names or numeric ids), when the daemon runs as root.
+    pub run_as: (Option<String>, Option<String>),
 }
 
 /// The access policy in force: immutable once built; a reload builds a new
@@ -54,6 +58,10 @@ pub struct Policy {
     pub unpackaged: UnpackagedMode,
     /// The configured packages.
     pub packages: HashMap<Pfn, PackageRules>,
+    /// May names no package owns be served.
+    pub services_mode: ServicesMode,
+    /// The configured services, by name.
+    pub services: HashMap<Subject, ServiceRule>,
 }
 
 impl Policy {
@@ -61,8 +69,13 @@ impl Policy {
     pub fn unpackaged_only(mode: UnpackagedMode) -> Self {
         Self {
             unpackaged: mode,
-            packages: HashMap::new(),
+            ..Self::default()
         }
+    }
+
+    /// The configured service `name`, if any.
+    pub fn service(&self, name: &Subject) -> Option<&ServiceRule> {
+        self.services.get(name)
     }
 
     /// The rules of package `pfn`, `None` if it is not configured.

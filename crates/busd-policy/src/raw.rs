@@ -11,6 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::policy::UnpackagedMode;
+use crate::services::{RawService, ServicesMode};
 
 /// One `[[package]]` table, keys exactly as documented:
 ///
@@ -27,6 +28,15 @@ use crate::policy::UnpackagedMode;
 /// exempt_out = false
 /// accept_block = false
 /// capabilities = ["contoso.hsa"]
+/// user = "weather"
+/// group = "weather"
+///
+/// [[package.service]]
+/// name = "contoso.weather.forecast"
+/// exec = ["/usr/lib/contoso/weather-service", "--serve"]
+/// require_capability = "contoso.hsa"
+/// idle_exit = "60s"
+/// max_instances = 1
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +62,14 @@ pub struct RawPackage {
     pub(crate) accept_block: bool,
     #[serde(default)]
     pub(crate) capabilities: Vec<Spanned<String>>,
+    /// Who the services busd starts for it run as, when busd runs as root.
+    #[serde(default)]
+    pub(crate) user: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) group: Option<Spanned<String>>,
+    /// `[[package.service]]` tables: the services it owns.
+    #[serde(default)]
+    pub(crate) service: Vec<RawService>,
 }
 
 /// The policy part of a configuration: `[daemon] unpackaged` and the
@@ -60,6 +78,8 @@ pub struct RawPackage {
 pub struct RawPolicy {
     /// May unpackaged clients talk to each other.
     pub unpackaged: UnpackagedMode,
+    /// May names no package owns be served.
+    pub services: ServicesMode,
     /// The packages as written.
     pub packages: Vec<RawPackage>,
 }
@@ -79,4 +99,6 @@ pub(crate) struct RawPolicyFile {
 pub(crate) struct RawDaemonPart {
     #[serde(default)]
     pub(crate) unpackaged: UnpackagedMode,
+    #[serde(default)]
+    pub(crate) services: ServicesMode,
 }

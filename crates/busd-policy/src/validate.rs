@@ -17,6 +17,7 @@ use crate::diagnostic::{Diagnostic, PolicyError, SourceFile};
 use crate::policy::{PackageRules, Policy};
 use crate::proofs::Proofs;
 use crate::raw::{RawPackage, RawPolicy, RawPolicyFile};
+use crate::services::check_services;
 use crate::token::Token;
 
 /// A policy that passed validation, and what it is worth knowing about it.
@@ -51,10 +52,13 @@ impl Policy {
         };
         let mut seen: HashMap<Pfn, usize> = HashMap::new();
         let mut packages = Vec::new();
+        let mut services = HashMap::new();
         for raw in &raw.packages {
             let Some(pkg) = check.package(raw) else {
                 continue;
             };
+            let diagnostics = (&mut check.errors, &mut check.warnings);
+            check_services(file, &pkg.pfn, &raw.service, &mut services, diagnostics);
             let line = file.line_of(pkg.at);
             if let Some(first) = seen.insert(pkg.pfn.clone(), line) {
                 check.error(
@@ -90,6 +94,11 @@ impl Policy {
         let policy = Policy {
             unpackaged: raw.unpackaged,
             packages: packages.into_iter().map(|p| (p.pfn, p.rules)).collect(),
+            services_mode: raw.services,
+            services: services
+                .into_iter()
+                .map(|(name, (rule, _))| (name, rule))
+                .collect(),
         };
         Ok(CheckedPolicy { policy, warnings })
     }
@@ -108,6 +117,7 @@ impl Policy {
         })?;
         let raw = RawPolicy {
             unpackaged: raw.daemon.unpackaged,
+            services: raw.daemon.services,
             packages: raw.package,
         };
         Self::from_raw(file, raw)
@@ -193,6 +203,10 @@ impl Check<'_, '_> {
             accept_block: raw.accept_block,
             capabilities,
             proofs,
+            run_as: (
+                raw.user.as_ref().map(|u| u.get_ref().clone()),
+                raw.group.as_ref().map(|g| g.get_ref().clone()),
+            ),
         };
         Some(Checked {
             pfn,

@@ -29,6 +29,7 @@ mod pubsub;
 mod reconnect;
 mod reqrep;
 mod service_manager;
+mod service_owner;
 mod shm_rings;
 mod shm_segments;
 mod shutdown;

@@ -99,15 +99,7 @@ async fn the_metrics_endpoint_counts_traffic_requests_and_refusals_by_identity()
         "{}\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
         config_toml("same-uid", &packages)
     );
-    let tokens: Vec<(String, String)> = packages
-        .iter()
-        .map(|p| (p.token_rel(), p.secret()))
-        .collect();
-    let tokens: Vec<(&str, &str)> = tokens
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let d = TestDaemon::start_with_config(&toml, &tokens).await;
+    let d = TestDaemon::start_with_packages_toml(&toml, &packages).await;
     let t = Transport::Unix;
     let sender = d.connect_as(t, &packages[0]).await;
     let receiver = d.connect_as(t, &packages[1]).await;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use busd_policy::{RawPackage, UnpackagedMode};
+use busd_policy::{RawPackage, ServicesMode, UnpackagedMode};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use toml::Spanned;
@@ -47,6 +47,7 @@ pub(super) struct RawDaemon {
     pub(super) tcp: Option<String>,
     pub(super) unix: Option<String>,
     pub(super) unpackaged: Option<UnpackagedMode>,
+    pub(super) services: Option<ServicesMode>,
     pub(super) admin_uids: Option<Vec<u32>>,
     pub(super) threads: Option<usize>,
     #[serde(with = "humantime_serde")]

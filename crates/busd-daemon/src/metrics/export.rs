@@ -156,6 +156,7 @@ impl Collector for Live {
                     recorded.replies_failure.load(Ordering::Relaxed),
                 ),
                 (vec![("status", "no_responders")], stats.no_responders),
+                (vec![("status", "unknown_service")], stats.unknown_services),
                 (vec![("status", "not_authorized")], stats.not_authorized),
                 (vec![("status", "timeout")], stats.timeouts),
                 (vec![("status", "responder_gone")], stats.responder_gone),
