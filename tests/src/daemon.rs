@@ -117,7 +117,7 @@ impl TestDaemon {
         // Restarts reuse the same port.
         config.tcp = match &tcp {
             Endpoint::Tcp(addr) => Some(*addr),
-            Endpoint::Unix(_) | Endpoint::Shm(_) => None,
+            _ => None,
         };
         Self {
             daemon: Some(daemon),
@@ -186,7 +186,7 @@ impl TestDaemon {
     pub fn socket_path(&self) -> PathBuf {
         match &self.unix {
             Endpoint::Unix(p) => p.clone(),
-            Endpoint::Tcp(_) | Endpoint::Shm(_) => unreachable!("unix endpoint"),
+            _ => unreachable!("unix endpoint"),
         }
     }
 

@@ -39,6 +39,16 @@ impl Target {
                 Endpoint::Tcp(_) => "tcp",
                 Endpoint::Unix(_) => "unix",
                 Endpoint::Shm(_) => "shm",
+                // Many workers cannot share one inherited connection.
+                Endpoint::Inherited(_) => {
+                    return Err(BenchError::bus(
+                        format!("--server {url}"),
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            "an inherited connection (fd://) cannot carry a benchmark's many clients",
+                        ),
+                    ));
+                }
             };
             return Ok(Self {
                 url,

@@ -18,6 +18,9 @@ pub struct Peer<'a> {
     pub pid: Option<u32>,
     /// Its executable, pinned when the connection was accepted.
     pub exe: Option<&'a Path>,
+    /// The package the daemon gave the connection it made for a service
+    /// it started: that process is this package, with nothing to prove.
+    pub granted: Option<&'a Pfn>,
 }
 
 /// Bytes of randomness in each token challenge.

@@ -283,6 +283,19 @@ impl Session {
             return Err(ProtocolError::Version(hello.version));
         }
         tracing::debug!(name = %hello.name, uid = ?peer.uid, pid = ?peer.pid, "hello");
+        // A connection the daemon made for a service it started is that
+        // service's package, whatever proof the Hello names; it may claim
+        // no other.
+        if let Some(granted) = peer.granted {
+            return match hello.pfn {
+                Some(pfn) if pfn != *granted => Err(refused(
+                    pfn,
+                    Some(peer),
+                    "a connection made for another package",
+                )),
+                _ => Ok(self.proven(granted.clone(), peer, AuthKind::None)),
+            };
+        }
         let pfn = match (hello.pfn, hello.auth) {
             (None, AuthKind::None) => {
                 self.phase = Phase::Open;

@@ -78,6 +78,7 @@ pub(crate) async fn handshake(
         uid: peer.uid,
         pid: peer.pid,
         exe: peer.exe.as_deref(),
+        granted: peer.granted.as_ref(),
     };
     let mut session = Session::new();
     loop {

@@ -71,6 +71,7 @@
 
 mod error;
 mod header;
+mod inherited;
 mod memfd;
 mod region;
 mod ring;
@@ -90,6 +91,7 @@ mod tests;
 
 pub use error::{Corrupt, PushError, RingError, ShmError};
 pub use header::{HEADER_SIZE, MAX_CAPACITY, MIN_CAPACITY};
+pub use inherited::take_inherited_fd;
 pub use memfd::{RING_SEALS, SEGMENT_SEALS, check_seals, create_memfd, memfd_len, seal};
 pub use ring::Pop;
 pub use rustix::fs::SealFlags;

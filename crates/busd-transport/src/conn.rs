@@ -52,6 +52,10 @@ pub struct PeerInfo {
     /// (`"127.0.0.1:53211"`), `"unix"` for unix sockets, `"shm"` for shared
     /// memory.
     pub addr: String,
+    /// The package the daemon gave this connection when it made it (the
+    /// socket pair of a service it started): proven by the daemon's own
+    /// act, no claim needed. Never set for an accepted connection.
+    pub granted: Option<busd_proto::Pfn>,
 }
 
 impl PeerInfo {
@@ -67,6 +71,7 @@ impl PeerInfo {
                 pid: cred.pid().and_then(visible_pid),
                 exe: None,
                 addr: addr.to_owned(),
+                granted: None,
             },
             Err(err) => {
                 debug!(cause = %err, "cannot read the peer's credentials");

@@ -63,6 +63,7 @@ pub async fn connect_with(endpoint: &Endpoint, options: &ConnectOptions) -> io::
         Endpoint::Tcp(addr) => tcp::connect(*addr).await,
         Endpoint::Unix(path) => unix::connect(path).await,
         Endpoint::Shm(path) => shm::connect_shm(path, options.shm_ring_bytes).await,
+        Endpoint::Inherited(fd) => unix::inherited(*fd),
     };
     result.map_err(|err| io::Error::new(err.kind(), format!("cannot connect to {endpoint}: {err}")))
 }

@@ -1,5 +1,6 @@
 //! [`Endpoint`]: where a daemon listens or a client connects, written as
-//! `tcp://IP:PORT`, `unix:///ABSOLUTE/PATH` or `shm:///ABSOLUTE/PATH`.
+//! `tcp://IP:PORT`, `unix:///ABSOLUTE/PATH`, `shm:///ABSOLUTE/PATH`, or
+//! `fd://N` for a connection inherited from the daemon.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -39,6 +40,11 @@ pub enum Endpoint {
     /// absolute path: `shm:///run/busd/busd.sock`. Clients only: the daemon's
     /// [`UnixListener`](crate::UnixListener) serves both.
     Shm(PathBuf),
+    /// A connection to the daemon inherited at exec as descriptor N:
+    /// `fd://3`. The daemon starts a service it activates this way (see
+    /// `BUSD_FD`); the descriptor can be taken once, so such a client
+    /// cannot reconnect.
+    Inherited(i32),
 }
 
 impl Endpoint {
@@ -75,6 +81,7 @@ impl fmt::Display for Endpoint {
             // Lossy only for paths that are not UTF-8.
             Self::Unix(path) => write!(f, "unix://{}", path.display()),
             Self::Shm(path) => write!(f, "shm://{}", path.display()),
+            Self::Inherited(fd) => write!(f, "fd://{fd}"),
         }
     }
 }
@@ -107,6 +114,13 @@ impl FromStr for Endpoint {
                 Err(EndpointError::RelativeUnixPath {
                     input: input.to_owned(),
                 })
+            }
+        } else if scheme.eq_ignore_ascii_case("fd") {
+            match rest.parse::<i32>() {
+                Ok(fd) if fd > 2 => Ok(Self::Inherited(fd)),
+                _ => Err(EndpointError::UnknownScheme {
+                    input: input.to_owned(),
+                }),
             }
         } else if scheme.eq_ignore_ascii_case("shm") {
             let path = Path::new(rest);

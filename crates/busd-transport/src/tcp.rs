@@ -167,6 +167,7 @@ fn connection(stream: TcpStream, peer: SocketAddr, uid: Option<u32>) -> Connecti
             pid: None,
             exe: None,
             addr: peer.to_string(),
+            granted: None,
         },
         fds: None,
     }

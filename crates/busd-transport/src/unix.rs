@@ -235,6 +235,35 @@ async fn first_bytes(stream: UnixStream, peer: PeerInfo, max_ring: u64) -> Optio
     Some(conn)
 }
 
+/// The connection to the daemon inherited as descriptor `fd` (an
+/// activated service's), taken once.
+pub(crate) fn inherited(fd: i32) -> io::Result<Connection> {
+    let owned = busd_shm::take_inherited_fd(fd)?;
+    let stream = std::os::unix::net::UnixStream::from(owned);
+    stream.set_nonblocking(true)?;
+    let stream = UnixStream::from_std(stream)?;
+    let peer = PeerInfo::of_unix_socket(&stream, "unix");
+    Ok(connection(stream, peer))
+}
+
+impl Connection {
+    /// The daemon's end of a socket pair whose other end it hands to a
+    /// process it starts, whose identity it states (`peer`, with
+    /// [`PeerInfo::granted`] set) rather than asks of the socket: on a
+    /// pair the daemon made, the kernel would name the daemon itself.
+    ///
+    /// # Errors
+    /// If the socket cannot be made non-blocking or registered with the
+    /// runtime.
+    pub fn over_socket_pair(
+        stream: std::os::unix::net::UnixStream,
+        peer: PeerInfo,
+    ) -> io::Result<Self> {
+        stream.set_nonblocking(true)?;
+        Ok(connection(UnixStream::from_std(stream)?, peer))
+    }
+}
+
 /// Connects to a daemon's unix socket.
 pub(crate) async fn connect(path: &Path) -> io::Result<Connection> {
     let stream = UnixStream::connect(path).await?;
