@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::budget::Budgets;
 use crate::config::Config;
 use crate::hooks::Hooks;
+use crate::monitor::Monitors;
 use crate::outbox::ConnHandle;
 use crate::sync::lock;
 use crate::tally::{Deliveries, Tally};
@@ -42,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     /// Every owner's memory budget (`limits.max_memory_per_identity`).
     pub(crate) budgets: Budgets,
+    /// The `busd monitor`s running (see `monitor`).
+    pub(crate) monitors: Monitors,
     /// Fault injection for tests (none in `busd run`).
     pub(crate) hooks: Hooks,
     pub(crate) tracker: TaskTracker,
@@ -68,6 +71,7 @@ impl Shared {
             tally: Arc::default(),
             budgets: Budgets::new(budget),
             shutdown,
+            monitors: Monitors::default(),
             hooks,
             tracker: TaskTracker::new(),
         }
