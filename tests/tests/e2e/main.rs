@@ -19,6 +19,7 @@ mod cli_socket;
 mod deliveries;
 mod hostile_frames;
 mod memory_return;
+mod monitor;
 mod overflow;
 mod panic;
 mod process;
