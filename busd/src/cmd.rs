@@ -6,6 +6,8 @@ mod client_args;
 mod ctl;
 mod ctl_table;
 mod docs;
+mod monitor;
+mod monitor_line;
 mod payload;
 mod pfn;
 mod publish;
@@ -58,6 +60,8 @@ enum Command {
     BenchWorker(busd_bench::WorkerArgs),
     /// Show the daemon's live state or reload its config (admin only).
     Ctl(ctl::Args),
+    /// Show every message on the bus as it is routed (admin only).
+    Monitor(monitor::Args),
     /// Validate a configuration file and explain its access rules.
     CheckConfig(check_config::Args),
     /// Print the package family name of a package name and publisher.
@@ -89,6 +93,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Bench(args) => on_runtime(bench::run(args)),
         Command::BenchWorker(args) => on_runtime(bench::worker(args)),
         Command::Ctl(args) => on_runtime(ctl::run(args)),
+        Command::Monitor(args) => on_runtime(monitor::run(args)),
         Command::CheckConfig(args) => check_config::run(&args),
         Command::Pfn(args) => pfn::run(&args),
         Command::Token(args) => token::run(&args),

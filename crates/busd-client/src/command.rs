@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::Error;
 use crate::inbound::{IncomingCall, Message};
 use crate::inbox;
+use crate::monitor::Observed;
 
 /// Capacity of the command channel: how many (un)registrations may wait for
 /// the connection task (for instance while it reconnects) before callers wait.
@@ -62,6 +63,12 @@ pub(crate) enum Registration {
         require_capability: Option<String>,
         calls: inbox::Sender<IncomingCall>,
     },
+    /// A monitor (admins only).
+    Monitor {
+        subject: Subject,
+        contents: bool,
+        events: inbox::Sender<Observed>,
+    },
 }
 
 impl Registration {
@@ -87,6 +94,13 @@ impl Registration {
                 sid,
                 service: service.clone(),
                 require_capability: require_capability.clone(),
+            },
+            Self::Monitor {
+                subject, contents, ..
+            } => Op::Monitor {
+                sid,
+                subject: subject.clone(),
+                contents: *contents,
             },
         }
     }

@@ -1,6 +1,7 @@
 //! Routing what the daemon sends, straight from the reader task: a `Msg` to
-//! its subscriber's queue, a `Call` to its service's, a `Resp` to the
-//! waiting request, a `Pong` to the oldest Pong waiter.
+//! its subscriber's queue, a `Call` to its service's, an `Event` to its
+//! monitor's, a `Resp` to the waiting request, a `Pong` to the oldest Pong
+//! waiter.
 //!
 //! [`State::handle_frame`] runs under the state lock and never waits. A
 //! delivery whose queue is full comes back as a [`Stall`], which the reader
@@ -15,6 +16,7 @@ use crate::command::Registration;
 use crate::error::Error;
 use crate::inbound::{IncomingCall, Message, Response};
 use crate::inbox::{self, TrySendError};
+use crate::monitor::Observed;
 use crate::shared::Shared;
 use crate::state::{Blocked, Pending, State};
 
@@ -22,6 +24,7 @@ use crate::state::{Blocked, Pending, State};
 enum Room {
     Msg(inbox::Sender<Message>),
     Call(inbox::Sender<IncomingCall>),
+    Observed(inbox::Sender<Observed>),
 }
 
 /// A delivery to wait for room for, outside the lock.
@@ -103,10 +106,20 @@ impl State {
                 message,
                 refers,
             } => return self.daemon_error(Error::from_daemon(code, &message), refers),
-            Op::Dropped { sid, count } => {
-                if let Some(Registration::Sub { dropped, .. }) = self.registry.get(&sid) {
+            Op::Dropped { sid, count } => match self.registry.get(&sid) {
+                Some(Registration::Sub { dropped, .. }) => {
                     dropped.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
                 }
+                // A monitor is told in line, where the gap is.
+                Some(Registration::Monitor { .. }) => {
+                    let dropped = Box::new(Observed::Dropped(count));
+                    return self.deliver(sid, Pending::Observed(dropped));
+                }
+                _ => {}
+            },
+            Op::Event { sid, event } => {
+                let observed = Box::new(Observed::Event(event, payload));
+                return self.deliver(sid, Pending::Observed(observed));
             }
             other => tracing::warn!(op = other.name(), "unexpected frame from busd ignored"),
         }
@@ -173,6 +186,16 @@ impl State {
                     Err(TrySendError::Closed(_)) => None,
                 }
             }
+            (Some(Registration::Monitor { events, .. }), Pending::Observed(o)) => {
+                match events.try_send(*o) {
+                    Ok(()) => return Dispatch::Done,
+                    Err(TrySendError::Full(o)) => Some((
+                        Room::Observed(events.clone()),
+                        Pending::Observed(Box::new(o)),
+                    )),
+                    Err(TrySendError::Closed(_)) => None,
+                }
+            }
             _ => {
                 tracing::trace!(sid, "delivery for an unknown id dropped");
                 return Dispatch::Done;
@@ -195,6 +218,7 @@ impl State {
         let room = match self.registry.get(&sid)? {
             Registration::Sub { messages, .. } => Room::Msg(messages.clone()),
             Registration::Serve { calls, .. } => Room::Call(calls.clone()),
+            Registration::Monitor { events, .. } => Room::Observed(events.clone()),
         };
         Some(Stall { sid, room, item })
     }
@@ -212,6 +236,10 @@ impl Stall {
             }
             (Room::Call(tx), Pending::Call(c)) => {
                 tx.send(c, stop).await.map_err(|o| o.map(Pending::Call))
+            }
+            (Room::Observed(tx), Pending::Observed(o)) => {
+                let sent = tx.send(*o, stop).await;
+                sent.map_err(|o| o.map(|o| Pending::Observed(Box::new(o))))
             }
             _ => Err(None),
         };

@@ -53,6 +53,7 @@ mod identity;
 mod inbound;
 mod inbox;
 mod lock;
+mod monitor;
 mod request;
 mod service;
 mod session;
@@ -65,13 +66,14 @@ mod target;
 pub use buffer::PayloadBuffer;
 pub use builder::{ClientBuilder, DEFAULT_SEGMENT_THRESHOLD};
 pub use busd_proto::{
-    CtlCommand, Headers, Limits, Overflow, Pfn, PfnError, Sender, Status, Subject, SubjectError,
-    Value, ValueSet, ValueSetError,
+    CtlCommand, EventKind, Headers, Limits, MonitorEvent, Overflow, Party, Pfn, PfnError, Sender,
+    Status, Subject, SubjectError, Value, ValueSet, ValueSetError,
 };
 pub use client::Client;
 pub use error::{Error, ErrorKind};
 pub use identity::IntoPfn;
 pub use inbound::{Message, Response};
+pub use monitor::{Monitor, MonitorOptions, Observed};
 pub use request::RequestOptions;
 pub use service::{Request, ServeOptions, Service};
 pub use subject::IntoSubject;

@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 use crate::command::{Command, Registration};
 use crate::error::{Error, ErrorKind};
 use crate::inbound::{IncomingCall, Message, Response};
+use crate::monitor::Observed;
 use crate::target::Target;
 
 /// A delivery that was waiting for room when its session ended. The state
@@ -31,6 +32,8 @@ pub(crate) struct Blocked {
 pub(crate) enum Pending {
     Msg(Message),
     Call(IncomingCall),
+    /// Boxed: an event is several times the size of a message.
+    Observed(Box<Observed>),
 }
 
 /// Someone waiting for the daemon's next `Pong`.

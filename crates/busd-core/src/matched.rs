@@ -54,23 +54,30 @@ pub(crate) struct Delivered {
 
 impl<H: Clone> Matched<H> {
     /// Adds to `out` the receivers the rules let `sender` reach: every
-    /// plain subscription, and one member of each queue group.
+    /// plain subscription, and one member of each queue group; to
+    /// `denied`, if given (a monitor watches), those the rules kept out.
     pub(crate) fn deliver(
         &mut self,
         policy: &Policy,
         stats: &mut Stats,
-        sender: &Identity,
-        subject: &Subject,
+        (sender, subject): (&Identity, &Subject),
         out: &mut Vec<Target<H>>,
+        mut denied: Option<&mut Vec<(u64, Arc<Identity>)>>,
     ) -> Delivered {
         let start = out.len();
         let denied_before = stats.denied;
+        let mut deny = |stats: &mut Stats, e: &Entry<H>| {
+            stats.denied += 1;
+            audit::denied(sender, &e.identity, subject);
+            if let Some(denied) = denied.as_deref_mut() {
+                denied.push((e.conn, Arc::clone(&e.identity)));
+            }
+        };
         for e in &self.plain {
             if policy.allows(sender, &e.identity) {
                 out.push(e.target());
             } else {
-                stats.denied += 1;
-                audit::denied(sender, &e.identity, subject);
+                deny(stats, e);
             }
         }
         for group in &mut self.groups {
@@ -83,10 +90,7 @@ impl<H: Clone> Matched<H> {
                     group.next = i + 1;
                     out.push(group.members[i].target());
                 }
-                None => {
-                    stats.denied += 1;
-                    audit::denied(sender, &group.members[0].identity, subject);
-                }
+                None => deny(stats, &group.members[0]),
             }
         }
         Delivered {

@@ -177,7 +177,7 @@ impl<H: Clone> Router<H> {
     /// one allowed member of each queue group). Denied deliveries are
     /// counted and audited, never reported to the publisher.
     pub fn publish(&mut self, from: u64, subject: &Subject, out: &mut Vec<Target<H>>) {
-        self.route_into(from, subject, out);
+        self.route_into(from, subject, out, None);
     }
 
     /// As [`publish`](Self::publish), into `route`, which a later publish
@@ -187,7 +187,25 @@ impl<H: Clone> Router<H> {
         route.targets.clear();
         let epoch = self.epoch.current();
         let denied_before = self.stats.denied;
-        let reusable = self.route_into(from, subject, &mut route.targets);
+        let reusable = self.route_into(from, subject, &mut route.targets, None);
+        route.denied = self.stats.denied - denied_before;
+        route.reusable = reusable.then(|| (subject.clone(), epoch));
+    }
+
+    /// As [`route`](Self::route), for a publish that a monitor watches:
+    /// also adds to `denied` each receiver the rules kept it from (its
+    /// connection id and identity), which a plain route only counts.
+    pub fn route_watched(
+        &mut self,
+        from: u64,
+        subject: &Subject,
+        route: &mut Route<H>,
+        denied: &mut Vec<(u64, Arc<Identity>)>,
+    ) {
+        route.targets.clear();
+        let epoch = self.epoch.current();
+        let denied_before = self.stats.denied;
+        let reusable = self.route_into(from, subject, &mut route.targets, Some(denied));
         route.denied = self.stats.denied - denied_before;
         route.reusable = reusable.then(|| (subject.clone(), epoch));
     }
@@ -197,22 +215,41 @@ impl<H: Clone> Router<H> {
         Arc::clone(&self.epoch)
     }
 
-    /// Routes a publish into `out`; whether the same publish would be
-    /// routed the same way until the epoch changes.
-    fn route_into(&mut self, from: u64, subject: &Subject, out: &mut Vec<Target<H>>) -> bool {
+    /// Routes a publish into `out` (and who was denied into `denied`, if
+    /// given); whether the same publish would be routed the same way until
+    /// the epoch changes.
+    fn route_into(
+        &mut self,
+        from: u64,
+        subject: &Subject,
+        out: &mut Vec<Target<H>>,
+        denied: Option<&mut Vec<(u64, Arc<Identity>)>>,
+    ) -> bool {
         let Some(sender) = self.conns.get(&from) else {
             return false;
         };
         let sender = &sender.identity;
         // One lookup when cached (every publish but a subject's first).
         let routed = if let Some(matched) = self.cache.get_mut(subject.as_str()) {
-            matched.deliver(&self.policy, &mut self.stats, sender, subject, out)
+            matched.deliver(
+                &self.policy,
+                &mut self.stats,
+                (sender, subject),
+                out,
+                denied,
+            )
         } else {
             if self.cache.len() >= CACHE_MAX {
                 self.cache.clear();
             }
             let mut matched = resolve(&self.trie, &self.conns, subject);
-            let routed = matched.deliver(&self.policy, &mut self.stats, sender, subject, out);
+            let routed = matched.deliver(
+                &self.policy,
+                &mut self.stats,
+                (sender, subject),
+                out,
+                denied,
+            );
             self.cache.insert(subject.as_str().into(), matched);
             routed
         };

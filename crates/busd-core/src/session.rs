@@ -97,6 +97,15 @@ pub enum Step {
         /// What to run.
         command: CtlCommand,
     },
+    /// Start a monitor (the daemon checks who asks).
+    Monitor {
+        /// The client's id for it.
+        sid: u64,
+        /// What to watch.
+        subject: Subject,
+        /// Whether its events carry headers and payloads.
+        contents: bool,
+    },
     /// Answer a `Ping` with a `Pong`.
     Pong,
     /// Nothing to do (a `Pong`, or an error the client reports).
@@ -403,6 +412,15 @@ impl Session {
                 }
             }
             Op::Ctl { rid, command } => Step::Ctl { rid, command },
+            Op::Monitor {
+                sid,
+                subject,
+                contents,
+            } => Step::Monitor {
+                sid,
+                subject,
+                contents,
+            },
             Op::Ping => Step::Pong,
             Op::Pong => Step::Nothing,
             Op::Error { code, message, .. } => {

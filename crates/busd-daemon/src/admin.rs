@@ -185,7 +185,7 @@ fn clients(shared: &Shared) -> Vec<ClientDoc> {
         .collect()
 }
 
-/// One line of `busd ctl subs`.
+/// One line of `busd ctl subs`: a subscription, a service or a monitor.
 #[derive(Debug, Serialize)]
 struct RegistrationDoc {
     client: u64,
@@ -200,6 +200,15 @@ struct RegistrationDoc {
 
 fn subs(shared: &Shared) -> Vec<RegistrationDoc> {
     let list = lock(&shared.router).registrations();
+    let monitors = shared.monitors.list().into_iter();
+    let monitors = monitors.map(|(client, sid, subject)| RegistrationDoc {
+        client,
+        sid,
+        kind: "monitor",
+        subject: subject.as_str().to_owned(),
+        queue: None,
+        overflow: None,
+    });
     list.into_iter()
         .map(|r| RegistrationDoc {
             client: r.conn,
@@ -213,5 +222,6 @@ fn subs(shared: &Shared) -> Vec<RegistrationDoc> {
                 Overflow::Block => "block",
             }),
         })
+        .chain(monitors)
         .collect()
 }

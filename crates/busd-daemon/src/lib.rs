@@ -10,7 +10,8 @@
 //! Modules, from the bottom up: [`config`], `hooks`, `sync`, `audit` and
 //! `tally` (where deliveries ended); `budget` (memory charged to each
 //! package or uid before it is spent); `payload` and `outbox` (one
-//! connection's bounded queue and its writer); `shared` (what every task
+//! connection's bounded queue and its writer); `monitor` (`busd monitor`'s
+//! watches and their forwarders); `shared` (what every task
 //! shares); `writer` (the task that drains a connection's queue into its
 //! socket); `reload`, `handshake` and `admin`; `session` (one client
 //! connection); `daemon` (listeners, the request timer, shutdown).
@@ -26,6 +27,7 @@ mod daemon;
 mod handshake;
 mod hooks;
 mod metrics;
+mod monitor;
 mod nofile;
 mod origin;
 mod outbox;

@@ -237,6 +237,35 @@ impl ConnHandle {
         }
     }
 
+    /// As [`send`](Self::send), but waiting for room instead of
+    /// overflowing, for a sender that may wait (a monitor's forwarder,
+    /// never a publisher); whether it was queued (not if the connection
+    /// is killed first).
+    pub(crate) async fn send_in_turn(&self, op: &Op, payload: Bytes) -> bool {
+        let Some(head) = self.encode(op, Body::Inline(payload.len())) else {
+            return true; // logged; the next frame may go
+        };
+        let frame = OutFrame::control(head, payload);
+        let len = frame.queued_len();
+        let mut item = Some(Outgoing::Frame(frame));
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a drain in between is not missed.
+            notified.as_mut().enable();
+            if self.killed.load(Ordering::Acquire) {
+                return false;
+            }
+            if self.push_if_fits(&mut item, len) {
+                return true;
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = self.kill.cancelled() => return false,
+            }
+        }
+    }
+
     /// As [`send`](Self::send), for a payload that may have come as a
     /// segment: passed on as the same fd if this connection takes fds, else
     /// its bytes go in the stream (the one copy a tcp or unix receiver

@@ -4,13 +4,17 @@
 //! What each frame means is `busd_core::Session`'s to decide (sans-IO);
 //! the modules here carry out its steps: `read_loop` reads and paces,
 //! `dispatch` carries out each step (`requests` the request/reply ones,
-//! `fanout` a publish), all on the connection's [`Link`].
+//! `fanout` a publish, `monitoring` starting and ending monitors), and
+//! `watched` tells running monitors what happened, all on the
+//! connection's [`Link`].
 
 mod dispatch;
 mod fanout;
 mod link;
+mod monitoring;
 mod read_loop;
 mod requests;
+mod watched;
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -67,6 +71,7 @@ pub(crate) fn contain(shared: &Shared, id: u64, panic: &(dyn Any + Send)) {
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("a panic");
+    shared.monitors.end(id, |_| true);
     let (identity, gone) = {
         let mut router = lock(&shared.router);
         let identity = router.connection(id).map(|(identity, handle)| {
@@ -250,6 +255,7 @@ async fn open(
 /// what is not is discarded and counted.
 async fn close(shared: &Shared, id: u64, mut link: Link, mut writer_task: JoinHandle<()>) {
     link.route.settle(&link.epoch);
+    link.end_monitors();
     let (gone, at_leaving) = {
         let mut router = lock(&shared.router);
         let gone = router.disconnect(id);

@@ -15,6 +15,7 @@ use crate::budget::Budgets;
 use crate::config::Config;
 use crate::hooks::Hooks;
 use crate::metrics::Recorded;
+use crate::monitor::Monitors;
 use crate::outbox::ConnHandle;
 use crate::sync::lock;
 use crate::tally::{Deliveries, Tally};
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) budgets: Budgets,
     /// What the metrics need that nothing else keeps.
     pub(crate) metrics: Recorded,
+    /// The `busd monitor`s running (see `monitor`).
+    pub(crate) monitors: Monitors,
     /// Fault injection for tests (none in `busd run`).
     pub(crate) hooks: Hooks,
     pub(crate) tracker: TaskTracker,
@@ -72,6 +75,7 @@ impl Shared {
             budgets: Budgets::new(budget),
             metrics: Recorded::default(),
             shutdown,
+            monitors: Monitors::default(),
             hooks,
             tracker: TaskTracker::new(),
         }

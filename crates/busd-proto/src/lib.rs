@@ -17,6 +17,7 @@ mod error;
 mod frame;
 mod layout;
 mod message_header;
+mod monitor;
 mod op;
 mod pfn;
 mod subject;
@@ -30,6 +31,7 @@ pub use frame::{
     Body, Frame, SegmentFd, encode_head, encode_head_with, encode_msg_head, encode_pub_head,
 };
 pub use layout::{LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
+pub use monitor::{EventKind, MonitorEvent, Party};
 pub use op::{AuthKind, CtlCommand, Headers, Hello, Limits, Op, Overflow, Ref, Sender, Welcome};
 pub use pfn::{Pfn, PfnError, publisher_id};
 pub use subject::{Subject, SubjectError};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::error::{ErrorCode, Status};
+use crate::monitor::MonitorEvent;
 use crate::pfn::Pfn;
 use crate::subject::Subject;
 
@@ -137,6 +138,28 @@ pub enum Op {
         /// How many were dropped since the last notice.
         count: u64,
     },
+    /// Client → daemon: watch every publish, request and reply whose
+    /// subject (or service) matches `subject` (admin identities only; a
+    /// refusal is `Error{NotAuthorized}` naming `sid`). Events come as
+    /// `Event{sid}`, events the monitor fell too far behind for as
+    /// `Dropped{sid}`; `Unsub{sid}` stops it. It never changes delivery.
+    Monitor {
+        /// The client's id for this monitor (shares the `Sub` id space).
+        sid: u64,
+        /// What to watch; wildcards allowed.
+        subject: Subject,
+        /// Whether events carry the message's headers and payload, besides
+        /// its size.
+        contents: bool,
+    },
+    /// Daemon → monitor: one event for monitor `sid`; carries the
+    /// message's payload when the monitor asked for contents.
+    Event {
+        /// The monitor it is for.
+        sid: u64,
+        /// What happened.
+        event: MonitorEvent,
+    },
 }
 
 impl Op {
@@ -160,6 +183,8 @@ impl Op {
             Op::Error { .. } => "Error",
             Op::Ctl { .. } => "Ctl",
             Op::Dropped { .. } => "Dropped",
+            Op::Monitor { .. } => "Monitor",
+            Op::Event { .. } => "Event",
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use busd_e2e::{DaemonProcess, busd_bin};
 
-fn busd(d: &DaemonProcess, args: &[&str]) -> Command {
+pub(crate) fn busd(d: &DaemonProcess, args: &[&str]) -> Command {
     let mut cmd = Command::new(busd_bin());
     cmd.args(args)
         .env("BUSD_URL", &d.unix_url)
@@ -15,7 +15,7 @@ fn busd(d: &DaemonProcess, args: &[&str]) -> Command {
     cmd
 }
 
-fn run(d: &DaemonProcess, args: &[&str]) -> Output {
+pub(crate) fn run(d: &DaemonProcess, args: &[&str]) -> Output {
     busd(d, args).output().expect("run busd")
 }
 
@@ -30,7 +30,7 @@ fn spawn(d: &DaemonProcess, args: &[&str]) -> Child {
 /// Waits (bounded) until the daemon lists `n` registrations on `subject`,
 /// asking it with `busd ctl subs`: the test's processes run as the
 /// daemon's own uid, which is always an admin.
-fn wait_registered(d: &DaemonProcess, subject: &str, n: usize) {
+pub(crate) fn wait_registered(d: &DaemonProcess, subject: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         let out = run(d, &["ctl", "--json", "subs"]);

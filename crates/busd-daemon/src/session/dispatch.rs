@@ -51,9 +51,12 @@ impl Link {
                     self.registration_refused(sid, &e);
                 }
             }
-            Step::Unsubscribe { sid } => {
-                lock(&self.shared.router).unsubscribe(self.id, sid);
-            }
+            Step::Unsubscribe { sid } => self.unsubscribe(sid),
+            Step::Monitor {
+                sid,
+                subject,
+                contents,
+            } => self.start_monitor(sid, subject, contents),
             Step::Request {
                 rid,
                 service,
@@ -87,6 +90,13 @@ impl Link {
             _ => {}
         }
         true
+    }
+
+    /// Removes the monitor, subscription or service `sid`.
+    fn unsubscribe(&self, sid: u64) {
+        if !self.end_monitor(sid) {
+            lock(&self.shared.router).unsubscribe(self.id, sid);
+        }
     }
 
     /// Tells the client why the router refused its registration `sid`

@@ -39,7 +39,9 @@ impl Link {
         mut payload: Payload,
     ) {
         let mut route = std::mem::take(&mut self.route);
-        if !route.reuse(&subject, &self.epoch) {
+        if self.shared.monitors.active() {
+            self.route_watched(&subject, headers.as_ref(), &mut payload, &mut route);
+        } else if !route.reuse(&subject, &self.epoch) {
             lock(&self.shared.router).route(self.id, &subject, &mut route);
         }
         self.counts.published += 1;

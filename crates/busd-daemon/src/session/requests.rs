@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use busd_core::RequestError;
 use busd_proto::{ErrorCode, Headers, Op, Ref, Status, Subject};
 use bytes::Bytes;
 
@@ -22,10 +23,14 @@ impl Link {
         service: Subject,
         (received, deadline): (Instant, Instant),
         headers: Option<Headers>,
-        payload: Payload,
+        mut payload: Payload,
     ) {
         let routed =
             lock(&self.shared.router).request(self.id, rid, &service, (received, deadline));
+        if self.shared.monitors.active() {
+            let outcome = routed.as_ref().map_err(RequestError::status);
+            self.watch_request(&service, outcome, headers.as_ref(), &mut payload);
+        }
         match routed {
             Ok(r) => {
                 if r.wake_timer {
@@ -68,7 +73,7 @@ impl Link {
         call_id: u64,
         status: Status,
         headers: Option<Headers>,
-        payload: Payload,
+        mut payload: Payload,
     ) {
         let back = lock(&self.shared.router).respond(self.id, call_id);
         let Some(u) = back else {
@@ -76,6 +81,10 @@ impl Link {
             return;
         };
         self.shared.metrics.replied(status, u.received);
+        if self.shared.monitors.active() {
+            let answer = (status, headers.as_ref());
+            self.watch_reply(call_id, u.requester.id, answer, &mut payload);
+        }
         let resp = Op::Resp {
             rid: u.rid,
             status,
