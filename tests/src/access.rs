@@ -295,6 +295,27 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
 }
 
+/// Probes external state (a ctl answer, a scrape) until `ready` holds
+/// for what `probe` returns, bounded by [`WAIT`]; that value.
+pub async fn poll_until<T: std::fmt::Debug, F: Future<Output = T>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+    ready: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let value = probe().await;
+        if ready(&value) {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never came: {value:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The next message on `sub`, bounded.
 pub async fn next_msg(sub: &mut Subscriber, what: &str) -> Message {
     within(what, sub.next())

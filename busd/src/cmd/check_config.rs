@@ -137,6 +137,25 @@ fn package(out: &mut String, policy: &Policy, pfns: &[&Pfn], pfn: &Pfn, rules: &
         caps.sort_unstable();
         let _ = writeln!(out, "  capabilities:  {}", caps.join(", "));
     }
+    let mut services: Vec<_> = policy
+        .services
+        .values()
+        .filter(|s| s.owner == *pfn)
+        .collect();
+    services.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+    for s in services {
+        let mut how = match &s.exec {
+            Some(argv) => format!("started on demand: {}", argv.join(" ")),
+            None => "served by the package's own clients".to_owned(),
+        };
+        if let Some(cap) = &s.require_capability {
+            how.push_str(&format!("; callers need {cap}"));
+        }
+        if let Some(idle) = s.idle_exit {
+            how.push_str(&format!("; stopped after {idle:?} idle"));
+        }
+        let _ = writeln!(out, "  service:       {} ({how})", s.name);
+    }
 }
 
 #[cfg(test)]

@@ -36,8 +36,12 @@ pub(crate) struct ClientArgs {
 impl ClientArgs {
     /// The URL to use.
     pub(crate) fn url(&self) -> String {
-        // clap has read BUSD_URL into `server` already.
-        self.server.clone().unwrap_or_else(Client::default_url)
+        // clap has read BUSD_URL into `server` already. A command the
+        // daemon started as a service uses the connection it was handed.
+        self.server
+            .clone()
+            .or_else(Client::inherited_url)
+            .unwrap_or_else(Client::default_url)
     }
 
     /// Connects, naming the client after the command for the daemon's logs.
@@ -46,6 +50,10 @@ impl ClientArgs {
     pub(crate) async fn connect(&self, command: &str) -> Result<Client, ExitCode> {
         let url = self.url();
         let mut builder = Client::builder(&url).name(format!("busd {command}"));
+        if url.starts_with("fd://") {
+            // Handed over once: it cannot be made again.
+            builder = builder.reconnect(false);
+        }
         if let Some(pfn) = &self.pfn {
             builder = builder.pfn(pfn);
         }

@@ -34,6 +34,9 @@ enum Action {
     Subs,
     /// Re-read the config and apply its access rules (atomically).
     Reload,
+    /// Services: configured and live, owner, responders, activation state,
+    /// starts.
+    Services,
 }
 
 impl From<Action> for CtlCommand {
@@ -43,6 +46,7 @@ impl From<Action> for CtlCommand {
             Action::Clients => CtlCommand::Clients,
             Action::Subs => CtlCommand::Subs,
             Action::Reload => CtlCommand::Reload,
+            Action::Services => CtlCommand::Services,
         }
     }
 }
@@ -95,6 +99,7 @@ mod tests {
                 (Some("clients".to_owned()), CtlCommand::Clients),
                 (Some("subs".to_owned()), CtlCommand::Subs),
                 (Some("reload".to_owned()), CtlCommand::Reload),
+                (Some("services".to_owned()), CtlCommand::Services),
             ]
         );
     }

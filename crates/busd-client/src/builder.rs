@@ -237,8 +237,10 @@ impl Client {
         Self::builder(url).connect().await
     }
 
-    /// Connects to the daemon where the `busd` command would: `BUSD_URL`
-    /// if set, else the default unix socket (see [`Client::default_url`]).
+    /// Connects to the daemon where the `busd` command would: over the
+    /// connection the daemon handed this process if it started it as a
+    /// service (see [`Client::inherited_url`]), else `BUSD_URL` if set, else
+    /// the default unix socket (see [`Client::default_url`]).
     ///
     /// # Errors
     /// As [`Client::connect`].
@@ -250,7 +252,20 @@ impl Client {
     /// # }
     /// ```
     pub async fn connect_default() -> Result<Client, Error> {
+        // A service busd started has its connection made already.
+        if let Some(url) = Self::inherited_url() {
+            return Self::builder(url).reconnect(false).connect().await;
+        }
         Self::connect(&Self::default_url()).await
+    }
+
+    /// `fd://N` when this process is a service the daemon started and
+    /// handed connection N (`BUSD_FD`): it is its package already, with no
+    /// token. Such a connection cannot be made again, so a client on it
+    /// does not reconnect: the daemon starts the service again when needed.
+    pub fn inherited_url() -> Option<String> {
+        let fd = std::env::var("BUSD_FD").ok()?;
+        Some(format!("fd://{}", fd.trim()))
     }
 
     /// The daemon's URL when none is given, as the `busd` command finds

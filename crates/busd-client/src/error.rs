@@ -50,6 +50,14 @@ pub enum ErrorKind {
     Protocol,
     /// The daemon knows no such service.
     UnknownService,
+    /// The service the daemon starts on demand could not be started, or
+    /// exited before it served.
+    AppUnavailable,
+    /// The service the daemon started did not begin serving in time.
+    AppServiceUnavailable,
+    /// The service is at its instance limit, or held back after failing
+    /// to start too often.
+    ResourceLimitsExceeded,
     /// The daemon ran an admin command and refused it (e.g. `ctl reload`
     /// of a file that is not valid); the message says why.
     Refused,
@@ -70,6 +78,9 @@ impl ErrorKind {
             ErrorCode::LimitExceeded => Self::LimitExceeded,
             ErrorCode::InvalidSubject => Self::InvalidSubject,
             ErrorCode::ShuttingDown => Self::Disconnected,
+            ErrorCode::AppUnavailable => Self::AppUnavailable,
+            ErrorCode::AppServiceUnavailable => Self::AppServiceUnavailable,
+            ErrorCode::ResourceLimitsExceeded => Self::ResourceLimitsExceeded,
             // ProtocolViolation, and codes added after this SDK was built.
             _ => Self::Protocol,
         }
@@ -93,6 +104,13 @@ impl ErrorKind {
             Self::FrameTooLarge => "frame too large",
             Self::Protocol => "protocol error",
             Self::UnknownService => "unknown service",
+            Self::AppUnavailable => "AppUnavailable: the service could not be started",
+            Self::AppServiceUnavailable => {
+                "AppServiceUnavailable: the service did not start serving in time"
+            }
+            Self::ResourceLimitsExceeded => {
+                "ResourceLimitsExceeded: the service cannot be started now"
+            }
             Self::Refused => "refused",
         }
     }
@@ -282,6 +300,15 @@ mod tests {
             (ErrorCode::LimitExceeded, ErrorKind::LimitExceeded),
             (ErrorCode::InvalidSubject, ErrorKind::InvalidSubject),
             (ErrorCode::ShuttingDown, ErrorKind::Disconnected),
+            (ErrorCode::AppUnavailable, ErrorKind::AppUnavailable),
+            (
+                ErrorCode::AppServiceUnavailable,
+                ErrorKind::AppServiceUnavailable,
+            ),
+            (
+                ErrorCode::ResourceLimitsExceeded,
+                ErrorKind::ResourceLimitsExceeded,
+            ),
         ];
         assert_eq!(expected.len(), ErrorCode::ALL.len());
         for code in ErrorCode::ALL {

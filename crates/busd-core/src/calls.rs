@@ -106,6 +106,11 @@ impl Calls {
         }
     }
 
+    /// Whether anyone serves `service`.
+    pub(crate) fn is_served(&self, service: &Subject) -> bool {
+        self.services.contains_key(service)
+    }
+
     pub(crate) fn service_mut(&mut self, service: &Subject) -> Option<&mut Service> {
         self.services.get_mut(service)
     }

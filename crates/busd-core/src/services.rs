@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use busd_policy::{Identity, ServicesMode};
+use busd_policy::{Identity, ServiceRule, ServicesMode};
 use busd_proto::Subject;
 
 use crate::audit;
@@ -43,6 +43,38 @@ impl<H: Clone> Router<H> {
             c.serves.insert(sid, service);
         }
         Ok(())
+    }
+
+    /// The configured service a request from `from` must wait for, when it
+    /// is one the daemon starts on demand (`exec`) and nobody serves it
+    /// now: `None` to route the request as usual, `Some(Ok(rule))` to
+    /// start the service and hold the request, `Some(Err)` when `from`
+    /// may not call it (counted and audited as a routed request would be),
+    /// so that no caller can start what it could not call.
+    pub fn activation(
+        &mut self,
+        from: u64,
+        service: &Subject,
+    ) -> Option<Result<ServiceRule, RequestError>> {
+        if self.policy.services.is_empty() {
+            return None;
+        }
+        let rule = self.policy.service(service).filter(|r| r.exec.is_some())?;
+        if self.calls.is_served(service) {
+            return None;
+        }
+        let asker = &self.conns.get(&from)?.identity;
+        let owner = Identity::package(rule.owner.clone(), None);
+        let capable = rule
+            .require_capability
+            .as_deref()
+            .is_none_or(|cap| self.policy.has_capability(asker, cap));
+        if capable && self.policy.allows(asker, &owner) {
+            return Some(Ok(rule.clone()));
+        }
+        self.stats.not_authorized += 1;
+        audit::denied(asker, &owner, service);
+        Some(Err(RequestError::NotAuthorized))
     }
 
     /// Whether `conn` may serve `service`: only its owner may serve a

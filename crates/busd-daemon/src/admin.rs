@@ -5,11 +5,15 @@
 //! command's answer is a typed document, encoded as JSON into the `Resp`
 //! payload only here, at the protocol's edge.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use busd_policy::Identity;
 use busd_proto::{CtlCommand, Overflow, Status};
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::activation::ActivationDoc;
 use crate::reload::reload;
 use crate::shared::Shared;
 use crate::sync::lock;
@@ -34,6 +38,7 @@ pub(crate) fn run(shared: &Shared, who: &Identity, command: CtlCommand) -> (Stat
         CtlCommand::Stats => answer(&stats(shared)),
         CtlCommand::Clients => answer(&clients(shared)),
         CtlCommand::Subs => answer(&subs(shared)),
+        CtlCommand::Services => answer(&services(shared)),
         CtlCommand::Reload => match reload(shared) {
             Ok(report) => answer(&report),
             Err(e) => failure(&e.to_string()),
@@ -223,5 +228,49 @@ fn subs(shared: &Shared) -> Vec<RegistrationDoc> {
             }),
         })
         .chain(monitors)
+        .collect()
+}
+
+/// One line of `busd ctl services`.
+#[derive(Debug, Serialize)]
+struct ServiceDoc {
+    name: String,
+    /// The package that owns it, if it is configured.
+    owner: Option<String>,
+    /// Whether busd starts it on demand.
+    on_demand: bool,
+    /// Connections serving it now.
+    responders: usize,
+    /// What its activation did, if busd ever started it.
+    #[serde(flatten)]
+    activation: Option<ActivationDoc>,
+}
+
+fn services(shared: &Shared) -> Vec<ServiceDoc> {
+    let (policy, registrations) = {
+        let router = lock(&shared.router);
+        (Arc::clone(router.policy()), router.registrations())
+    };
+    let mut responders: BTreeMap<String, usize> = BTreeMap::new();
+    for r in registrations.iter().filter(|r| r.service) {
+        *responders.entry(r.subject.as_str().to_owned()).or_default() += 1;
+    }
+    for name in policy.services.keys() {
+        responders.entry(name.as_str().to_owned()).or_default();
+    }
+    let mut activations = shared.activations.snapshot();
+    responders
+        .into_iter()
+        .map(|(name, count)| {
+            let subject = busd_proto::Subject::parse(name.as_str()).ok();
+            let rule = subject.as_ref().and_then(|s| policy.service(s));
+            ServiceDoc {
+                owner: rule.map(|r| r.owner.to_string()),
+                on_demand: rule.is_some_and(|r| r.exec.is_some()),
+                responders: count,
+                activation: subject.and_then(|s| activations.remove(&s)),
+                name,
+            }
+        })
         .collect()
 }

@@ -109,6 +109,9 @@ pub struct Limits {
     pub frame_timeout: std::time::Duration,
     /// A peer whose socket takes no bytes for this long is cut off.
     pub write_timeout: std::time::Duration,
+    /// How long a service the daemon starts has to serve its name before
+    /// the requests waiting for it are answered `AppServiceUnavailable`.
+    pub activation_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -438,6 +441,7 @@ impl Validator<'_> {
             max_preauth_frame: self.required("limits.max_preauth_frame", l.max_preauth_frame)?,
             frame_timeout: self.required("limits.frame_timeout", l.frame_timeout)?,
             write_timeout: self.required("limits.write_timeout", l.write_timeout)?,
+            activation_timeout: self.required("limits.activation_timeout", l.activation_timeout)?,
         };
         let l = limits;
         if l.max_frame < 1024 {
@@ -458,6 +462,7 @@ impl Validator<'_> {
             ("limits.foreign_block_timeout", l.foreign_block_timeout),
             ("limits.frame_timeout", l.frame_timeout),
             ("limits.write_timeout", l.write_timeout),
+            ("limits.activation_timeout", l.activation_timeout),
         ] {
             if timeout.is_zero() {
                 return Err(self.err(key, "must be more than zero"));

@@ -19,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+mod activation;
 mod admin;
 mod audit;
 mod budget;

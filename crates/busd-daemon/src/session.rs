@@ -16,6 +16,8 @@ mod read_loop;
 mod requests;
 mod watched;
 
+pub(crate) use requests::route_request;
+
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

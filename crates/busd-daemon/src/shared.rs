@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::activation::Activations;
 use crate::budget::Budgets;
 use crate::config::Config;
 use crate::hooks::Hooks;
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     /// Every owner's memory budget (`limits.max_memory_per_identity`).
     pub(crate) budgets: Budgets,
+    /// Services started on demand, and the requests waiting for them.
+    pub(crate) activations: Activations,
     /// What the metrics need that nothing else keeps.
     pub(crate) metrics: Recorded,
     /// The `busd monitor`s running (see `monitor`).
@@ -74,6 +77,7 @@ impl Shared {
             tally: Arc::default(),
             budgets: Budgets::new(budget),
             metrics: Recorded::default(),
+            activations: Activations::default(),
             shutdown,
             monitors: Monitors::default(),
             hooks,

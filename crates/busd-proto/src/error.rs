@@ -37,11 +37,22 @@ pub enum ErrorCode {
     InvalidSubject,
     /// The daemon is shutting down.
     ShuttingDown,
+    /// A service the daemon starts on demand could not be started, or its
+    /// process exited before it served the name (`AppUnavailable` of
+    /// Windows' `AppServiceConnectionStatus`).
+    AppUnavailable,
+    /// A service the daemon started did not serve the name within
+    /// `limits.activation_timeout` (`AppServiceUnavailable`).
+    AppServiceUnavailable,
+    /// A service the daemon starts on demand is over its `max_instances`,
+    /// or failed to start so often that it is held back for a while
+    /// (`ResourceLimitsExceeded`).
+    ResourceLimitsExceeded,
 }
 
 impl ErrorCode {
     /// Every code, for listings and tests.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 15] = [
         Self::ProtocolViolation,
         Self::FrameTooLarge,
         Self::AuthFailed,
@@ -54,6 +65,9 @@ impl ErrorCode {
         Self::LimitExceeded,
         Self::InvalidSubject,
         Self::ShuttingDown,
+        Self::AppUnavailable,
+        Self::AppServiceUnavailable,
+        Self::ResourceLimitsExceeded,
     ];
 
     /// The stable name, as on the wire and in the CLI's output.
@@ -71,6 +85,9 @@ impl ErrorCode {
             Self::LimitExceeded => "LimitExceeded",
             Self::InvalidSubject => "InvalidSubject",
             Self::ShuttingDown => "ShuttingDown",
+            Self::AppUnavailable => "AppUnavailable",
+            Self::AppServiceUnavailable => "AppServiceUnavailable",
+            Self::ResourceLimitsExceeded => "ResourceLimitsExceeded",
         }
     }
 }

@@ -278,4 +278,7 @@ pub enum CtlCommand {
     Subs,
     /// Re-read the configuration and apply its access rules.
     Reload,
+    /// The services: configured and live, their owners, responders and
+    /// activation (appended: the wire keeps the order of variants).
+    Services,
 }

@@ -10,6 +10,7 @@ mod access_proofs;
 mod access_reload;
 mod access_routing;
 mod access_spoofing;
+mod activation;
 mod backpressure;
 mod bench_smoke;
 mod budget;

@@ -2,10 +2,8 @@
 //! Prometheus does, parsed with a strict OpenMetrics parser, and checked
 //! against what the clients did.
 
-use std::time::Duration;
-
 use busd_client::ErrorKind;
-use busd_e2e::access::{WAIT, config_toml, next_call, next_msg, within};
+use busd_e2e::access::{config_toml, next_call, next_msg, poll_until, within};
 use busd_e2e::{Package, TestDaemon, Transport};
 use openmetrics_parser::{MetricsExposition, OpenMetricsType, OpenMetricsValue};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -74,18 +72,7 @@ fn value(metrics: &Exposition, family: &str, labels: &[(&str, &str)]) -> f64 {
 /// Scrapes until `ready` holds (a session adds its counts when it has
 /// handled what it read), bounded.
 async fn scrape_until(d: &TestDaemon, ready: impl Fn(&Exposition) -> bool) -> Exposition {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let metrics = scrape(d).await;
-        if ready(&metrics) {
-            return metrics;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the metrics never showed it"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    poll_until("the metrics wanted", || scrape(d), ready).await
 }
 
 #[tokio::test]

@@ -2,10 +2,8 @@
 //! bytes in, messages published and denied, messages delivered to it and
 //! bytes out, over every transport.
 
-use std::time::Duration;
-
 use busd_client::{Client, CtlCommand};
-use busd_e2e::access::{WAIT, next_msg, within};
+use busd_e2e::access::{next_msg, poll_until, within};
 use busd_e2e::{Package, TestDaemon, Transport};
 use serde_json::Value;
 
@@ -17,28 +15,18 @@ const BARRED: &str = "Traffic.Barred_8wekyb3d8bbwe";
 /// (a session adds its counts when it has handled what it read).
 async fn row(admin: &Client, client: &Client, ready: impl Fn(&Value) -> bool) -> Value {
     let id = client.client_id();
-    // Waits for a state, bounded; each try is a ctl round trip.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let probe = || async {
         let doc = within("ctl clients", admin.ctl(CtlCommand::Clients))
             .await
             .expect("ctl clients");
-        let me = doc
-            .as_array()
+        doc.as_array()
             .expect("a list")
             .iter()
             .find(|c| c["id"] == id)
             .cloned()
-            .unwrap_or_else(|| panic!("client {id} not listed: {doc}"));
-        if ready(&me) {
-            return me;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "counts never came: {me}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+            .unwrap_or_else(|| panic!("client {id} not listed: {doc}"))
+    };
+    poll_until("the counts", probe, ready).await
 }
 
 #[tokio::test]

@@ -78,6 +78,8 @@ pub(super) struct RawLimits {
     pub(super) frame_timeout: Option<Duration>,
     #[serde(with = "humantime_serde")]
     pub(super) write_timeout: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub(super) activation_timeout: Option<Duration>,
 }
 
 /// Where each `[daemon]` and `[limits]` key is in the file, so an invalid

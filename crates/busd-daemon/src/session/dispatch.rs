@@ -46,9 +46,16 @@ impl Link {
                 service,
                 require_capability,
             } => {
-                let r = lock(&self.shared.router).serve(self.id, sid, service, require_capability);
-                if let Err(e) = r {
-                    self.registration_refused(sid, &e);
+                let r = lock(&self.shared.router).serve(
+                    self.id,
+                    sid,
+                    service.clone(),
+                    require_capability,
+                );
+                match r {
+                    // Requests may wait for it, if the daemon started it.
+                    Ok(()) => self.shared.activations.served(&self.shared, &service),
+                    Err(e) => self.registration_refused(sid, &e),
                 }
             }
             Step::Unsubscribe { sid } => self.unsubscribe(sid),

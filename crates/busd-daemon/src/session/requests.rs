@@ -3,67 +3,70 @@
 
 use std::time::Instant;
 
-use busd_core::RequestError;
+use std::sync::Arc;
+
+use busd_core::{RequestError, Routed};
 use busd_proto::{ErrorCode, Headers, Op, Ref, Status, Subject};
 use bytes::Bytes;
 
 use super::link::Link;
+use crate::activation::Held;
 use crate::audit;
+use crate::outbox::ConnHandle;
 use crate::payload::Payload;
+use crate::shared::Shared;
 use crate::sync::lock;
 
 impl Link {
     /// Routes request `rid`, read at `received`, to a responder of
-    /// `service`, due by `deadline`;
-    /// `NoResponders` or `NotAuthorized` are answered at once, and a
-    /// request past `max_pending_requests` with `LimitExceeded`.
+    /// `service`, due by `deadline`; `NoResponders` or `NotAuthorized` are
+    /// answered at once, and a request past `max_pending_requests` with
+    /// `LimitExceeded`. A request for a service the daemon starts on
+    /// demand, which nobody serves now, waits for it (see `activation`).
     pub(super) fn request(
         &mut self,
         rid: u64,
         service: Subject,
-        (received, deadline): (Instant, Instant),
+        times: (Instant, Instant),
         headers: Option<Headers>,
         mut payload: Payload,
     ) {
-        let routed =
-            lock(&self.shared.router).request(self.id, rid, &service, (received, deadline));
+        let routed = {
+            let mut router = lock(&self.shared.router);
+            match router.activation(self.id, &service) {
+                Some(Ok(rule)) => {
+                    drop(router);
+                    let held = Held {
+                        from: self.id,
+                        handle: Arc::clone(&self.handle),
+                        rid,
+                        service,
+                        times,
+                        headers,
+                        payload,
+                    };
+                    self.shared.activations.hold(&self.shared, &rule, held);
+                    return;
+                }
+                Some(Err(refused)) => Err(refused),
+                None => router.request(self.id, rid, &service, times),
+            }
+        };
         if self.shared.monitors.active() {
             let outcome = routed.as_ref().map_err(RequestError::status);
             self.watch_request(&service, outcome, headers.as_ref(), &mut payload);
         }
-        match routed {
-            Ok(r) => {
-                if r.wake_timer {
-                    self.shared.timer.notify_one();
-                }
-                let call = Op::Call {
-                    rid: r.call_id,
-                    sid: r.sid,
-                    service,
-                    from: r.from,
-                    headers,
-                };
-                if let Err(e) = r.responder.send_payload(&call, payload) {
-                    let msg = format!("the daemon could not map this request's segment: {e}");
-                    self.handle
-                        .send_error(ErrorCode::LimitExceeded, msg, Some(Ref::Rid(rid)));
-                }
-            }
-            Err(e) => match e.status() {
-                Some(status) => {
-                    let resp = Op::Resp {
-                        rid,
-                        status,
-                        headers: None,
-                    };
-                    self.handle.send(&resp, Bytes::new());
-                }
-                None => {
-                    audit::limit_reached(self.who(), "limits.max_pending_requests", &e);
-                    (self.handle).send_error(e.code(), e.to_string(), Some(Ref::Rid(rid)));
-                }
-            },
+        if let Err(e @ RequestError::TooManyRequests { .. }) = &routed {
+            audit::limit_reached(self.who(), "limits.max_pending_requests", e);
         }
+        deliver(
+            &self.shared,
+            &self.handle,
+            (rid, service),
+            headers,
+            payload,
+            routed,
+        );
     }
 
     /// Passes a responder's answer to call `call_id` back; a late, second
@@ -95,5 +98,60 @@ impl Link {
             u.requester
                 .send_error(ErrorCode::LimitExceeded, msg, Some(Ref::Rid(u.rid)));
         }
+    }
+}
+
+/// Routes a request that waited for its service to start.
+pub(crate) fn route_request(shared: &Shared, held: Held) {
+    let routed = lock(&shared.router).request(held.from, held.rid, &held.service, held.times);
+    let request = (held.rid, held.service);
+    deliver(
+        shared,
+        &held.handle,
+        request,
+        held.headers,
+        held.payload,
+        routed,
+    );
+}
+
+/// Sends a routed request to its responder, or the daemon's answer to
+/// the requester (`handle`).
+fn deliver(
+    shared: &Shared,
+    handle: &ConnHandle,
+    (rid, service): (u64, Subject),
+    headers: Option<Headers>,
+    payload: Payload,
+    routed: Result<Routed<Arc<ConnHandle>>, RequestError>,
+) {
+    match routed {
+        Ok(r) => {
+            if r.wake_timer {
+                shared.timer.notify_one();
+            }
+            let call = Op::Call {
+                rid: r.call_id,
+                sid: r.sid,
+                service,
+                from: r.from,
+                headers,
+            };
+            if let Err(e) = r.responder.send_payload(&call, payload) {
+                let msg = format!("the daemon could not map this request's segment: {e}");
+                handle.send_error(ErrorCode::LimitExceeded, msg, Some(Ref::Rid(rid)));
+            }
+        }
+        Err(e) => match e.status() {
+            Some(status) => {
+                let resp = Op::Resp {
+                    rid,
+                    status,
+                    headers: None,
+                };
+                handle.send(&resp, Bytes::new());
+            }
+            None => handle.send_error(e.code(), e.to_string(), Some(Ref::Rid(rid))),
+        },
     }
 }
