@@ -33,3 +33,4 @@ mod shm_rings;
 mod shm_segments;
 mod shutdown;
 mod traffic;
+mod typed;
