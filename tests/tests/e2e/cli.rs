@@ -1,5 +1,5 @@
 //! The `busd` client commands, as a script would use them, against a real
-//! daemon process.
+//! daemon process. The helpers that run them serve `cli_exec` too.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use busd_e2e::{DaemonProcess, busd_bin};
 
-fn busd(d: &DaemonProcess, args: &[&str]) -> Command {
+pub(super) fn busd(d: &DaemonProcess, args: &[&str]) -> Command {
     let mut cmd = Command::new(busd_bin());
     cmd.args(args)
         .env("BUSD_URL", &d.unix_url)
@@ -15,11 +15,11 @@ fn busd(d: &DaemonProcess, args: &[&str]) -> Command {
     cmd
 }
 
-fn run(d: &DaemonProcess, args: &[&str]) -> Output {
+pub(super) fn run(d: &DaemonProcess, args: &[&str]) -> Output {
     busd(d, args).output().expect("run busd")
 }
 
-fn spawn(d: &DaemonProcess, args: &[&str]) -> Child {
+pub(super) fn spawn(d: &DaemonProcess, args: &[&str]) -> Child {
     busd(d, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -30,7 +30,7 @@ fn spawn(d: &DaemonProcess, args: &[&str]) -> Child {
 /// Waits (bounded) until the daemon lists `n` registrations on `subject`,
 /// asking it with `busd ctl subs`: the test's processes run as the
 /// daemon's own uid, which is always an admin.
-fn wait_registered(d: &DaemonProcess, subject: &str, n: usize) {
+pub(super) fn wait_registered(d: &DaemonProcess, subject: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         let out = run(d, &["ctl", "--json", "subs"]);

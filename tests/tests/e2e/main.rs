@@ -15,6 +15,7 @@ mod bench_smoke;
 mod budget;
 mod cli;
 mod cli_config;
+mod cli_exec;
 mod cli_socket;
 mod deliveries;
 mod hostile_frames;
