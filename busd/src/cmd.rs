@@ -12,6 +12,7 @@ mod payload;
 mod pfn;
 mod publish;
 mod reply;
+mod reply_exec;
 mod request;
 mod run;
 mod service_manager;

@@ -12,7 +12,7 @@ pub(crate) struct PayloadArgs {
     /// Parse the payload as JSON and send it as MessagePack (a ValueSet
     /// when it is an object).
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl PayloadArgs {
@@ -40,20 +40,22 @@ impl PayloadArgs {
             eprintln!("busd: the payload is not valid JSON: {e}");
             ExitCode::from(2)
         })?;
-        rmp_serde_encode(&value)
+        to_msgpack(&value).map_err(|e| {
+            eprintln!("busd: {e}");
+            ExitCode::FAILURE
+        })
     }
 }
 
-fn rmp_serde_encode(value: &serde_json::Value) -> Result<Bytes, ExitCode> {
-    let v = rmpv::ext::to_value(value).map_err(|e| {
-        eprintln!("busd: cannot encode the payload as MessagePack: {e}");
-        ExitCode::FAILURE
-    })?;
+/// `value` as one MessagePack value (an object becomes a map, a ValueSet).
+///
+/// # Errors
+/// A sentence saying why it cannot be encoded.
+pub(crate) fn to_msgpack(value: &serde_json::Value) -> Result<Bytes, String> {
+    let why = |e: &dyn std::fmt::Display| format!("cannot encode the payload as MessagePack: {e}");
+    let v = rmpv::ext::to_value(value).map_err(|e| why(&e))?;
     let mut out = Vec::new();
-    rmpv::encode::write_value(&mut out, &v).map_err(|e| {
-        eprintln!("busd: cannot encode the payload as MessagePack: {e}");
-        ExitCode::FAILURE
-    })?;
+    rmpv::encode::write_value(&mut out, &v).map_err(|e| why(&e))?;
     Ok(Bytes::from(out))
 }
 
@@ -83,7 +85,7 @@ pub(crate) fn render(payload: &[u8]) -> String {
 }
 
 /// The payload as JSON, if it is exactly one MessagePack value.
-fn msgpack_as_json(payload: &[u8]) -> Option<String> {
+pub(crate) fn msgpack_as_json(payload: &[u8]) -> Option<String> {
     let mut cursor = payload;
     let value = rmpv::decode::read_value(&mut cursor).ok()?;
     if !cursor.is_empty() {

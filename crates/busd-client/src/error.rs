@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use busd_proto::{ErrorCode, Status, SubjectError};
 
+use crate::inbound::Response;
+
 /// What went wrong, for callers that branch on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -61,6 +63,15 @@ pub enum ErrorKind {
     /// The daemon ran an admin command and refused it (e.g. `ctl reload`
     /// of a file that is not valid); the message says why.
     Refused,
+    /// A typed call's service answered `Failure`: it could not do what was
+    /// asked. The message gives the service's reason, and
+    /// [`Error::service_failure`] its whole answer.
+    ServiceFailure,
+    /// A typed call's request or answer could not be encoded as MessagePack.
+    Encode,
+    /// A typed call's answer does not decode as the type asked for; the
+    /// message names the service and the type.
+    Decode,
 }
 
 impl ErrorKind {
@@ -112,6 +123,9 @@ impl ErrorKind {
                 "ResourceLimitsExceeded: the service cannot be started now"
             }
             Self::Refused => "refused",
+            Self::ServiceFailure => "service failure",
+            Self::Encode => "cannot encode",
+            Self::Decode => "cannot decode",
         }
     }
 }
@@ -164,6 +178,9 @@ struct Inner {
     /// a builder keeps a parse error to report at `connect`, and one lost
     /// connection fails many calls with the same cause.
     source: Option<Source>,
+    /// The service's `Failure` answer, for [`ErrorKind::ServiceFailure`]:
+    /// its payload may be a structured reason the caller wants to decode.
+    failure: Option<Response>,
 }
 
 /// The cause of an [`Error`], as [`Error::source`](std::error::Error::source)
@@ -177,6 +194,7 @@ impl Error {
             kind,
             message: message.into(),
             source: None,
+            failure: None,
         }))
     }
 
@@ -240,6 +258,14 @@ impl Error {
         )
     }
 
+    /// A typed call's service answered `Failure`: the error says `what`
+    /// (which names the service and gives its reason) and keeps `answer`.
+    pub(crate) fn from_failure(what: String, answer: Response) -> Self {
+        let mut err = Self::new(ErrorKind::ServiceFailure, what);
+        err.0.failure = Some(answer);
+        err
+    }
+
     /// What went wrong, for branching.
     pub fn kind(&self) -> ErrorKind {
         self.0.kind
@@ -248,6 +274,27 @@ impl Error {
     /// The message, as `Display` prints it.
     pub fn message(&self) -> &str {
         &self.0.message
+    }
+
+    /// The service's own answer when a typed call failed with
+    /// [`ErrorKind::ServiceFailure`] (status `Failure`, its headers and
+    /// payload), e.g. to decode a structured reason; `None` for every other
+    /// error.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+    /// match client.call::<_, String>("contoso.weather.forecast", "paris").await {
+    ///     Ok(forecast) => println!("{forecast}"),
+    ///     Err(e) => match e.service_failure() {
+    ///         Some(answer) => eprintln!("the service refused: {:?}", answer.payload),
+    ///         None => return Err(e),
+    ///     },
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn service_failure(&self) -> Option<&Response> {
+        self.0.failure.as_ref()
     }
 }
 

@@ -12,6 +12,10 @@
 //! restarts, the client reconnects with backoff and registers its
 //! subscriptions and services again.
 //!
+//! [`Client::call`] and [`Client::serve_typed`] take and give any serde
+//! type, as MessagePack maps ([`ValueSet`]s) for structs, so typed Rust
+//! code talks to `busd req --json` and to clients in other languages.
+//!
 //! A client is unpackaged unless it claims a package family name with
 //! [`ClientBuilder::pfn`]; the daemon then checks the claim by the socket's
 //! peer credentials or, with [`ClientBuilder::token_file`], by an HMAC
@@ -62,6 +66,8 @@ mod state;
 mod subject;
 mod subscriber;
 mod target;
+mod typed;
+mod typed_service;
 
 pub use buffer::PayloadBuffer;
 pub use builder::{ClientBuilder, DEFAULT_SEGMENT_THRESHOLD};
@@ -78,3 +84,4 @@ pub use request::RequestOptions;
 pub use service::{Request, ServeOptions, Service};
 pub use subject::IntoSubject;
 pub use subscriber::{SubscribeOptions, Subscriber};
+pub use typed_service::{TYPED_CONCURRENCY, TypedHandler, TypedService};

@@ -1,5 +1,5 @@
 //! The `busd` client commands, as a script would use them, against a real
-//! daemon process.
+//! daemon process. The helpers that run them serve `cli_exec` too.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
@@ -19,7 +19,7 @@ pub(crate) fn run(d: &DaemonProcess, args: &[&str]) -> Output {
     busd(d, args).output().expect("run busd")
 }
 
-fn spawn(d: &DaemonProcess, args: &[&str]) -> Child {
+pub(super) fn spawn(d: &DaemonProcess, args: &[&str]) -> Child {
     busd(d, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
