@@ -46,7 +46,10 @@ pub struct PeerInfo {
     /// The peer's executable, read from `/proc/<pid>/exe` when the
     /// connection was accepted and pinned from then on: a later exec or
     /// PID reuse does not change it (unix listeners only, for unix and shm
-    /// clients).
+    /// clients). `None` unless that path names, in the daemon's mount
+    /// namespace, the very file the peer runs (a container or `unshare`
+    /// can put another file at a trusted path; a binary replaced since the
+    /// peer started is not the one configured either).
     pub exe: Option<std::path::PathBuf>,
     /// A label for logs: the peer's socket address for tcp
     /// (`"127.0.0.1:53211"`), `"unix"` for unix sockets, `"shm"` for shared

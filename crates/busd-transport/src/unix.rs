@@ -174,9 +174,7 @@ impl Listener for UnixListener {
                     let (stream, _) = accepted?;
                     let mut peer = PeerInfo::of_unix_socket(&stream, "unix");
                     // Read now, while the peer is connected and its pid is its own.
-                    peer.exe = peer
-                        .pid
-                        .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok());
+                    peer.exe = peer.pid.and_then(pinned_exe);
                     self.pending.spawn(first_bytes(stream, peer, self.max_shm_ring));
                 }
             }
@@ -185,6 +183,26 @@ impl Listener for UnixListener {
 
     fn endpoint(&self) -> Endpoint {
         Endpoint::Unix(self.path.clone())
+    }
+}
+
+/// The executable process `pid` runs, as a path that names that very file
+/// here: the kernel reports the path in the process's own mount namespace,
+/// where anyone who can make one (a container, `unshare`) may put another
+/// file at a trusted path. So the path counts only if, in the daemon's
+/// namespace, it is the file the process runs (same device and inode);
+/// else, as for a binary replaced or deleted since it started, `None`.
+fn pinned_exe(pid: u32) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let link = format!("/proc/{pid}/exe");
+    let path = std::fs::read_link(&link).ok()?;
+    let running = std::fs::metadata(&link).ok()?;
+    let here = std::fs::metadata(&path).ok()?;
+    if (running.dev(), running.ino()) == (here.dev(), here.ino()) {
+        Some(path)
+    } else {
+        debug!(pid, path = %path.display(), "the peer runs another file than its path names here");
+        None
     }
 }
 

@@ -20,6 +20,7 @@ mod cli_exec;
 mod cli_monitor;
 mod cli_socket;
 mod deliveries;
+mod exe_proof;
 mod hostile_frames;
 mod memory_return;
 mod metrics;
