@@ -91,8 +91,8 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Sub(args) => on_runtime(subscribe::run(args)),
         Command::Req(args) => on_runtime(request::run(args)),
         Command::Reply(args) => on_runtime(reply::run(args)),
-        Command::Bench(args) => on_runtime(bench::run(args)),
-        Command::BenchWorker(args) => on_runtime(bench::worker(args)),
+        Command::Bench(args) => on_runtime_as_is(bench::run(args)),
+        Command::BenchWorker(args) => on_runtime_as_is(bench::worker(args)),
         Command::Ctl(args) => on_runtime(ctl::run(args)),
         Command::Monitor(args) => on_runtime(monitor::run(args)),
         Command::CheckConfig(args) => check_config::run(&args),
@@ -103,8 +103,59 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-/// Runs a client command on a multi-threaded runtime.
+/// Writes `text` to stdout. A reader that has gone (`busd ctl | head`)
+/// ends the command quietly, with success, as it would any filter's.
+pub(crate) fn print_out(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("busd: cannot write the answer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a client command on a multi-threaded runtime, ending it with the
+/// exit code a signal's default action gives (128 + the signal) on
+/// SIGTERM, SIGINT or SIGHUP: as PID 1 of a container a process has no
+/// default actions, and `docker stop` would wait out its grace for one.
 fn on_runtime(command: impl Future<Output = ExitCode>) -> ExitCode {
+    use tokio::signal::unix::{SignalKind, signal};
+    let stopped = async {
+        let kinds = [
+            (SignalKind::terminate(), 15),
+            (SignalKind::interrupt(), 2),
+            (SignalKind::hangup(), 1),
+        ];
+        let mut waits = Vec::new();
+        for (kind, number) in kinds {
+            if let Ok(mut s) = signal(kind) {
+                waits.push(Box::pin(async move {
+                    s.recv().await;
+                    number
+                }));
+            }
+        }
+        if waits.is_empty() {
+            return std::future::pending().await;
+        }
+        futures::future::select_all(waits).await.0
+    };
+    let stoppable = async {
+        tokio::select! {
+            code = command => code,
+            number = stopped => ExitCode::from(128 + number),
+        }
+    };
+    on_runtime_as_is(stoppable)
+}
+
+/// Runs a command on a multi-threaded runtime, leaving signals to it
+/// (`busd bench` prints its results on Ctrl-C).
+fn on_runtime_as_is(command: impl Future<Output = ExitCode>) -> ExitCode {
     match tokio::runtime::Runtime::new() {
         Ok(rt) => rt.block_on(command),
         Err(e) => {

@@ -57,15 +57,9 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         Err(code) => return code,
     };
     match client.ctl(args.command.into()).await {
-        Ok(document) if !args.json => {
-            print!("{}", render(&document));
-            ExitCode::SUCCESS
-        }
+        Ok(document) if !args.json => super::print_out(&render(&document)),
         Ok(document) => match serde_json::to_string_pretty(&document) {
-            Ok(text) => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
+            Ok(text) => super::print_out(&format!("{text}\n")),
             Err(e) => {
                 eprintln!("busd: cannot print the answer: {e}");
                 ExitCode::FAILURE

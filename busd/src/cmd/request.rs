@@ -54,8 +54,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         .await
     {
         Ok(resp) if resp.status == Status::Success => {
-            println!("{}", render(&resp.payload));
-            ExitCode::SUCCESS
+            super::print_out(&format!("{}\n", render(&resp.payload)))
         }
         Ok(resp) => {
             eprintln!("{}: {}", resp.status, render(&resp.payload));

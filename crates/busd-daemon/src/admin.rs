@@ -33,7 +33,13 @@ pub(crate) fn run(shared: &Shared, who: &Identity, command: CtlCommand) -> (Stat
         tracing::warn!(target: "busd::audit", %who, ?command, "ctl refused: not an admin");
         return (Status::NotAuthorized, Bytes::new());
     }
-    tracing::info!(target: "busd::audit", %who, ?command, "ctl");
+    // A change is audited; a look (a container's healthcheck runs one
+    // every few seconds) only at debug.
+    if command == CtlCommand::Reload {
+        tracing::info!(target: "busd::audit", %who, ?command, "ctl");
+    } else {
+        tracing::debug!(target: "busd::audit", %who, ?command, "ctl");
+    }
     match command {
         CtlCommand::Stats => answer(&stats(shared)),
         CtlCommand::Clients => answer(&clients(shared)),

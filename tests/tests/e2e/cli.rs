@@ -19,7 +19,7 @@ pub(crate) fn run(d: &DaemonProcess, args: &[&str]) -> Output {
     busd(d, args).output().expect("run busd")
 }
 
-pub(super) fn spawn(d: &DaemonProcess, args: &[&str]) -> Child {
+pub(crate) fn spawn(d: &DaemonProcess, args: &[&str]) -> Child {
     busd(d, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -18,6 +18,7 @@ mod cli;
 mod cli_config;
 mod cli_exec;
 mod cli_monitor;
+mod cli_signals;
 mod cli_socket;
 mod deliveries;
 mod exe_proof;
