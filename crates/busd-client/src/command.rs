@@ -15,9 +15,9 @@ use busd_proto::{Op, Overflow, Subject};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
+use crate::inbound::Observed;
 use crate::inbound::{IncomingCall, Message};
 use crate::inbox;
-use crate::monitor::Observed;
 
 /// Capacity of the command channel: how many (un)registrations may wait for
 /// the connection task (for instance while it reconnects) before callers wait.

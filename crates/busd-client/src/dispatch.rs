@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::command::Registration;
 use crate::error::Error;
+use crate::inbound::Observed;
 use crate::inbound::{IncomingCall, Message, Response};
 use crate::inbox::{self, TrySendError};
-use crate::monitor::Observed;
 use crate::shared::Shared;
 use crate::state::{Blocked, Pending, State};
 

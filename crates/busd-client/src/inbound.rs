@@ -6,7 +6,7 @@
 //! the registrations, the routing state and the handles can all name them
 //! without reaching into each other.
 
-use busd_proto::{Headers, Sender, Status, Subject, ValueSet, ValueSetError};
+use busd_proto::{Headers, MonitorEvent, Sender, Status, Subject, ValueSet, ValueSetError};
 use bytes::Bytes;
 
 /// A message delivered to a subscription.
@@ -114,4 +114,24 @@ mod tests {
         assert!(response(Status::Success).is_success());
         assert!(!response(Status::Failure).is_success());
     }
+}
+
+/// How to monitor, for [`Client::monitor_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MonitorOptions {
+    /// Whether events carry each message's headers and payload; without
+    /// it they carry its size only.
+    pub contents: bool,
+}
+
+/// What a [`Monitor`] yields, in the order the daemon sent it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Observed {
+    /// A publish, request or reply, and its payload (empty unless
+    /// [`MonitorOptions::contents`] was asked for).
+    Event(MonitorEvent, Bytes),
+    /// This many events were dropped, here, because the monitor fell
+    /// behind (the bus itself never waits for a monitor).
+    Dropped(u64),
 }

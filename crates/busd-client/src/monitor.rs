@@ -4,36 +4,16 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use busd_proto::{MonitorEvent, Subject};
-use bytes::Bytes;
+use busd_proto::Subject;
 use futures::Stream;
 use tokio::sync::mpsc;
 
 use crate::client::Client;
 use crate::command::{self, Command, DELIVERY_CAPACITY, Registration};
 use crate::error::Error;
+use crate::inbound::{MonitorOptions, Observed};
 use crate::inbox;
 use crate::subject::IntoSubject;
-
-/// How to monitor, for [`Client::monitor_with`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MonitorOptions {
-    /// Whether events carry each message's headers and payload; without
-    /// it they carry its size only.
-    pub contents: bool,
-}
-
-/// What a [`Monitor`] yields, in the order the daemon sent it.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Observed {
-    /// A publish, request or reply, and its payload (empty unless
-    /// [`MonitorOptions::contents`] was asked for).
-    Event(MonitorEvent, Bytes),
-    /// This many events were dropped, here, because the monitor fell
-    /// behind (the bus itself never waits for a monitor).
-    Dropped(u64),
-}
 
 /// A running monitor: a [`Stream`] of [`Observed`] events. It ends when
 /// the client is gone for good; dropping it stops the monitor. It is

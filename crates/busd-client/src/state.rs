@@ -16,8 +16,8 @@ use tokio::sync::oneshot;
 
 use crate::command::{Command, Registration};
 use crate::error::{Error, ErrorKind};
+use crate::inbound::Observed;
 use crate::inbound::{IncomingCall, Message, Response};
-use crate::monitor::Observed;
 use crate::target::Target;
 
 /// A delivery that was waiting for room when its session ended. The state

@@ -11,10 +11,11 @@
 //! [`HOLD_BACK`], and its callers told `ResourceLimitsExceeded`. Each
 //! held request still ends by its own deadline (`Timeout`).
 //!
-//! The processes themselves (their connection, logs, reaping and idle
-//! exit) are in `child`.
+//! This module keeps the books; the session's side (`session::activate`)
+//! starts processes (`child`: their connection, logs, reaping and idle
+//! exit) and routes or answers what the books give back.
 
-mod child;
+pub(crate) mod child;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -28,7 +29,6 @@ use tokio::time::Instant;
 
 use crate::outbox::ConnHandle;
 use crate::payload::Payload;
-use crate::shared::Shared;
 use crate::sync::lock;
 
 /// Starts allowed within [`START_WINDOW`] before a service is held back.
@@ -52,9 +52,24 @@ pub(crate) struct Held {
 
 impl Held {
     /// Answers the request with the daemon's error `code`.
-    fn fail(self, code: ErrorCode, why: &str) {
+    pub(crate) fn fail(self, code: ErrorCode, why: &str) {
         let rid = Some(Ref::Rid(self.rid));
         self.handle.send_error(code, why.to_owned(), rid);
+    }
+
+    /// Answers the request `Timeout`: its deadline passed while it waited.
+    pub(crate) fn time_out(self) {
+        let resp = Op::Resp {
+            rid: self.rid,
+            status: Status::Timeout,
+            headers: None,
+        };
+        self.handle.send(&resp, Bytes::new());
+    }
+
+    /// Its key among the requests waiting for one service.
+    pub(crate) fn key(&self) -> (u64, u64) {
+        (self.from, self.rid)
     }
 }
 
@@ -100,60 +115,76 @@ pub(crate) struct ActivationDoc {
     pub(crate) waiting: usize,
 }
 
+/// What became of a request [`Activations::hold`] took.
+pub(crate) enum Admitted {
+    /// It waits for a start under way.
+    Waiting,
+    /// It waits, and the caller must start start `generation` of the
+    /// service, then say how it went ([`Activations::started`] or
+    /// [`Activations::start_failed`]).
+    Start { generation: u64 },
+    /// The service may not be started now: answer these with `code`.
+    Refused {
+        held: Vec<Held>,
+        code: ErrorCode,
+        why: String,
+    },
+}
+
 impl Activations {
-    /// Holds `held` until `rule`'s service serves, starting it unless a
-    /// start is under way; or answers it at once when the service may not
-    /// be started now.
-    pub(crate) fn hold(&self, shared: &Arc<Shared>, rule: &ServiceRule, held: Held) {
+    /// Holds `held` until `rule`'s service serves; whether a start is
+    /// needed, or why it cannot be.
+    pub(crate) fn hold(&self, rule: &ServiceRule, held: Held) -> Admitted {
         let now = Instant::now();
-        let mut failed = Vec::new();
-        {
-            let mut entries = lock(&self.entries);
-            let entry = entries.entry(rule.name.clone()).or_default();
-            if let Some(until) = entry.held_back_until.filter(|u| *u > now) {
-                let wait = until - now;
-                let why = format!(
-                    "service {} started {MAX_STARTS} times within {START_WINDOW:?} and is held back for {}s more",
-                    rule.name,
-                    wait.as_secs() + 1
-                );
-                drop(entries);
-                held.fail(ErrorCode::ResourceLimitsExceeded, &why);
-                return;
-            }
-            if entry.held.len() >= MAX_HELD {
-                let why = format!(
-                    "{MAX_HELD} requests already wait for service {} to start",
-                    rule.name
-                );
-                drop(entries);
-                held.fail(ErrorCode::ResourceLimitsExceeded, &why);
-                return;
-            }
-            let deadline = Instant::from_std(held.times.1);
-            let key = (held.from, held.rid);
-            entry.held.push(held);
-            expire_at(shared, rule.name.clone(), key, deadline);
-            if entry.starting.is_none() {
-                if let Err((code, why)) = self.start(shared, rule, entry, now) {
-                    failed.extend(entry.held.drain(..).map(|h| (h, code, why.clone())));
-                }
-            }
+        let mut entries = lock(&self.entries);
+        let entry = entries.entry(rule.name.clone()).or_default();
+        if let Some(until) = entry.held_back_until.filter(|u| *u > now) {
+            let why = format!(
+                "service {} started {MAX_STARTS} times within {START_WINDOW:?} and is held back for {}s more",
+                rule.name,
+                (until - now).as_secs() + 1
+            );
+            let code = ErrorCode::ResourceLimitsExceeded;
+            return Admitted::Refused {
+                held: vec![held],
+                code,
+                why,
+            };
         }
-        for (h, code, why) in failed {
-            h.fail(code, &why);
+        if entry.held.len() >= MAX_HELD {
+            let why = format!(
+                "{MAX_HELD} requests already wait for service {} to start",
+                rule.name
+            );
+            let code = ErrorCode::ResourceLimitsExceeded;
+            return Admitted::Refused {
+                held: vec![held],
+                code,
+                why,
+            };
+        }
+        entry.held.push(held);
+        if entry.starting.is_some() {
+            return Admitted::Waiting;
+        }
+        match self.may_start(rule, entry, now) {
+            Ok(generation) => Admitted::Start { generation },
+            Err((code, why)) => Admitted::Refused {
+                held: std::mem::take(&mut entry.held),
+                code,
+                why,
+            },
         }
     }
 
-    /// Starts one instance of `rule`'s service for `entry`, within its
-    /// limits.
-    fn start(
+    /// Whether `rule`'s service may start again, within its limits; the
+    /// start's generation, counted as under way.
+    fn may_start(
         &self,
-        shared: &Arc<Shared>,
         rule: &ServiceRule,
         entry: &mut Entry,
         now: Instant,
-    ) -> Result<(), (ErrorCode, String)> {
+    ) -> Result<u64, (ErrorCode, String)> {
         if entry.pids.len() >= rule.max_instances as usize {
             let why = format!(
                 "service {} has {} instances running, its max_instances, and none serves it",
@@ -183,112 +214,87 @@ impl Activations {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         entry.recent_starts.push_back(now);
         entry.starts += 1;
-        match child::spawn(shared, rule, generation) {
-            Ok(pid) => {
-                entry.starting = Some(Starting { generation, pid });
-                entry.pids.push(pid);
-                let timeout = shared.config.limits.activation_timeout;
-                let (shared, name) = (Arc::clone(shared), rule.name.clone());
-                tokio::spawn(async move {
-                    tokio::time::sleep(timeout).await;
-                    shared.activations.not_served(&name, generation, timeout);
-                });
-                Ok(())
-            }
-            Err(e) => {
-                entry.failed_starts += 1;
-                tracing::warn!(service = %rule.name, cause = %e, "cannot start the service");
-                let why = format!("service {} could not be started: {e}", rule.name);
-                Err((ErrorCode::AppUnavailable, why))
+        entry.starting = Some(Starting { generation, pid: 0 });
+        Ok(generation)
+    }
+
+    /// Start `generation` of `service` runs as process `pid`.
+    pub(crate) fn started(&self, service: &Subject, generation: u64, pid: u32) {
+        if let Some(entry) = lock(&self.entries).get_mut(service) {
+            entry.pids.push(pid);
+            if let Some(s) = entry
+                .starting
+                .as_mut()
+                .filter(|s| s.generation == generation)
+            {
+                s.pid = pid;
             }
         }
     }
 
-    /// `service` is served now: the requests held for it are routed.
-    pub(crate) fn served(&self, shared: &Arc<Shared>, service: &Subject) {
-        let held = {
-            let mut entries = lock(&self.entries);
-            let Some(entry) = entries.get_mut(service) else {
-                return;
-            };
-            entry.starting = None;
-            entry.activated_requests += entry.held.len() as u64;
-            std::mem::take(&mut entry.held)
-        };
-        for h in held {
-            crate::session::route_request(shared, h);
-        }
+    /// Start `generation` of `service` failed: the requests to answer.
+    pub(crate) fn start_failed(&self, service: &Subject, generation: u64) -> Vec<Held> {
+        self.end_start(service, generation, |_| {})
+            .map(|(held, _)| held)
+            .unwrap_or_default()
     }
 
-    /// Start `generation` of `service` has had `timeout` to serve.
-    fn not_served(&self, service: &Subject, generation: u64, timeout: Duration) {
-        let (held, pid) = {
-            let mut entries = lock(&self.entries);
-            let Some(entry) = entries.get_mut(service) else {
-                return;
-            };
-            match entry.starting {
-                Some(s) if s.generation == generation => {
-                    entry.starting = None;
-                    entry.failed_starts += 1;
-                    (std::mem::take(&mut entry.held), s.pid)
-                }
-                _ => return,
-            }
+    /// `service` is served now: the requests held for it, to route.
+    pub(crate) fn served(&self, service: &Subject) -> Vec<Held> {
+        let mut entries = lock(&self.entries);
+        let Some(entry) = entries.get_mut(service) else {
+            return Vec::new();
         };
-        tracing::warn!(%service, pid, "started, but did not serve within {timeout:?}: stopping it");
-        child::terminate(pid);
-        let why = format!("service {service} was started but did not serve within {timeout:?}");
-        for h in held {
-            h.fail(ErrorCode::AppServiceUnavailable, &why);
-        }
+        entry.starting = None;
+        entry.activated_requests += entry.held.len() as u64;
+        std::mem::take(&mut entry.held)
     }
 
-    /// Process `pid` of `service` (start `generation`) exited.
-    fn exited(&self, service: &Subject, generation: u64, pid: u32, how: &str) {
-        let held = {
-            let mut entries = lock(&self.entries);
-            let Some(entry) = entries.get_mut(service) else {
-                return;
-            };
-            entry.pids.retain(|p| *p != pid);
-            match entry.starting {
-                Some(s) if s.generation == generation => {
-                    entry.starting = None;
-                    entry.failed_starts += 1;
-                    std::mem::take(&mut entry.held)
-                }
-                _ => return,
-            }
-        };
-        let why = format!("service {service} exited before it served ({how})");
-        for h in held {
-            h.fail(ErrorCode::AppUnavailable, &why);
-        }
+    /// Start `generation` of `service` has had its time to serve and has
+    /// not: the requests to answer and the process to stop, if it is
+    /// still the start under way.
+    pub(crate) fn not_served(
+        &self,
+        service: &Subject,
+        generation: u64,
+    ) -> Option<(Vec<Held>, u32)> {
+        self.end_start(service, generation, |_| {})
     }
 
-    /// The held request `(from, rid)` for `service` reached its deadline.
-    fn expire(&self, service: &Subject, (from, rid): (u64, u64)) {
-        let held = {
-            let mut entries = lock(&self.entries);
-            let Some(entry) = entries.get_mut(service) else {
-                return;
-            };
-            let Some(at) = entry
-                .held
-                .iter()
-                .position(|h| (h.from, h.rid) == (from, rid))
-            else {
-                return;
-            };
-            entry.held.swap_remove(at)
-        };
-        let resp = Op::Resp {
-            rid: held.rid,
-            status: Status::Timeout,
-            headers: None,
-        };
-        held.handle.send(&resp, Bytes::new());
+    /// Process `pid` of `service` (start `generation`) exited: the
+    /// requests to answer if it had not served yet.
+    pub(crate) fn exited(&self, service: &Subject, generation: u64, pid: u32) -> Vec<Held> {
+        self.end_start(service, generation, |e| e.pids.retain(|p| *p != pid))
+            .map(|(held, _)| held)
+            .unwrap_or_default()
+    }
+
+    /// Ends start `generation` of `service` as failed, if it is the one
+    /// under way, after `also`; its held requests and pid.
+    fn end_start(
+        &self,
+        service: &Subject,
+        generation: u64,
+        also: impl FnOnce(&mut Entry),
+    ) -> Option<(Vec<Held>, u32)> {
+        let mut entries = lock(&self.entries);
+        let entry = entries.get_mut(service)?;
+        also(entry);
+        let starting = entry.starting.filter(|s| s.generation == generation)?;
+        entry.starting = None;
+        entry.failed_starts += 1;
+        Some((std::mem::take(&mut entry.held), starting.pid))
+    }
+
+    /// Takes the held request `(from, rid)` of `service`, at its deadline.
+    pub(crate) fn expire(&self, service: &Subject, (from, rid): (u64, u64)) -> Option<Held> {
+        let mut entries = lock(&self.entries);
+        let entry = entries.get_mut(service)?;
+        let at = entry
+            .held
+            .iter()
+            .position(|h| (h.from, h.rid) == (from, rid))?;
+        Some(entry.held.swap_remove(at))
     }
 
     /// Every service that has been activated, for `busd ctl services`.
@@ -315,14 +321,4 @@ impl Activations {
             })
             .collect()
     }
-}
-
-/// Answers the held request `key` of `service` `Timeout` at `deadline`,
-/// unless it has gone on by then.
-fn expire_at(shared: &Arc<Shared>, service: Subject, key: (u64, u64), deadline: Instant) {
-    let shared = Arc::clone(shared);
-    tokio::spawn(async move {
-        tokio::time::sleep_until(deadline).await;
-        shared.activations.expire(&service, key);
-    });
 }

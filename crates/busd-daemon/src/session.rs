@@ -8,6 +8,7 @@
 //! `watched` tells running monitors what happened, all on the
 //! connection's [`Link`].
 
+mod activate;
 mod dispatch;
 mod fanout;
 mod link;
@@ -15,8 +16,6 @@ mod monitoring;
 mod read_loop;
 mod requests;
 mod watched;
-
-pub(crate) use requests::route_request;
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;

@@ -12,13 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use busd_policy::ServiceRule;
-use busd_proto::Subject;
+use busd_proto::{ErrorCode, Subject};
 use busd_transport::{Connection, PeerInfo};
 use command_fds::{CommandFdExt, FdMapping};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::session;
 use crate::shared::Shared;
 
 /// The descriptor the service's connection is given as.
@@ -26,8 +25,14 @@ const CONNECTION_FD: i32 = 3;
 /// How long a service asked to stop (SIGTERM) has before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// Starts `rule`'s command with its connection; its pid.
-pub(super) fn spawn(shared: &Arc<Shared>, rule: &ServiceRule, generation: u64) -> io::Result<u32> {
+/// Starts `rule`'s command (start `generation`), watched until it is
+/// reaped; its pid, and the daemon's end of its connection, for the
+/// caller to serve as a session.
+pub(crate) fn spawn(
+    shared: &Arc<Shared>,
+    rule: &ServiceRule,
+    generation: u64,
+) -> io::Result<(u32, Connection)> {
     let argv = rule.exec.as_deref().unwrap_or_default();
     let Some(program) = argv.first() else {
         return Err(io::Error::new(
@@ -72,9 +77,6 @@ pub(super) fn spawn(shared: &Arc<Shared>, rule: &ServiceRule, generation: u64) -
         granted: Some(rule.owner.clone()),
     };
     let connection = Connection::over_socket_pair(ours, peer)?;
-    shared
-        .tracker
-        .spawn(session::run(Arc::clone(shared), connection));
     for output in [
         child
             .stdout
@@ -98,7 +100,7 @@ pub(super) fn spawn(shared: &Arc<Shared>, rule: &ServiceRule, generation: u64) -
         pid,
     };
     shared.tracker.spawn(watch.run(child));
-    Ok(pid)
+    Ok((pid, connection))
 }
 
 /// Who the service runs as: the package's `user`/`group` when the daemon
@@ -160,7 +162,7 @@ async fn log_lines(service: Subject, pid: u32, output: Box<dyn AsyncRead + Send 
 }
 
 /// Asks process `pid` to stop (SIGTERM).
-pub(super) fn terminate(pid: u32) {
+pub(crate) fn terminate(pid: u32) {
     signal(pid, rustix::process::Signal::TERM);
 }
 
@@ -219,7 +221,11 @@ impl Watch {
             Err(e) => format!("cannot wait for it: {e}"),
         };
         tracing::info!(service = %self.service, pid = self.pid, "the service exited: {how}");
-        (self.shared.activations).exited(&self.service, self.generation, self.pid, &how);
+        let held = (self.shared.activations).exited(&self.service, self.generation, self.pid);
+        let why = format!("service {} exited before it served ({how})", self.service);
+        for h in held {
+            h.fail(ErrorCode::AppUnavailable, &why);
+        }
     }
 
     /// What the process's connections have been sent (bytes: every call

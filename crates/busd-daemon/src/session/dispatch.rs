@@ -7,6 +7,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::link::Link;
+use super::requests;
 use crate::admin;
 use crate::audit;
 use crate::payload::Payload;
@@ -54,7 +55,7 @@ impl Link {
                 );
                 match r {
                     // Requests may wait for it, if the daemon started it.
-                    Ok(()) => self.shared.activations.served(&self.shared, &service),
+                    Ok(()) => requests::route_held(&self.shared, &service),
                     Err(e) => self.registration_refused(sid, &e),
                 }
             }

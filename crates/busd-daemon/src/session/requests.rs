@@ -9,6 +9,7 @@ use busd_core::{RequestError, Routed};
 use busd_proto::{ErrorCode, Headers, Op, Ref, Status, Subject};
 use bytes::Bytes;
 
+use super::activate;
 use super::link::Link;
 use crate::activation::Held;
 use crate::audit;
@@ -45,7 +46,7 @@ impl Link {
                         headers,
                         payload,
                     };
-                    self.shared.activations.hold(&self.shared, &rule, held);
+                    activate::hold(&self.shared, &rule, held);
                     return;
                 }
                 Some(Err(refused)) => Err(refused),
@@ -101,18 +102,21 @@ impl Link {
     }
 }
 
-/// Routes a request that waited for its service to start.
-pub(crate) fn route_request(shared: &Shared, held: Held) {
-    let routed = lock(&shared.router).request(held.from, held.rid, &held.service, held.times);
-    let request = (held.rid, held.service);
-    deliver(
-        shared,
-        &held.handle,
-        request,
-        held.headers,
-        held.payload,
-        routed,
-    );
+/// Routes the requests that waited for `service` to start, now that it
+/// serves.
+pub(super) fn route_held(shared: &Shared, service: &Subject) {
+    for held in shared.activations.served(service) {
+        let routed = lock(&shared.router).request(held.from, held.rid, &held.service, held.times);
+        let request = (held.rid, held.service);
+        deliver(
+            shared,
+            &held.handle,
+            request,
+            held.headers,
+            held.payload,
+            routed,
+        );
+    }
 }
 
 /// Sends a routed request to its responder, or the daemon's answer to
