@@ -36,7 +36,8 @@ const MAX_STARTS: usize = 5;
 const START_WINDOW: Duration = Duration::from_secs(10);
 /// How long a service that started too often is held back.
 const HOLD_BACK: Duration = Duration::from_secs(30);
-/// Requests one service may hold while it starts.
+/// Requests one service may hold while it starts (their bytes are bounded
+/// by `limits.max_pending_bytes`, as one connection's queue is).
 const MAX_HELD: usize = 4096;
 
 /// A request waiting for its service to start.
@@ -85,6 +86,8 @@ struct Starting {
 struct Entry {
     starting: Option<Starting>,
     held: Vec<Held>,
+    /// The payload bytes `held` keeps.
+    held_bytes: usize,
     recent_starts: VecDeque<Instant>,
     held_back_until: Option<Instant>,
     /// Processes started for it and not yet reaped.
@@ -104,7 +107,7 @@ pub(crate) struct Activations {
 /// One service as `busd ctl services` shows its activation.
 #[derive(Debug, Serialize)]
 pub(crate) struct ActivationDoc {
-    /// `idle`, `starting`, `running`, or `held back until …`.
+    /// `idle`, `starting`, `running`, or `held back for Ns`.
     pub(crate) state: String,
     pub(crate) pids: Vec<u32>,
     pub(crate) starts: u64,
@@ -119,7 +122,7 @@ pub(crate) struct ActivationDoc {
 pub(crate) enum Admitted {
     /// It waits for a start under way.
     Waiting,
-    /// It waits, and the caller must start start `generation` of the
+    /// It waits, and the caller must start `generation` of the
     /// service, then say how it went ([`Activations::started`] or
     /// [`Activations::start_failed`]).
     Start { generation: u64 },
@@ -132,9 +135,9 @@ pub(crate) enum Admitted {
 }
 
 impl Activations {
-    /// Holds `held` until `rule`'s service serves; whether a start is
-    /// needed, or why it cannot be.
-    pub(crate) fn hold(&self, rule: &ServiceRule, held: Held) -> Admitted {
+    /// Holds `held` until `rule`'s service serves, within `max_bytes` of
+    /// payload held for it; whether a start is needed, or why it cannot be.
+    pub(crate) fn hold(&self, rule: &ServiceRule, held: Held, max_bytes: usize) -> Admitted {
         let now = Instant::now();
         let mut entries = lock(&self.entries);
         let entry = entries.entry(rule.name.clone()).or_default();
@@ -151,9 +154,12 @@ impl Activations {
                 why,
             };
         }
-        if entry.held.len() >= MAX_HELD {
+        let len = held.payload.len();
+        if entry.held.len() >= MAX_HELD || entry.held_bytes + len > max_bytes {
             let why = format!(
-                "{MAX_HELD} requests already wait for service {} to start",
+                "{} requests ({} bytes) already wait for service {} to start",
+                entry.held.len(),
+                entry.held_bytes,
                 rule.name
             );
             let code = ErrorCode::ResourceLimitsExceeded;
@@ -163,6 +169,7 @@ impl Activations {
                 why,
             };
         }
+        entry.held_bytes += len;
         entry.held.push(held);
         if entry.starting.is_some() {
             return Admitted::Waiting;
@@ -170,7 +177,7 @@ impl Activations {
         match self.may_start(rule, entry, now) {
             Ok(generation) => Admitted::Start { generation },
             Err((code, why)) => Admitted::Refused {
-                held: std::mem::take(&mut entry.held),
+                held: take_held(entry),
                 code,
                 why,
             },
@@ -247,7 +254,7 @@ impl Activations {
         };
         entry.starting = None;
         entry.activated_requests += entry.held.len() as u64;
-        std::mem::take(&mut entry.held)
+        take_held(entry)
     }
 
     /// Start `generation` of `service` has had its time to serve and has
@@ -283,7 +290,7 @@ impl Activations {
         let starting = entry.starting.filter(|s| s.generation == generation)?;
         entry.starting = None;
         entry.failed_starts += 1;
-        Some((std::mem::take(&mut entry.held), starting.pid))
+        Some((take_held(entry), starting.pid))
     }
 
     /// Takes the held request `(from, rid)` of `service`, at its deadline.
@@ -294,7 +301,9 @@ impl Activations {
             .held
             .iter()
             .position(|h| (h.from, h.rid) == (from, rid))?;
-        Some(entry.held.swap_remove(at))
+        let held = entry.held.swap_remove(at);
+        entry.held_bytes -= held.payload.len();
+        Some(held)
     }
 
     /// Every service that has been activated, for `busd ctl services`.
@@ -321,4 +330,10 @@ impl Activations {
             })
             .collect()
     }
+}
+
+/// Every request `entry` holds, its bytes no longer held.
+fn take_held(entry: &mut Entry) -> Vec<Held> {
+    entry.held_bytes = 0;
+    std::mem::take(&mut entry.held)
 }

@@ -16,7 +16,8 @@ use crate::shared::Shared;
 /// Holds `held` for `rule`'s service, starting it if no start is under way.
 pub(super) fn hold(shared: &Arc<Shared>, rule: &ServiceRule, held: Held) {
     let (key, deadline) = (held.key(), held.times.1);
-    match shared.activations.hold(rule, held) {
+    let max_bytes = usize::try_from(shared.config.limits.max_pending_bytes).unwrap_or(usize::MAX);
+    match shared.activations.hold(rule, held, max_bytes) {
         Admitted::Waiting => {}
         Admitted::Start { generation } => start(shared, rule, generation),
         Admitted::Refused { held, code, why } => {
