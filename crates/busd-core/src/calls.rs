@@ -52,6 +52,8 @@ pub(crate) struct Call {
     pub(crate) requester: u64,
     pub(crate) rid: u64,
     pub(crate) responder: u64,
+    /// The service asked.
+    pub(crate) service: Subject,
     /// When the daemon read the request.
     pub(crate) received: Instant,
     /// Its key in the deadline index, with the call id.
@@ -121,7 +123,7 @@ impl Calls {
     pub(crate) fn open(
         &mut self,
         (requester, rid): (u64, u64),
-        responder: u64,
+        (responder, service): (u64, Subject),
         (received, deadline): (Instant, Instant),
     ) -> (u64, bool) {
         self.next_id += 1;
@@ -130,6 +132,7 @@ impl Calls {
             requester,
             rid,
             responder,
+            service,
             received,
             deadline,
         };

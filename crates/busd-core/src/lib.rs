@@ -54,4 +54,4 @@ pub use queue::{OutFrame, Outbox, Outgoing, Pushed};
 pub use route::{Route, RouteEpoch, Target};
 pub use router::Router;
 pub use session::{MAX_REQUEST_TIMEOUT, Session, Step};
-pub use stats::Stats;
+pub use stats::{ServiceCounts, Stats};

@@ -17,7 +17,7 @@ use crate::error::RouterError;
 use crate::ledger::{Ledger, Owner, RouterLimits};
 use crate::matched::{Entry, Group, Matched};
 use crate::route::{Route, RouteEpoch, Target};
-use crate::stats::Stats;
+use crate::stats::{ServiceCounts, Stats};
 use crate::trie::{SubKey, Trie};
 
 /// How many distinct subjects the match cache remembers before it starts over.
@@ -58,6 +58,8 @@ pub struct Router<H> {
     pub(crate) calls: Calls,
     pub(crate) policy: Arc<Policy>,
     pub(crate) stats: Stats,
+    /// How each configured service's requests ended.
+    pub(crate) per_service: std::collections::HashMap<Subject, ServiceCounts>,
     /// Shared with publishing sessions (see [`Route`]); holds the
     /// `published` and `delivered` counts.
     epoch: Arc<RouteEpoch>,
@@ -74,6 +76,7 @@ impl<H: Clone> Router<H> {
             calls: Calls::default(),
             policy,
             stats: Stats::default(),
+            per_service: std::collections::HashMap::new(),
             epoch: Arc::default(),
         }
     }
@@ -287,6 +290,7 @@ impl<H: Clone> Router<H> {
         for call_id in &gone.asking {
             if let Some(call) = self.calls.remove(*call_id) {
                 self.stats.requester_gone += 1;
+                self.count_service(&call.service, |c| c.requester_gone += 1);
                 if let Some(r) = self.conns.get_mut(&call.responder) {
                     forget(&mut r.serving, *call_id);
                 }
@@ -296,6 +300,7 @@ impl<H: Clone> Router<H> {
         for call_id in &gone.serving {
             if let Some(call) = self.calls.remove(*call_id) {
                 self.stats.responder_gone += 1;
+                self.count_service(&call.service, |c| c.responder_gone += 1);
                 out.extend(self.finish(*call_id, &call));
             }
         }

@@ -6,12 +6,15 @@
 use std::time::Instant;
 
 use busd_policy::{Identity, ServiceRule, ServicesMode};
-use busd_proto::Subject;
+use std::collections::HashMap;
+
+use busd_proto::{Status, Subject};
 
 use crate::audit;
 use crate::calls::{Responder, Routed, Unanswered};
 use crate::error::{RequestError, RouterError};
 use crate::router::Router;
+use crate::stats::ServiceCounts;
 
 impl<H: Clone> Router<H> {
     /// Registers `conn`'s `sid` as a responder of `service`; with
@@ -74,6 +77,7 @@ impl<H: Clone> Router<H> {
         }
         self.stats.not_authorized += 1;
         audit::denied(asker, &owner, service);
+        self.count_service(service, |c| c.not_authorized += 1);
         Some(Err(RequestError::NotAuthorized))
     }
 
@@ -129,6 +133,7 @@ impl<H: Clone> Router<H> {
         if held >= self.ledger.limits().max_pending_requests {
             self.stats.requests_over_limit += 1;
             let identity = Identity::clone(&asker.identity);
+            self.count_service(service, |c| c.over_limit += 1);
             return Err(RequestError::TooManyRequests { identity, held });
         }
         if self.policy.services_mode == ServicesMode::ConfiguredOnly
@@ -139,6 +144,7 @@ impl<H: Clone> Router<H> {
         }
         let Some(svc) = self.calls.service_mut(service) else {
             self.stats.no_responders += 1;
+            self.count_service(service, |c| c.no_responders += 1);
             return Err(RequestError::NoResponders);
         };
         let n = svc.responders.len();
@@ -159,14 +165,17 @@ impl<H: Clone> Router<H> {
             if let Some(r) = svc.responders.first().and_then(|r| conns.get(&r.conn)) {
                 audit::denied(&asker.identity, &r.identity, service);
             }
+            self.count_service(service, |c| c.not_authorized += 1);
             return Err(RequestError::NotAuthorized);
         };
         svc.next = i + 1;
         let (responder, sid) = (svc.responders[i].conn, svc.responders[i].sid);
         let from_sender = asker.sender.clone();
-        let (call_id, wake_timer) = self
-            .calls
-            .open((from, rid), responder, (received, deadline));
+        let (call_id, wake_timer) = self.calls.open(
+            (from, rid),
+            (responder, service.clone()),
+            (received, deadline),
+        );
         if let Some(c) = self.conns.get_mut(&from) {
             c.asking.insert(call_id);
         }
@@ -187,13 +196,36 @@ impl<H: Clone> Router<H> {
 
     /// A reply from `from` to call `call_id`: returns where it goes, or
     /// `None` (counted) if the call is over or `from` was not asked.
-    pub fn respond(&mut self, from: u64, call_id: u64) -> Option<Unanswered<H>> {
+    pub fn respond(&mut self, from: u64, call_id: u64, status: Status) -> Option<Unanswered<H>> {
         let Some(call) = self.calls.answer(call_id, from) else {
             self.stats.late_replies += 1;
             return None;
         };
         self.stats.replies += 1;
+        self.count_service(&call.service, |c| {
+            if status == Status::Success {
+                c.success += 1;
+            } else {
+                c.failure += 1;
+            }
+        });
         self.finish(call_id, &call)
+    }
+
+    /// How the requests for each configured service ended, since start.
+    pub fn service_counts(&self) -> &HashMap<Subject, ServiceCounts> {
+        &self.per_service
+    }
+
+    /// Counts an end of a request for `service`, if it is configured.
+    pub(crate) fn count_service(
+        &mut self,
+        service: &Subject,
+        count: impl FnOnce(&mut ServiceCounts),
+    ) {
+        if self.policy.service(service).is_some() {
+            count(self.per_service.entry(service.clone()).or_default());
+        }
     }
 
     /// Ends every call whose deadline is at or before `now`; returns the
@@ -202,6 +234,7 @@ impl<H: Clone> Router<H> {
         let mut out = Vec::new();
         while let Some((call_id, call)) = self.calls.pop_expired(now) {
             self.stats.timeouts += 1;
+            self.count_service(&call.service, |c| c.timeouts += 1);
             out.extend(self.finish(call_id, &call));
         }
         out
@@ -226,7 +259,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use busd_policy::{Identity, Policy, UnpackagedMode};
-    use busd_proto::Subject;
+    use busd_proto::{Status, Subject};
 
     use crate::ledger::RouterLimits;
     use crate::router::Router;
@@ -243,7 +276,9 @@ mod tests {
         for rid in 0..200_000 {
             let due = start + Duration::from_secs(3600);
             let routed = sut.request(1, rid, &service, (start, due)).unwrap();
-            let back = sut.respond(2, routed.call_id).expect("answered");
+            let back = sut
+                .respond(2, routed.call_id, Status::Success)
+                .expect("answered");
             assert_eq!(back.rid, rid);
         }
         assert_eq!(sut.pending_requests(), 0);

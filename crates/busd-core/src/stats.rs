@@ -37,3 +37,25 @@ pub struct Stats {
     /// Replies dropped: late, second, or from a connection that was not asked.
     pub late_replies: u64,
 }
+
+/// How the requests for one configured service ended (the router keeps
+/// these for configured names only, so callers cannot grow the table).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServiceCounts {
+    /// Answered `Success` by a responder.
+    pub success: u64,
+    /// Answered `Failure` by a responder.
+    pub failure: u64,
+    /// Answered `NoResponders` at once.
+    pub no_responders: u64,
+    /// Answered `NotAuthorized` at once.
+    pub not_authorized: u64,
+    /// Timed out.
+    pub timeouts: u64,
+    /// Their responder left first.
+    pub responder_gone: u64,
+    /// Their requester left first.
+    pub requester_gone: u64,
+    /// Refused: the requester had `max_pending_requests` in flight.
+    pub over_limit: u64,
+}

@@ -137,10 +137,10 @@ fn requests_round_robin_and_answer_once() {
     assert_ne!(a.responder, b.responder, "round robin");
     assert_eq!(a.from.client_id, 1, "sender stamped by the router");
     // Only the chosen responder may answer, and only once.
-    assert!(r.respond(b.responder, a.call_id).is_none());
-    let back = r.respond(a.responder, a.call_id).unwrap();
+    assert!(r.respond(b.responder, a.call_id, Status::Success).is_none());
+    let back = r.respond(a.responder, a.call_id, Status::Success).unwrap();
     assert_eq!((back.requester, back.rid), (1, 100));
-    assert!(r.respond(a.responder, a.call_id).is_none());
+    assert!(r.respond(a.responder, a.call_id, Status::Success).is_none());
     assert_eq!(r.stats().late_replies, 2);
     assert_eq!(r.pending_requests(), 1);
 }
@@ -177,7 +177,10 @@ fn requests_time_out_and_late_replies_are_dropped() {
     assert!(r.expire(t0 + Duration::from_millis(99)).is_empty());
     let expired = r.expire(t0 + Duration::from_millis(100));
     assert_eq!(expired.iter().map(|u| u.rid).collect::<Vec<_>>(), vec![7]);
-    assert!(r.respond(2, call.call_id).is_none(), "too late");
+    assert!(
+        r.respond(2, call.call_id, Status::Success).is_none(),
+        "too late"
+    );
     assert_eq!(r.next_deadline(), Some(t0 + Duration::from_millis(300)));
     assert_eq!(r.stats().timeouts, 1);
 }
@@ -223,7 +226,7 @@ fn requester_gone_drops_the_later_reply() {
         .request(1, 1, &subject("svc"), at(Instant::now()))
         .unwrap();
     assert!(r.disconnect(1).is_empty());
-    assert!(r.respond(2, call.call_id).is_none());
+    assert!(r.respond(2, call.call_id, Status::Success).is_none());
 }
 
 /// Each routed request ends in exactly one counter, whichever way it ends.
@@ -239,7 +242,8 @@ fn request_counters_balance() {
     let soon = t0 + Duration::from_millis(10);
     let later = t0 + Duration::from_secs(9);
     let answered = r.request(1, 1, &subject("svc"), at(later)).unwrap();
-    r.respond(answered.responder, answered.call_id).unwrap();
+    r.respond(answered.responder, answered.call_id, Status::Success)
+        .unwrap();
     let _ = r.request(1, 2, &subject("svc"), at(soon)).unwrap();
     let _ = r.request(4, 3, &subject("svc"), at(later)).unwrap();
     let _ = r.request(1, 4, &subject("svc"), at(later)).unwrap();
@@ -324,7 +328,7 @@ fn pending_requests_are_capped_per_connection_and_freed_by_answers() {
     // Another connection of the same identity has its own budget.
     r.request(2, 1, &svc, at(due)).unwrap();
     // An answer makes room at once.
-    r.respond(3, first.call_id).unwrap();
+    r.respond(3, first.call_id, Status::Success).unwrap();
     r.request(1, 4, &svc, at(due)).unwrap();
     assert_eq!(r.stats().requests_over_limit, 1);
 }

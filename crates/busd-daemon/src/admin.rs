@@ -247,15 +247,46 @@ struct ServiceDoc {
     on_demand: bool,
     /// Connections serving it now.
     responders: usize,
+    /// How its requests ended, for a configured service.
+    requests: Option<RequestsDoc>,
     /// What its activation did, if busd ever started it.
     #[serde(flatten)]
     activation: Option<ActivationDoc>,
 }
 
+/// How a configured service's requests ended, by status.
+#[derive(Debug, Serialize)]
+struct RequestsDoc {
+    success: u64,
+    failure: u64,
+    no_responders: u64,
+    not_authorized: u64,
+    timeout: u64,
+    responder_gone: u64,
+    requester_gone: u64,
+    limit_exceeded: u64,
+}
+
+impl From<busd_core::ServiceCounts> for RequestsDoc {
+    fn from(c: busd_core::ServiceCounts) -> Self {
+        Self {
+            success: c.success,
+            failure: c.failure,
+            no_responders: c.no_responders,
+            not_authorized: c.not_authorized,
+            timeout: c.timeouts,
+            responder_gone: c.responder_gone,
+            requester_gone: c.requester_gone,
+            limit_exceeded: c.over_limit,
+        }
+    }
+}
+
 fn services(shared: &Shared) -> Vec<ServiceDoc> {
-    let (policy, registrations) = {
+    let (policy, registrations, counts) = {
         let router = lock(&shared.router);
-        (Arc::clone(router.policy()), router.registrations())
+        let counts = router.service_counts().clone();
+        (Arc::clone(router.policy()), router.registrations(), counts)
     };
     let mut responders: BTreeMap<String, usize> = BTreeMap::new();
     for r in registrations.iter().filter(|r| r.service) {
@@ -274,6 +305,10 @@ fn services(shared: &Shared) -> Vec<ServiceDoc> {
                 owner: rule.map(|r| r.owner.to_string()),
                 on_demand: rule.is_some_and(|r| r.exec.is_some()),
                 responders: count,
+                requests: subject
+                    .as_ref()
+                    .and_then(|s| counts.get(s).copied())
+                    .map(RequestsDoc::from),
                 activation: subject.and_then(|s| activations.remove(&s)),
                 name,
             }

@@ -84,6 +84,9 @@ async fn a_first_request_starts_the_service_which_is_its_package_without_a_token
         // Warm: the same process answers.
         let again = client.request("svc.weather", "?").await.unwrap();
         assert_eq!(again.payload, answer.payload, "{t:?}");
+        let state = service_state(&admin, "weather").await;
+        assert_eq!(state["requests"]["success"], 2, "{state}");
+        assert_eq!(state["activated_requests"], 1, "{state}");
     }
 }
 

@@ -2,7 +2,7 @@
 //! serve a configured name; with `services = "configured-only"` no other
 //! name can be served or called.
 
-use busd_client::ErrorKind;
+use busd_client::{CtlCommand, ErrorKind};
 use busd_e2e::access::{config_toml, next_call, within};
 use busd_e2e::{Package, TestDaemon, Transport};
 
@@ -91,4 +91,11 @@ async fn configured_only_closes_every_other_name() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NoResponders, "{e}");
     assert_eq!(d.daemon().stats().unknown_services, 1);
+    // Counted per configured service, never for a name nobody owns.
+    let admin = d.connect_unpackaged(t).await;
+    let services = admin.ctl(CtlCommand::Services).await.unwrap();
+    let list = services.as_array().unwrap();
+    let owned = list.iter().find(|s| s["name"] == "owned.forecast").unwrap();
+    assert_eq!(owned["requests"]["no_responders"], 1, "{services}");
+    assert!(!list.iter().any(|s| s["name"] == "free.name"), "{services}");
 }

@@ -248,7 +248,7 @@ impl Pair {
                 status,
                 headers,
             } => {
-                if let Some(u) = self.router.respond(conn, call_id) {
+                if let Some(u) = self.router.respond(conn, call_id, status) {
                     let op = Op::Resp {
                         rid: u.rid,
                         status,

@@ -79,7 +79,7 @@ impl Link {
         headers: Option<Headers>,
         mut payload: Payload,
     ) {
-        let back = lock(&self.shared.router).respond(self.id, call_id);
+        let back = lock(&self.shared.router).respond(self.id, call_id, status);
         let Some(u) = back else {
             tracing::debug!(call_id, "late, repeated or stray reply dropped");
             return;
