@@ -59,9 +59,17 @@ impl Traffic {
             published,
             denied,
         } = std::mem::take(counts);
-        self.frames_in.fetch_add(frames_in, Ordering::Relaxed);
-        self.published.fetch_add(published, Ordering::Relaxed);
-        self.denied.fetch_add(denied, Ordering::Relaxed);
+        // A request-reply connection settles after every frame: the
+        // counts that did not move cost no read-modify-write.
+        for (counter, n) in [
+            (&self.frames_in, frames_in),
+            (&self.published, published),
+            (&self.denied, denied),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
         self.bytes_in.store(consumed, Ordering::Relaxed);
     }
 
