@@ -101,7 +101,6 @@ struct Entry {
 #[derive(Default)]
 pub(crate) struct Activations {
     entries: Mutex<HashMap<Subject, Entry>>,
-    generation: std::sync::atomic::AtomicU64,
 }
 
 /// One service as `busd ctl services` shows its activation.
@@ -216,9 +215,8 @@ impl Activations {
             );
             return Err((ErrorCode::ResourceLimitsExceeded, why));
         }
-        let generation = self
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Starts are told apart within their service only.
+        let generation = entry.starts;
         entry.recent_starts.push_back(now);
         entry.starts += 1;
         entry.starting = Some(Starting { generation, pid: 0 });

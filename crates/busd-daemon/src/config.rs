@@ -372,7 +372,7 @@ impl Validator<'_> {
             let why = format!("{s:?} is not an address like {example} ({e})");
             self.err(key, why)
         })?;
-        if !addr.ip().to_canonical().is_loopback() {
+        if !busd_transport::is_loopback(addr.ip()) {
             let why =
                 format!("{addr} is not a loopback address; busd listens on 127.0.0.1 or ::1 only");
             return Err(self.err(key, why));

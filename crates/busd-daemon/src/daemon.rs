@@ -280,7 +280,7 @@ impl Reloader {
 /// Binds the metrics listener, on a loopback address only (as the
 /// configuration checks, and again here for one built in code).
 async fn bind_metrics(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
-    if !addr.ip().to_canonical().is_loopback() {
+    if !busd_transport::is_loopback(addr.ip()) {
         return Err(TransportError::NotLoopback(addr).into());
     }
     tokio::net::TcpListener::bind(addr)

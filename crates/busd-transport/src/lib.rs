@@ -74,5 +74,5 @@ pub use fd_passing::{
 };
 pub use frame_reader::FrameReader;
 pub use shm::{DEFAULT_SHM_RING, MAX_SHM_RING, MIN_SHM_RING, connect_shm};
-pub use tcp::TcpListener;
+pub use tcp::{TcpListener, is_loopback};
 pub use unix::UnixListener;

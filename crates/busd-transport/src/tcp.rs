@@ -127,8 +127,10 @@ impl Listener for TcpListener {
     }
 }
 
-/// Whether busd may listen on `ip`.
-fn is_loopback(ip: IpAddr) -> bool {
+/// Whether busd may listen on `ip`: a loopback address, IPv4-mapped ones
+/// (`::ffff:127.0.0.1`) included. The one rule for every listener and for
+/// the configuration that names them.
+pub fn is_loopback(ip: IpAddr) -> bool {
     ip.to_canonical().is_loopback()
 }
 
