@@ -1,14 +1,18 @@
 //! The tokio-util codec that frames a byte stream.
 
 use std::fmt;
+use std::ops::Range;
+use std::os::fd::OwnedFd;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::codec_error::CodecError;
+use crate::fds::{Fds, MAX_FDS_PER_FRAME};
 use crate::frame::{Frame, SegmentFd};
-use crate::layout::{LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
+use crate::layout::{FD_COUNT_FIELD, FDS_FLAG, LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
 use crate::message_header::{NameCache, decode_with_serde};
+use crate::op::Op;
 
 /// The least a partly read frame's buffer grows by at a time.
 const GROWTH_FLOOR: usize = 64 * 1024;
@@ -38,6 +42,9 @@ pub struct FrameCodec {
     segments: Option<Box<dyn SegmentSource>>,
     /// The names the last message frames carried (see [`NameCache`]).
     names: NameCache,
+    /// Bytes of the stream decoded into whole frames: where the next frame
+    /// starts (what an fd source needs to tell whose fds arrived).
+    position: u64,
 }
 
 impl fmt::Debug for FrameCodec {
@@ -65,6 +72,25 @@ pub trait SegmentSource: Send {
     /// sealed memfd, or its length is not `len`; [`CodecError::Io`] when
     /// reading the fd fails.
     fn take(&mut self, len: u64) -> Result<(Bytes, SegmentFd), CodecError>;
+
+    /// Takes the `count` fds attached to the frame at bytes `frame` of the
+    /// stream (called for every frame, `count` 0 included, so a source can
+    /// refuse fds that arrived unannounced).
+    ///
+    /// The default, for a source that passes segments only, refuses every fd.
+    ///
+    /// # Errors
+    /// [`CodecError::Malformed`] when the fds that came are not exactly the
+    /// `count` announced (the source closes them).
+    fn take_fds(&mut self, frame: Range<u64>, count: usize) -> Result<Vec<OwnedFd>, CodecError> {
+        let _ = frame;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        Err(CodecError::Malformed(
+            "fds travel only over unix and shm connections".into(),
+        ))
+    }
 }
 
 impl FrameCodec {
@@ -75,6 +101,7 @@ impl FrameCodec {
             max_frame,
             segments: None,
             names: NameCache::default(),
+            position: 0,
         }
     }
 
@@ -85,6 +112,7 @@ impl FrameCodec {
             max_frame,
             segments: Some(segments),
             names: NameCache::default(),
+            position: 0,
         }
     }
 
@@ -130,9 +158,12 @@ impl Decoder for FrameCodec {
             return Ok(None);
         }
         src.advance(LENGTH_PREFIX);
+        let at = self.position;
+        self.position += (LENGTH_PREFIX + len) as u64;
+        let frame = at..self.position;
         let mut body = src.split_to(len).freeze();
         let header_word = body.get_u32();
-        let header_len = (header_word & !SEGMENT_FLAG) as usize;
+        let header_len = (header_word & !(SEGMENT_FLAG | FDS_FLAG)) as usize;
         if header_len > body.len() {
             return Err(CodecError::Malformed(format!(
                 "header length {header_len} exceeds the frame's {} remaining bytes",
@@ -147,8 +178,16 @@ impl Decoder for FrameCodec {
             None => decode_with_serde(header)?,
         };
         body.advance(header_len);
+        let fd_count = if header_word & FDS_FLAG == 0 {
+            0
+        } else {
+            fd_count(&op, &mut body)?
+        };
         if header_word & SEGMENT_FLAG == 0 {
-            return Ok(Some(Frame::with_payload(op, body)));
+            let fds = self.take_fds(frame, fd_count)?;
+            let mut frame = Frame::with_payload(op, body);
+            frame.fds = fds;
+            return Ok(Some(frame));
         }
         if body.len() != SEGMENT_LEN_FIELD {
             return Err(CodecError::Malformed(format!(
@@ -172,12 +211,64 @@ impl Decoder for FrameCodec {
             ));
         };
         let (payload, segment) = segments.take(len)?;
+        // Passed after the segment, so taken after it.
+        let fds = self.take_fds(frame, fd_count)?;
         Ok(Some(Frame {
             op,
             payload,
             segment: Some(segment),
+            fds,
         }))
     }
+}
+
+impl FrameCodec {
+    /// The `count` fds of the frame at `frame`, from the segment source;
+    /// a connection without one takes none.
+    fn take_fds(&mut self, frame: Range<u64>, count: usize) -> Result<Fds, CodecError> {
+        match self.segments.as_mut() {
+            Some(source) => {
+                let fds = source.take_fds(frame, count)?;
+                if fds.len() != count {
+                    return Err(CodecError::Malformed(format!(
+                        "{} fds came with a frame announcing {count}",
+                        fds.len()
+                    )));
+                }
+                Ok(Fds::new(fds))
+            }
+            None if count == 0 => Ok(Fds::default()),
+            None => Err(CodecError::Malformed(
+                "fds travel only over unix and shm connections".into(),
+            )),
+        }
+    }
+}
+
+/// Reads the fd count a frame with [`FDS_FLAG`] carries after its header,
+/// checking that its op may carry fds at all.
+fn fd_count(op: &Op, body: &mut Bytes) -> Result<usize, CodecError> {
+    if body.len() < FD_COUNT_FIELD {
+        return Err(CodecError::Malformed(
+            "a frame announcing fds is too short for their count".into(),
+        ));
+    }
+    let count = usize::from(body.get_u16());
+    if count == 0 || count > MAX_FDS_PER_FRAME {
+        return Err(CodecError::Malformed(format!(
+            "a frame announcing {count} fds (1 to {MAX_FDS_PER_FRAME} may be attached)"
+        )));
+    }
+    if !matches!(
+        op,
+        Op::Pub { .. } | Op::Msg { .. } | Op::Req { .. } | Op::Call { .. } | Op::Resp { .. }
+    ) {
+        return Err(CodecError::Malformed(format!(
+            "fds attached to a {} frame; only messages, requests and replies carry them",
+            op.name()
+        )));
+    }
+    Ok(count)
 }
 
 impl Encoder<Frame> for FrameCodec {
@@ -215,6 +306,7 @@ mod tests {
 
     use super::*;
     use crate::error::ErrorCode;
+    use crate::frame::announce_fds;
     use crate::layout::LENGTH_PREFIX;
     use crate::op::{Op, Overflow};
     use crate::subject::Subject;
@@ -444,6 +536,108 @@ mod tests {
         ));
         let err = codec.encode(&frame, &mut BytesMut::new()).unwrap_err();
         assert!(matches!(err, CodecError::FrameTooLarge { .. }));
+    }
+
+    /// Hands out as many `/dev/null` fds as asked, recording each frame's
+    /// place in the stream and count; refuses segments.
+    struct FakeFds(std::sync::Arc<std::sync::Mutex<Asked>>);
+
+    /// Each frame's place in the stream and the fds it announced.
+    type Asked = Vec<(Range<u64>, usize)>;
+
+    impl SegmentSource for FakeFds {
+        fn take(&mut self, _: u64) -> Result<(Bytes, SegmentFd), CodecError> {
+            Err(CodecError::Malformed("no segments here".into()))
+        }
+
+        fn take_fds(
+            &mut self,
+            frame: Range<u64>,
+            count: usize,
+        ) -> Result<Vec<OwnedFd>, CodecError> {
+            self.0.lock().unwrap().push((frame, count));
+            let dev_null = || std::fs::File::open("/dev/null").map(OwnedFd::from);
+            Ok((0..count).map(|_| dev_null()).collect::<Result<_, _>>()?)
+        }
+    }
+
+    fn with_fds(op: Op, payload: &'static [u8], count: usize) -> Frame {
+        let mut frame = Frame::with_payload(op, Bytes::from_static(payload));
+        let dev_null = || OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+        frame.fds = Fds::new((0..count).map(|_| dev_null()).collect());
+        frame
+    }
+
+    #[test]
+    fn frames_announce_their_fds_and_the_source_is_asked_for_each_frame() {
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut codec = FrameCodec::with_segments(1 << 20, Box::new(FakeFds(asked.clone())));
+        let frames = [
+            Frame::new(Op::Ping),
+            with_fds(pub_op(), b"two files", 2),
+            with_fds(pub_op(), b"", 1),
+        ];
+        let mut buf = BytesMut::new();
+        let mut ends = Vec::new();
+        for frame in &frames {
+            codec.encode(frame, &mut buf).unwrap();
+            ends.push(buf.len() as u64);
+        }
+        for frame in &frames {
+            let got = codec.decode(&mut buf).unwrap().unwrap();
+            assert_eq!(got.op, frame.op);
+            assert_eq!(got.payload, frame.payload);
+            assert_eq!(got.fds.len(), frame.fds.len());
+        }
+        let asked = asked.lock().unwrap();
+        assert_eq!(
+            *asked,
+            [
+                (0..ends[0], 0),
+                (ends[0]..ends[1], 2),
+                (ends[1]..ends[2], 1)
+            ]
+        );
+        // Without fds, a frame is encoded as it always was.
+        let (mut plain, mut announced) = (BytesMut::new(), BytesMut::new());
+        Frame::with_payload(pub_op(), Bytes::from_static(b"x"))
+            .encode(&mut plain)
+            .unwrap();
+        with_fds(pub_op(), b"x", 1).encode(&mut announced).unwrap();
+        assert_eq!(announced.len(), plain.len() + FD_COUNT_FIELD);
+        assert_eq!(plain[4] & 0x40, 0);
+    }
+
+    #[test]
+    fn fds_are_refused_without_a_source_on_other_ops_and_past_the_kernels_limit() {
+        let mut buf = BytesMut::new();
+        with_fds(pub_op(), b"x", 1).encode(&mut buf).unwrap();
+        let err = FrameCodec::new(1024).decode(&mut buf).unwrap_err();
+        assert!(err.to_string().contains("only over unix and shm"), "{err}");
+
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut codec = FrameCodec::with_segments(1024, Box::new(FakeFds(asked.clone())));
+        // A Ping with fds: encoded by hand, as no encoder would.
+        let mut ping = BytesMut::new();
+        Frame::new(Op::Ping).encode(&mut ping).unwrap();
+        announce_fds(&mut ping, 0, 1).unwrap();
+        let err = codec.decode(&mut ping).unwrap_err();
+        assert!(err.to_string().contains("a Ping frame"), "{err}");
+        // Counts of 0 and over 253 in the field.
+        for count in [0u16, 254] {
+            let mut bad = BytesMut::new();
+            with_fds(pub_op(), b"", 1).encode(&mut bad).unwrap();
+            let at = bad.len() - FD_COUNT_FIELD;
+            bad[at..].copy_from_slice(&count.to_be_bytes());
+            let err = codec.decode(&mut bad).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::ProtocolViolation, "{count}");
+        }
+        assert!(
+            asked.lock().unwrap().is_empty(),
+            "no fd taken for a bad frame"
+        );
+        let err = announce_fds(&mut BytesMut::new(), 0, 254).unwrap_err();
+        assert!(err.to_string().contains("at most 253"), "{err}");
     }
 
     #[test]

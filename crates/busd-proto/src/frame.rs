@@ -10,7 +10,8 @@ use serde::ser::SerializeStructVariant;
 use serde::{Serialize, Serializer};
 
 use crate::codec_error::CodecError;
-use crate::layout::{LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
+use crate::fds::{Fds, MAX_FDS_PER_FRAME};
+use crate::layout::{FD_COUNT_FIELD, FDS_FLAG, LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
 use crate::message_header;
 use crate::op::{Headers, Op, Sender};
 use crate::subject::Subject;
@@ -29,6 +30,10 @@ pub struct Frame {
     /// The sealed memfd the payload travelled in, beside the byte stream
     /// (shm connections only; see [`SegmentSource`](crate::SegmentSource)).
     pub segment: Option<SegmentFd>,
+    /// Open files attached to a message, request or reply (unix and shm
+    /// connections only), passed beside the stream; the frame announces
+    /// how many.
+    pub fds: Fds,
 }
 
 impl Frame {
@@ -43,25 +48,75 @@ impl Frame {
             op,
             payload,
             segment: None,
+            fds: Fds::default(),
         }
     }
 
     /// Appends the encoded frame to `dst`. A frame with a segment is encoded
     /// as a segment frame (its payload's length in place of the payload);
-    /// its fd must reach the peer beside the stream, before these bytes.
+    /// its fd must reach the peer beside the stream, before these bytes. A
+    /// frame with fds announces their count; they travel as the
+    /// connection's transport passes them.
     ///
     /// # Errors
-    /// As [`encode_head`].
+    /// As [`encode_head`] and [`announce_fds`].
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let start = dst.len();
         match &self.segment {
-            Some(segment) => encode_head_with(&self.op, Body::Segment(segment.len()), dst),
-            None => {
-                encode_head_with(&self.op, Body::Inline(self.payload.len()), dst)?;
-                dst.extend_from_slice(&self.payload);
-                Ok(())
-            }
+            Some(segment) => encode_head_with(&self.op, Body::Segment(segment.len()), dst)?,
+            None => encode_head_with(&self.op, Body::Inline(self.payload.len()), dst)?,
         }
+        if let Err(e) = announce_fds(dst, start, self.fds.len()) {
+            dst.truncate(start);
+            return Err(e);
+        }
+        if self.segment.is_none() {
+            dst.extend_from_slice(&self.payload);
+        }
+        Ok(())
     }
+}
+
+/// Announces `count` attached fds in the head encoded at `dst[start..]`
+/// (by [`encode_head_with`] or its kin, with nothing after it but a
+/// segment's length): sets [`FDS_FLAG`] and inserts the count after the
+/// header. Nothing changes for a count of 0. A separate step, so that the
+/// encoders of the hot path stay as they are: a frame with fds is rare and
+/// pays for a small copy of its head.
+///
+/// # Errors
+/// [`CodecError::Malformed`] for more than [`MAX_FDS_PER_FRAME`] fds or a
+/// head that announces fds already; [`CodecError::FrameTooLarge`] when the
+/// two bytes do not fit the length field.
+pub fn announce_fds(dst: &mut BytesMut, start: usize, count: usize) -> Result<(), CodecError> {
+    if count == 0 {
+        return Ok(());
+    }
+    if count > MAX_FDS_PER_FRAME {
+        return Err(CodecError::Malformed(format!(
+            "{count} fds attached to one frame; at most {MAX_FDS_PER_FRAME} pass in one message"
+        )));
+    }
+    let word = |at: usize| u32::from_be_bytes([dst[at], dst[at + 1], dst[at + 2], dst[at + 3]]);
+    let (total, header_word) = (word(start), word(start + LENGTH_PREFIX));
+    if header_word & FDS_FLAG != 0 {
+        return Err(CodecError::Malformed("fds announced twice".into()));
+    }
+    let Some(total) = total.checked_add(FD_COUNT_FIELD as u32) else {
+        return Err(CodecError::FrameTooLarge {
+            len: u64::from(total) + FD_COUNT_FIELD as u64,
+            max: u32::MAX,
+        });
+    };
+    let header_len = (header_word & !(SEGMENT_FLAG | FDS_FLAG)) as usize;
+    let at = start + 2 * LENGTH_PREFIX + header_len;
+    let tail = dst[at..].to_vec();
+    dst.truncate(at);
+    dst.put_u16(count as u16);
+    dst.extend_from_slice(&tail);
+    dst[start..start + 4].copy_from_slice(&total.to_be_bytes());
+    dst[start + 4..start + 8].copy_from_slice(&(header_word | FDS_FLAG).to_be_bytes());
+    Ok(())
 }
 
 /// A sealed memfd holding one payload (`F_SEAL_WRITE`, `F_SEAL_SHRINK`,
@@ -205,9 +260,9 @@ fn encode_header(
             max: u32::MAX,
         });
     };
-    if header_word & SEGMENT_FLAG != 0 {
+    if header_word & (SEGMENT_FLAG | FDS_FLAG) != 0 {
         dst.truncate(start);
-        return Err(CodecError::Malformed("header over 2 GiB".into()));
+        return Err(CodecError::Malformed("header over 1 GiB".into()));
     }
     dst[start..start + 4].copy_from_slice(&total.to_be_bytes());
     dst[start + 4..start + 8].copy_from_slice(&(header_word | flag).to_be_bytes());

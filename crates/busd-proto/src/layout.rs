@@ -4,10 +4,15 @@
 //!
 //! ```text
 //! u32 length          big endian, counting everything after itself
-//! u32 header length   big endian; SEGMENT_FLAG set for a segment frame
+//! u32 header length   big endian; SEGMENT_FLAG set for a segment frame,
+//!                     FDS_FLAG for a frame with fds attached
 //! header              MessagePack (an Op)
+//! u16 fd count        big endian, 1..=253; only with FDS_FLAG
 //! payload             inline, or for a segment frame its u64 length
 //! ```
+//!
+//! A frame without `FDS_FLAG` carries no fds, so frames written before fds
+//! could be attached read as they always did.
 
 /// Size of each of the two length fields.
 pub const LENGTH_PREFIX: usize = 4;
@@ -17,3 +22,10 @@ pub const SEGMENT_FLAG: u32 = 1 << 31;
 
 /// Bytes a segment frame carries after its header: the segment's length.
 pub const SEGMENT_LEN_FIELD: usize = 8;
+
+/// Set in a frame's header-length field when fds are attached to it: a
+/// `u16` count follows the header.
+pub const FDS_FLAG: u32 = 1 << 30;
+
+/// Bytes of the fd count a frame with [`FDS_FLAG`] carries after its header.
+pub const FD_COUNT_FIELD: usize = 2;

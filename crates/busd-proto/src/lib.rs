@@ -14,6 +14,7 @@ mod auth;
 mod codec;
 mod codec_error;
 mod error;
+mod fds;
 mod frame;
 mod layout;
 mod message_header;
@@ -27,10 +28,12 @@ pub use auth::{AUTH_MAC_LEN, auth_mac, read_token};
 pub use codec::{FrameCodec, SegmentSource};
 pub use codec_error::CodecError;
 pub use error::{ErrorCode, Status};
+pub use fds::{Fds, MAX_FDS_PER_FRAME};
 pub use frame::{
-    Body, Frame, SegmentFd, encode_head, encode_head_with, encode_msg_head, encode_pub_head,
+    Body, Frame, SegmentFd, announce_fds, encode_head, encode_head_with, encode_msg_head,
+    encode_pub_head,
 };
-pub use layout::{LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
+pub use layout::{FD_COUNT_FIELD, FDS_FLAG, LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
 pub use monitor::{EventKind, MonitorEvent, Party};
 pub use op::{AuthKind, CtlCommand, Headers, Hello, Limits, Op, Overflow, Ref, Sender, Welcome};
 pub use pfn::{Pfn, PfnError, publisher_id};

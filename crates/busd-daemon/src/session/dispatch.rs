@@ -21,6 +21,7 @@ impl Link {
             op,
             payload,
             segment,
+            ..
         } = frame;
         if let Some(hook) = &self.shared.hooks.on_op {
             hook(self.id, &op);

@@ -173,6 +173,7 @@ impl Link {
                     op: Op::Pub { subject, headers },
                     payload,
                     segment,
+                    ..
                 }) => match self.protocol.on_publish(&subject) {
                     Ok(()) => {
                         let payload = Payload::new(payload, segment);
