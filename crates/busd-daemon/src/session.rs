@@ -180,7 +180,7 @@ async fn open(
             limits.max_pending_msgs as usize,
             usize::try_from(limits.max_pending_bytes).unwrap_or(usize::MAX),
         ),
-        fd_sender.is_some(),
+        fd_sender.as_ref().is_some_and(FdSender::passes_segments),
         Credit::new(Arc::clone(&budget)),
         Arc::clone(&shared.tally),
         Origin::of(peer),

@@ -107,7 +107,8 @@ pub struct Connection {
     pub writer: BoxWriter,
     /// Who the peer is.
     pub peer: PeerInfo,
-    /// Passing payload segments beside the stream: shm connections only.
+    /// Passing fds with the stream: payload segments (shm) and the fds
+    /// attached to messages (shm and unix); `None` for tcp.
     pub fds: Option<FdPassing>,
 }
 

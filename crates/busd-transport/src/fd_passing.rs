@@ -10,16 +10,23 @@
 //! not sealed against writing, shrinking and growing, or whose length is not
 //! the one its frame announced.
 //!
-//! Only shm connections pass fds, but a [`Connection`](crate::Connection)
-//! carries its [`FdPassing`], so this module lies below the transports and
-//! imports none of them; shm makes the socket registrations it works over.
+//! The fds attached to a message (see [`busd_proto::Fds`]) travel the same
+//! way on shm, as one batch with its own marker byte, passed after the
+//! frame's segment and before the frame; the decoder takes exactly the
+//! count the frame announced. On a plain unix connection they ride on the
+//! frame's first bytes instead (`unix_fds`); over tcp none pass.
+//!
+//! A [`Connection`](crate::Connection) carries its [`FdPassing`], so this
+//! module lies below the transports and imports none of them; shm and unix
+//! make the sockets it works over.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
+use std::ops::Range;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use busd_proto::{CodecError, FrameCodec, SegmentFd, SegmentSource};
+use busd_proto::{CodecError, FrameCodec, MAX_FDS_PER_FRAME, SegmentFd, SegmentSource};
 use busd_shm::{Segment, SegmentMut};
 use bytes::Bytes;
 use rustix::io::Errno;
@@ -28,16 +35,20 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags,
 };
 use tokio::io::unix::AsyncFd;
+use tokio::net::UnixStream;
 
 use crate::error::shm_error;
+use crate::unix_fds::{self, SharedInbox, UnixFdSource};
 
 /// One registration of the unix socket an shm connection's rings were set
 /// up over. Each half of a connection has its own (a dup of the socket, so
 /// each gets its own wake-ups), shared with the fd passing of its direction.
 pub(crate) type SharedSocket = Arc<AsyncFd<OwnedFd>>;
 
-/// The byte each fd travels with.
+/// The byte each segment's fd travels with.
 const MARKER: u8 = b'S';
+/// The byte a message's attached fds travel with, all in one batch.
+const ATTACHED_MARKER: u8 = b'F';
 
 /// Writes `payload` into a new memfd and seals it (`F_SEAL_WRITE`,
 /// `F_SEAL_SHRINK`, `F_SEAL_GROW`), ready to be sent as a segment: the one
@@ -100,58 +111,81 @@ impl SegmentBuffer {
     }
 }
 
-/// Both directions of fd passing on one shm connection.
+/// Both directions of fd passing on one shm or unix connection.
 #[derive(Debug)]
 pub struct FdPassing {
-    /// Segments from the peer; give it to the frame decoder
-    /// ([`FrameCodec::with_segments`](busd_proto::FrameCodec::with_segments)).
+    /// Segments and attached fds from the peer; give it to the frame
+    /// decoder (through [`frame_codec`]).
     pub receiver: FdReceiver,
-    /// Segments to the peer; the writer sends each one before the frame
-    /// that announces it.
+    /// Segments and attached fds to the peer; the writer sends them with
+    /// (or before) the frame that announces them.
     pub sender: FdSender,
 }
 
 impl FdPassing {
-    /// Fd passing over the registrations of the read half (`read`) and of
-    /// the write half (`write`, which must include writability): no more fds
-    /// per connection than the halves hold anyway.
-    pub(crate) fn new(read: &SharedSocket, write: &SharedSocket) -> Self {
+    /// Fd passing over the registrations of an shm connection's read half
+    /// (`read`) and write half (`write`, which must include writability):
+    /// no more fds per connection than the halves hold anyway.
+    pub(crate) fn shm(read: &SharedSocket, write: &SharedSocket) -> Self {
         Self {
-            receiver: FdReceiver {
+            receiver: FdReceiver(Receiving::Shm(ShmFdReceiver {
                 socket: Arc::clone(read),
                 mapping: Mapping::Mapped,
-            },
-            sender: FdSender {
+            })),
+            sender: FdSender(Sending::Shm {
                 socket: Arc::clone(write),
-            },
+            }),
+        }
+    }
+
+    /// Fd passing on a unix connection's `stream`, whose reader files the
+    /// fds it receives in `inbox`.
+    pub(crate) fn unix(stream: Arc<UnixStream>, inbox: SharedInbox) -> Self {
+        Self {
+            receiver: FdReceiver(Receiving::Unix(UnixFdSource(inbox))),
+            sender: FdSender(Sending::Unix(stream)),
         }
     }
 }
 
 /// The frame decoder for a connection with `fds` (limit `max_frame`), and
-/// the sender its writer passes segments with: a decoder that takes
-/// segments and a sender for an shm connection, a plain decoder and no
-/// sender for the others.
+/// the sender its writer passes fds with: a decoder that takes what the
+/// peer passes and a sender for shm and unix connections, a plain decoder
+/// (which refuses fds) and no sender for tcp.
 pub fn frame_codec(
     fds: Option<FdPassing>,
     max_frame: u32,
     mapping: Mapping,
 ) -> (FrameCodec, Option<FdSender>) {
     match fds {
-        Some(mut fds) => {
-            fds.receiver.mapping = mapping;
-            (
-                FrameCodec::with_segments(max_frame, Box::new(fds.receiver)),
-                Some(fds.sender),
-            )
+        Some(FdPassing { receiver, sender }) => {
+            let source: Box<dyn SegmentSource> = match receiver.0 {
+                Receiving::Shm(mut shm) => {
+                    shm.mapping = mapping;
+                    Box::new(shm)
+                }
+                Receiving::Unix(unix) => Box::new(unix),
+            };
+            (FrameCodec::with_segments(max_frame, source), Some(sender))
         }
         None => (FrameCodec::new(max_frame), None),
     }
 }
 
-/// Takes the segments the peer passed, one per segment frame.
+/// Takes what the peer passes beside or with the stream.
 #[derive(Debug)]
-pub struct FdReceiver {
+pub struct FdReceiver(Receiving);
+
+#[derive(Debug)]
+enum Receiving {
+    Shm(ShmFdReceiver),
+    Unix(UnixFdSource),
+}
+
+/// Takes the segments the peer passed, one per segment frame, and the
+/// attached fds, one batch per frame announcing them.
+#[derive(Debug)]
+struct ShmFdReceiver {
     socket: SharedSocket,
     mapping: Mapping,
 }
@@ -178,10 +212,11 @@ pub fn map_segment(segment: &SegmentFd) -> io::Result<Bytes> {
     Ok(Bytes::from_owner(view))
 }
 
-impl FdReceiver {
-    /// The next fd, if one is queued (never waits: see the module docs).
-    fn try_recv(&self) -> io::Result<Option<OwnedFd>> {
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+impl ShmFdReceiver {
+    /// The next batch of fds, if one is queued (never waits: see the module
+    /// docs), which must be `count` fds with `marker`.
+    fn try_recv(&self, marker: u8, count: usize) -> io::Result<Option<Vec<OwnedFd>>> {
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_FRAME))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let mut byte = [0u8; 1];
         let mut iov = [IoSliceMut::new(&mut byte)];
@@ -199,7 +234,7 @@ impl FdReceiver {
             }
         };
         let truncated = msg.flags.contains(ReturnFlags::CTRUNC);
-        let mut fds = Vec::with_capacity(1);
+        let mut fds = Vec::with_capacity(count);
         for message in control.drain() {
             if let RecvAncillaryMessage::ScmRights(received) = message {
                 fds.extend(received);
@@ -208,21 +243,27 @@ impl FdReceiver {
         if msg.bytes == 0 {
             return Ok(None);
         }
-        if truncated || byte[0] != MARKER || fds.len() != 1 {
+        if truncated || byte[0] != marker || fds.len() != count {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                "the peer's control socket carried something other than one fd per marker",
+                format!(
+                    "the peer's control socket carried {} fds with marker {:?} where {count} with {:?} were due",
+                    fds.len(),
+                    char::from(byte[0]),
+                    char::from(marker)
+                ),
             ));
         }
-        Ok(fds.pop())
+        Ok(Some(fds))
     }
 }
 
-impl SegmentSource for FdReceiver {
+impl SegmentSource for ShmFdReceiver {
     fn take(&mut self, len: u64) -> Result<(Bytes, SegmentFd), CodecError> {
         let fd = self
-            .try_recv()
+            .try_recv(MARKER, 1)
             .map_err(|e| CodecError::Malformed(format!("cannot take a segment's fd: {e}")))?
+            .and_then(|mut fds| fds.pop())
             .ok_or_else(|| CodecError::Malformed("a segment frame without its fd".into()))?;
         let refused = |e| CodecError::Malformed(format!("segment refused: {e}"));
         let (payload, actual) = match self.mapping {
@@ -240,15 +281,55 @@ impl SegmentSource for FdReceiver {
         }
         Ok((payload, SegmentFd::new(fd, len)))
     }
+
+    fn take_fds(&mut self, _frame: Range<u64>, count: usize) -> Result<Vec<OwnedFd>, CodecError> {
+        if count == 0 {
+            // Stray fds wait in the socket, not in this process, and are
+            // refused when the next segment or batch is taken.
+            return Ok(Vec::new());
+        }
+        self.try_recv(ATTACHED_MARKER, count)
+            .map_err(|e| CodecError::Malformed(format!("cannot take a frame's fds: {e}")))?
+            .ok_or_else(|| {
+                CodecError::Malformed(format!("a frame announced {count} fds and none came"))
+            })
+    }
 }
 
-/// Passes segments to the peer.
+/// Passes segments (shm) and attached fds (shm and unix) to the peer.
 #[derive(Debug)]
-pub struct FdSender {
-    socket: SharedSocket,
+pub struct FdSender(Sending);
+
+#[derive(Debug)]
+enum Sending {
+    Shm { socket: SharedSocket },
+    Unix(Arc<UnixStream>),
 }
 
 impl FdSender {
+    /// Whether payload segments can be passed (shm only).
+    pub fn passes_segments(&self) -> bool {
+        matches!(self.0, Sending::Shm { .. })
+    }
+
+    /// Passes the fds attached to a frame whose encoded head is `head`:
+    /// on shm as one batch beside the stream, before the frame (`Ok(0)`);
+    /// on unix with the first bytes of `head`, sent here (`Ok(n)`: the
+    /// caller writes `head[n..]` on). Write every frame before this one
+    /// first: the peer takes fds as it reads their frames.
+    ///
+    /// # Errors
+    /// `BrokenPipe` once the peer is gone, or the error of `sendmsg`.
+    pub async fn send_attached(&self, fds: &[BorrowedFd<'_>], head: &[u8]) -> io::Result<usize> {
+        match &self.0 {
+            Sending::Shm { socket } => {
+                send_marked(socket, ATTACHED_MARKER, fds).await?;
+                Ok(0)
+            }
+            Sending::Unix(stream) => unix_fds::send_with_fds(stream, head, fds).await,
+        }
+    }
+
     /// Passes `fd` if the socket has room now; `Ok(false)` when it has not
     /// (the peer has not yet taken earlier ones: write the frames they
     /// belong to, then [`send`](Self::send)).
@@ -256,7 +337,8 @@ impl FdSender {
     /// # Errors
     /// `BrokenPipe` once the peer is gone, or the error of `sendmsg`.
     pub fn try_send(&self, fd: BorrowedFd<'_>) -> io::Result<bool> {
-        match send_one(self.socket.get_ref(), fd) {
+        let socket = self.segment_socket()?;
+        match send_one(socket.get_ref(), MARKER, &[fd]) {
             Ok(()) => Ok(true),
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(false),
             Err(err) => Err(err),
@@ -268,25 +350,42 @@ impl FdSender {
     /// # Errors
     /// As [`try_send`](Self::try_send).
     pub async fn send(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        loop {
-            let mut guard = self.socket.writable().await?;
-            match guard.try_io(|socket| send_one(socket.get_ref(), fd)) {
-                Ok(result) => return result,
-                Err(_would_block) => {}
-            }
+        send_marked(self.segment_socket()?, MARKER, &[fd]).await
+    }
+
+    /// The socket segments pass on: shm connections only.
+    fn segment_socket(&self) -> io::Result<&SharedSocket> {
+        match &self.0 {
+            Sending::Shm { socket } => Ok(socket),
+            Sending::Unix(_) => Err(io::Error::other(
+                "payload segments pass only over shm connections",
+            )),
         }
     }
 }
 
-/// One marker byte with `fd` attached, without blocking.
-fn send_one(socket: &OwnedFd, fd: BorrowedFd<'_>) -> io::Result<()> {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    let fds = [fd];
-    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-        return Err(io::Error::other("no room for one fd in the control buffer"));
+/// One `marker` byte with `fds` attached, waiting for room on the socket.
+async fn send_marked(socket: &SharedSocket, marker: u8, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    loop {
+        let mut guard = socket.writable().await?;
+        match guard.try_io(|socket| send_one(socket.get_ref(), marker, fds)) {
+            Ok(result) => return result,
+            Err(_would_block) => {}
+        }
     }
-    let iov = [IoSlice::new(&[MARKER])];
+}
+
+/// One `marker` byte with `fds` attached, without blocking.
+fn send_one(socket: &OwnedFd, marker: u8, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_FRAME))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::other(format!(
+            "{} fds do not fit one message",
+            fds.len()
+        )));
+    }
+    let iov = [IoSlice::new(std::slice::from_ref(&marker))];
     loop {
         match rustix::net::sendmsg(
             socket,

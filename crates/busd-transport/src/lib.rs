@@ -64,6 +64,7 @@ mod socket_dir;
 mod socket_file;
 mod tcp;
 mod unix;
+mod unix_fds;
 
 pub use conn::{BoxReader, BoxWriter, Connection, Listener, PeerInfo};
 pub use connect::{ConnectOptions, connect, connect_with};

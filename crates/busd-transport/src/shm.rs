@@ -212,7 +212,7 @@ fn halves(
         writer_socket,
         Interest::READABLE | Interest::WRITABLE,
     )?);
-    let fds = FdPassing::new(&read, &write);
+    let fds = FdPassing::shm(&read, &write);
     Ok(Connection {
         reader: Box::new(ShmReader::new(consumer, read)?),
         writer: Box::new(ShmWriter::new(producer, capacity, write)?),

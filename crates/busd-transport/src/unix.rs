@@ -13,6 +13,7 @@
 use std::io::{self, Cursor};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -23,8 +24,10 @@ use tracing::{debug, info};
 use crate::conn::{Connection, Listener, PeerInfo};
 use crate::endpoint::Endpoint;
 use crate::error::TransportError;
+use crate::fd_passing::FdPassing;
 use crate::shm;
 use crate::socket_file::SocketFile;
+use crate::unix_fds::{Inbox, UnixReader, UnixWriter};
 
 /// How long the listener waits for a connection's first bytes before handing
 /// it on as a plain unix connection (whose handshake has its own timeout).
@@ -246,7 +249,7 @@ async fn first_bytes(stream: UnixStream, peer: PeerInfo, max_ring: u64) -> Optio
     }
     // A plain client (or a silent or departed one, its handshake will tell):
     // the bytes read go first.
-    let mut conn = connection(stream, peer);
+    let mut conn = connection(stream, peer, filled as u64);
     if filled > 0 {
         conn.reader = Box::new(Cursor::new(head[..filled].to_vec()).chain(conn.reader));
     }
@@ -261,7 +264,7 @@ pub(crate) fn inherited(fd: i32) -> io::Result<Connection> {
     stream.set_nonblocking(true)?;
     let stream = UnixStream::from_std(stream)?;
     let peer = PeerInfo::of_unix_socket(&stream, "unix");
-    Ok(connection(stream, peer))
+    Ok(connection(stream, peer, 0))
 }
 
 impl Connection {
@@ -278,7 +281,7 @@ impl Connection {
         peer: PeerInfo,
     ) -> io::Result<Self> {
         stream.set_nonblocking(true)?;
-        Ok(connection(UnixStream::from_std(stream)?, peer))
+        Ok(connection(UnixStream::from_std(stream)?, peer, 0))
     }
 }
 
@@ -286,17 +289,19 @@ impl Connection {
 pub(crate) async fn connect(path: &Path) -> io::Result<Connection> {
     let stream = UnixStream::connect(path).await?;
     let peer = PeerInfo::of_unix_socket(&stream, "unix");
-    Ok(connection(stream, peer))
+    Ok(connection(stream, peer, 0))
 }
 
-/// Splits a connected stream into a [`Connection`].
-fn connection(stream: UnixStream, peer: PeerInfo) -> Connection {
+/// Makes a connected stream a [`Connection`] that passes fds, whose reader
+/// starts at byte `at` of the stream (the bytes before were read already).
+fn connection(stream: UnixStream, peer: PeerInfo, at: u64) -> Connection {
     debug!(uid = ?peer.uid, pid = ?peer.pid, "unix connection established");
-    let (reader, writer) = stream.into_split();
+    let stream = Arc::new(stream);
+    let inbox = Inbox::starting_at(at);
     Connection {
-        reader: Box::new(reader),
-        writer: Box::new(writer),
+        reader: Box::new(UnixReader::new(Arc::clone(&stream), Arc::clone(&inbox))),
+        writer: Box::new(UnixWriter::new(Arc::clone(&stream))),
         peer,
-        fds: None,
+        fds: Some(FdPassing::unix(stream, inbox)),
     }
 }

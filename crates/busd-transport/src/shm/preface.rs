@@ -15,14 +15,11 @@
 //! tells the two apart from the first four bytes. The daemon answers [`ACK`]
 //! once it has mapped both rings, or closes the socket.
 
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
-use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags,
-};
+use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::UnixStream;
 
@@ -100,8 +97,9 @@ pub(crate) struct Received {
 }
 
 /// Reads into `buf`, appending any fds that came along (close-on-exec) to
-/// `fds`. At most [`FD_COUNT`] fds are taken per call; more are closed by the
-/// kernel and reported as `truncated`.
+/// `fds`. At most as many fds as one message carries are taken per call
+/// (the caller counts them); more are closed by the kernel and reported as
+/// `truncated`.
 pub(crate) async fn recv(
     stream: &UnixStream,
     buf: &mut [u8],
@@ -109,24 +107,9 @@ pub(crate) async fn recv(
 ) -> io::Result<Received> {
     stream
         .async_io(Interest::READABLE, || {
-            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FD_COUNT))];
-            let mut control = RecvAncillaryBuffer::new(&mut space);
-            let mut iov = [IoSliceMut::new(buf)];
-            let msg = rustix::net::recvmsg(
-                stream,
-                &mut iov,
-                &mut control,
-                RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
-            )?;
-            for message in control.drain() {
-                if let RecvAncillaryMessage::ScmRights(received) = message {
-                    fds.extend(received);
-                }
-            }
-            Ok(Received {
-                len: msg.bytes,
-                truncated: msg.flags.contains(ReturnFlags::CTRUNC),
-            })
+            let (len, received, truncated) = crate::unix_fds::recv_with_fds(stream, buf)?;
+            fds.extend(received);
+            Ok(Received { len, truncated })
         })
         .await
 }
