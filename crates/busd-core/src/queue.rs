@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use busd_proto::{Overflow, SegmentFd};
+use busd_proto::{Fds, Overflow, SegmentFd};
 use bytes::{Bytes, BytesMut};
 
 /// The least room a new run is allocated with: a few dozen small frames.
@@ -42,6 +42,10 @@ pub struct OutFrame {
     /// A payload passed beside the stream (shm receivers): the writer sends
     /// this fd before the frame, whose head announces its length.
     pub segment: Option<(SegmentFd, usize)>,
+    /// Open files attached (unix and shm receivers): the writer passes them
+    /// with the frame, whose head announces them. Shared with the other
+    /// receivers' frames; closed once the last is written or dropped.
+    pub fds: Fds,
     /// Frames on the wire: 1, or a run's count.
     pub frames: usize,
     /// `Msg` deliveries among them: 1 for a message, a run's count (runs
@@ -59,6 +63,7 @@ impl OutFrame {
             sid: None,
             droppable: false,
             segment: None,
+            fds: Fds::default(),
             frames: 1,
             msgs: 0,
         }
@@ -72,6 +77,7 @@ impl OutFrame {
             sid: Some(sid),
             droppable: overflow == Overflow::DropOldest,
             segment: None,
+            fds: Fds::default(),
             frames: 1,
             msgs: 1,
         }
@@ -81,6 +87,12 @@ impl OutFrame {
     /// beside the stream (`head` must announce it).
     pub fn with_segment(mut self, segment: SegmentFd, len: usize) -> Self {
         self.segment = Some((segment, len));
+        self
+    }
+
+    /// The same frame with `fds` attached (`head` must announce them).
+    pub fn with_fds(mut self, fds: Fds) -> Self {
+        self.fds = fds;
         self
     }
 

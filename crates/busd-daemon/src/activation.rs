@@ -49,6 +49,8 @@ pub(crate) struct Held {
     pub(crate) times: (std::time::Instant, std::time::Instant),
     pub(crate) headers: Option<Headers>,
     pub(crate) payload: Payload,
+    /// The open files attached, admitted and charged already.
+    pub(crate) fds: busd_proto::Fds,
 }
 
 impl Held {

@@ -6,6 +6,11 @@
 //! Two kinds of bytes are held for a client: a frame it is sending, read
 //! in part (charged to the sender), and messages queued for it because it
 //! does not read (charged to the reader, whose not reading holds them).
+//! The same budgets, counted in fds rather than bytes, bound the files
+//! the daemon holds for an owner (`limits.max_fds_in_flight`): an
+//! [`FdCharge`] rides with the files it covers and gives its share back
+//! when the last copy of them is gone.
+//!
 //! A connection takes its owner's budget in blocks as its bytes grow and
 //! gives them back as they shrink ([`Credit`]), so the per-message paths
 //! compare two numbers and touch no shared counter. A client over its
@@ -159,6 +164,29 @@ impl Drop for Credit {
     }
 }
 
+/// Fds held for an owner, taken from its fd budget and given back on drop.
+#[derive(Debug)]
+pub(crate) struct FdCharge {
+    budget: Arc<Budget>,
+    fds: usize,
+}
+
+impl FdCharge {
+    /// Charges `fds` to `budget`; `None` (nothing taken) if they do not fit.
+    pub(crate) fn take(budget: &Arc<Budget>, fds: usize) -> Option<Self> {
+        budget.try_take(fds).then(|| Self {
+            budget: Arc::clone(budget),
+            fds,
+        })
+    }
+}
+
+impl Drop for FdCharge {
+    fn drop(&mut self) {
+        self.budget.give_back(self.fds);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +209,19 @@ mod tests {
         assert!(!b.cover(3 * BLOCK + 1), "a ninth block is over the budget");
         drop(a);
         assert!(b.cover(8 * BLOCK), "what a closed connection held is free");
+    }
+
+    #[test]
+    fn fd_charges_share_the_owners_budget_until_dropped() {
+        let (budgets, alice, _) = budgets(16);
+        let budget = budgets.of(&alice);
+        let ten = FdCharge::take(&budget, 10).unwrap();
+        assert!(FdCharge::take(&budgets.of(&alice), 7).is_none());
+        let six = FdCharge::take(&budget, 6).unwrap();
+        drop(ten);
+        assert_eq!(budget.held(), 6);
+        drop(six);
+        assert_eq!(budget.held(), 0);
     }
 
     #[test]

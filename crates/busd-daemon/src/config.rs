@@ -112,6 +112,12 @@ pub struct Limits {
     /// How long a service the daemon starts has to serve its name before
     /// the requests waiting for it are answered `AppServiceUnavailable`.
     pub activation_timeout: std::time::Duration,
+    /// Fds one message, request or reply may carry.
+    pub max_fds_per_message: usize,
+    /// Fds the daemon holds for one package or uid at once, all its
+    /// connections together: received from it and not yet passed on to
+    /// (or dropped for) every receiver.
+    pub max_fds_in_flight: usize,
 }
 
 impl Config {
@@ -442,6 +448,9 @@ impl Validator<'_> {
             frame_timeout: self.required("limits.frame_timeout", l.frame_timeout)?,
             write_timeout: self.required("limits.write_timeout", l.write_timeout)?,
             activation_timeout: self.required("limits.activation_timeout", l.activation_timeout)?,
+            max_fds_per_message: self
+                .required("limits.max_fds_per_message", l.max_fds_per_message)?,
+            max_fds_in_flight: self.required("limits.max_fds_in_flight", l.max_fds_in_flight)?,
         };
         let l = limits;
         if l.max_frame < 1024 {
@@ -475,6 +484,17 @@ impl Validator<'_> {
         if l.max_memory_per_identity < l.max_pending_bytes + u64::from(l.max_frame) {
             let why = "must hold at least one connection's full queue and one frame (max_pending_bytes + max_frame)";
             return Err(self.err("limits.max_memory_per_identity", why));
+        }
+        if l.max_fds_per_message > busd_proto::MAX_FDS_PER_FRAME {
+            let why = format!(
+                "must be at most {} (what one unix message carries)",
+                busd_proto::MAX_FDS_PER_FRAME
+            );
+            return Err(self.err("limits.max_fds_per_message", &why));
+        }
+        if l.max_fds_in_flight < l.max_fds_per_message {
+            let why = "must hold at least one message's fds (max_fds_per_message)";
+            return Err(self.err("limits.max_fds_in_flight", why));
         }
         if l.max_pending_requests == 0 {
             return Err(self.err("limits.max_pending_requests", "must be at least 1"));

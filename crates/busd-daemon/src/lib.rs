@@ -39,6 +39,7 @@ mod shared;
 mod sync;
 mod tally;
 mod traffic;
+mod withheld;
 mod writer;
 
 pub use config::{Config, ConfigError, DEFAULT_CONFIG, Limits};

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use busd_core::{OutFrame, Outbox, Outgoing, Pushed};
-use busd_proto::{Body, ErrorCode, Frame, Op, encode_head_with};
+use busd_proto::{Body, ErrorCode, Fds, Frame, Op, announce_fds, encode_head_with};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +23,7 @@ use crate::payload::Payload;
 use crate::sync::lock;
 use crate::tally::Tally;
 use crate::traffic::{Traffic, TrafficDoc};
+use crate::withheld;
 
 /// Payloads at least this large travel as their own iovec instead of
 /// being copied into the coalescing buffer (or into a queue's run).
@@ -54,6 +55,10 @@ pub(crate) struct ConnHandle {
     /// Whether payload segments can be passed to this connection (shm);
     /// other connections get their bytes in the stream.
     pub(crate) passes_fds: bool,
+    /// Whether the fds attached to messages can be passed to it (unix and
+    /// shm); a tcp receiver gets such messages without them, and a header
+    /// saying how many were withheld (see `withheld`).
+    pub(crate) takes_fds: bool,
     /// Where it came from, for `busd ctl clients`.
     pub(crate) origin: Origin,
     /// Locked briefly by pushers and by the writer; never across an await.
@@ -92,6 +97,7 @@ impl ConnHandle {
         id: u64,
         (max_msgs, max_bytes): (usize, usize),
         passes_fds: bool,
+        takes_fds: bool,
         credit: Credit,
         tally: Arc<Tally>,
         origin: Origin,
@@ -99,6 +105,7 @@ impl ConnHandle {
         Self {
             id,
             passes_fds,
+            takes_fds,
             origin,
             outbox: Mutex::new(Queue {
                 frames: Outbox::new(max_msgs, max_bytes),
@@ -269,17 +276,30 @@ impl ConnHandle {
     /// As [`send`](Self::send), for a payload that may have come as a
     /// segment: passed on as the same fd if this connection takes fds, else
     /// its bytes go in the stream (the one copy a tcp or unix receiver
-    /// costs, and the first such receiver maps the segment).
+    /// costs, and the first such receiver maps the segment). The `fds`
+    /// attached go along where this connection takes fds; elsewhere they
+    /// are withheld, and a header says so.
     ///
     /// # Errors
     /// When the segment cannot be mapped for this receiver; nothing is queued.
-    pub(crate) fn send_payload(&self, op: &Op, mut payload: Payload) -> std::io::Result<()> {
+    pub(crate) fn send_payload(
+        &self,
+        op: &Op,
+        mut payload: Payload,
+        fds: Fds,
+    ) -> std::io::Result<()> {
         let len = payload.len();
         let (segment, bytes) = payload.for_receiver(self.passes_fds, true)?;
-        let Some(head) = self.encode(op, Body::of(len, segment.is_some())) else {
+        let (op, fds) = match fds.len() {
+            0 => (std::borrow::Cow::Borrowed(op), fds),
+            _ if self.takes_fds => (std::borrow::Cow::Borrowed(op), fds),
+            n => (std::borrow::Cow::Owned(withheld::op(op, n)), Fds::default()),
+        };
+        let body = Body::of(len, segment.is_some());
+        let Some(head) = self.encode_with_fds(&op, body, fds.len()) else {
             return Ok(());
         };
-        let frame = OutFrame::control(head, bytes);
+        let frame = OutFrame::control(head, bytes).with_fds(fds);
         self.push(Outgoing::Frame(match segment {
             Some(fd) => frame.with_segment(fd, len),
             None => frame,
@@ -290,8 +310,15 @@ impl ConnHandle {
     /// The head of `op` for a body of `body`; `None` (logged) if it cannot
     /// be encoded.
     fn encode(&self, op: &Op, body: Body) -> Option<Bytes> {
+        self.encode_with_fds(op, body, 0)
+    }
+
+    /// As [`encode`](Self::encode), announcing `fds` attached fds.
+    fn encode_with_fds(&self, op: &Op, body: Body, fds: usize) -> Option<Bytes> {
         let mut head = BytesMut::new();
-        match encode_head_with(op, body, &mut head) {
+        let encoded =
+            encode_head_with(op, body, &mut head).and_then(|()| announce_fds(&mut head, 0, fds));
+        match encoded {
             Ok(()) => Some(head.freeze()),
             Err(e) => {
                 tracing::error!(conn = self.id, cause = %e, "cannot encode {}", op.name());

@@ -9,6 +9,7 @@
 //! connection's [`Link`].
 
 mod activate;
+mod attached;
 mod dispatch;
 mod fanout;
 mod link;
@@ -181,6 +182,7 @@ async fn open(
             usize::try_from(limits.max_pending_bytes).unwrap_or(usize::MAX),
         ),
         fd_sender.as_ref().is_some_and(FdSender::passes_segments),
+        fd_sender.is_some(),
         Credit::new(Arc::clone(&budget)),
         Arc::clone(&shared.tally),
         Origin::of(peer),
@@ -230,6 +232,7 @@ async fn open(
         };
         shared.tracker.spawn(write.in_current_span())
     };
+    let fd_budget = shared.fd_budgets.of(&identity);
     let link = Link {
         shared: Arc::clone(shared),
         id,
@@ -241,6 +244,7 @@ async fn open(
         pid: peer.pid,
         protocol,
         inbound: Credit::new(budget),
+        fd_budget,
         handle,
         route: Route::default(),
         epoch,

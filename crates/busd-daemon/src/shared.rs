@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     pub(crate) budgets: Budgets,
     /// Services started on demand, and the requests waiting for them.
     pub(crate) activations: Activations,
+    /// Every owner's fd budget (`limits.max_fds_in_flight`), in fds.
+    pub(crate) fd_budgets: Budgets,
     /// What the metrics need that nothing else keeps.
     pub(crate) metrics: Recorded,
     /// The `busd monitor`s running (see `monitor`).
@@ -66,6 +68,7 @@ impl Shared {
             max_pending_requests: config.limits.max_pending_requests,
         };
         let budget = usize::try_from(config.limits.max_memory_per_identity).unwrap_or(usize::MAX);
+        let fd_budget = config.limits.max_fds_in_flight;
         Self {
             router: Mutex::new(Router::new(Arc::clone(&config.policy), limits)),
             timer: Notify::new(),
@@ -76,6 +79,7 @@ impl Shared {
             undelivered: AtomicU64::new(0),
             tally: Arc::default(),
             budgets: Budgets::new(budget),
+            fd_budgets: Budgets::new(fd_budget),
             metrics: Recorded::default(),
             activations: Activations::default(),
             shutdown,

@@ -20,7 +20,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use busd_core::OutFrame;
-use busd_proto::{ErrorCode, Op, encode_head};
+use busd_proto::{ErrorCode, Fds, Op, encode_head};
 use busd_transport::FdSender;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -193,8 +193,12 @@ impl<W: AsyncWrite + Unpin> Out<'_, W> {
                     }
                 }
             }
+            let mut head = frame.head;
+            if !frame.fds.is_empty() {
+                head = self.pass_fds(&frame.fds, head).await?;
+            }
             // A run of copied frames is a head as long as it grew.
-            for part in [frame.head, frame.payload] {
+            for part in [head, frame.payload] {
                 if part.len() < COPY_BELOW {
                     self.buf.extend_from_slice(&part);
                 } else {
@@ -205,6 +209,25 @@ impl<W: AsyncWrite + Unpin> Out<'_, W> {
             self.pending += frame.msgs;
         }
         self.flush().await
+    }
+
+    /// Passes the fds attached to the frame whose head is `head`, after
+    /// writing every frame before it (the peer takes fds as it reads their
+    /// frames); returns what is left of `head` to write (on unix the fds
+    /// ride on its first bytes). A kill ends the wait, as for a segment.
+    async fn pass_fds(&mut self, attached: &Fds, head: Bytes) -> io::Result<Bytes> {
+        let Some(fds) = self.fds else {
+            // Only queued for connections that take fds.
+            return Err(io::Error::other("fds for a connection that takes none"));
+        };
+        self.flush().await?;
+        let borrowed = attached.borrowed();
+        tokio::select! {
+            sent = within(self.write_timeout, fds.send_attached(&borrowed, &head)) => {
+                Ok(head.slice(sent?..))
+            }
+            () = self.handle.killed().cancelled() => Err(io::ErrorKind::Interrupted.into()),
+        }
     }
 
     /// Writes what is buffered, and counts its deliveries written.

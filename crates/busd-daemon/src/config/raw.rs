@@ -80,6 +80,8 @@ pub(super) struct RawLimits {
     pub(super) write_timeout: Option<Duration>,
     #[serde(with = "humantime_serde")]
     pub(super) activation_timeout: Option<Duration>,
+    pub(super) max_fds_per_message: Option<usize>,
+    pub(super) max_fds_in_flight: Option<usize>,
 }
 
 /// Where each `[daemon]` and `[limits]` key is in the file, so an invalid

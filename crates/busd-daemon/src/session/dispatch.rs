@@ -21,7 +21,7 @@ impl Link {
             op,
             payload,
             segment,
-            ..
+            fds,
         } = frame;
         if let Some(hook) = &self.shared.hooks.on_op {
             hook(self.id, &op);
@@ -73,7 +73,7 @@ impl Link {
                 deadline,
                 headers,
             } => {
-                let payload = Payload::new(payload, segment);
+                let payload = (Payload::new(payload, segment), fds);
                 self.request(rid, service, (received, deadline), headers, payload);
             }
             Step::Respond {
@@ -81,7 +81,7 @@ impl Link {
                 status,
                 headers,
             } => {
-                let payload = Payload::new(payload, segment);
+                let payload = (Payload::new(payload, segment), fds);
                 self.respond(call_id, status, headers, payload);
             }
             Step::Ctl { rid, command } => {

@@ -8,12 +8,19 @@
 //! their heads split off one shared block, refilled when low (and
 //! reclaimed in place once the writers have sent the last ones): one
 //! allocation per many deliveries, none for an idle client.
+//!
+//! A publish's attached fds go, shared, to every receiver that takes fds
+//! (unix and shm); a tcp receiver gets the message without them and a
+//! header saying how many were withheld (see `withheld`). Denied receivers
+//! get nothing, so never an fd.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use busd_core::{OutFrame, Outgoing, Target};
-use busd_proto::{Body, ErrorCode, Headers, Overflow, SegmentFd, Subject, encode_msg_head};
+use busd_proto::{
+    Body, ErrorCode, Fds, Headers, Overflow, SegmentFd, Subject, announce_fds, encode_msg_head,
+};
 use bytes::Bytes;
 use tokio::time::Instant;
 
@@ -21,6 +28,7 @@ use super::link::Link;
 use crate::outbox::{COPY_BELOW, ConnHandle, Wait};
 use crate::payload::Payload;
 use crate::sync::lock;
+use crate::withheld;
 
 /// Delivery heads are encoded into blocks of this many bytes…
 const HEAD_BLOCK: usize = 8192;
@@ -37,6 +45,7 @@ impl Link {
         subject: Subject,
         headers: Option<Headers>,
         mut payload: Payload,
+        fds: Fds,
     ) {
         let mut route = std::mem::take(&mut self.route);
         if self.shared.monitors.active() {
@@ -50,7 +59,9 @@ impl Link {
         let (mut own, mut foreign) = (None, None);
         // Taken before the last receiver is handed the bytes themselves.
         let len = payload.len();
-        let small = len < COPY_BELOW && payload.inline().is_some();
+        let small = len < COPY_BELOW && payload.inline().is_some() && fds.is_empty();
+        // For receivers that cannot take the fds, made once if there are any.
+        let mut noted = None;
         let mut unmapped = 0;
         let count = route.targets().len();
         for (i, t) in route.targets().iter().enumerate() {
@@ -70,7 +81,15 @@ impl Link {
                     }
                 }
             };
-            if !self.encode_head(t, &subject, headers.as_ref(), len, body.0.is_some()) {
+            let passes = !fds.is_empty() && t.handle.takes_fds;
+            let their_headers = if fds.is_empty() || passes {
+                headers.as_ref()
+            } else {
+                Some(&*noted.get_or_insert_with(|| withheld::headers(headers.as_ref(), fds.len())))
+            };
+            let announced = if passes { fds.len() } else { 0 };
+            let body_kind = (len, body.0.is_some());
+            if !self.encode_head(t, &subject, their_headers, body_kind, announced) {
                 self.shared.tally.failed(1);
                 continue;
             }
@@ -81,6 +100,9 @@ impl Link {
                     head: &self.head,
                     payload: inline,
                 },
+                _ if passes => {
+                    Outgoing::Frame(self.shared_frame(t, len, body).with_fds(fds.clone()))
+                }
                 _ => Outgoing::Frame(self.shared_frame(t, len, body)),
             };
             let queued = if t.overflow != Overflow::Block {
@@ -107,23 +129,26 @@ impl Link {
         }
     }
 
-    /// Encodes `t`'s head into the head block; `false` (and nothing
-    /// encoded) if it cannot be, which the publish frame's own limits rule
-    /// out.
+    /// Encodes `t`'s head into the head block, for a payload of `len`
+    /// bytes (`as_segment` or not) and `fds` attached fds; `false` (and
+    /// nothing encoded) if it cannot be, which the publish frame's own
+    /// limits rule out.
     #[inline]
     fn encode_head(
         &mut self,
         t: &Target<Arc<ConnHandle>>,
         subject: &Subject,
         headers: Option<&Headers>,
-        len: usize,
-        as_segment: bool,
+        (len, as_segment): (usize, bool),
+        fds: usize,
     ) -> bool {
         if self.head.capacity() - self.head.len() < HEAD_LOW {
             self.head.reserve(HEAD_BLOCK);
         }
         let body = Body::of(len, as_segment);
-        let encoded = encode_msg_head(t.sid, subject, &self.sender, headers, body, &mut self.head);
+        let start = self.head.len();
+        let encoded = encode_msg_head(t.sid, subject, &self.sender, headers, body, &mut self.head)
+            .and_then(|()| announce_fds(&mut self.head, start, fds));
         if encoded.is_err() {
             self.head.clear();
         }

@@ -8,7 +8,7 @@ use busd_proto::Sender;
 use bytes::BytesMut;
 
 use crate::audit::Who;
-use crate::budget::Credit;
+use crate::budget::{Budget, Credit};
 use crate::outbox::ConnHandle;
 use crate::shared::Shared;
 use crate::traffic::Unsettled;
@@ -28,6 +28,9 @@ pub(super) struct Link {
     pub(super) protocol: Session,
     /// What its owner is charged for the frame being read from it.
     pub(super) inbound: Credit,
+    /// Its owner's fd budget, charged for the fds it sends until the last
+    /// receiver's copy is gone.
+    pub(super) fd_budget: Arc<Budget>,
     pub(super) handle: Arc<ConnHandle>,
     /// The last publish's receivers, used again while still valid.
     pub(super) route: Route<Arc<ConnHandle>>,

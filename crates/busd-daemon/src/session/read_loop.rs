@@ -173,11 +173,19 @@ impl Link {
                     op: Op::Pub { subject, headers },
                     payload,
                     segment,
-                    ..
+                    fds,
                 }) => match self.protocol.on_publish(&subject) {
                     Ok(()) => {
-                        let payload = Payload::new(payload, segment);
-                        self.publish(subject, headers, payload).await;
+                        match self.admit_fds(fds) {
+                            Ok(fds) => {
+                                let payload = Payload::new(payload, segment);
+                                self.publish(subject, headers, payload, fds).await;
+                            }
+                            Err(why) => {
+                                let code = busd_proto::ErrorCode::LimitExceeded;
+                                self.handle.send_error(code, why, None);
+                            }
+                        }
                         true
                     }
                     Err(e) => self.refused(&e),

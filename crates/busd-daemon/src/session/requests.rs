@@ -6,7 +6,7 @@ use std::time::Instant;
 use std::sync::Arc;
 
 use busd_core::{RequestError, Routed};
-use busd_proto::{ErrorCode, Headers, Op, Ref, Status, Subject};
+use busd_proto::{ErrorCode, Fds, Headers, Op, Ref, Status, Subject};
 use bytes::Bytes;
 
 use super::activate;
@@ -22,16 +22,24 @@ impl Link {
     /// Routes request `rid`, read at `received`, to a responder of
     /// `service`, due by `deadline`; `NoResponders` or `NotAuthorized` are
     /// answered at once, and a request past `max_pending_requests` with
-    /// `LimitExceeded`. A request for a service the daemon starts on
-    /// demand, which nobody serves now, waits for it (see `activation`).
+    /// `LimitExceeded`, as is one with more fds than the limits allow. A
+    /// request for a service the daemon starts on demand, which nobody
+    /// serves now, waits for it (see `activation`).
     pub(super) fn request(
         &mut self,
         rid: u64,
         service: Subject,
         times: (Instant, Instant),
         headers: Option<Headers>,
-        mut payload: Payload,
+        (mut payload, fds): (Payload, Fds),
     ) {
+        let fds = match self.admit_fds(fds) {
+            Ok(fds) => fds,
+            Err(why) => {
+                (self.handle).send_error(ErrorCode::LimitExceeded, why, Some(Ref::Rid(rid)));
+                return;
+            }
+        };
         let routed = {
             let mut router = lock(&self.shared.router);
             match router.activation(self.id, &service) {
@@ -45,6 +53,7 @@ impl Link {
                         times,
                         headers,
                         payload,
+                        fds,
                     };
                     activate::hold(&self.shared, &rule, held);
                     return;
@@ -65,24 +74,35 @@ impl Link {
             &self.handle,
             (rid, service),
             headers,
-            payload,
+            (payload, fds),
             routed,
         );
     }
 
     /// Passes a responder's answer to call `call_id` back; a late, second
-    /// or stray one is dropped (the router counts it).
+    /// or stray one is dropped (the router counts it). One with more fds
+    /// than the limits allow is not: both sides are told `LimitExceeded`.
     pub(super) fn respond(
         &mut self,
         call_id: u64,
         status: Status,
         headers: Option<Headers>,
-        mut payload: Payload,
+        (mut payload, fds): (Payload, Fds),
     ) {
         let back = lock(&self.shared.router).respond(self.id, call_id, status);
         let Some(u) = back else {
             tracing::debug!(call_id, "late, repeated or stray reply dropped");
             return;
+        };
+        let fds = match self.admit_fds(fds) {
+            Ok(fds) => fds,
+            Err(why) => {
+                let to_requester = format!("the reply {why}");
+                let rid = Some(Ref::Rid(u.rid));
+                (u.requester).send_error(ErrorCode::LimitExceeded, to_requester, rid);
+                (self.handle).send_error(ErrorCode::LimitExceeded, why, Some(Ref::Rid(call_id)));
+                return;
+            }
         };
         self.shared.metrics.replied(status, u.received);
         if self.shared.monitors.active() {
@@ -94,7 +114,7 @@ impl Link {
             status,
             headers,
         };
-        if let Err(e) = u.requester.send_payload(&resp, payload) {
+        if let Err(e) = u.requester.send_payload(&resp, payload, fds) {
             let msg = format!("the daemon could not map this reply's segment: {e}");
             u.requester
                 .send_error(ErrorCode::LimitExceeded, msg, Some(Ref::Rid(u.rid)));
@@ -113,7 +133,7 @@ pub(super) fn route_held(shared: &Shared, service: &Subject) {
             &held.handle,
             request,
             held.headers,
-            held.payload,
+            (held.payload, held.fds),
             routed,
         );
     }
@@ -126,7 +146,7 @@ fn deliver(
     handle: &ConnHandle,
     (rid, service): (u64, Subject),
     headers: Option<Headers>,
-    payload: Payload,
+    (payload, fds): (Payload, Fds),
     routed: Result<Routed<Arc<ConnHandle>>, RequestError>,
 ) {
     match routed {
@@ -141,7 +161,7 @@ fn deliver(
                 from: r.from,
                 headers,
             };
-            if let Err(e) = r.responder.send_payload(&call, payload) {
+            if let Err(e) = r.responder.send_payload(&call, payload, fds) {
                 let msg = format!("the daemon could not map this request's segment: {e}");
                 handle.send_error(ErrorCode::LimitExceeded, msg, Some(Ref::Rid(rid)));
             }
