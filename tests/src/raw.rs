@@ -16,7 +16,7 @@ use tokio_util::codec::FramedRead;
 pub struct RawClient {
     reader: FramedRead<BoxReader, FrameCodec>,
     writer: BoxWriter,
-    /// Over shm: passes fds beside the stream.
+    /// Over unix and shm: passes fds with or beside the stream.
     fds: Option<FdSender>,
 }
 
@@ -147,6 +147,17 @@ impl RawClient {
         let mut buf = BytesMut::new();
         encode_head_with(&op, Body::Segment(len), &mut buf).expect("encode");
         self.send_bytes(&buf).await;
+    }
+
+    /// Sends `frame` with `fds` passed as a frame's attached fds are
+    /// (unix and shm), whatever its head announces: a frame with no fds of
+    /// its own makes them fds no frame announced.
+    pub async fn send_with_fds(&mut self, frame: Frame, fds: &[BorrowedFd<'_>]) {
+        let mut buf = BytesMut::new();
+        frame.encode(&mut buf).expect("encode");
+        let sender = self.fds.as_ref().expect("fd passing needs unix or shm");
+        let sent = sender.send_attached(fds, &buf).await.expect("pass the fds");
+        self.send_bytes(&buf[sent..]).await;
     }
 
     /// Sends raw bytes.

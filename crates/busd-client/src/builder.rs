@@ -196,10 +196,11 @@ impl ClientBuilder {
             Endpoint::Shm(_) => self.segment_threshold,
             _ => usize::MAX,
         };
+        let takes_fds = !matches!(endpoint, Endpoint::Tcp(_));
         let shared = Arc::new(Shared::new(
             &session.welcome,
             self.request_timeout,
-            threshold,
+            (threshold, takes_fds),
         ));
         let (commands, rx) = mpsc::channel(COMMAND_CAPACITY);
         let span = tracing::info_span!("busd_client", endpoint = %endpoint);

@@ -4,10 +4,11 @@
 //! `builder`, which sits above this handle; request, serve, ctl and payload
 //! buffers add their methods from their own modules.
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use busd_proto::{Headers, Limits, Pfn, Subject, encode_pub_head};
+use busd_proto::{Headers, Limits, Op, Pfn, Subject, encode_pub_head};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::command::{self, Command, DELIVERY_CAPACITY, Registration};
@@ -72,7 +73,41 @@ impl Client {
         subject: impl IntoSubject,
         payload: impl AsRef<[u8]>,
     ) -> Result<(), Error> {
-        self.publish_inner(subject, None, payload.as_ref()).await
+        self.publish_inner(subject, None, payload.as_ref(), Vec::new())
+            .await
+    }
+
+    /// Publishes `payload` with open files attached: every subscriber the
+    /// rules allow gets them as its own fds ([`Message::take_fds`]), with
+    /// whatever access they were opened with (open them read-only to hand
+    /// out read access only). They are closed here once sent. A subscriber
+    /// over tcp cannot take fds: it gets the message without them, and a
+    /// `busd-fds-withheld` header saying how many.
+    ///
+    /// # Errors
+    /// As [`publish`](Client::publish); [`ErrorKind::Unsupported`] on a
+    /// tcp connection (nothing is sent). The daemon refuses more fds than
+    /// its `limits.max_fds_per_message` or `limits.max_fds_in_flight`
+    /// with a `LimitExceeded` error on the connection (logged; a publish is
+    /// not answered).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: busd_client::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let report = std::fs::File::open("/tmp/report.pdf")?;
+    /// client.publish_with_fds("reports.new", "report.pdf", vec![report.into()]).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`Message::take_fds`]: crate::Message::take_fds
+    pub async fn publish_with_fds(
+        &self,
+        subject: impl IntoSubject,
+        payload: impl AsRef<[u8]>,
+        fds: Vec<OwnedFd>,
+    ) -> Result<(), Error> {
+        self.publish_inner(subject, None, payload.as_ref(), fds)
+            .await
     }
 
     /// Publishes `payload` with `headers` to the literal `subject`.
@@ -95,7 +130,7 @@ impl Client {
         headers: Headers,
         payload: impl AsRef<[u8]>,
     ) -> Result<(), Error> {
-        self.publish_inner(subject, Some(headers), payload.as_ref())
+        self.publish_inner(subject, Some(headers), payload.as_ref(), Vec::new())
             .await
     }
 
@@ -104,10 +139,23 @@ impl Client {
         subject: impl IntoSubject,
         headers: Option<Headers>,
         payload: &[u8],
+        fds: Vec<OwnedFd>,
     ) -> Result<(), Error> {
         let subject = literal_cow(subject, "publish to")?;
+        let fds = self.shared.attachable(fds)?;
         let segment = self.shared.seal(payload);
-        self.submit_pub(&subject, headers.as_ref(), payload, segment)
+        if fds.is_empty() {
+            return self
+                .submit_pub(&subject, headers.as_ref(), payload, segment)
+                .await;
+        }
+        let op = Op::Pub {
+            subject: subject.into_owned(),
+            headers,
+        };
+        let max = self.shared.max_frame();
+        self.shared
+            .submit(|state| state.write_frame_with_fds(&op, payload, segment, max, fds))
             .await
     }
 

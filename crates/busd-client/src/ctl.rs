@@ -7,7 +7,7 @@
 
 use std::sync::atomic::Ordering;
 
-use busd_proto::{CtlCommand, Op, Status};
+use busd_proto::{CtlCommand, Fds, Op, Status};
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind};
@@ -45,7 +45,13 @@ impl Client {
         let op = Op::Ctl { rid, command };
         let timeout = self.shared.request_timeout;
         let response = self
-            .exchange(rid, Target::Ctl(command), &op, &[], timeout)
+            .exchange(
+                rid,
+                Target::Ctl(command),
+                &op,
+                (&[], Fds::default()),
+                timeout,
+            )
             .await?;
         document(command, &response)
     }
@@ -93,6 +99,7 @@ mod tests {
             status,
             headers: None,
             payload: Bytes::from_static(payload.as_bytes()),
+            fds: Fds::default(),
         }
     }
 

@@ -54,7 +54,9 @@ impl State {
         }
         // A payload that came as a segment is already a view of its
         // read-only mapping; the fd itself is not needed any more.
-        let Frame { op, payload, .. } = frame;
+        let Frame {
+            op, payload, fds, ..
+        } = frame;
         match op {
             Op::Msg {
                 sid,
@@ -67,6 +69,7 @@ impl State {
                     from,
                     headers,
                     payload,
+                    fds,
                 };
                 return self.deliver(sid, Pending::Msg(message));
             }
@@ -84,6 +87,7 @@ impl State {
                     from,
                     headers,
                     payload,
+                    fds,
                 };
                 return self.deliver(sid, Pending::Call(call));
             }
@@ -97,6 +101,7 @@ impl State {
                     status,
                     headers,
                     payload,
+                    fds,
                 },
             ),
             Op::Pong => self.pong(),

@@ -72,6 +72,9 @@ pub enum ErrorKind {
     /// A typed call's answer does not decode as the type asked for; the
     /// message names the service and the type.
     Decode,
+    /// The connection's transport cannot do this: fds pass over unix and
+    /// shm, not tcp. Nothing was sent.
+    Unsupported,
 }
 
 impl ErrorKind {
@@ -126,6 +129,7 @@ impl ErrorKind {
             Self::ServiceFailure => "service failure",
             Self::Encode => "cannot encode",
             Self::Decode => "cannot decode",
+            Self::Unsupported => "not supported by this transport",
         }
     }
 }

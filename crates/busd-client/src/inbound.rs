@@ -6,7 +6,9 @@
 //! the registrations, the routing state and the handles can all name them
 //! without reaching into each other.
 
-use busd_proto::{Headers, MonitorEvent, Sender, Status, Subject, ValueSet, ValueSetError};
+use std::os::fd::OwnedFd;
+
+use busd_proto::{Fds, Headers, MonitorEvent, Sender, Status, Subject, ValueSet, ValueSetError};
 use bytes::Bytes;
 
 /// A message delivered to a subscription.
@@ -20,6 +22,9 @@ pub struct Message {
     pub headers: Option<Headers>,
     /// The payload, as published.
     pub payload: Bytes,
+    /// The open files the publisher attached (unix and shm): take them
+    /// with [`take_fds`](Self::take_fds). Closed with the message if not taken.
+    pub fds: Fds,
 }
 
 impl Message {
@@ -39,6 +44,28 @@ impl Message {
     pub fn value_set(&self) -> Result<ValueSet, ValueSetError> {
         ValueSet::from_bytes(&self.payload)
     }
+
+    /// Takes the open files attached, as this process's own fds (none when
+    /// nothing was attached, or they were taken already). Each has the
+    /// access its sender opened it with.
+    ///
+    /// # Errors
+    /// Only for a clone of this value whose files are shared: the error of
+    /// duplicating them (out of fds).
+    ///
+    /// ```no_run
+    /// use std::io::Read;
+    /// # fn demo(mut message: busd_client::Message) -> Result<(), Box<dyn std::error::Error>> {
+    /// for fd in message.take_fds()? {
+    ///     let mut text = String::new();
+    ///     std::fs::File::from(fd).read_to_string(&mut text)?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn take_fds(&mut self) -> std::io::Result<Vec<OwnedFd>> {
+        std::mem::take(&mut self.fds).into_owned()
+    }
 }
 
 /// A service's answer: `Success` with its result, or `Failure` with the
@@ -54,6 +81,8 @@ pub struct Response {
     pub headers: Option<Headers>,
     /// The result, or why the service failed.
     pub payload: Bytes,
+    /// The open files the service attached to its answer (unix and shm).
+    pub fds: Fds,
 }
 
 impl Response {
@@ -87,6 +116,17 @@ impl Response {
     pub fn value_set(&self) -> Result<ValueSet, ValueSetError> {
         ValueSet::from_bytes(&self.payload)
     }
+
+    /// Takes the open files attached, as this process's own fds (none when
+    /// nothing was attached, or they were taken already). Each has the
+    /// access its sender opened it with.
+    ///
+    /// # Errors
+    /// Only for a clone of this value whose files are shared: the error of
+    /// duplicating them (out of fds).
+    pub fn take_fds(&mut self) -> std::io::Result<Vec<OwnedFd>> {
+        std::mem::take(&mut self.fds).into_owned()
+    }
 }
 
 /// A `Call` as the reader task hands it to a [`Service`](crate::Service).
@@ -98,6 +138,7 @@ pub(crate) struct IncomingCall {
     pub(crate) from: Sender,
     pub(crate) headers: Option<Headers>,
     pub(crate) payload: Bytes,
+    pub(crate) fds: Fds,
 }
 
 #[cfg(test)]
@@ -110,6 +151,7 @@ mod tests {
             status,
             headers: None,
             payload: Bytes::new(),
+            fds: Fds::default(),
         };
         assert!(response(Status::Success).is_success());
         assert!(!response(Status::Failure).is_success());

@@ -7,7 +7,9 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use busd_proto::{Headers, Op};
+use std::os::fd::OwnedFd;
+
+use busd_proto::{Fds, Headers, Op};
 use tokio::sync::oneshot;
 
 use crate::client::Client;
@@ -90,6 +92,41 @@ impl Client {
         payload: impl AsRef<[u8]>,
         options: RequestOptions,
     ) -> Result<Response, Error> {
+        self.request_with_fds(service, payload, options, Vec::new())
+            .await
+    }
+
+    /// Calls `service` with `payload` and open files attached (the service
+    /// gets them from [`Request::take_fds`](crate::Request::take_fds), with
+    /// the access they were opened with); they are closed here once sent.
+    /// A responder over tcp gets the request without them and a
+    /// `busd-fds-withheld` header.
+    ///
+    /// # Errors
+    /// As [`request_with`](Client::request_with);
+    /// [`ErrorKind::Unsupported`] on a tcp connection (nothing is sent);
+    /// [`ErrorKind::LimitExceeded`] past the daemon's
+    /// `limits.max_fds_per_message` or `limits.max_fds_in_flight` (the
+    /// message names the key).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: busd_client::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let photo = std::fs::File::open("/tmp/photo.jpg")?;
+    /// let options = busd_client::RequestOptions::default();
+    /// let response = client
+    ///     .request_with_fds("contoso.photos.print", "photo.jpg", options, vec![photo.into()])
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn request_with_fds(
+        &self,
+        service: impl IntoSubject,
+        payload: impl AsRef<[u8]>,
+        options: RequestOptions,
+        fds: Vec<OwnedFd>,
+    ) -> Result<Response, Error> {
+        let fds = self.shared.attachable(fds)?;
         let service = literal(service, "call")?;
         let timeout = options.timeout.unwrap_or(self.shared.request_timeout);
         let payload = payload.as_ref();
@@ -101,10 +138,12 @@ impl Client {
             headers: options.headers,
         };
         let target = Target::Service(service);
-        self.exchange(rid, target, &op, payload, timeout).await
+        self.exchange(rid, target, &op, (payload, fds), timeout)
+            .await
     }
 
-    /// Appends a request's frame (`op` and `payload`, under `rid`) and waits
+    /// Appends a request's frame (`op`, `payload` and the fds attached,
+    /// under `rid`) and waits
     /// for its answer: at most `timeout` plus [`GUARD_MARGIN`], in case the
     /// daemon dies without answering.
     pub(crate) async fn exchange(
@@ -112,7 +151,7 @@ impl Client {
         rid: u64,
         target: Target,
         op: &Op,
-        payload: &[u8],
+        (payload, fds): (&[u8], Fds),
         timeout: Duration,
     ) -> Result<Response, Error> {
         let (reply, rx) = oneshot::channel();
@@ -121,7 +160,7 @@ impl Client {
         let exchange = async {
             self.shared
                 .submit(|state| {
-                    state.write_frame(op, payload, segment, max)?;
+                    state.write_frame_with_fds(op, payload, segment, max, fds)?;
                     state.requests.insert(rid, PendingRequest { target, reply });
                     Ok(())
                 })

@@ -5,7 +5,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use busd_proto::{Headers, Op, Sender, Status, Subject, ValueSet, ValueSetError};
+use std::os::fd::OwnedFd;
+
+use busd_proto::{Fds, Headers, Op, Sender, Status, Subject, ValueSet, ValueSetError};
 use bytes::Bytes;
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -157,6 +159,7 @@ impl Stream for Service {
                 from: call.from,
                 headers: call.headers,
                 payload: call.payload,
+                fds: call.fds,
                 rid: call.rid,
                 epoch: call.epoch,
                 _alive: self.commands.clone(),
@@ -186,6 +189,8 @@ pub struct Request {
     pub headers: Option<Headers>,
     /// The request's payload.
     pub payload: Bytes,
+    /// The open files the requester attached (unix and shm).
+    fds: Fds,
     rid: u64,
     epoch: u64,
     /// Keeps the connection open until the request is answered or dropped.
@@ -208,6 +213,17 @@ impl Request {
     /// ```
     pub fn value_set(&self) -> Result<ValueSet, ValueSetError> {
         ValueSet::from_bytes(&self.payload)
+    }
+
+    /// Takes the open files the requester attached, as this process's own
+    /// fds (none when nothing was attached, or they were taken already).
+    /// Each has the access its sender opened it with.
+    ///
+    /// # Errors
+    /// Never in practice: a request is not cloned, so its files are moved
+    /// out; the error of duplicating them otherwise.
+    pub fn take_fds(&mut self) -> std::io::Result<Vec<OwnedFd>> {
+        std::mem::take(&mut self.fds).into_owned()
     }
 
     /// Answers with status `Success` and `payload`.
@@ -267,6 +283,37 @@ impl Request {
         headers: Option<Headers>,
         payload: impl AsRef<[u8]>,
     ) -> Result<(), Error> {
+        self.respond_with_fds(status, headers, payload, Vec::new())
+            .await
+    }
+
+    /// Answers as [`respond_with`](Request::respond_with), with open files
+    /// attached for the requester ([`Response::take_fds`]); they are closed
+    /// here once sent.
+    ///
+    /// # Errors
+    /// As [`respond_with`](Request::respond_with);
+    /// [`ErrorKind::Unsupported`] on a tcp connection (nothing is sent).
+    /// Past the daemon's fd limits the requester gets `LimitExceeded`.
+    ///
+    /// ```no_run
+    /// use busd_client::Status;
+    /// # async fn demo(request: busd_client::Request) -> Result<(), Box<dyn std::error::Error>> {
+    /// let log = std::fs::File::open("/var/log/contoso.log")?;
+    /// request.respond_with_fds(Status::Success, None, "log", vec![log.into()]).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`Response::take_fds`]: crate::Response::take_fds
+    pub async fn respond_with_fds(
+        self,
+        status: Status,
+        headers: Option<Headers>,
+        payload: impl AsRef<[u8]>,
+        fds: Vec<OwnedFd>,
+    ) -> Result<(), Error> {
+        let fds = self.shared.attachable(fds)?;
         if !matches!(status, Status::Success | Status::Failure) {
             return Err(Error::new(
                 ErrorKind::Protocol,
@@ -289,7 +336,7 @@ impl Request {
                         "the request to {service} came on an earlier connection and cannot be answered"
                     )));
                 }
-                state.write_frame(&op, payload, segment, max)
+                state.write_frame_with_fds(&op, payload, segment, max, fds)
             })
             .await
     }

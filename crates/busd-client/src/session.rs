@@ -14,7 +14,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use busd_proto::{CodecError, SegmentFd};
+use busd_proto::{CodecError, Fds, LENGTH_PREFIX};
 use busd_transport::{BoxReader, BoxWriter, FdSender, FrameReader};
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dispatch::Dispatch;
 use crate::error::Error;
 use crate::error::Source;
-use crate::shared::Shared;
+use crate::shared::{Shared, Side};
 
 /// Frames the reader routes under one lock of the state, at most.
 const READ_BATCH: usize = 64;
@@ -204,10 +204,10 @@ async fn write_loop(
     finish: CancellationToken,
 ) -> io::Result<()> {
     let mut spare = BytesMut::new();
-    let mut segments = Vec::new();
+    let mut side = Side::default();
     loop {
-        if let Some(mut buf) = shared.take_out(&mut spare, &mut segments) {
-            if let Err(err) = write_out(&mut writer, fds.as_ref(), &buf, &mut segments).await {
+        if let Some(mut buf) = shared.take_out(&mut spare, &mut side) {
+            if let Err(err) = write_out(&mut writer, fds.as_ref(), &buf, &mut side).await {
                 tracing::debug!(cause = %err, "write to busd failed");
                 return Err(err);
             }
@@ -227,15 +227,21 @@ async fn write_loop(
     }
 }
 
-/// Writes `buf`, passing each segment's fd before the frame at its offset.
+/// Writes `buf`, passing each segment's fd before the frame at its offset,
+/// and each frame's attached fds after its segment, with or before it.
 async fn write_out(
     writer: &mut BoxWriter,
     fds: Option<&FdSender>,
     buf: &[u8],
-    segments: &mut Vec<(usize, SegmentFd)>,
+    side: &mut Side,
 ) -> io::Result<()> {
     let mut written = 0;
-    for (at, segment) in segments.drain(..) {
+    let mut attached = side.fds.drain(..).peekable();
+    for (at, segment) in side.segments.drain(..) {
+        // Those of earlier frames first; a frame's own after its segment.
+        while let Some((fds_at, set)) = attached.next_if(|(fds_at, _)| *fds_at < at) {
+            written = pass_attached(writer, fds, buf, (written, fds_at), &set).await?;
+        }
         let Some(fds) = fds else {
             // Segments are made only for connections that pass fds.
             return Err(io::Error::other("a segment for a connection without fds"));
@@ -247,7 +253,35 @@ async fn write_out(
             fds.send(segment.as_fd()).await?;
         }
     }
+    for (fds_at, set) in attached {
+        written = pass_attached(writer, fds, buf, (written, fds_at), &set).await?;
+    }
     writer.write_all(&buf[written..]).await
+}
+
+/// Writes `buf[written..at]`, then passes `set`, the fds of the frame at
+/// `at` (with its first bytes, on unix); returns how far `buf` is written.
+async fn pass_attached(
+    writer: &mut BoxWriter,
+    fds: Option<&FdSender>,
+    buf: &[u8],
+    (written, at): (usize, usize),
+    set: &Fds,
+) -> io::Result<usize> {
+    let Some(fds) = fds else {
+        // Attached only on connections that pass fds (see `Shared::attachable`).
+        return Err(io::Error::other("fds for a connection without fd passing"));
+    };
+    writer.write_all(&buf[written..at]).await?;
+    // busd takes fds as it reads their frames: those before are written.
+    // On unix they ride on this frame's bytes, and on no later frame's
+    // (whose own fds or segment must go first).
+    let frame = buf.get(at..at + LENGTH_PREFIX).map_or(0, |len| {
+        LENGTH_PREFIX + u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize
+    });
+    let end = (at + frame).min(buf.len());
+    let sent = fds.send_attached(&set.borrowed(), &buf[at..end]).await?;
+    Ok(at + sent)
 }
 
 /// Reconnect delays: 20 ms doubling to 2 s, each with up to 25 % jitter so

@@ -13,7 +13,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use busd_proto::{Limits, Pfn, SegmentFd, Welcome};
+use std::os::fd::OwnedFd;
+
+use busd_proto::{Fds, Limits, Pfn, SegmentFd, Welcome};
 use bytes::BytesMut;
 use tokio::sync::Notify;
 
@@ -25,6 +27,16 @@ use crate::state::State;
 /// callers wait for the writer task (one more buffer of up to this size may
 /// be in flight on the socket meanwhile).
 pub(crate) const HIGH_WATER: usize = 1024 * 1024;
+
+/// What passes beside (or with) the bytes of one outgoing buffer, by the
+/// offset of the frame each belongs to.
+#[derive(Debug, Default)]
+pub(crate) struct Side {
+    /// Payload segments (shm).
+    pub(crate) segments: Vec<(usize, SegmentFd)>,
+    /// Attached fds (unix and shm).
+    pub(crate) fds: Vec<(usize, Fds)>,
+}
 
 /// State shared by every handle of one client and its tasks.
 #[derive(Debug)]
@@ -47,6 +59,8 @@ pub(crate) struct Shared {
     /// Payloads at least this long go as sealed memfds (`usize::MAX` when
     /// the transport cannot pass them).
     segment_threshold: usize,
+    /// Whether fds can be attached (unix and shm, not tcp).
+    takes_fds: bool,
     /// Routing state and the outgoing buffer. A std mutex: held to append a
     /// frame or route one, never across an `.await`.
     state: Mutex<State>,
@@ -58,11 +72,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Shared state for a client whose first connection got `welcome`.
+    /// Shared state for a client whose first connection got `welcome`,
+    /// sending payloads from `segment_threshold` bytes as segments, and
+    /// attaching fds if the transport `takes_fds`.
     pub(crate) fn new(
         welcome: &Welcome,
         request_timeout: Duration,
-        segment_threshold: usize,
+        (segment_threshold, takes_fds): (usize, bool),
     ) -> Self {
         Self {
             next_sid: AtomicU64::new(1),
@@ -73,6 +89,7 @@ impl Shared {
             pfn: Mutex::new(welcome.pfn.clone()),
             request_timeout,
             segment_threshold,
+            takes_fds,
             state: Mutex::new(State::default()),
             wake_writer: Notify::new(),
             room: Notify::new(),
@@ -110,6 +127,32 @@ impl Shared {
                 |e| tracing::debug!(cause = %e, "cannot seal a payload; sending it inline"),
             )
             .ok()
+    }
+
+    /// `fds` to attach to a frame, or `Unsupported` (the fds closed) on a
+    /// transport that cannot pass them: refused here, before anything is
+    /// sent, rather than by the daemon as a protocol violation.
+    pub(crate) fn attachable(&self, fds: Vec<OwnedFd>) -> Result<Fds, Error> {
+        if !fds.is_empty() && !self.takes_fds {
+            return Err(Error::new(
+                crate::ErrorKind::Unsupported,
+                format!(
+                    "{} fds cannot be attached over tcp: files pass over unix:// and shm:// only; nothing was sent",
+                    fds.len()
+                ),
+            ));
+        }
+        if fds.len() > busd_proto::MAX_FDS_PER_FRAME {
+            return Err(Error::new(
+                crate::ErrorKind::LimitExceeded,
+                format!(
+                    "{} fds attached; at most {} pass in one message; nothing was sent",
+                    fds.len(),
+                    busd_proto::MAX_FDS_PER_FRAME
+                ),
+            ));
+        }
+        Ok(Fds::new(fds))
     }
 
     /// Whether payloads go as segments at all (shm, segments not turned off).
@@ -190,18 +233,15 @@ impl Shared {
 
     /// For the writer task: swaps the outgoing buffer for `spare` (emptied)
     /// and returns it, or `None` if there is nothing to write; the segments
-    /// of its frames go into `segments` (empty), by offset.
-    pub(crate) fn take_out(
-        &self,
-        spare: &mut BytesMut,
-        segments: &mut Vec<(usize, SegmentFd)>,
-    ) -> Option<BytesMut> {
+    /// and the attached fds of its frames go into `side` (empty), by offset.
+    pub(crate) fn take_out(&self, spare: &mut BytesMut, side: &mut Side) -> Option<BytesMut> {
         let mut state = lock(&self.state);
         if state.out.is_empty() {
             return None;
         }
         let queued = state.queued();
-        std::mem::swap(&mut state.out_segments, segments);
+        std::mem::swap(&mut state.out_segments, &mut side.segments);
+        std::mem::swap(&mut state.out_fds, &mut side.fds);
         state.out_segment_bytes = 0;
         let buf = std::mem::replace(&mut state.out, std::mem::take(spare));
         drop(state);
@@ -233,7 +273,7 @@ mod tests {
                 max_pending_bytes: 1,
             },
         };
-        let shared = Shared::new(&welcome, Duration::from_secs(1), 0);
+        let shared = Shared::new(&welcome, Duration::from_secs(1), (0, true));
         let op = Op::Pub {
             subject: Subject::from_static("a"),
             headers: None,
@@ -248,9 +288,9 @@ mod tests {
         let next = shared.submit(|s| s.write_frame(&op, b"x", None, u32::MAX));
         tokio::pin!(next);
         assert!(next.as_mut().now_or_never().is_none());
-        let (mut spare, mut segments) = (BytesMut::new(), Vec::new());
-        assert!(shared.take_out(&mut spare, &mut segments).is_some());
-        assert_eq!(segments.len(), 1);
+        let (mut spare, mut side) = (BytesMut::new(), super::Side::default());
+        assert!(shared.take_out(&mut spare, &mut side).is_some());
+        assert_eq!(side.segments.len(), 1);
         next.await.unwrap();
     }
 }

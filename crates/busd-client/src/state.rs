@@ -10,7 +10,9 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use busd_proto::{Body, LENGTH_PREFIX, Op, SegmentFd, encode_head, encode_head_with};
+use busd_proto::{
+    Body, Fds, LENGTH_PREFIX, Op, SegmentFd, announce_fds, encode_head, encode_head_with,
+};
 use bytes::BytesMut;
 use tokio::sync::oneshot;
 
@@ -71,6 +73,9 @@ pub(crate) struct State {
     /// in the stream but a whole payload in memory, and without this a
     /// publisher could seal payloads far faster than they are passed on.
     pub(crate) out_segment_bytes: usize,
+    /// The fds attached to frames in `out`, by the offset where each frame
+    /// starts: the writer passes them with their frame.
+    pub(crate) out_fds: Vec<(usize, Fds)>,
     /// The live connection's number (counting from 1), or 0 while
     /// disconnected: a call's answer must go back on its own connection, and
     /// a reader of an ended session must not route anything.
@@ -113,6 +118,9 @@ impl State {
         for (at, _) in &mut self.out_segments {
             *at += shift;
         }
+        for (at, _) in &mut self.out_fds {
+            *at += shift;
+        }
         if self.out.is_empty() {
             self.out = pending;
         } else {
@@ -141,6 +149,7 @@ impl State {
         self.out.clear();
         self.out_segments.clear();
         self.out_segment_bytes = 0;
+        self.out_fds.clear();
     }
 
     /// Marks the client gone for good: waiters get `Closed` (their senders
@@ -156,6 +165,7 @@ impl State {
         self.out = BytesMut::new();
         self.out_segments.clear();
         self.out_segment_bytes = 0;
+        self.out_fds.clear();
     }
 
     /// Applies a command from a handle (the connection task does, while a
@@ -251,6 +261,37 @@ impl State {
             }
             None => self.out.extend_from_slice(payload),
         }
+        Ok(())
+    }
+
+    /// Appends a frame as [`write_frame`](Self::write_frame) does, with
+    /// `fds` attached: its head announces them, and the writer passes them
+    /// with it.
+    pub(crate) fn write_frame_with_fds(
+        &mut self,
+        op: &Op,
+        payload: &[u8],
+        segment: Option<SegmentFd>,
+        max: u32,
+        fds: Fds,
+    ) -> Result<(), Error> {
+        let start = self.out.len();
+        self.write_frame(op, payload, segment, max)?;
+        if fds.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = announce_fds(&mut self.out, start, fds.len()) {
+            // The frame goes whole or not at all.
+            self.out.truncate(start);
+            if self.out_segments.last().is_some_and(|(at, _)| *at == start) {
+                if let Some((_, segment)) = self.out_segments.pop() {
+                    self.out_segment_bytes -= usize::try_from(segment.len()).unwrap_or(0);
+                }
+            }
+            let msg = format!("cannot attach fds to {}: {e}", op.name());
+            return Err(Error::new(ErrorKind::Protocol, msg).with_source(e));
+        }
+        self.out_fds.push((start, fds));
         Ok(())
     }
 

@@ -11,6 +11,7 @@ mod access_reload;
 mod access_routing;
 mod access_spoofing;
 mod activation;
+mod attached_fds;
 mod backpressure;
 mod bench_smoke;
 mod budget;
