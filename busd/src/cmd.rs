@@ -1,5 +1,6 @@
 //! Subcommands of the `busd` binary; `main` dispatches to them.
 
+mod attach;
 mod bench;
 mod check_config;
 mod client_args;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use busd_client::Client;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use super::attach::AttachArgs;
 use super::client_args::{ClientArgs, fail};
 use super::payload::PayloadArgs;
 
@@ -17,6 +18,8 @@ pub(crate) struct Args {
     client: ClientArgs,
     #[command(flatten)]
     payload: PayloadArgs,
+    #[command(flatten)]
+    attach: AttachArgs,
     /// Publish the payload this many times.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     count: u64,
@@ -43,8 +46,8 @@ pub(crate) async fn run(args: Args) -> ExitCode {
                 Err(code) => return code,
             };
             for _ in 0..args.count {
-                if let Err(e) = client.publish(args.subject.as_str(), payload.clone()).await {
-                    return fail(&e);
+                if let Err(code) = publish(&client, &args, payload.clone()).await {
+                    return code;
                 }
             }
             client
@@ -75,8 +78,16 @@ async fn publish_lines(args: &Args) -> Result<Client, ExitCode> {
             }
         };
         let payload = args.payload.encode(line.into_bytes())?;
-        if let Err(e) = client.publish(args.subject.as_str(), payload).await {
-            return Err(fail(&e));
-        }
+        publish(&client, args, payload).await?;
     }
+}
+
+/// Publishes one message, with the `--attach` files opened afresh.
+async fn publish(client: &Client, args: &Args, payload: bytes::Bytes) -> Result<(), ExitCode> {
+    let fds = args.attach.open()?;
+    let subject = args.subject.as_str();
+    client
+        .publish_with_fds(subject, payload, fds)
+        .await
+        .map_err(|e| fail(&e))
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use busd_client::{RequestOptions, Status};
 
+use super::attach::AttachArgs;
 use super::client_args::{ClientArgs, report};
 use super::payload::{PayloadArgs, render};
 
@@ -16,6 +17,8 @@ pub(crate) struct Args {
     client: ClientArgs,
     #[command(flatten)]
     payload: PayloadArgs,
+    #[command(flatten)]
+    attach: AttachArgs,
     /// How long the daemon waits for an answer: `500ms`, `2s`, `1m`; a bare
     /// number is milliseconds.
     #[arg(long, short, default_value = "5s", value_parser = parse_timeout)]
@@ -49,8 +52,12 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         timeout: Some(args.timeout),
         ..RequestOptions::default()
     };
+    let fds = match args.attach.open() {
+        Ok(fds) => fds,
+        Err(code) => return code,
+    };
     match client
-        .request_with(args.service.as_str(), payload, options)
+        .request_with_fds(args.service.as_str(), payload, options, fds)
         .await
     {
         Ok(resp) if resp.status == Status::Success => {

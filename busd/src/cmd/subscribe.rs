@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use busd_client::{Message, Overflow, Sender, SubscribeOptions};
 use futures::StreamExt;
 
+use super::attach::describe;
 use super::client_args::{ClientArgs, fail};
 use super::payload::render;
 
@@ -62,14 +63,14 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     };
     let mut seen = 0;
     while args.count.is_none_or(|n| seen < n) {
-        let Some(msg) = sub.next().await else {
+        let Some(mut msg) = sub.next().await else {
             eprintln!("busd: subscription ended");
             return ExitCode::FAILURE;
         };
         seen += 1;
         let mut out = std::io::stdout().lock();
         // Flushed per line, so a script reading a pipe sees each message.
-        if writeln!(out, "{}", line(&msg))
+        if writeln!(out, "{}", line(&mut msg))
             .and_then(|()| out.flush())
             .is_err()
         {
@@ -79,13 +80,23 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn line(msg: &Message) -> String {
-    format!(
+/// The message's line; the files it carried are named, then closed.
+fn line(msg: &mut Message) -> String {
+    let mut line = format!(
         "{}\t{}\t{}",
         msg.subject,
         sender(&msg.from),
         render(&msg.payload)
-    )
+    );
+    let files = match msg.take_fds() {
+        Ok(fds) => describe(fds),
+        Err(e) => format!("[fds not readable: {e}]"),
+    };
+    if !files.is_empty() {
+        line.push('\t');
+        line.push_str(&files);
+    }
+    line
 }
 
 /// `Contoso.Weather_8wekyb3d8bbwe#12` or `unpackaged#12`.

@@ -109,6 +109,37 @@ fn pub_and_sub_from_the_shell() {
 }
 
 #[test]
+fn pub_attaches_files_and_sub_names_them() {
+    let d = DaemonProcess::spawn(&[]);
+    let (a, b) = (d.dir.path().join("a.txt"), d.dir.path().join("b.txt"));
+    std::fs::write(&a, "a").unwrap();
+    std::fs::write(&b, "b").unwrap();
+    let mut sub = spawn(&d, &["sub", "--count", "1", "files"]);
+    wait_registered(&d, "files", 1);
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let published = run(&d, &["pub", "--attach", a, "--attach", b, "files", "two"]);
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let mut line = String::new();
+    BufReader::new(sub.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.trim_end()
+            .ends_with(&format!("two\t[2 fds: {a}, {b}]")),
+        "{line:?}"
+    );
+    assert!(sub.wait().unwrap().success());
+    let missing = run(&d, &["pub", "--attach", "/no/such/file", "files", "x"]);
+    assert!(!missing.status.success());
+    let why = String::from_utf8_lossy(&missing.stderr);
+    assert!(why.contains("cannot open /no/such/file"), "{why}");
+}
+
+#[test]
 fn pub_sends_many_with_count_or_one_per_line_of_stdin() {
     let d = DaemonProcess::spawn(&[]);
     let mut sub = spawn(&d, &["sub", "--count", "6", "many"]);
