@@ -140,7 +140,7 @@ impl FdPassing {
 
     /// Fd passing on a unix connection's `stream`, whose reader files the
     /// fds it receives in `inbox`.
-    pub(crate) fn unix(stream: Arc<UnixStream>, inbox: SharedInbox) -> Self {
+    pub(crate) fn unix(stream: Arc<UnixStream>, inbox: Arc<SharedInbox>) -> Self {
         Self {
             receiver: FdReceiver(Receiving::Unix(UnixFdSource(inbox))),
             sender: FdSender(Sending::Unix(stream)),

@@ -27,7 +27,7 @@ use crate::error::TransportError;
 use crate::fd_passing::FdPassing;
 use crate::shm;
 use crate::socket_file::SocketFile;
-use crate::unix_fds::{Inbox, UnixReader, UnixWriter};
+use crate::unix_fds::{SharedInbox, UnixReader, UnixWriter};
 
 /// How long the listener waits for a connection's first bytes before handing
 /// it on as a plain unix connection (whose handshake has its own timeout).
@@ -297,9 +297,9 @@ pub(crate) async fn connect(path: &Path) -> io::Result<Connection> {
 fn connection(stream: UnixStream, peer: PeerInfo, at: u64) -> Connection {
     debug!(uid = ?peer.uid, pid = ?peer.pid, "unix connection established");
     let stream = Arc::new(stream);
-    let inbox = Inbox::starting_at(at);
+    let inbox = Arc::new(SharedInbox::default());
     Connection {
-        reader: Box::new(UnixReader::new(Arc::clone(&stream), Arc::clone(&inbox))),
+        reader: Box::new(UnixReader::new(Arc::clone(&stream), Arc::clone(&inbox), at)),
         writer: Box::new(UnixWriter::new(Arc::clone(&stream))),
         peer,
         fds: Some(FdPassing::unix(stream, inbox)),

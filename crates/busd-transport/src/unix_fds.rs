@@ -23,6 +23,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
@@ -39,37 +40,72 @@ use tokio::net::UnixStream;
 /// and the next, which may start in the same read (see [`Inbox::arrived`]).
 const MAX_BATCHES_AHEAD: usize = 2;
 
+/// The least of a read's buffer a read makes ready (zeroes) for `recvmsg`,
+/// which takes initialized memory only; reads that fill what was made
+/// ready double it up to [`MAX_READY`], reads that take under a quarter
+/// halve it. A reply read from an 8 KiB buffer then costs the zeroing of
+/// 1 KiB, not 8, and a busy publisher's reads still take 64 KiB or more.
+const MIN_READY: usize = 1024;
+/// The most a read makes ready at once.
+const MAX_READY: usize = 256 * 1024;
+
+/// The most buffers one `writev` takes (Linux's `UIO_MAXIOV`; rustix
+/// passes no more).
+const MAX_IOV: usize = 1024;
+
 /// The fds a unix connection's reader received, each batch filed under
 /// the stream bytes of the read that brought it.
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
-    /// Where the reader's next byte lies in the stream.
-    read: u64,
     batches: VecDeque<(Range<u64>, Vec<OwnedFd>)>,
 }
 
 /// The inbox, shared by the reader (which files fds) and the decoder
 /// (which takes them); both run in the task that reads the connection.
-pub(crate) type SharedInbox = Arc<Mutex<Inbox>>;
+#[derive(Debug, Default)]
+pub(crate) struct SharedInbox {
+    /// Whether a batch waits in `inbox`. Without one (nearly always: fds
+    /// are rare) a read and a frame without fds pass without locking it,
+    /// and the decoder does not ask about such a frame at all (it holds
+    /// this flag too). Set and cleared only under the lock; the reader and
+    /// the decoder run in one task, so the orderings only have to carry
+    /// what a task moving between threads carries anyway.
+    waiting: Arc<AtomicBool>,
+    inbox: Mutex<Inbox>,
+}
 
-impl Inbox {
-    /// An inbox for a reader whose first byte is byte `at` of the stream
-    /// (bytes before it were read by whoever handed the socket on).
-    pub(crate) fn starting_at(at: u64) -> SharedInbox {
-        Arc::new(Mutex::new(Self {
-            read: at,
-            batches: VecDeque::new(),
-        }))
+impl SharedInbox {
+    /// Files `fds` that came with the read of stream bytes `bytes`.
+    fn arrived(&self, bytes: Range<u64>, fds: Vec<OwnedFd>, truncated: bool) -> io::Result<()> {
+        let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        let filed = inbox.arrived(bytes, fds, truncated);
+        self.waiting
+            .store(!inbox.batches.is_empty(), Ordering::Release);
+        filed
     }
 
-    /// Files `fds` that came with a read of `len` bytes.
+    /// The `count` fds of the frame at `frame` (see [`Inbox::take`]).
+    fn take(&self, frame: Range<u64>, count: usize) -> Result<Vec<OwnedFd>, CodecError> {
+        if count == 0 && !self.waiting.load(Ordering::Acquire) {
+            // What `Inbox::take` finds for a frame without fds when no
+            // batch waits: nothing to take and nothing stray.
+            return Ok(Vec::new());
+        }
+        let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        let taken = inbox.take(frame, count);
+        self.waiting
+            .store(!inbox.batches.is_empty(), Ordering::Release);
+        taken
+    }
+}
+
+impl Inbox {
+    /// Files `fds` that came with the read of stream bytes `bytes`.
     ///
     /// Every whole frame read is decoded before the next read, so what
     /// waits is at most the batch of the frame being read and that of the
     /// next frame, when a read completes the one and starts the other.
-    fn arrived(&mut self, len: usize, fds: Vec<OwnedFd>, truncated: bool) -> io::Result<()> {
-        let bytes = self.read..self.read + len as u64;
-        self.read = bytes.end;
+    fn arrived(&mut self, bytes: Range<u64>, fds: Vec<OwnedFd>, truncated: bool) -> io::Result<()> {
         if truncated {
             return Err(invalid(
                 "fds were cut off in transit (over 253 in one message, or this process is out of fds)",
@@ -130,7 +166,7 @@ impl Inbox {
 /// The decoder's side of the inbox: the fds of each frame. Segments pass
 /// over shm only.
 #[derive(Debug)]
-pub(crate) struct UnixFdSource(pub(crate) SharedInbox);
+pub(crate) struct UnixFdSource(pub(crate) Arc<SharedInbox>);
 
 impl SegmentSource for UnixFdSource {
     fn take(&mut self, _len: u64) -> Result<(Bytes, SegmentFd), CodecError> {
@@ -140,10 +176,11 @@ impl SegmentSource for UnixFdSource {
     }
 
     fn take_fds(&mut self, frame: Range<u64>, count: usize) -> Result<Vec<OwnedFd>, CodecError> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take(frame, count)
+        self.0.take(frame, count)
+    }
+
+    fn fds_waiting(&self) -> Option<Arc<AtomicBool>> {
+        Some(Arc::clone(&self.0.waiting))
     }
 }
 
@@ -151,12 +188,26 @@ impl SegmentSource for UnixFdSource {
 #[derive(Debug)]
 pub(crate) struct UnixReader {
     stream: Arc<UnixStream>,
-    inbox: SharedInbox,
+    inbox: Arc<SharedInbox>,
+    /// Where the next byte read lies in the stream.
+    read: u64,
+    /// How much of the caller's buffer the next read makes ready (see
+    /// [`MIN_READY`]): `ReadBuf` hands its unfilled part uninitialized
+    /// on every call, and zeroing all of it (8 to 64 KiB) for each read
+    /// of a few hundred bytes was most of what a read cost.
+    ready: usize,
 }
 
 impl UnixReader {
-    pub(crate) fn new(stream: Arc<UnixStream>, inbox: SharedInbox) -> Self {
-        Self { stream, inbox }
+    /// A reader whose first byte is byte `at` of the stream (bytes before
+    /// it were read by whoever handed the socket on).
+    pub(crate) fn new(stream: Arc<UnixStream>, inbox: Arc<SharedInbox>, at: u64) -> Self {
+        Self {
+            stream,
+            inbox,
+            read: at,
+            ready: MIN_READY,
+        }
     }
 }
 
@@ -169,18 +220,44 @@ impl AsyncRead for UnixReader {
         let this = self.get_mut();
         loop {
             ready!(this.stream.poll_read_ready(cx))?;
-            let dst = buf.initialize_unfilled();
+            let asked = buf.remaining().min(this.ready);
+            let dst = buf.initialize_unfilled_to(asked);
             let stream = &this.stream;
-            match stream.try_io(Interest::READABLE, || recv_with_fds(stream, dst)) {
-                Ok((len, fds, truncated)) => {
-                    let mut inbox = this.inbox.lock().unwrap_or_else(PoisonError::into_inner);
-                    inbox.arrived(len, fds, truncated)?;
-                    buf.advance(len);
-                    return Poll::Ready(Ok(()));
+            let mut drained = None;
+            let read = stream.try_io(Interest::READABLE, || {
+                let got = recv_with_fds(stream, dst)?;
+                // A read that took less than it asked for emptied the
+                // socket: its readiness is cleared now, as tokio's own
+                // streams do, which saves the call that would only say
+                // `WouldBlock` (one per read, for a connection taking a
+                // frame at a time). `try_io` clears it on that error only,
+                // so the read is handed out beside it. Not after a read
+                // that brought fds: the kernel ends such a read early,
+                // with bytes still waiting.
+                let (len, fds, truncated) = &got;
+                if *len > 0 && *len < asked && fds.is_empty() && !truncated {
+                    drained = Some(got);
+                    return Err(io::ErrorKind::WouldBlock.into());
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Poll::Ready(Err(e)),
+                Ok(got)
+            });
+            let (len, fds, truncated) = match (read, drained) {
+                (Ok(got), _) | (Err(_), Some(got)) => got,
+                (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                (Err(e), None) => return Poll::Ready(Err(e)),
+            };
+            let bytes = this.read..this.read + len as u64;
+            this.read = bytes.end;
+            if !fds.is_empty() || truncated {
+                this.inbox.arrived(bytes, fds, truncated)?;
             }
+            if len == asked {
+                this.ready = (this.ready * 2).min(MAX_READY);
+            } else if len < asked / 4 {
+                this.ready = (this.ready / 2).max(MIN_READY);
+            }
+            buf.advance(len);
+            return Poll::Ready(Ok(()));
         }
     }
 }
@@ -222,19 +299,45 @@ impl UnixWriter {
     }
 }
 
+impl UnixWriter {
+    /// One `write` (of `len` bytes), waiting for room. A write that took
+    /// less than it was given filled the socket: its readiness is cleared
+    /// now, as tokio's own streams do, which saves the call that would
+    /// only say `WouldBlock`; `try_io` clears it on that error only, so
+    /// the count is handed out beside it.
+    fn poll_write_with(
+        &self,
+        cx: &mut Context<'_>,
+        len: usize,
+        write: impl Fn(&UnixStream) -> rustix::io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.stream.poll_write_ready(cx))?;
+            let mut filled = None;
+            let wrote = self.stream.try_io(Interest::WRITABLE, || {
+                let n = write(&self.stream)?;
+                if n > 0 && n < len {
+                    filled = Some(n);
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            match (wrote, filled) {
+                (Ok(n), _) | (Err(_), Some(n)) => return Poll::Ready(Ok(n)),
+                (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => {}
+                (Err(e), None) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
 impl AsyncWrite for UnixWriter {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.stream.poll_write_ready(cx))?;
-            match self.stream.try_write(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                done => return Poll::Ready(done),
-            }
-        }
+        self.poll_write_with(cx, buf.len(), |stream| rustix::io::write(stream, buf))
     }
 
     fn poll_write_vectored(
@@ -242,13 +345,9 @@ impl AsyncWrite for UnixWriter {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.stream.poll_write_ready(cx))?;
-            match self.stream.try_write_vectored(bufs) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                done => return Poll::Ready(done),
-            }
-        }
+        // Only so many go in one call: a write of all those is not short.
+        let len = bufs.iter().take(MAX_IOV).map(|b| b.len()).sum();
+        self.poll_write_with(cx, len, |stream| rustix::io::writev(stream, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -339,10 +438,14 @@ mod tests {
     }
 
     /// An inbox after reads of these lengths, with these many fds each.
-    fn inbox(reads: &[(usize, usize)]) -> Inbox {
+    fn inbox(reads: &[(u64, usize)]) -> Inbox {
         let mut inbox = Inbox::default();
+        let mut read = 0;
         for &(len, fds) in reads {
-            inbox.arrived(len, dev_null(fds), false).unwrap();
+            inbox
+                .arrived(read..read + len, dev_null(fds), false)
+                .unwrap();
+            read += len;
         }
         inbox
     }
@@ -373,8 +476,8 @@ mod tests {
         assert!(inbox(&[(5, 1), (3, 1)]).take(0..10, 1).is_err());
         // A third batch waiting is refused when it arrives.
         let mut ahead = inbox(&[(1, 1), (1, 1)]);
-        assert!(ahead.arrived(1, dev_null(1), false).is_err());
+        assert!(ahead.arrived(2..3, dev_null(1), false).is_err());
         // So is a truncated one.
-        assert!(Inbox::default().arrived(1, dev_null(1), true).is_err());
+        assert!(Inbox::default().arrived(0..1, dev_null(1), true).is_err());
     }
 }
