@@ -25,6 +25,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use busd_proto::{CodecError, FrameCodec, MAX_FDS_PER_FRAME, SegmentFd, SegmentSource};
 use busd_shm::{Segment, SegmentMut};
@@ -293,6 +294,12 @@ impl SegmentSource for ShmFdReceiver {
             .ok_or_else(|| {
                 CodecError::Malformed(format!("a frame announced {count} fds and none came"))
             })
+    }
+
+    /// Never raised: strays wait in the socket (see `take_fds`), so a
+    /// frame announcing none needs no call.
+    fn fds_waiting(&self) -> Option<Arc<AtomicBool>> {
+        Some(Arc::new(AtomicBool::new(false)))
     }
 }
 

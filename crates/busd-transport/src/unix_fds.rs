@@ -41,17 +41,14 @@ use tokio::net::UnixStream;
 const MAX_BATCHES_AHEAD: usize = 2;
 
 /// The least of a read's buffer a read makes ready (zeroes) for `recvmsg`,
-/// which takes initialized memory only; reads that fill what was made
-/// ready double it up to [`MAX_READY`], reads that take under a quarter
-/// halve it. A reply read from an 8 KiB buffer then costs the zeroing of
-/// 1 KiB, not 8, and a busy publisher's reads still take 64 KiB or more.
-const MIN_READY: usize = 1024;
+/// which takes initialized memory only: a read that fills what was made
+/// ready doubles it, up to [`MAX_READY`], and a read that does not sets it
+/// to twice what it took. A reply read into an 8 KiB buffer then costs the
+/// zeroing of 4 KiB, not all 8 (or 64, after a burst), and a busy
+/// connection's reads still take all the room they have.
+const MIN_READY: usize = 4 * 1024;
 /// The most a read makes ready at once.
 const MAX_READY: usize = 256 * 1024;
-
-/// The most buffers one `writev` takes (Linux's `UIO_MAXIOV`; rustix
-/// passes no more).
-const MAX_IOV: usize = 1024;
 
 /// The fds a unix connection's reader received, each batch filed under
 /// the stream bytes of the read that brought it.
@@ -251,11 +248,12 @@ impl AsyncRead for UnixReader {
             if !fds.is_empty() || truncated {
                 this.inbox.arrived(bytes, fds, truncated)?;
             }
-            if len == asked {
-                this.ready = (this.ready * 2).min(MAX_READY);
-            } else if len < asked / 4 {
-                this.ready = (this.ready / 2).max(MIN_READY);
+            this.ready = if len == asked {
+                this.ready * 2
+            } else {
+                (2 * len).next_power_of_two()
             }
+            .clamp(MIN_READY, MAX_READY);
             buf.advance(len);
             return Poll::Ready(Ok(()));
         }
@@ -340,14 +338,20 @@ impl AsyncWrite for UnixWriter {
         self.poll_write_with(cx, buf.len(), |stream| rustix::io::write(stream, buf))
     }
 
+    /// Unlike [`poll_write`](Self::poll_write), a short write leaves the
+    /// readiness be, as tokio's streams do: the next write finds out.
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        // Only so many go in one call: a write of all those is not short.
-        let len = bufs.iter().take(MAX_IOV).map(|b| b.len()).sum();
-        self.poll_write_with(cx, len, |stream| rustix::io::writev(stream, bufs))
+        loop {
+            ready!(self.stream.poll_write_ready(cx))?;
+            match self.stream.try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return Poll::Ready(done),
+            }
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
