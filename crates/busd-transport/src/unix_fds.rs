@@ -297,24 +297,22 @@ impl UnixWriter {
     }
 }
 
-impl UnixWriter {
-    /// One `write` (of `len` bytes), waiting for room. A write that took
-    /// less than it was given filled the socket: its readiness is cleared
-    /// now, as tokio's own streams do, which saves the call that would
-    /// only say `WouldBlock`; `try_io` clears it on that error only, so
-    /// the count is handed out beside it.
-    fn poll_write_with(
-        &self,
+impl AsyncWrite for UnixWriter {
+    /// A write that took less than it was given filled the socket: its
+    /// readiness is cleared now, as tokio's own streams do, which saves
+    /// the call that would only say `WouldBlock`; `try_io` clears it on
+    /// that error only, so the count is handed out beside it.
+    fn poll_write(
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        len: usize,
-        write: impl Fn(&UnixStream) -> rustix::io::Result<usize>,
+        buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.stream.poll_write_ready(cx))?;
             let mut filled = None;
             let wrote = self.stream.try_io(Interest::WRITABLE, || {
-                let n = write(&self.stream)?;
-                if n > 0 && n < len {
+                let n = rustix::io::write(&*self.stream, buf)?;
+                if n > 0 && n < buf.len() {
                     filled = Some(n);
                     return Err(io::ErrorKind::WouldBlock.into());
                 }
@@ -326,16 +324,6 @@ impl UnixWriter {
                 (Err(e), None) => return Poll::Ready(Err(e)),
             }
         }
-    }
-}
-
-impl AsyncWrite for UnixWriter {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_with(cx, buf.len(), |stream| rustix::io::write(stream, buf))
     }
 
     /// Unlike [`poll_write`](Self::poll_write), a short write leaves the
