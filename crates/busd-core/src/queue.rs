@@ -46,12 +46,15 @@ pub struct OutFrame {
     /// with the frame, whose head announces them. Shared with the other
     /// receivers' frames; closed once the last is written or dropped.
     pub fds: Fds,
-    /// Frames on the wire: 1, or a run's count.
-    pub frames: usize,
+    /// Frames on the wire: 1, or a run's count. (This and `msgs` are
+    /// `u32`s so that the whole frame stays within 128 bytes, which the
+    /// compiler moves inline rather than by calling `memcpy`: a frame is
+    /// moved a few times on its way into a queue.)
+    pub frames: u32,
     /// `Msg` deliveries among them: 1 for a message, a run's count (runs
     /// hold only deliveries), 0 for a control frame. What the daemon's
     /// delivery counters count.
-    pub msgs: usize,
+    pub msgs: u32,
 }
 
 impl OutFrame {
@@ -131,7 +134,7 @@ impl Outgoing<'_> {
     /// `Msg` deliveries it carries (see [`OutFrame::msgs`]).
     pub fn msgs(&self) -> usize {
         match self {
-            Self::Frame(frame) => frame.msgs,
+            Self::Frame(frame) => frame.msgs as usize,
             Self::Copy { .. } => 1,
         }
     }
@@ -164,7 +167,7 @@ pub struct Outbox {
     /// by the writer (so a connection that is not sent to holds no room).
     run: BytesMut,
     /// Frames in `run`.
-    run_frames: usize,
+    run_frames: u32,
     /// How long the last run grew (at most [`RUN_MAX`]): the next starts
     /// with that much room, so a busy connection's runs are not grown, and
     /// their bytes copied, a doubling at a time.
@@ -242,8 +245,8 @@ impl Outbox {
                 break;
             };
             if let Some(old) = self.frames.remove(i) {
-                self.count -= old.frames;
-                self.msgs -= old.msgs;
+                self.count -= old.frames as usize;
+                self.msgs -= old.msgs as usize;
                 self.bytes -= old.queued_len();
                 self.count_drop(old.sid);
                 count += 1;
@@ -252,7 +255,7 @@ impl Outbox {
         if self.fits(len) {
             self.end_run();
             self.count += 1;
-            self.msgs += frame.msgs;
+            self.msgs += frame.msgs as usize;
             self.bytes += len;
             self.frames.push_back(frame);
         } else {
@@ -290,8 +293,8 @@ impl Outbox {
         }
         let n = self.frames.len().min(max);
         for frame in self.frames.drain(..n) {
-            self.count -= frame.frames;
-            self.msgs -= frame.msgs;
+            self.count -= frame.frames as usize;
+            self.msgs -= frame.msgs as usize;
             self.bytes -= frame.queued_len();
             out.push(frame);
         }
@@ -392,7 +395,7 @@ mod tests {
         assert_eq!((q.len(), q.msgs()), (3, 2));
         let mut out = Vec::new();
         q.drain_into(&mut out, 10);
-        let msgs: Vec<usize> = out.iter().map(|f| f.msgs).collect();
+        let msgs: Vec<u32> = out.iter().map(|f| f.msgs).collect();
         assert_eq!(msgs, vec![0, 2], "the pong, then a run of two");
         assert_eq!(q.msgs(), 0);
 
@@ -458,7 +461,7 @@ mod tests {
         let mut out = Vec::new();
         q.drain_into(&mut out, 10);
         assert_eq!(wire(&out), b"h1p1h2F3h4p4");
-        let frames: Vec<usize> = out.iter().map(|f| f.frames).collect();
+        let frames: Vec<u32> = out.iter().map(|f| f.frames).collect();
         assert_eq!(frames, vec![2, 1, 1], "two runs around the whole frame");
         assert!(q.is_empty());
         assert_eq!(q.bytes(), 0);

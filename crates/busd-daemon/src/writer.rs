@@ -206,7 +206,7 @@ impl<W: AsyncWrite + Unpin> Out<'_, W> {
                     self.chunks.push(part);
                 }
             }
-            self.pending += frame.msgs;
+            self.pending += frame.msgs as usize;
         }
         self.flush().await
     }
