@@ -15,7 +15,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use busd_client::{Client, Error, Message, Request, Service, Subscriber};
+use busd_client::{Client, ClientBuilder, Error, Message, Request, Service, Subscriber};
 use futures::{FutureExt, StreamExt};
 
 use crate::{TestDaemon, Transport};
@@ -236,12 +236,16 @@ impl TestDaemon {
         pfn: &str,
         token_rel: &str,
     ) -> Result<Client, Error> {
+        self.token_builder(t, pfn, token_rel).connect().await
+    }
+
+    /// A client of `pfn` over `t` proven by the token at `token_rel`, to
+    /// be set up further and connected.
+    pub fn token_builder(&self, t: Transport, pfn: &str, token_rel: &str) -> ClientBuilder {
         Client::builder(self.url(t))
             .name(format!("test-{pfn}"))
             .pfn(pfn)
             .token_file(self.token_path(token_rel))
-            .connect()
-            .await
     }
 
     /// Connects as `package`, proven by its own token; panics on failure.
@@ -258,6 +262,17 @@ impl TestDaemon {
             "{t:?}: the daemon proved the claimed package"
         );
         c
+    }
+
+    /// As [`connect_as`](Self::connect_as), asking to pass fds.
+    pub async fn connect_with_fds(&self, t: Transport, package: &Package) -> Client {
+        let builder = self.token_builder(t, package.pfn, &package.token_rel());
+        within(
+            &format!("{t:?} connect as {} passing fds", package.pfn),
+            builder.pass_fds(true).connect(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{t:?}: connect as {}: {e}", package.pfn))
     }
 
     /// Connects as `pfn` by peer credentials (no token).

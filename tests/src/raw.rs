@@ -34,14 +34,25 @@ impl RawClient {
         }
     }
 
-    /// Connects and completes the unpackaged handshake; returns the Welcome op.
+    /// Connects and completes the unpackaged handshake, asking to pass
+    /// fds (granted over unix and shm); returns the Welcome op.
     pub async fn connect_hello(url: &str) -> (Self, Op) {
+        Self::connect_hello_with(url, true).await
+    }
+
+    /// As [`connect_hello`](Self::connect_hello), asking to pass fds only
+    /// if `fds`.
+    pub async fn connect_hello_with(url: &str, fds: bool) -> (Self, Op) {
         let mut c = Self::connect(url).await;
+        if let Some(sender) = c.fds.as_ref().filter(|_| fds) {
+            sender.accept();
+        }
         c.send(Op::Hello(Hello {
             version: PROTOCOL_VERSION,
             pfn: None,
             name: "raw".into(),
             auth: AuthKind::None,
+            fds,
         }))
         .await;
         let welcome = c.recv().await.expect("welcome").op;
@@ -56,6 +67,7 @@ impl RawClient {
             pfn,
             name: "raw".into(),
             auth,
+            fds: false,
         }))
         .await;
     }

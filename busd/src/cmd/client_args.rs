@@ -49,7 +49,12 @@ impl ClientArgs {
     /// does; any other failure exits 1.
     pub(crate) async fn connect(&self, command: &str) -> Result<Client, ExitCode> {
         let url = self.url();
-        let mut builder = Client::builder(&url).name(format!("busd {command}"));
+        // Commands ask for fd passing: `--attach` sends files, `sub` names
+        // the ones that come, and a command's reads are few enough that
+        // `recvmsg` costs nothing worth saving.
+        let mut builder = Client::builder(&url)
+            .name(format!("busd {command}"))
+            .pass_fds(true);
         if url.starts_with("fd://") {
             // Handed over once: it cannot be made again.
             builder = builder.reconnect(false);

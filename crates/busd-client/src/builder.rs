@@ -51,6 +51,7 @@ pub struct ClientBuilder {
     token_file: Option<PathBuf>,
     segment_threshold: usize,
     shm_ring_bytes: u64,
+    pass_fds: bool,
 }
 
 /// Payloads at least this long travel as sealed memfds over shm.
@@ -67,7 +68,26 @@ impl ClientBuilder {
             token_file: None,
             segment_threshold: DEFAULT_SEGMENT_THRESHOLD,
             shm_ring_bytes: busd_transport::DEFAULT_SHM_RING,
+            pass_fds: false,
         }
+    }
+
+    /// Asks the daemon to pass open files on this connection (default
+    /// `false`), as D-Bus clients negotiate `UNIX_FD` passing: over
+    /// `unix://` and `shm://` the client may then attach fds
+    /// ([`Client::publish_with_fds`] and the like) and receives the fds
+    /// others attach to what it gets ([`Message::take_fds`]). Without it,
+    /// attaching fails with [`ErrorKind::Unsupported`] and the daemon
+    /// delivers messages without their fds, marked with the
+    /// `busd-fds-withheld` header. Over tcp no fds pass either way.
+    ///
+    /// It costs a little on every read (`recvmsg` instead of `read`), so
+    /// it is off unless asked for.
+    ///
+    /// [`Message::take_fds`]: crate::Message::take_fds
+    pub fn pass_fds(mut self, pass: bool) -> Self {
+        self.pass_fds = pass;
+        self
     }
 
     /// Over `shm://`, the size of each of the two rings (default 4 MiB): a
@@ -190,17 +210,17 @@ impl ClientBuilder {
             name: self.name.unwrap_or_else(default_name),
             identity: Identity::new(self.pfn, self.token_file)?,
             connect: ConnectOptions::default().shm_ring_bytes(self.shm_ring_bytes),
+            fds: self.pass_fds,
         };
         let session = handshake::open(&endpoint, &hello).await?;
         let threshold = match endpoint {
             Endpoint::Shm(_) => self.segment_threshold,
             _ => usize::MAX,
         };
-        let takes_fds = !matches!(endpoint, Endpoint::Tcp(_));
         let shared = Arc::new(Shared::new(
             &session.welcome,
             self.request_timeout,
-            (threshold, takes_fds),
+            threshold,
         ));
         let (commands, rx) = mpsc::channel(COMMAND_CAPACITY);
         let span = tracing::info_span!("busd_client", endpoint = %endpoint);

@@ -80,13 +80,16 @@ impl Client {
     /// Publishes `payload` with open files attached: every subscriber the
     /// rules allow gets them as its own fds ([`Message::take_fds`]), with
     /// whatever access they were opened with (open them read-only to hand
-    /// out read access only). They are closed here once sent. A subscriber
-    /// over tcp cannot take fds: it gets the message without them, and a
-    /// `busd-fds-withheld` header saying how many.
+    /// out read access only). They are closed here once sent. The client
+    /// must have asked for fds ([`ClientBuilder::pass_fds`]); a subscriber
+    /// that did not, or that is over tcp, gets the message without them,
+    /// and a `busd-fds-withheld` header saying how many.
+    ///
+    /// [`ClientBuilder::pass_fds`]: crate::ClientBuilder::pass_fds
     ///
     /// # Errors
     /// As [`publish`](Client::publish); [`ErrorKind::Unsupported`] on a
-    /// tcp connection (nothing is sent). The daemon refuses more fds than
+    /// client that did not ask for fds, or over tcp (nothing is sent). The daemon refuses more fds than
     /// its `limits.max_fds_per_message` or `limits.max_fds_in_flight`
     /// with a `LimitExceeded` error on the connection (logged; a publish is
     /// not answered).

@@ -33,6 +33,8 @@ pub(crate) struct HelloOptions {
     pub(crate) identity: Identity,
     /// How to connect (the shm ring size).
     pub(crate) connect: ConnectOptions,
+    /// Whether to ask for fd passing ([`Hello::fds`]).
+    pub(crate) fds: bool,
 }
 
 /// An established, welcomed connection, not yet split into tasks.
@@ -77,12 +79,18 @@ async fn open_inner(
         busd_transport::Mapping::Mapped,
     );
     let mut reader = FrameReader::new(conn.reader, codec);
+    // Taken from the start when asked for: the daemon passes none before
+    // `Welcome` grants them, and it grants them only if the transport can.
+    if let Some(fds) = fds.as_ref().filter(|_| hello.fds) {
+        fds.accept();
+    }
 
     let op = Op::Hello(Hello {
         version: PROTOCOL_VERSION,
         pfn: proof.pfn.clone(),
         name: hello.name.clone(),
         auth: proof.auth,
+        fds: hello.fds,
     });
     send(&mut writer, &op, endpoint).await?;
     let welcome = await_welcome(&mut reader, &mut writer, proof, endpoint).await?;

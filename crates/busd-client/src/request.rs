@@ -99,12 +99,14 @@ impl Client {
     /// Calls `service` with `payload` and open files attached (the service
     /// gets them from [`Request::take_fds`](crate::Request::take_fds), with
     /// the access they were opened with); they are closed here once sent.
-    /// A responder over tcp gets the request without them and a
-    /// `busd-fds-withheld` header.
+    /// A responder that did not ask for fds, or is over tcp, gets the
+    /// request without them and a `busd-fds-withheld` header.
     ///
     /// # Errors
     /// As [`request_with`](Client::request_with);
-    /// [`ErrorKind::Unsupported`] on a tcp connection (nothing is sent);
+    /// [`ErrorKind::Unsupported`] on a client that did not ask for fds
+    /// ([`ClientBuilder::pass_fds`](crate::ClientBuilder::pass_fds)), or
+    /// over tcp (nothing is sent);
     /// [`ErrorKind::LimitExceeded`] past the daemon's
     /// `limits.max_fds_per_message` or `limits.max_fds_in_flight` (the
     /// message names the key).

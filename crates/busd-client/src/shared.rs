@@ -10,7 +10,7 @@
 //! `.await` (the mini-redis `Db` reasoning).
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use std::os::fd::OwnedFd;
@@ -59,8 +59,9 @@ pub(crate) struct Shared {
     /// Payloads at least this long go as sealed memfds (`usize::MAX` when
     /// the transport cannot pass them).
     segment_threshold: usize,
-    /// Whether fds can be attached (unix and shm, not tcp).
-    takes_fds: bool,
+    /// Whether fds pass on the current connection (its `Welcome` says so:
+    /// asked for, over unix or shm).
+    takes_fds: AtomicBool,
     /// Routing state and the outgoing buffer. A std mutex: held to append a
     /// frame or route one, never across an `.await`.
     state: Mutex<State>,
@@ -73,12 +74,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Shared state for a client whose first connection got `welcome`,
-    /// sending payloads from `segment_threshold` bytes as segments, and
-    /// attaching fds if the transport `takes_fds`.
+    /// sending payloads from `segment_threshold` bytes as segments.
     pub(crate) fn new(
         welcome: &Welcome,
         request_timeout: Duration,
-        (segment_threshold, takes_fds): (usize, bool),
+        segment_threshold: usize,
     ) -> Self {
         Self {
             next_sid: AtomicU64::new(1),
@@ -89,7 +89,7 @@ impl Shared {
             pfn: Mutex::new(welcome.pfn.clone()),
             request_timeout,
             segment_threshold,
-            takes_fds,
+            takes_fds: AtomicBool::new(welcome.fds),
             state: Mutex::new(State::default()),
             wake_writer: Notify::new(),
             room: Notify::new(),
@@ -103,6 +103,7 @@ impl Shared {
             .store(welcome.limits.max_frame, Ordering::Relaxed);
         *lock(&self.limits) = welcome.limits;
         lock(&self.pfn).clone_from(&welcome.pfn);
+        self.takes_fds.store(welcome.fds, Ordering::Relaxed);
     }
 
     /// The limits of the current connection.
@@ -130,14 +131,15 @@ impl Shared {
     }
 
     /// `fds` to attach to a frame, or `Unsupported` (the fds closed) on a
-    /// transport that cannot pass them: refused here, before anything is
-    /// sent, rather than by the daemon as a protocol violation.
+    /// connection that does not pass them: refused here, before anything
+    /// is sent, rather than by the daemon as a protocol violation.
     pub(crate) fn attachable(&self, fds: Vec<OwnedFd>) -> Result<Fds, Error> {
-        if !fds.is_empty() && !self.takes_fds {
+        if !fds.is_empty() && !self.takes_fds.load(Ordering::Relaxed) {
             return Err(Error::new(
                 crate::ErrorKind::Unsupported,
                 format!(
-                    "{} fds cannot be attached over tcp: files pass over unix:// and shm:// only; nothing was sent",
+                    "{} fds cannot be attached: files pass only on a client built with \
+                     pass_fds(true), over unix:// or shm://; nothing was sent",
                     fds.len()
                 ),
             ));
@@ -272,8 +274,9 @@ mod tests {
                 max_pending_msgs: 1,
                 max_pending_bytes: 1,
             },
+            fds: true,
         };
-        let shared = Shared::new(&welcome, Duration::from_secs(1), (0, true));
+        let shared = Shared::new(&welcome, Duration::from_secs(1), 0);
         let op = Op::Pub {
             subject: Subject::from_static("a"),
             headers: None,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use busd_core::{NONCE_LEN, Peer, ProtocolError, Session, Step};
 use busd_policy::Identity;
-use busd_proto::{CodecError, ErrorCode, Frame, Hello, Op, Pfn};
+use busd_proto::{CodecError, ErrorCode, Frame, Op, Pfn};
 use busd_transport::{BoxReader, BoxWriter, FrameReader, PeerInfo};
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
@@ -63,15 +63,23 @@ impl HandshakeError {
     }
 }
 
+/// What a handshake established.
+pub(crate) struct Proven {
+    /// The protocol session, open.
+    pub(crate) session: Session,
+    pub(crate) identity: Identity,
+    /// Whether the client asked to pass fds ([`Hello::fds`]).
+    pub(crate) wants_fds: bool,
+}
+
 /// Reads the `Hello` and proves the identity it claims, all within
-/// `auth_timeout` (plus the claim's wait for its turn); the session,
-/// open, and the identity proven.
+/// `auth_timeout` (plus the claim's wait for its turn).
 pub(crate) async fn handshake(
     shared: &Shared,
     frames: &mut FrameReader<BoxReader>,
     writer: &mut BoxWriter,
     peer: &PeerInfo,
-) -> Result<(Session, Identity), HandshakeError> {
+) -> Result<Proven, HandshakeError> {
     let timeout = shared.config.limits.auth_timeout;
     let mut deadline = Instant::now() + timeout;
     let proven = Peer {
@@ -81,14 +89,24 @@ pub(crate) async fn handshake(
         granted: peer.granted.as_ref(),
     };
     let mut session = Session::new();
+    let mut wants_fds = false;
     loop {
         let op = next_op(shared, frames, deadline, timeout).await?;
-        if let Op::Hello(Hello { pfn: Some(pfn), .. }) = &op {
-            deadline += wait_turn(shared, pfn, &proven).await?;
+        if let Op::Hello(hello) = &op {
+            wants_fds = hello.fds;
+            if let Some(pfn) = &hello.pfn {
+                deadline += wait_turn(shared, pfn, &proven).await?;
+            }
         }
         let policy = shared.policy();
         match session.on_handshake(op, &policy, &proven) {
-            Ok(Step::Welcome(identity)) => return Ok((session, identity)),
+            Ok(Step::Welcome(identity)) => {
+                return Ok(Proven {
+                    session,
+                    identity,
+                    wants_fds,
+                });
+            }
             Ok(Step::Challenge) => {
                 let challenge = session.challenge(nonce())?;
                 write_frame(writer, Frame::new(challenge)).await;
@@ -222,6 +240,7 @@ mod tests {
             pfn: pfn.map(|p| Pfn::parse(p).expect("pfn")),
             name: "test".into(),
             auth,
+            fds: false,
         })
     }
 
@@ -241,7 +260,7 @@ mod tests {
         };
         let started = Instant::now();
         let ended = handshake(shared, &mut frames, &mut writer, &peer).await;
-        (ended.map(|(_, identity)| identity), started.elapsed())
+        (ended.map(|proven| proven.identity), started.elapsed())
     }
 
     /// A peer of `uid` says `Hello`, claiming `pfn` (if any) by its

@@ -25,7 +25,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use busd_core::{Route, Unanswered};
-use busd_policy::Identity;
 use busd_proto::{ErrorCode, Op, Sender, Status, Welcome};
 use busd_transport::{BoxReader, BoxWriter, Connection, FdSender, FrameReader, Mapping, PeerInfo};
 use bytes::{Bytes, BytesMut};
@@ -36,7 +35,7 @@ use tracing::Instrument;
 use self::link::Link;
 use crate::audit::{self, Who};
 use crate::budget::Credit;
-use crate::handshake::{handshake, refuse};
+use crate::handshake::{Proven, handshake, refuse};
 use crate::origin::Origin;
 use crate::outbox::ConnHandle;
 use crate::shared::Shared;
@@ -118,7 +117,7 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
     let (codec, fd_sender) =
         busd_transport::frame_codec(fds, limits.max_preauth_frame, Mapping::Unmapped);
     let mut frames = FrameReader::new(reader, codec);
-    let (protocol, identity) = match handshake(&shared, &mut frames, &mut writer, &peer).await {
+    let proven = match handshake(&shared, &mut frames, &mut writer, &peer).await {
         Ok(proven) => proven,
         Err(e) => {
             if let Some(reason) = e.reason() {
@@ -141,7 +140,7 @@ async fn serve(shared: Arc<Shared>, id: u64, conn: Connection) {
         }
     };
     frames.codec_mut().set_max_frame(limits.max_frame);
-    let opened = open(&shared, id, protocol, identity, &peer, writer, fd_sender).await;
+    let opened = open(&shared, id, proven, &peer, writer, fd_sender).await;
     let Some((mut link, writer_task)) = opened else {
         return;
     };
@@ -167,12 +166,23 @@ async fn linger(frames: &mut FrameReader<BoxReader>) {
 async fn open(
     shared: &Arc<Shared>,
     id: u64,
-    protocol: busd_core::Session,
-    identity: Identity,
+    proven: Proven,
     peer: &PeerInfo,
     mut writer: BoxWriter,
     fd_sender: Option<FdSender>,
 ) -> Option<(Link, JoinHandle<()>)> {
+    let Proven {
+        session: protocol,
+        identity,
+        wants_fds,
+    } = proven;
+    // Fds pass only where both ends agreed to: the client asked, and the
+    // transport can. The reader takes them from here on; the client sends
+    // none before it reads `Welcome`.
+    let takes_fds = wants_fds && fd_sender.is_some();
+    if let Some(sender) = fd_sender.as_ref().filter(|_| takes_fds) {
+        sender.accept();
+    }
     let limits = shared.config.limits;
     let budget = shared.budgets.of(&identity);
     let handle = Arc::new(ConnHandle::new(
@@ -182,7 +192,7 @@ async fn open(
             usize::try_from(limits.max_pending_bytes).unwrap_or(usize::MAX),
         ),
         fd_sender.as_ref().is_some_and(FdSender::passes_segments),
-        fd_sender.is_some(),
+        takes_fds,
         Credit::new(Arc::clone(&budget)),
         Arc::clone(&shared.tally),
         Origin::of(peer),
@@ -215,6 +225,7 @@ async fn open(
             max_pending_msgs: limits.max_pending_msgs,
             max_pending_bytes: limits.max_pending_bytes,
         },
+        fds: takes_fds,
     };
     handle.send(&Op::Welcome(welcome), Bytes::new());
     let writer_task = {

@@ -52,6 +52,7 @@ fn frames() -> Vec<(&'static str, Frame)> {
         pfn: Some(weather),
         name: "weather".into(),
         auth: AuthKind::Token,
+        fds: true,
     });
     let sub = Op::Sub {
         sid: 7,
@@ -104,6 +105,7 @@ fn frames() -> Vec<(&'static str, Frame)> {
             max_pending_msgs: 16,
             max_pending_bytes: 65536,
         },
+        fds: false,
     });
     vec![
         ("hello", Frame::new(hello)),

@@ -200,6 +200,13 @@ pub struct Hello {
     pub name: String,
     /// How the client means to prove its claim.
     pub auth: AuthKind,
+    /// Whether the client takes and sends fds attached to frames (unix and
+    /// shm only), as D-Bus clients negotiate `UNIX_FD` passing: only then
+    /// does the daemon pass it fds or accept a frame announcing some.
+    /// Sent only when `true`, so a Hello without it is the one older
+    /// clients send and older daemons read; absent, it is `false`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fds: bool,
 }
 
 /// How a client proves the package it claims.
@@ -222,6 +229,18 @@ pub struct Welcome {
     pub pfn: Option<Pfn>,
     /// The limits this connection must keep to.
     pub limits: Limits,
+    /// Whether fds pass on this connection: the client asked
+    /// ([`Hello::fds`]) and the transport can (unix or shm). Sent only
+    /// when `true` (to a client that asked), so older clients read the
+    /// Welcome they know.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fds: bool,
+}
+
+/// Whether a flag is down: such a flag is left out of the frame.
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde passes a reference
+fn is_false(flag: &bool) -> bool {
+    !*flag
 }
 
 /// Limits the daemon enforces on a connection.
@@ -281,4 +300,54 @@ pub enum CtlCommand {
     /// The services: configured and live, their owners, responders and
     /// activation (appended: the wire keeps the order of variants).
     Services,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(fds: bool) -> Hello {
+        Hello {
+            version: crate::PROTOCOL_VERSION,
+            pfn: None,
+            name: "app".into(),
+            auth: AuthKind::None,
+            fds,
+        }
+    }
+
+    #[test]
+    fn a_hello_or_welcome_without_fds_is_the_one_older_peers_know() {
+        // Before fds, Hello was these four fields and Welcome three.
+        let old_hello = (crate::PROTOCOL_VERSION, None::<Pfn>, "app", AuthKind::None);
+        let old_bytes = rmp_serde::to_vec(&old_hello).unwrap();
+        assert_eq!(rmp_serde::to_vec(&hello(false)).unwrap(), old_bytes);
+        let read: Hello = rmp_serde::from_slice(&old_bytes).unwrap();
+        assert_eq!(read, hello(false));
+        let asked: Hello =
+            rmp_serde::from_slice(&rmp_serde::to_vec(&hello(true)).unwrap()).unwrap();
+        assert_eq!(asked, hello(true));
+
+        let limits = Limits {
+            max_frame: 1,
+            max_pending_msgs: 2,
+            max_pending_bytes: 3,
+        };
+        let welcome = |fds| Welcome {
+            client_id: 7,
+            pfn: None,
+            limits,
+            fds,
+        };
+        let old_welcome = (7u64, None::<Pfn>, limits);
+        let old_bytes = rmp_serde::to_vec(&old_welcome).unwrap();
+        assert_eq!(rmp_serde::to_vec(&welcome(false)).unwrap(), old_bytes);
+        let read: Welcome = rmp_serde::from_slice(&old_bytes).unwrap();
+        assert_eq!(read, welcome(false));
+        let granted = rmp_serde::to_vec(&welcome(true)).unwrap();
+        assert_eq!(
+            rmp_serde::from_slice::<Welcome>(&granted).unwrap(),
+            welcome(true)
+        );
+    }
 }

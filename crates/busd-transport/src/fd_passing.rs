@@ -25,7 +25,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use busd_proto::{CodecError, FrameCodec, MAX_FDS_PER_FRAME, SegmentFd, SegmentSource};
 use busd_shm::{Segment, SegmentMut};
@@ -128,23 +128,32 @@ impl FdPassing {
     /// (`read`) and write half (`write`, which must include writability):
     /// no more fds per connection than the halves hold anyway.
     pub(crate) fn shm(read: &SharedSocket, write: &SharedSocket) -> Self {
+        let accepting = Arc::new(AtomicBool::new(false));
         Self {
             receiver: FdReceiver(Receiving::Shm(ShmFdReceiver {
                 socket: Arc::clone(read),
                 mapping: Mapping::Mapped,
+                accepting: Arc::clone(&accepting),
             })),
-            sender: FdSender(Sending::Shm {
-                socket: Arc::clone(write),
-            }),
+            sender: FdSender {
+                sending: Sending::Shm {
+                    socket: Arc::clone(write),
+                },
+                accepting,
+            },
         }
     }
 
     /// Fd passing on a unix connection's `stream`, whose reader files the
     /// fds it receives in `inbox`.
     pub(crate) fn unix(stream: Arc<UnixStream>, inbox: Arc<SharedInbox>) -> Self {
+        let accepting = Arc::clone(&inbox.accepting);
         Self {
             receiver: FdReceiver(Receiving::Unix(UnixFdSource(inbox))),
-            sender: FdSender(Sending::Unix(stream)),
+            sender: FdSender {
+                sending: Sending::Unix(stream),
+                accepting,
+            },
         }
     }
 }
@@ -189,6 +198,9 @@ enum Receiving {
 struct ShmFdReceiver {
     socket: SharedSocket,
     mapping: Mapping,
+    /// Whether attached fds are taken (see [`FdSender::accept`]); segments
+    /// always are.
+    accepting: Arc<AtomicBool>,
 }
 
 /// Whether a decoder maps the segments it takes.
@@ -289,6 +301,9 @@ impl SegmentSource for ShmFdReceiver {
             // refused when the next segment or batch is taken.
             return Ok(Vec::new());
         }
+        if !self.accepting.load(Ordering::Acquire) {
+            return Err(unix_fds::not_agreed(count));
+        }
         self.try_recv(ATTACHED_MARKER, count)
             .map_err(|e| CodecError::Malformed(format!("cannot take a frame's fds: {e}")))?
             .ok_or_else(|| {
@@ -305,7 +320,11 @@ impl SegmentSource for ShmFdReceiver {
 
 /// Passes segments (shm) and attached fds (shm and unix) to the peer.
 #[derive(Debug)]
-pub struct FdSender(Sending);
+pub struct FdSender {
+    sending: Sending,
+    /// Shared with the connection's [`FdReceiver`]: see [`FdSender::accept`].
+    accepting: Arc<AtomicBool>,
+}
 
 #[derive(Debug)]
 enum Sending {
@@ -316,7 +335,17 @@ enum Sending {
 impl FdSender {
     /// Whether payload segments can be passed (shm only).
     pub fn passes_segments(&self) -> bool {
-        matches!(self.0, Sending::Shm { .. })
+        matches!(self.sending, Sending::Shm { .. })
+    }
+
+    /// From now on the connection takes the fds its peer attaches to
+    /// frames; call it once both ends have agreed to pass fds (the
+    /// handshake), before the peer may send any. Until then a frame
+    /// announcing fds is refused as malformed, and a unix connection reads
+    /// with plain `read` (cheaper than `recvmsg`, and the kernel closes any
+    /// fds passed to it then). Segments pass on shm either way.
+    pub fn accept(&self) {
+        self.accepting.store(true, Ordering::Release);
     }
 
     /// Passes the fds attached to a frame whose encoded head is `head`:
@@ -328,7 +357,7 @@ impl FdSender {
     /// # Errors
     /// `BrokenPipe` once the peer is gone, or the error of `sendmsg`.
     pub async fn send_attached(&self, fds: &[BorrowedFd<'_>], head: &[u8]) -> io::Result<usize> {
-        match &self.0 {
+        match &self.sending {
             Sending::Shm { socket } => {
                 send_marked(socket, ATTACHED_MARKER, fds).await?;
                 Ok(0)
@@ -362,7 +391,7 @@ impl FdSender {
 
     /// The socket segments pass on: shm connections only.
     fn segment_socket(&self) -> io::Result<&SharedSocket> {
-        match &self.0 {
+        match &self.sending {
             Sending::Shm { socket } => Ok(socket),
             Sending::Unix(_) => Err(io::Error::other(
                 "payload segments pass only over shm connections",

@@ -69,6 +69,13 @@ pub(crate) struct SharedInbox {
     /// what a task moving between threads carries anyway.
     waiting: Arc<AtomicBool>,
     inbox: Mutex<Inbox>,
+    /// Whether the connection takes fds: set once both ends agreed on it
+    /// in the handshake (see [`FdSender::accept`](crate::FdSender::accept)).
+    /// Until then the reader reads with plain `read`, which costs less
+    /// than `recvmsg` and makes the kernel close whatever fds a peer
+    /// passes anyway (so none reach this process), and a frame announcing
+    /// fds is refused.
+    pub(crate) accepting: Arc<AtomicBool>,
 }
 
 impl SharedInbox {
@@ -83,6 +90,9 @@ impl SharedInbox {
 
     /// The `count` fds of the frame at `frame` (see [`Inbox::take`]).
     fn take(&self, frame: Range<u64>, count: usize) -> Result<Vec<OwnedFd>, CodecError> {
+        if count > 0 && !self.accepting.load(Ordering::Acquire) {
+            return Err(not_agreed(count));
+        }
         if count == 0 && !self.waiting.load(Ordering::Acquire) {
             // What `Inbox::take` finds for a frame without fds when no
             // batch waits: nothing to take and nothing stray.
@@ -208,6 +218,39 @@ impl UnixReader {
     }
 }
 
+impl UnixReader {
+    /// A plain `read` into `buf`'s unfilled part, for a connection that
+    /// does not take fds: no zeroing and no control buffer. A read that
+    /// comes up short clears the socket's readiness, as in `poll_read`.
+    fn poll_read_plain(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.stream.poll_read_ready(cx))?;
+            let asked = buf.remaining();
+            let stream = &self.stream;
+            let mut drained = None;
+            let read = stream.try_io(Interest::READABLE, || {
+                let len = stream.try_read_buf(buf)?;
+                if len > 0 && len < asked {
+                    drained = Some(len);
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(len)
+            });
+            let len = match (read, drained) {
+                (Ok(len), _) | (Err(_), Some(len)) => len,
+                (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                (Err(e), None) => return Poll::Ready(Err(e)),
+            };
+            self.read += len as u64;
+            return Poll::Ready(Ok(()));
+        }
+    }
+}
+
 impl AsyncRead for UnixReader {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -215,6 +258,9 @@ impl AsyncRead for UnixReader {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.inbox.accepting.load(Ordering::Acquire) {
+            return this.poll_read_plain(cx, buf);
+        }
         loop {
             ready!(this.stream.poll_read_ready(cx))?;
             let asked = buf.remaining().min(this.ready);
@@ -413,6 +459,14 @@ pub(crate) async fn send_with_fds(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Why a frame announcing `count` fds is refused on a connection that did
+/// not agree to take fds.
+pub(crate) fn not_agreed(count: usize) -> CodecError {
+    CodecError::Malformed(format!(
+        "a frame announced {count} fds on a connection that did not ask for fds in its Hello"
+    ))
 }
 
 fn invalid(reason: &str) -> io::Error {

@@ -91,7 +91,8 @@ async fn fds_arrive_with_the_frame_that_announced_them_over_unix_and_shm() {
     for shm in [false, true] {
         let (mut client, server, _dir) = pair(shm).await;
         let (_, sender) = frame_codec(client.fds.take(), 1 << 20, Mapping::Mapped);
-        let (codec, _) = frame_codec(server.fds, 1 << 20, Mapping::Unmapped);
+        let (codec, receiving) = frame_codec(server.fds, 1 << 20, Mapping::Unmapped);
+        receiving.expect("unix and shm pass fds").accept();
         let mut frames = FrameReader::new(server.reader, codec);
         if !shm {
             assert_eq!(next(&mut frames).await.unwrap().op, Op::Ping);
@@ -155,23 +156,37 @@ async fn fds_no_frame_announced_or_other_counts_are_refused_on_unix() {
     let ping = encoded(&Frame::new(Op::Ping));
     let plain = encoded(&publish(b"plain", vec![]));
     let one = encoded(&publish(b"one", vec![file("x")]));
-    let cases: [(&str, Vec<Write<'_>>); 4] = [
-        ("an fd with a frame announcing none", vec![(&plain, 1)]),
-        ("a frame announcing one, with none", vec![(&one, 0)]),
-        ("a frame announcing one, with two", vec![(&one, 2)]),
+    // Whether the connection accepts fds, and what comes.
+    let cases: [(&str, bool, Vec<Write<'_>>); 5] = [
+        (
+            "an fd with a frame announcing none",
+            true,
+            vec![(&plain, 1)],
+        ),
+        ("a frame announcing one, with none", true, vec![(&one, 0)]),
+        ("a frame announcing one, with two", true, vec![(&one, 2)]),
         (
             "an fd in the middle of a frame",
+            true,
             vec![(&plain[..5], 0), (&plain[5..], 1)],
         ),
+        (
+            "a frame announcing one, with one, to a connection not accepting fds",
+            false,
+            vec![(&one, 1)],
+        ),
     ];
-    for (what, writes) in cases {
+    for (what, accepting, writes) in cases {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("busd.sock");
         let mut listener = UnixListener::bind(&path).await.unwrap();
         let raw = std::os::unix::net::UnixStream::connect(&path).unwrap();
         send_raw(&raw, &ping, &[]);
         let server = timeout(PROMPT, listener.accept()).await.unwrap().unwrap();
-        let (codec, _) = frame_codec(server.fds, 1 << 20, Mapping::Unmapped);
+        let (codec, receiving) = frame_codec(server.fds, 1 << 20, Mapping::Unmapped);
+        if accepting {
+            receiving.expect("unix passes fds").accept();
+        }
         let mut frames = FrameReader::new(server.reader, codec);
         assert_eq!(next(&mut frames).await.unwrap().op, Op::Ping);
         for (bytes, fds) in writes {

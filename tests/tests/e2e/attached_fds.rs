@@ -51,9 +51,9 @@ async fn fds_reach_the_allowed_receiver_read_only_and_never_the_denied_one() {
     let dir = tempfile::tempdir().unwrap();
     for t in [Transport::Unix, Transport::Shm] {
         let d = daemon().await;
-        let sender = d.connect_as(t, &Package::new(SENDER)).await;
-        let allowed = d.connect_as(t, &Package::new(ALLOWED)).await;
-        let denied = d.connect_as(t, &Package::new(DENIED)).await;
+        let sender = d.connect_with_fds(t, &Package::new(SENDER)).await;
+        let allowed = d.connect_with_fds(t, &Package::new(ALLOWED)).await;
+        let denied = d.connect_with_fds(t, &Package::new(DENIED)).await;
         let mut to_allowed = allowed.subscribe("files.new").await.unwrap();
         let mut to_denied = denied.subscribe("files.new").await.unwrap();
         let fd = read_only(dir.path(), "report.txt", "quarterly report");
@@ -81,8 +81,12 @@ async fn fds_reach_the_allowed_receiver_read_only_and_never_the_denied_one() {
 async fn a_tcp_receiver_gets_the_message_without_fds_and_a_note_and_cannot_send_any() {
     let dir = tempfile::tempdir().unwrap();
     let d = daemon().await;
-    let sender = d.connect_as(Transport::Unix, &Package::new(SENDER)).await;
-    let over_tcp = d.connect_as(Transport::Tcp, &Package::new(ALLOWED)).await;
+    let sender = d
+        .connect_with_fds(Transport::Unix, &Package::new(SENDER))
+        .await;
+    let over_tcp = d
+        .connect_with_fds(Transport::Tcp, &Package::new(ALLOWED))
+        .await;
     let mut sub = over_tcp.subscribe("files.new").await.unwrap();
     let fds = vec![
         read_only(dir.path(), "a", "a"),
@@ -107,7 +111,39 @@ async fn a_tcp_receiver_gets_the_message_without_fds_and_a_note_and_cannot_send_
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
-    assert!(err.to_string().contains("over tcp"), "{err}");
+    assert!(err.to_string().contains("unix:// or shm://"), "{err}");
+}
+
+#[tokio::test]
+async fn a_client_that_did_not_ask_for_fds_gets_none_and_cannot_attach_any() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in [Transport::Unix, Transport::Shm] {
+        let d = daemon().await;
+        let sender = d.connect_with_fds(t, &Package::new(SENDER)).await;
+        let plain = d.connect_as(t, &Package::new(ALLOWED)).await;
+        let mut sub = plain.subscribe("files.new").await.unwrap();
+        let fd = read_only(dir.path(), "a", "a");
+        sender
+            .publish_with_fds("files.new", "one file", vec![fd])
+            .await
+            .unwrap();
+        let msg = next_msg(&mut sub, "the message without its fd").await;
+        assert_eq!(&msg.payload[..], b"one file", "{t:?}");
+        assert!(msg.fds.is_empty(), "{t:?}");
+        let note = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("busd-fds-withheld"));
+        assert_eq!(note.map(String::as_str), Some("1"), "{t:?}");
+
+        let fd = read_only(dir.path(), "b", "b");
+        let err = plain
+            .publish_with_fds("files.new", "unasked", vec![fd])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{t:?}: {err}");
+        assert!(err.to_string().contains("pass_fds(true)"), "{err}");
+    }
 }
 
 #[tokio::test]
@@ -115,8 +151,8 @@ async fn a_request_carries_an_fd_to_the_service_and_its_reply_one_back() {
     let dir = tempfile::tempdir().unwrap();
     for t in [Transport::Unix, Transport::Shm] {
         let d = daemon().await;
-        let caller = d.connect_as(t, &Package::new(SENDER)).await;
-        let service = d.connect_as(t, &Package::new(ALLOWED)).await;
+        let caller = d.connect_with_fds(t, &Package::new(SENDER)).await;
+        let service = d.connect_with_fds(t, &Package::new(ALLOWED)).await;
         let mut calls = service.serve("files.convert").await.unwrap();
         let answer = tokio::spawn({
             let dir = dir.path().to_owned();
@@ -145,8 +181,12 @@ async fn a_request_carries_an_fd_to_the_service_and_its_reply_one_back() {
 async fn fds_over_the_limit_are_refused_and_closed_and_the_connection_stays() {
     let dir = tempfile::tempdir().unwrap();
     let d = daemon().await;
-    let caller = d.connect_as(Transport::Unix, &Package::new(SENDER)).await;
-    let service = d.connect_as(Transport::Unix, &Package::new(ALLOWED)).await;
+    let caller = d
+        .connect_with_fds(Transport::Unix, &Package::new(SENDER))
+        .await;
+    let service = d
+        .connect_with_fds(Transport::Unix, &Package::new(ALLOWED))
+        .await;
     let mut calls = service.serve("files.count").await.unwrap();
     let answer = tokio::spawn(async move {
         while let Some(mut call) = calls.next().await {
@@ -173,6 +213,11 @@ async fn fds_over_the_limit_are_refused_and_closed_and_the_connection_stays() {
     let resp = within("at the limit", at).await.unwrap();
     assert_eq!(&resp.payload[..], b"16");
     answer.abort();
+}
+
+/// A client of `url` that asked to pass fds.
+async fn with_fds(url: &str) -> Client {
+    Client::builder(url).pass_fds(true).connect().await.unwrap()
 }
 
 /// The open fds of process `pid`.
@@ -220,8 +265,8 @@ async fn a_thousand_passes_leave_the_daemons_fd_count_as_it_was() {
     std::fs::write(&file, "passed").unwrap();
     let mut clients = Vec::new();
     for url in [&d.unix_url, &shm_url] {
-        let from = Client::connect(url.as_str()).await.unwrap();
-        let to = Client::connect(url.as_str()).await.unwrap();
+        let from = with_fds(url).await;
+        let to = with_fds(url).await;
         clients.push((from, to));
     }
     for (from, to) in &clients {
@@ -260,5 +305,47 @@ async fn a_thousand_passes_leave_the_daemons_fd_count_as_it_was() {
         settle_fds(pid, before),
         before,
         "fds left by a hostile client"
+    );
+
+    // One that did not ask for fds passing some with a frame announcing
+    // them: the daemon read plain bytes (the kernel closed the fds) and
+    // refuses the frame.
+    let (mut raw, welcome) = RawClient::connect_hello_with(&d.unix_url, false).await;
+    assert!(
+        matches!(welcome, Op::Welcome(ref w) if !w.fds),
+        "{welcome:?}"
+    );
+    let open = || -> Vec<OwnedFd> {
+        (0..3)
+            .map(|_| std::fs::File::open(&file).unwrap().into())
+            .collect()
+    };
+    let op = Op::Pub {
+        subject: Subject::from_static("files.loop"),
+        headers: None,
+    };
+    let mut frame = Frame::new(op);
+    frame.fds = busd_proto::Fds::new(open());
+    let passed = open();
+    let borrowed: Vec<_> = passed.iter().map(std::os::fd::AsFd::as_fd).collect();
+    raw.send_with_fds(frame, &borrowed).await;
+    let frames = within("the violation", raw.recv_until_closed()).await;
+    assert_eq!(
+        RawClient::error_code(&frames),
+        Some(ErrorCode::ProtocolViolation),
+        "{frames:?}"
+    );
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(&f.op, Op::Error { message, .. }
+            if message.contains("did not ask for fds"))),
+        "{frames:?}"
+    );
+    drop(raw);
+    assert_eq!(
+        settle_fds(pid, before),
+        before,
+        "fds left by a client that did not ask to pass them"
     );
 }

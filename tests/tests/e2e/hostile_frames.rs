@@ -21,6 +21,7 @@ async fn a_frame_larger_than_a_hello_needs_is_refused_before_the_handshake() {
             pfn: None,
             name: "x".repeat(5000),
             auth: AuthKind::None,
+            fds: false,
         }))
         .await;
         let frames = c.recv_until_closed().await;

@@ -19,6 +19,7 @@ fn welcome(client_id: u64, pfn: Option<Pfn>) -> Op {
         client_id,
         pfn,
         limits: LIMITS,
+        fds: false,
     })
 }
 

@@ -61,6 +61,7 @@ impl Peer {
             client_id,
             pfn: None,
             limits: LIMITS,
+            fds: false,
         }))
         .await;
         (conn, hello)

@@ -31,6 +31,7 @@ fn hello(pfn: Option<Pfn>, auth: AuthKind) -> Op {
         pfn,
         name: "test".into(),
         auth,
+        fds: false,
     })
 }
 
@@ -107,6 +108,7 @@ fn another_protocol_version_is_refused() {
             pfn: None,
             name: "future".into(),
             auth: AuthKind::None,
+            fds: false,
         }),
     );
     assert_eq!(

@@ -273,6 +273,7 @@ fn welcome(conn: u64, pfn: Option<busd_proto::Pfn>) -> Op {
             max_pending_msgs: 1024,
             max_pending_bytes: 1 << 20,
         },
+        fds: false,
     })
 }
 

@@ -44,24 +44,31 @@ fn bytes(max: usize) -> impl Strategy<Value = serde_bytes::ByteBuf> {
 /// Any operation; the two of every message (`Pub` and `Msg`, plain or
 /// with headers) more often than the rest.
 pub(crate) fn op() -> impl Strategy<Value = Op> {
-    let hello = (any::<u16>(), prop::option::of(pfn()), "\\PC{0,8}", 0..3_u8).prop_map(
-        |(version, pfn, name, auth)| {
+    let hello = (
+        any::<u16>(),
+        prop::option::of(pfn()),
+        "\\PC{0,8}",
+        0..3_u8,
+        any::<bool>(),
+    )
+        .prop_map(|(version, pfn, name, auth, fds)| {
             let auth = [AuthKind::None, AuthKind::Token, AuthKind::Peer][usize::from(auth)];
             Op::Hello(Hello {
                 version,
                 pfn,
                 name,
                 auth,
+                fds,
             })
-        },
-    );
+        });
     let welcome = (
         any::<u64>(),
         prop::option::of(pfn()),
         any::<(u32, u32, u64)>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(client_id, pfn, (max_frame, max_pending_msgs, max_pending_bytes))| {
+            |(client_id, pfn, (max_frame, max_pending_msgs, max_pending_bytes), fds)| {
                 Op::Welcome(Welcome {
                     client_id,
                     pfn,
@@ -70,6 +77,7 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
                         max_pending_msgs,
                         max_pending_bytes,
                     },
+                    fds,
                 })
             },
         );
