@@ -179,3 +179,36 @@ async fn wait_until(admin: &Client, name: &str, ready: impl Fn(&Value) -> bool) 
     let what = format!("the state wanted of svc.{name}");
     poll_until(&what, || service_state(admin, name), ready).await
 }
+
+#[tokio::test]
+async fn a_monitor_sees_a_request_held_for_activation_when_it_is_routed() {
+    let (d, caller) = daemon(&[("watched", service_exec())], "").await;
+    let admin = d.connect_unpackaged(Transport::Unix).await;
+    let mut monitor = within("monitor", admin.monitor("svc.>")).await.unwrap();
+    let client = d.connect_as(Transport::Unix, &caller).await;
+    within("the activated answer", client.request("svc.watched", "?"))
+        .await
+        .expect("answered by the started service");
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        match within("monitor events", futures::StreamExt::next(&mut monitor)).await {
+            Some(busd_client::Observed::Event(event, _)) => events.push(event),
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+    let (req, rep) = (&events[0], &events[1]);
+    assert_eq!(req.kind, busd_proto::EventKind::Request, "{events:?}");
+    assert_eq!(req.from.client_id, client.client_id());
+    assert_eq!(
+        req.from.pfn.as_ref().map(ToString::to_string).as_deref(),
+        Some(CALLER)
+    );
+    let started = req.to[0].pfn.as_ref().map(ToString::to_string);
+    assert_eq!(
+        started.as_deref(),
+        Some(OWNER),
+        "routed to the started service"
+    );
+    assert_eq!(rep.kind, busd_proto::EventKind::Reply, "{events:?}");
+    assert_eq!(rep.call, req.call, "paired by their call");
+}

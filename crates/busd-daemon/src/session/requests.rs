@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 use super::activate;
 use super::link::Link;
+use super::watched::{party_of, watch_request};
 use crate::activation::Held;
 use crate::audit;
 use crate::outbox::ConnHandle;
@@ -125,8 +126,30 @@ impl Link {
 /// Routes the requests that waited for `service` to start, now that it
 /// serves.
 pub(super) fn route_held(shared: &Shared, service: &Subject) {
-    for held in shared.activations.served(service) {
-        let routed = lock(&shared.router).request(held.from, held.rid, &held.service, held.times);
+    for mut held in shared.activations.served(service) {
+        let (routed, from) = {
+            let mut router = lock(&shared.router);
+            let routed = router.request(held.from, held.rid, &held.service, held.times);
+            (
+                routed,
+                shared
+                    .monitors
+                    .active()
+                    .then(|| party_of(&router, held.from)),
+            )
+        };
+        if let Some(from) = from {
+            let outcome = routed.as_ref().map_err(RequestError::status);
+            let headers = held.headers.as_ref();
+            watch_request(
+                shared,
+                from,
+                &held.service,
+                outcome,
+                headers,
+                &mut held.payload,
+            );
+        }
         let request = (held.rid, held.service);
         deliver(
             shared,

@@ -13,6 +13,7 @@ use super::link::Link;
 use crate::monitor;
 use crate::outbox::ConnHandle;
 use crate::payload::Payload;
+use crate::shared::Shared;
 use crate::sync::lock;
 
 impl Link {
@@ -60,28 +61,8 @@ impl Link {
         headers: Option<&Headers>,
         payload: &mut Payload,
     ) {
-        let watchers = self.shared.monitors.watching(service);
-        if watchers.is_empty() {
-            return;
-        }
-        let (to, call, status) = match routed {
-            Ok(r) => {
-                self.shared.monitors.call_asked(r.call_id, service);
-                let responder = party_of(&lock(&self.shared.router), r.responder.id);
-                (vec![responder], Some(r.call_id), None)
-            }
-            // Refused at a limit: an error to the caller, not a routing.
-            Err(None) => return,
-            Err(status) => (Vec::new(), None, status),
-        };
-        let event = MonitorEvent {
-            to,
-            call,
-            status,
-            headers: headers.cloned(),
-            ..self.event(EventKind::Request, service, payload.len())
-        };
-        monitor::emit(&watchers, event, || contents_of(payload));
+        let from = party(self.id, &self.identity);
+        watch_request(&self.shared, from, service, routed, headers, payload);
     }
 
     /// Tells the monitors that saw call `call_id` asked about its reply,
@@ -128,6 +109,47 @@ impl Link {
     }
 }
 
+/// Tells the monitors watching `service` how a request from `from` was
+/// routed: to which responder, or the daemon's answer at once. For a
+/// request as it is read, and for one held for its service to start,
+/// routed once it serves.
+pub(super) fn watch_request(
+    shared: &Shared,
+    from: Party,
+    service: &Subject,
+    routed: Result<&Routed<Arc<ConnHandle>>, Option<Status>>,
+    headers: Option<&Headers>,
+    payload: &mut Payload,
+) {
+    let watchers = shared.monitors.watching(service);
+    if watchers.is_empty() {
+        return;
+    }
+    let (to, call, status) = match routed {
+        Ok(r) => {
+            shared.monitors.call_asked(r.call_id, service);
+            let responder = party_of(&lock(&shared.router), r.responder.id);
+            (vec![responder], Some(r.call_id), None)
+        }
+        // Refused at a limit: an error to the caller, not a routing.
+        Err(None) => return,
+        Err(status) => (Vec::new(), None, status),
+    };
+    let event = MonitorEvent {
+        time_us: monitor::now_us(),
+        kind: EventKind::Request,
+        subject: service.clone(),
+        from,
+        to,
+        denied: Vec::new(),
+        size: payload.len() as u64,
+        status,
+        call,
+        headers: headers.cloned(),
+    };
+    monitor::emit(&watchers, event, || contents_of(payload));
+}
+
 /// The payload's bytes for a monitor, the payload itself kept for the
 /// receivers (a segment is mapped once for all that need its bytes;
 /// empty if it cannot be).
@@ -139,7 +161,7 @@ fn contents_of(payload: &mut Payload) -> Bytes {
 }
 
 /// Connection `conn` as the router knows it (a bare id if it is gone).
-fn party_of(router: &Router<Arc<ConnHandle>>, conn: u64) -> Party {
+pub(super) fn party_of(router: &Router<Arc<ConnHandle>>, conn: u64) -> Party {
     match router.connection(conn) {
         Some((identity, _)) => party(conn, identity),
         None => Party {
