@@ -85,4 +85,4 @@ pub use request::RequestOptions;
 pub use service::{Request, ServeOptions, Service};
 pub use subject::IntoSubject;
 pub use subscriber::{SubscribeOptions, Subscriber};
-pub use typed_service::{TYPED_CONCURRENCY, TypedHandler, TypedService};
+pub use typed_service::{TYPED_CONCURRENCY, TypedCallerHandler, TypedHandler, TypedService};

@@ -263,7 +263,8 @@ impl Request {
     /// - [`ErrorKind::Protocol`] for a status other than `Success` or
     ///   `Failure` (the others are the daemon's to give);
     /// - [`ErrorKind::FrameTooLarge`] if the answer is over the daemon's
-    ///   `max_frame` (nothing is sent; the requester times out);
+    ///   `max_frame`: it is not sent, and the requester gets `Failure` with
+    ///   a sentence saying so instead;
     /// - [`ErrorKind::Disconnected`] if the request came on a connection that
     ///   has since been lost (the requester got `ResponderGone`);
     /// - [`ErrorKind::Closed`] if the client is gone.
@@ -293,7 +294,9 @@ impl Request {
     ///
     /// # Errors
     /// As [`respond_with`](Request::respond_with);
-    /// [`ErrorKind::Unsupported`] on a tcp connection (nothing is sent).
+    /// [`ErrorKind::Unsupported`] on a client that did not ask for fds
+    /// ([`ClientBuilder::pass_fds`](crate::ClientBuilder::pass_fds)), or
+    /// over tcp (nothing is sent).
     /// Past the daemon's fd limits the requester gets `LimitExceeded`.
     ///
     /// ```no_run
@@ -329,7 +332,8 @@ impl Request {
         let max = self.shared.max_frame();
         let segment = self.shared.seal(payload);
         let (epoch, service) = (self.epoch, &self.service);
-        self.shared
+        let sent = self
+            .shared
             .submit(|state| {
                 if state.epoch != epoch {
                     return Err(Error::disconnected(&format!(
@@ -338,6 +342,31 @@ impl Request {
                 }
                 state.write_frame_with_fds(&op, payload, segment, max, fds)
             })
-            .await
+            .await;
+        match sent {
+            Err(e) if e.kind() == ErrorKind::FrameTooLarge => {
+                // The requester hears why instead of waiting for its timeout.
+                let why = format!(
+                    "service {service} could not answer: its answer ({} bytes) is over the daemon's max_frame ({max})",
+                    payload.len()
+                );
+                let failure = Op::Resp {
+                    rid: self.rid,
+                    status: Status::Failure,
+                    headers: None,
+                };
+                let told = self.shared.submit(|state| {
+                    if state.epoch != epoch {
+                        return Ok(());
+                    }
+                    state.write_frame(&failure, why.as_bytes(), None, max)
+                });
+                if let Err(e) = told.await {
+                    tracing::debug!(cause = %e, "cannot tell the requester its answer was too large");
+                }
+                Err(e)
+            }
+            sent => sent,
+        }
     }
 }

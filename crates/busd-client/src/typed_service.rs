@@ -13,7 +13,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
-use busd_proto::Subject;
+use busd_proto::{Sender, Subject};
 use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -106,6 +106,59 @@ impl Client {
         Req: DeserializeOwned + Send + 'static,
         H: TypedHandler<Req>,
     {
+        self.serve_typed_from_with(service, options, AnyCaller(handler))
+            .await
+    }
+
+    /// As [`serve_typed`](Client::serve_typed), for a handler that also
+    /// takes who called, as the daemon proved it (the caller's connection
+    /// and package: what Windows app services learn from
+    /// `CallerPackageFamilyName`), to answer each caller its own way.
+    ///
+    /// # Errors
+    /// As [`serve_with`](Client::serve_with).
+    ///
+    /// ```no_run
+    /// use busd_client::Sender;
+    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+    /// let greeter = client
+    ///     .serve_typed_from("contoso.greeter", |name: String, from: Sender| async move {
+    ///         let who = from.pfn.map_or("an unpackaged app".to_owned(), |p| p.to_string());
+    ///         Ok::<_, String>(format!("hello {name}, from {who}"))
+    ///     })
+    ///     .await?;
+    /// # drop(greeter);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn serve_typed_from<Req, H>(
+        &self,
+        service: impl IntoSubject,
+        handler: H,
+    ) -> Result<TypedService, Error>
+    where
+        Req: DeserializeOwned + Send + 'static,
+        H: TypedCallerHandler<Req>,
+    {
+        self.serve_typed_from_with(service, ServeOptions::default(), handler)
+            .await
+    }
+
+    /// [`serve_typed_from`](Client::serve_typed_from) with registration
+    /// options.
+    ///
+    /// # Errors
+    /// As [`serve_with`](Client::serve_with).
+    pub async fn serve_typed_from_with<Req, H>(
+        &self,
+        service: impl IntoSubject,
+        options: ServeOptions,
+        handler: H,
+    ) -> Result<TypedService, Error>
+    where
+        Req: DeserializeOwned + Send + 'static,
+        H: TypedCallerHandler<Req>,
+    {
         let service = self.serve_with(service, options).await?;
         let name = service.name().clone();
         let task = tokio::spawn(serve_all(service, handler));
@@ -145,6 +198,51 @@ where
 
     fn handle(&self, request: Req) -> Fut {
         self(request)
+    }
+}
+
+/// A handler for [`Client::serve_typed_from`]: any
+/// `Fn(Req, Sender) -> impl Future<Output = Result<Resp, E>>`, as
+/// [`TypedHandler`] with the caller beside the request.
+pub trait TypedCallerHandler<Req>: Send + Sync + 'static {
+    /// What a request is answered with on `Success`.
+    type Answer: Serialize + Send + 'static;
+    /// Why a request failed; its text is the `Failure` answer.
+    type Error: Display + Send + 'static;
+    /// The handler's future for one request.
+    type Future: Future<Output = Result<Self::Answer, Self::Error>> + Send + 'static;
+
+    /// Handles one request from `from`.
+    fn handle(&self, request: Req, from: Sender) -> Self::Future;
+}
+
+impl<Req, Resp, E, F, Fut> TypedCallerHandler<Req> for F
+where
+    Resp: Serialize + Send + 'static,
+    E: Display + Send + 'static,
+    F: Fn(Req, Sender) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp, E>> + Send + 'static,
+{
+    type Answer = Resp;
+    type Error = E;
+    type Future = Fut;
+
+    fn handle(&self, request: Req, from: Sender) -> Fut {
+        self(request, from)
+    }
+}
+
+/// A [`TypedHandler`] served as a [`TypedCallerHandler`] that does not
+/// look at the caller.
+struct AnyCaller<H>(H);
+
+impl<Req, H: TypedHandler<Req>> TypedCallerHandler<Req> for AnyCaller<H> {
+    type Answer = H::Answer;
+    type Error = H::Error;
+    type Future = H::Future;
+
+    fn handle(&self, request: Req, _from: Sender) -> H::Future {
+        self.0.handle(request)
     }
 }
 
@@ -192,7 +290,10 @@ impl Drop for TypedService {
 
 /// Answers every request of `service` with `handler`, up to
 /// [`TYPED_CONCURRENCY`] at once, until the registration ends.
-async fn serve_all<Req: DeserializeOwned, H: TypedHandler<Req>>(service: Service, handler: H) {
+async fn serve_all<Req: DeserializeOwned, H: TypedCallerHandler<Req>>(
+    service: Service,
+    handler: H,
+) {
     let handler = &handler;
     service
         .for_each_concurrent(TYPED_CONCURRENCY, |request| answer(request, handler))
@@ -201,7 +302,7 @@ async fn serve_all<Req: DeserializeOwned, H: TypedHandler<Req>>(service: Service
 
 /// Decodes `request`, runs `handler` on it and answers: `Success` with the
 /// encoded result, or `Failure` with a sentence saying what went wrong.
-async fn answer<Req: DeserializeOwned, H: TypedHandler<Req>>(request: Request, handler: &H) {
+async fn answer<Req: DeserializeOwned, H: TypedCallerHandler<Req>>(request: Request, handler: &H) {
     let outcome = match decode::<Req>(&request.payload) {
         Err(e) => Err(format!(
             "service {} expects a request of type {}: {e}",
@@ -210,23 +311,25 @@ async fn answer<Req: DeserializeOwned, H: TypedHandler<Req>>(request: Request, h
         )),
         // Inside the async block, a panic while making the future is caught
         // as well as one while polling it.
-        Ok(req) => match AssertUnwindSafe(async { handler.handle(req).await })
-            .catch_unwind()
-            .await
-        {
-            Ok(Ok(resp)) => encode(&resp).map_err(|e| {
-                format!(
-                    "service {} cannot encode its answer ({}) as MessagePack: {e}",
-                    request.service,
-                    type_name::<H::Answer>()
-                )
-            }),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!(
-                "the handler of service {} panicked",
-                request.service
-            )),
-        },
+        Ok(req) => {
+            match AssertUnwindSafe(async { handler.handle(req, request.from.clone()).await })
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(resp)) => encode(&resp).map_err(|e| {
+                    format!(
+                        "service {} cannot encode its answer ({}) as MessagePack: {e}",
+                        request.service,
+                        type_name::<H::Answer>()
+                    )
+                }),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!(
+                    "the handler of service {} panicked",
+                    request.service
+                )),
+            }
+        }
     };
     let service = request.service.clone();
     let answered = match outcome {

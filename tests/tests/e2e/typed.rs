@@ -213,3 +213,47 @@ async fn a_typed_service_answers_busd_req_json() {
     };
     assert_eq!(printed, forecast(expected).unwrap());
 }
+
+#[tokio::test]
+async fn a_caller_aware_handler_learns_who_called() {
+    let d = TestDaemon::start().await;
+    let server = connect(&d, Transport::Unix).await;
+    let _serving = server
+        .serve_typed_from(
+            "contoso.greeter",
+            |name: String, from: busd_client::Sender| async move {
+                Ok::<_, String>(format!("hello {name}, client {}", from.client_id))
+            },
+        )
+        .await
+        .unwrap();
+    let caller = connect(&d, Transport::Tcp).await;
+    let answer: String = caller.call("contoso.greeter", "Ada").await.unwrap();
+    assert_eq!(answer, format!("hello Ada, client {}", caller.client_id()));
+}
+
+#[tokio::test]
+async fn an_answer_over_max_frame_fails_at_once_instead_of_timing_out() {
+    let d = TestDaemon::start_with(|c| c.limits.max_frame = 64 * 1024).await;
+    let server = connect(&d, Transport::Unix).await;
+    let _serving = server
+        .serve_typed("contoso.weather.huge", |n: usize| async move {
+            Ok::<_, String>(vec![7u8; n])
+        })
+        .await
+        .unwrap();
+    let caller = Client::builder(d.url(Transport::Unix))
+        .request_timeout(std::time::Duration::from_secs(60))
+        .connect()
+        .await
+        .unwrap();
+    let small: Vec<u8> = caller.call("contoso.weather.huge", &10usize).await.unwrap();
+    assert_eq!(small.len(), 10);
+    let err = caller
+        .call::<_, Vec<u8>>("contoso.weather.huge", &(1usize << 20))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ServiceFailure, "{err}");
+    // Not `Timeout`: the service said why at once.
+    assert!(err.to_string().contains("max_frame"), "{err}");
+}
