@@ -73,7 +73,10 @@ impl Exec {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            // A run past its timeout is dropped, and with it the child.
+            // Its own process group, so that a run past its timeout is
+            // killed whole: a shell script's children too, not only the
+            // shell (which `kill_on_drop` alone would kill).
+            .process_group(0)
             .kill_on_drop(true);
         match &request.from.pfn {
             Some(pfn) => command.env("BUSD_CALLER_PFN", pfn.as_str()),
@@ -83,6 +86,7 @@ impl Exec {
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot run {program}: {e}"))?;
+        let group = child.id();
         let mut stdin = child.stdin.take().expect("stdin is piped");
         // Written while the output is read, so neither pipe fills up and
         // stalls the other; a command that does not read its stdin is fine.
@@ -92,6 +96,7 @@ impl Exec {
         let run = async { tokio::join!(feed, child.wait_with_output()).1 };
         let output = match tokio::time::timeout(self.timeout, run).await {
             Err(_) => {
+                kill_group(group);
                 let limit = humantime_serde::re::humantime::format_duration(self.timeout);
                 return Err(format!(
                     "{program} did not finish within {limit} (--exec-timeout) and was killed"
@@ -128,6 +133,18 @@ impl Exec {
             ));
         }
         Ok(answer)
+    }
+}
+
+/// Kills the process group `group` led by a command that ran too long (its
+/// leader is killed again when dropped, which is harmless).
+fn kill_group(group: Option<u32>) {
+    let leader = group
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(rustix::process::Pid::from_raw);
+    if let Some(leader) = leader {
+        // Gone already (ESRCH) is what a kill after exiting meets.
+        let _ = rustix::process::kill_process_group(leader, rustix::process::Signal::KILL);
     }
 }
 

@@ -112,6 +112,59 @@ fn a_command_past_its_timeout_is_killed_and_answers_failure() {
     assert!(slow.wait().unwrap().success());
 }
 
+/// Whether process `pid` is gone (or dead, waiting to be reaped by
+/// whoever adopted it), waiting up to 10 s for it to go.
+fn gone(pid: &str) -> bool {
+    // Bounded polling of another process's state, not a timing assertion.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let dead = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        };
+        if dead || std::time::Instant::now() > deadline {
+            return dead;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_command_past_its_timeout_is_killed_with_its_children() {
+    let d = DaemonProcess::spawn(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    // A shell whose own child would outlive it if only the shell were killed.
+    let script = r#"sleep 600 & echo $! > "$0"; wait"#;
+    let mut slow = serve(
+        &d,
+        "contoso.tree",
+        &[
+            "--count",
+            "1",
+            "--exec-timeout",
+            "500ms",
+            "--exec",
+            "sh",
+            "-c",
+            script,
+            pid_file.to_str().unwrap(),
+        ],
+    );
+    let out = run(&d, &["req", "--timeout", "60s", "contoso.tree", "x"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did not finish within 500ms"),
+        "{}",
+        stderr(&out)
+    );
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert!(gone(pid.trim()), "the command's child {pid} outlived it");
+    assert!(slow.wait().unwrap().success());
+}
+
 #[test]
 fn commands_run_at_once_up_to_jobs() {
     let d = DaemonProcess::spawn(&[]);
