@@ -69,6 +69,7 @@
 // unused.
 #![cfg_attr(all(loom, test), allow(dead_code, unused_imports))]
 
+mod buddy;
 mod error;
 mod header;
 mod inherited;
@@ -81,6 +82,8 @@ mod wake;
 
 #[cfg(not(all(loom, test)))]
 mod handles;
+#[cfg(not(all(loom, test)))]
+mod pool;
 #[cfg(not(all(loom, test)))]
 mod shm;
 
@@ -100,5 +103,10 @@ pub use wake::{DEFAULT_SPIN, EventFd, Events, Readiness};
 
 #[cfg(not(all(loom, test)))]
 pub use handles::{Consumer, Producer};
+#[cfg(not(all(loom, test)))]
+pub use pool::{
+    MAX_POOL, MIN_POOL, MIN_POOL_BLOCK, POOL_SEALS, PoolError, PoolReader, PoolSlot, PoolView,
+    PoolWriter,
+};
 #[cfg(not(all(loom, test)))]
 pub use shm::{Options, Ring};
