@@ -5,7 +5,9 @@
 //! needs their bytes; mapping each one anyway (and unmapping it, with the
 //! TLB flush that costs) was a tenth of its time under large fan-outs.
 
-use busd_proto::SegmentFd;
+use std::sync::Arc;
+
+use busd_proto::{Lease, SegmentFd};
 use bytes::Bytes;
 
 /// One frame's payload, for every receiver of that frame.
@@ -23,11 +25,14 @@ pub(crate) enum Payload {
 impl Payload {
     /// The payload of a decoded frame: `bytes`, or when the frame came with
     /// a `segment`, that (the decoder left `bytes` empty: see
-    /// [`busd_transport::Mapping::Unmapped`]).
-    pub(crate) fn new(bytes: Bytes, segment: Option<SegmentFd>) -> Self {
-        match segment {
-            Some(fd) => Self::Segment { fd, mapped: None },
-            None => Self::Inline(bytes),
+    /// [`busd_transport::Mapping::Unmapped`]); a payload lent from the
+    /// sender's pool is copied out, and the block handed back with the
+    /// `lease` (as the last holder of it).
+    pub(crate) fn new(bytes: Bytes, segment: Option<SegmentFd>, lease: Option<Arc<Lease>>) -> Self {
+        match (segment, lease) {
+            (Some(fd), _) => Self::Segment { fd, mapped: None },
+            (None, Some(lease)) => Self::Inline(Bytes::from(lease.to_vec())),
+            (None, None) => Self::Inline(bytes),
         }
     }
 

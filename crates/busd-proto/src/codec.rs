@@ -12,7 +12,11 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::codec_error::CodecError;
 use crate::fds::{Fds, MAX_FDS_PER_FRAME};
 use crate::frame::{Frame, SegmentFd};
-use crate::layout::{FD_COUNT_FIELD, FDS_FLAG, LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
+use crate::layout::{
+    FD_COUNT_FIELD, FDS_FLAG, HEADER_FLAGS, LENGTH_PREFIX, POOL_FLAG, POOL_REF_FIELD, SEGMENT_FLAG,
+    SEGMENT_LEN_FIELD,
+};
+use crate::lease::Lease;
 use crate::message_header::{NameCache, decode_with_serde};
 use crate::op::Op;
 
@@ -94,6 +98,23 @@ pub trait SegmentSource: Send {
         }
         Err(CodecError::Malformed(
             "fds travel only over unix and shm connections".into(),
+        ))
+    }
+
+    /// The payload of a pooled frame: `len` bytes at `offset` of the
+    /// peer's pool, either as bytes to read in place (which hand the block
+    /// back when the last copy is dropped) or as a [`Lease`] to copy from
+    /// (the daemon's way: it copies into each receiver's pool).
+    ///
+    /// The default, for a source without a pool, refuses it.
+    ///
+    /// # Errors
+    /// [`CodecError::Malformed`] when the range is not inside the pool, or
+    /// the connection has none.
+    fn take_pooled(&mut self, offset: u64, len: u64) -> Result<(Bytes, Option<Lease>), CodecError> {
+        let _ = (offset, len);
+        Err(CodecError::Malformed(
+            "a pooled frame on a connection without a payload pool".into(),
         ))
     }
 
@@ -179,7 +200,7 @@ impl Decoder for FrameCodec {
         let frame = at..self.position;
         let mut body = src.split_to(len).freeze();
         let header_word = body.get_u32();
-        let header_len = (header_word & !(SEGMENT_FLAG | FDS_FLAG)) as usize;
+        let header_len = (header_word & !HEADER_FLAGS) as usize;
         if header_len > body.len() {
             return Err(CodecError::Malformed(format!(
                 "header length {header_len} exceeds the frame's {} remaining bytes",
@@ -199,6 +220,11 @@ impl Decoder for FrameCodec {
         } else {
             fd_count(&op, &mut body)?
         };
+        if header_word & POOL_FLAG != 0 {
+            return self
+                .pooled(op, body, header_word, (frame, fd_count))
+                .map(Some);
+        }
         if header_word & SEGMENT_FLAG == 0 {
             let fds = self.take_fds(frame, fd_count)?;
             let mut frame = Frame::with_payload(op, body);
@@ -234,7 +260,53 @@ impl Decoder for FrameCodec {
             payload,
             segment: Some(segment),
             fds,
+            lease: None,
         }))
+    }
+}
+
+impl FrameCodec {
+    /// The rest of a pooled frame (`POOL_FLAG`): its payload's place in the
+    /// peer's pool, which the source checks and lends.
+    fn pooled(
+        &mut self,
+        op: Op,
+        mut body: Bytes,
+        header_word: u32,
+        (frame, fd_count): (Range<u64>, usize),
+    ) -> Result<Frame, CodecError> {
+        if header_word & SEGMENT_FLAG != 0 {
+            return Err(CodecError::Malformed(
+                "a frame both pooled and a segment".into(),
+            ));
+        }
+        if body.len() != POOL_REF_FIELD {
+            return Err(CodecError::Malformed(format!(
+                "a pooled frame carries {POOL_REF_FIELD} bytes after its header, not {}",
+                body.len()
+            )));
+        }
+        let (offset, len) = (body.get_u64(), body.get_u64());
+        if len > u64::from(self.max_frame) {
+            return Err(CodecError::FrameTooLarge {
+                len,
+                max: self.max_frame,
+            });
+        }
+        let Some(source) = self.segments.as_mut() else {
+            return Err(CodecError::Malformed(
+                "pooled frames travel only over shm connections".into(),
+            ));
+        };
+        let (payload, lease) = source.take_pooled(offset, len)?;
+        let fds = self.take_fds(frame, fd_count)?;
+        Ok(Frame {
+            op,
+            payload,
+            segment: None,
+            fds,
+            lease: lease.map(Arc::new),
+        })
     }
 }
 

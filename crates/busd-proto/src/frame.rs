@@ -11,7 +11,11 @@ use serde::{Serialize, Serializer};
 
 use crate::codec_error::CodecError;
 use crate::fds::{Fds, MAX_FDS_PER_FRAME};
-use crate::layout::{FD_COUNT_FIELD, FDS_FLAG, LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
+use crate::layout::{
+    FD_COUNT_FIELD, FDS_FLAG, HEADER_FLAGS, LENGTH_PREFIX, POOL_FLAG, POOL_REF_FIELD, SEGMENT_FLAG,
+    SEGMENT_LEN_FIELD,
+};
+use crate::lease::Lease;
 use crate::message_header;
 use crate::op::{Headers, Op, Sender};
 use crate::subject::Subject;
@@ -34,6 +38,10 @@ pub struct Frame {
     /// connections only), passed beside the stream; the frame announces
     /// how many.
     pub fds: Fds,
+    /// Where the payload lies in the peer's payload pool, for a receiver
+    /// that copies it from there (the daemon) rather than reading it in
+    /// place from `payload`; the block goes back when this is dropped.
+    pub lease: Option<Arc<Lease>>,
 }
 
 impl Frame {
@@ -49,6 +57,7 @@ impl Frame {
             payload,
             segment: None,
             fds: Fds::default(),
+            lease: None,
         }
     }
 
@@ -108,7 +117,7 @@ pub fn announce_fds(dst: &mut BytesMut, start: usize, count: usize) -> Result<()
             max: u32::MAX,
         });
     };
-    let header_len = (header_word & !(SEGMENT_FLAG | FDS_FLAG)) as usize;
+    let header_len = (header_word & !HEADER_FLAGS) as usize;
     let at = start + 2 * LENGTH_PREFIX + header_len;
     let tail = dst[at..].to_vec();
     dst.truncate(at);
@@ -173,6 +182,15 @@ pub enum Body {
     /// carries only the length (8 bytes, big-endian) and sets
     /// [`SEGMENT_FLAG`] in its header-length field.
     Segment(u64),
+    /// A payload of `len` bytes at `offset` in the sender's payload pool:
+    /// the frame carries both (8 bytes each, big-endian) and sets
+    /// [`POOL_FLAG`] in its header-length field.
+    Pooled {
+        /// Where the payload's block starts in the pool.
+        offset: u64,
+        /// The payload's length.
+        len: u64,
+    },
 }
 
 impl Body {
@@ -251,6 +269,7 @@ fn encode_header(
     let (in_stream, flag) = match body {
         Body::Inline(len) => (len, 0),
         Body::Segment(_) => (SEGMENT_LEN_FIELD, SEGMENT_FLAG),
+        Body::Pooled { .. } => (POOL_REF_FIELD, POOL_FLAG),
     };
     let total = LENGTH_PREFIX + header_len + in_stream;
     let (Ok(total), Ok(header_word)) = (u32::try_from(total), u32::try_from(header_len)) else {
@@ -260,14 +279,19 @@ fn encode_header(
             max: u32::MAX,
         });
     };
-    if header_word & (SEGMENT_FLAG | FDS_FLAG) != 0 {
+    if header_word & HEADER_FLAGS != 0 {
         dst.truncate(start);
-        return Err(CodecError::Malformed("header over 1 GiB".into()));
+        return Err(CodecError::Malformed("header over 512 MiB".into()));
     }
     dst[start..start + 4].copy_from_slice(&total.to_be_bytes());
     dst[start + 4..start + 8].copy_from_slice(&(header_word | flag).to_be_bytes());
-    if let Body::Segment(len) = body {
-        dst.put_u64(len);
+    match body {
+        Body::Inline(_) => {}
+        Body::Segment(len) => dst.put_u64(len),
+        Body::Pooled { offset, len } => {
+            dst.put_u64(offset);
+            dst.put_u64(len);
+        }
     }
     Ok(())
 }

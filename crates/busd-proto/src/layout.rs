@@ -5,10 +5,13 @@
 //! ```text
 //! u32 length          big endian, counting everything after itself
 //! u32 header length   big endian; SEGMENT_FLAG set for a segment frame,
-//!                     FDS_FLAG for a frame with fds attached
+//!                     POOL_FLAG for a pooled one, FDS_FLAG for a frame
+//!                     with fds attached
 //! header              MessagePack (an Op)
 //! u16 fd count        big endian, 1..=253; only with FDS_FLAG
-//! payload             inline, or for a segment frame its u64 length
+//! payload             inline; for a segment frame its u64 length; for a
+//!                     pooled frame the u64 offset and u64 length of its
+//!                     block in the sender's payload pool
 //! ```
 //!
 //! A frame without `FDS_FLAG` carries no fds, so frames written before fds
@@ -22,6 +25,17 @@ pub const SEGMENT_FLAG: u32 = 1 << 31;
 
 /// Bytes a segment frame carries after its header: the segment's length.
 pub const SEGMENT_LEN_FIELD: usize = 8;
+
+/// Set in a frame's header-length field when its payload lies in the
+/// sender's payload pool (shm only): [`POOL_REF_FIELD`] bytes say where.
+pub const POOL_FLAG: u32 = 1 << 29;
+
+/// Bytes a pooled frame carries after its header: the payload's offset in
+/// the pool and its length.
+pub const POOL_REF_FIELD: usize = 16;
+
+/// All the flags of the header-length field; the rest is the length.
+pub const HEADER_FLAGS: u32 = SEGMENT_FLAG | FDS_FLAG | POOL_FLAG;
 
 /// Set in a frame's header-length field when fds are attached to it: a
 /// `u16` count follows the header.

@@ -17,6 +17,7 @@ mod error;
 mod fds;
 mod frame;
 mod layout;
+mod lease;
 mod message_header;
 mod monitor;
 mod op;
@@ -33,7 +34,11 @@ pub use frame::{
     Body, Frame, SegmentFd, announce_fds, encode_head, encode_head_with, encode_msg_head,
     encode_pub_head,
 };
-pub use layout::{FD_COUNT_FIELD, FDS_FLAG, LENGTH_PREFIX, SEGMENT_FLAG, SEGMENT_LEN_FIELD};
+pub use layout::{
+    FD_COUNT_FIELD, FDS_FLAG, HEADER_FLAGS, LENGTH_PREFIX, POOL_FLAG, POOL_REF_FIELD, SEGMENT_FLAG,
+    SEGMENT_LEN_FIELD,
+};
+pub use lease::{Lease, LeaseSource};
 pub use monitor::{EventKind, MonitorEvent, Party};
 pub use op::{AuthKind, CtlCommand, Headers, Hello, Limits, Op, Overflow, Ref, Sender, Welcome};
 pub use pfn::{Pfn, PfnError, publisher_id};

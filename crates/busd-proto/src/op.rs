@@ -160,6 +160,14 @@ pub enum Op {
         /// What happened.
         event: MonitorEvent,
     },
+    /// Either way, over shm: hands back blocks of the peer's payload pool
+    /// whose payloads this side is done with, by offset (see
+    /// `busd_shm::PoolWriter`). A block handed back that was not lent is a
+    /// protocol violation.
+    Release {
+        /// The blocks' offsets in the peer's pool.
+        blocks: Vec<u64>,
+    },
 }
 
 impl Op {
@@ -185,6 +193,7 @@ impl Op {
             Op::Dropped { .. } => "Dropped",
             Op::Monitor { .. } => "Monitor",
             Op::Event { .. } => "Event",
+            Op::Release { .. } => "Release",
         }
     }
 }

@@ -22,6 +22,7 @@ impl Link {
             payload,
             segment,
             fds,
+            lease,
         } = frame;
         if let Some(hook) = &self.shared.hooks.on_op {
             hook(self.id, &op);
@@ -73,7 +74,7 @@ impl Link {
                 deadline,
                 headers,
             } => {
-                let payload = (Payload::new(payload, segment), fds);
+                let payload = (Payload::new(payload, segment, lease), fds);
                 self.request(rid, service, (received, deadline), headers, payload);
             }
             Step::Respond {
@@ -81,7 +82,7 @@ impl Link {
                 status,
                 headers,
             } => {
-                let payload = (Payload::new(payload, segment), fds);
+                let payload = (Payload::new(payload, segment, lease), fds);
                 self.respond(call_id, status, headers, payload);
             }
             Step::Ctl { rid, command } => {

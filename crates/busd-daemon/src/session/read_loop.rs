@@ -174,11 +174,12 @@ impl Link {
                     payload,
                     segment,
                     fds,
+                    lease,
                 }) => match self.protocol.on_publish(&subject) {
                     Ok(()) => {
                         match self.admit_fds(fds) {
                             Ok(fds) => {
-                                let payload = Payload::new(payload, segment);
+                                let payload = Payload::new(payload, segment, lease);
                                 self.publish(subject, headers, payload, fds).await;
                             }
                             Err(why) => {

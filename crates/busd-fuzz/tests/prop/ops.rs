@@ -135,6 +135,7 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(code, message, refers)| Op::Error { code, message, refers }),
         1 => (any::<u64>(), command).prop_map(|(rid, command)| Op::Ctl { rid, command }),
         1 => any::<(u64, u64)>().prop_map(|(sid, count)| Op::Dropped { sid, count }),
+        1 => prop::collection::vec(any::<u64>(), 0..4).prop_map(|blocks| Op::Release { blocks }),
     ]
 }
 
