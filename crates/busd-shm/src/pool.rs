@@ -26,7 +26,7 @@
 //!   ([`PoolError::NotLent`]). A reader checks every offset and length
 //!   against the pool's size before reading.
 //! - A peer may still write its own pool while the daemon reads a payload
-//!   from it: the daemon copies such bytes out with [`PoolReader::copy_out`]
+//!   from it: the daemon copies such bytes out with [`PoolReader::copy_to`]
 //!   (raw copies, as the ring does), never holding a reference to memory a
 //!   hostile process can change.
 
@@ -274,17 +274,15 @@ impl PoolReader {
         })
     }
 
-    /// Appends the `len` bytes at `offset` to `dst`, copied out at once:
-    /// for a pool whose writer may change them meanwhile (a client's pool,
-    /// read by the daemon), which then gets whatever bytes were there.
+    /// Copies the `dst.len()` bytes at `offset` into `dst`, at once: for a
+    /// pool whose writer may change them meanwhile (a client's pool, read
+    /// by the daemon), which then gets whatever bytes were there.
     ///
     /// # Errors
-    /// [`PoolError::OutOfBounds`] when `offset..offset + len` is not inside
-    /// the pool.
-    pub fn copy_out(&self, offset: u64, len: u64, dst: &mut Vec<u8>) -> Result<(), PoolError> {
-        let (offset, len) = self.range(offset, len)?;
-        dst.reserve(len);
-        let spare = &mut dst.spare_capacity_mut()[..len];
+    /// [`PoolError::OutOfBounds`] when `offset..offset + dst.len()` is not
+    /// inside the pool.
+    pub fn copy_to(&self, offset: u64, dst: &mut [u8]) -> Result<(), PoolError> {
+        let (offset, len) = self.range(offset, dst.len() as u64)?;
         // SAFETY:
         // 1. `offset..offset + len` lies inside the mapping (`range`), which
         //    lives as long as `self.map` and cannot shrink (sealed).
@@ -292,18 +290,15 @@ impl PoolReader {
         //    goes through raw pointers into memory this process owns,
         //    creating no reference to the shared bytes (as the ring's reads
         //    do); torn bytes are possible and harmless (they are only data).
-        // 3. `spare` holds at least `len` bytes (reserved above) and does
-        //    not overlap the mapping.
+        // 3. `dst` is `len` bytes of our own memory, never part of the
+        //    mapping: no overlap.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 self.map.as_ptr().wrapping_add(offset),
-                spare.as_mut_ptr().cast::<u8>(),
+                dst.as_mut_ptr(),
                 len,
             );
         }
-        // SAFETY: `len` bytes past the old length are initialised (copied
-        // just above) and within the capacity reserved.
-        unsafe { dst.set_len(dst.len() + len) };
         Ok(())
     }
 

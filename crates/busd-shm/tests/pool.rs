@@ -23,9 +23,9 @@ fn a_payload_written_in_a_block_is_read_in_place_and_the_block_comes_back() {
     let view = reader.view(offset, len).unwrap();
     assert_eq!(&view.as_slice()[..5], b"hello");
     assert!(view.as_slice()[5..].iter().all(|&b| b == 0xab));
-    let mut copied = Vec::new();
-    reader.copy_out(offset, 5, &mut copied).unwrap();
-    assert_eq!(copied, b"hello");
+    let mut copied = [0; 5];
+    reader.copy_to(offset, &mut copied).unwrap();
+    assert_eq!(&copied, b"hello");
     assert_eq!(writer.in_use(), MIB as u64);
     drop(view);
     writer.release(offset).unwrap();
@@ -58,7 +58,7 @@ fn what_a_peer_says_about_blocks_is_checked() {
         }
     );
     assert!(reader.view(u64::MAX, 2).is_err(), "no overflow");
-    assert!(reader.copy_out(1, MIN_POOL, &mut Vec::new()).is_err());
+    assert!(reader.copy_to(1, &mut vec![0; MIN_POOL as usize]).is_err());
     assert_eq!(
         writer.release(offset + 8),
         Err(PoolError::NotLent(offset + 8))

@@ -35,12 +35,17 @@ pub struct ConnectOptions {
     /// The size of each shm ring, in bytes (`shm://` only): a power of two
     /// the daemon accepts (its `limits.shm_ring_bytes`).
     pub shm_ring_bytes: u64,
+    /// The size of the payload pool offered to the daemon (`shm://` only):
+    /// 0, or a power of two from 64 KiB up to the daemon's
+    /// `limits.shm_pool_bytes`.
+    pub shm_pool_bytes: u64,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
         Self {
             shm_ring_bytes: shm::DEFAULT_SHM_RING,
+            shm_pool_bytes: shm::DEFAULT_SHM_POOL,
         }
     }
 }
@@ -49,6 +54,12 @@ impl ConnectOptions {
     /// Options with rings of `bytes` each way.
     pub fn shm_ring_bytes(mut self, bytes: u64) -> Self {
         self.shm_ring_bytes = bytes;
+        self
+    }
+
+    /// Options offering a payload pool of `bytes` (0: none).
+    pub fn shm_pool_bytes(mut self, bytes: u64) -> Self {
+        self.shm_pool_bytes = bytes;
         self
     }
 }
@@ -62,7 +73,9 @@ pub async fn connect_with(endpoint: &Endpoint, options: &ConnectOptions) -> io::
     let result = match endpoint {
         Endpoint::Tcp(addr) => tcp::connect(*addr).await,
         Endpoint::Unix(path) => unix::connect(path).await,
-        Endpoint::Shm(path) => shm::connect_shm(path, options.shm_ring_bytes).await,
+        Endpoint::Shm(path) => {
+            shm::connect_shm_with(path, options.shm_ring_bytes, options.shm_pool_bytes).await
+        }
         Endpoint::Inherited(fd) => unix::inherited(*fd),
     };
     result.map_err(|err| io::Error::new(err.kind(), format!("cannot connect to {endpoint}: {err}")))

@@ -27,7 +27,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use busd_proto::{CodecError, FrameCodec, MAX_FDS_PER_FRAME, SegmentFd, SegmentSource};
+use busd_proto::{CodecError, FrameCodec, Lease, MAX_FDS_PER_FRAME, SegmentFd, SegmentSource};
 use busd_shm::{Segment, SegmentMut};
 use bytes::Bytes;
 use rustix::io::Errno;
@@ -39,7 +39,17 @@ use tokio::io::unix::AsyncFd;
 use tokio::net::UnixStream;
 
 use crate::error::shm_error;
+use crate::pools::{PoolIn, PoolOut, Releases};
 use crate::unix_fds::{self, SharedInbox, UnixFdSource};
+
+/// The payload pools an shm connection was set up with (none, one way or
+/// both), and where the peer's blocks wait to be handed back.
+#[derive(Debug, Default)]
+pub(crate) struct Pools {
+    pub(crate) outbound: Option<Arc<PoolOut>>,
+    pub(crate) inbound: Option<Arc<PoolIn>>,
+    pub(crate) releases: Arc<Releases>,
+}
 
 /// One registration of the unix socket an shm connection's rings were set
 /// up over. Each half of a connection has its own (a dup of the socket, so
@@ -127,17 +137,22 @@ impl FdPassing {
     /// Fd passing over the registrations of an shm connection's read half
     /// (`read`) and write half (`write`, which must include writability):
     /// no more fds per connection than the halves hold anyway.
-    pub(crate) fn shm(read: &SharedSocket, write: &SharedSocket) -> Self {
+    /// The connection's payload pools (`pools`), if it has them, serve
+    /// pooled frames.
+    pub(crate) fn shm(read: &SharedSocket, write: &SharedSocket, pools: Pools) -> Self {
         let accepting = Arc::new(AtomicBool::new(false));
         Self {
             receiver: FdReceiver(Receiving::Shm(ShmFdReceiver {
                 socket: Arc::clone(read),
                 mapping: Mapping::Mapped,
                 accepting: Arc::clone(&accepting),
+                pool: pools.inbound,
             })),
             sender: FdSender {
                 sending: Sending::Shm {
                     socket: Arc::clone(write),
+                    pool: pools.outbound,
+                    releases: pools.releases,
                 },
                 accepting,
             },
@@ -198,6 +213,8 @@ enum Receiving {
 struct ShmFdReceiver {
     socket: SharedSocket,
     mapping: Mapping,
+    /// The peer's payload pool, if the connection has one.
+    pool: Option<Arc<PoolIn>>,
     /// Whether attached fds are taken (see [`FdSender::accept`]); segments
     /// always are.
     accepting: Arc<AtomicBool>,
@@ -311,6 +328,15 @@ impl SegmentSource for ShmFdReceiver {
             })
     }
 
+    fn take_pooled(&mut self, offset: u64, len: u64) -> Result<(Bytes, Option<Lease>), CodecError> {
+        let Some(pool) = &self.pool else {
+            return Err(CodecError::Malformed(
+                "a pooled frame on a connection without a payload pool".into(),
+            ));
+        };
+        pool.take(offset, len, self.mapping == Mapping::Mapped)
+    }
+
     /// Never raised: strays wait in the socket (see `take_fds`), so a
     /// frame announcing none needs no call.
     fn fds_waiting(&self) -> Option<Arc<AtomicBool>> {
@@ -328,7 +354,13 @@ pub struct FdSender {
 
 #[derive(Debug)]
 enum Sending {
-    Shm { socket: SharedSocket },
+    Shm {
+        socket: SharedSocket,
+        /// This side's payload pool, if the connection has one.
+        pool: Option<Arc<PoolOut>>,
+        /// Blocks of the peer's pool to hand back.
+        releases: Arc<Releases>,
+    },
     Unix(Arc<UnixStream>),
 }
 
@@ -336,6 +368,24 @@ impl FdSender {
     /// Whether payload segments can be passed (shm only).
     pub fn passes_segments(&self) -> bool {
         matches!(self.sending, Sending::Shm { .. })
+    }
+
+    /// This side's payload pool, if the connection has one (shm set up
+    /// with pools): large payloads go in it as pooled frames.
+    pub fn pool(&self) -> Option<&Arc<PoolOut>> {
+        match &self.sending {
+            Sending::Shm { pool, .. } => pool.as_ref(),
+            Sending::Unix(_) => None,
+        }
+    }
+
+    /// The blocks of the peer's pool this side is done with: the writer
+    /// names them in a `Release` frame (shm only).
+    pub fn releases(&self) -> Option<&Arc<Releases>> {
+        match &self.sending {
+            Sending::Shm { releases, .. } => Some(releases),
+            Sending::Unix(_) => None,
+        }
     }
 
     /// From now on the connection takes the fds its peer attaches to
@@ -358,7 +408,7 @@ impl FdSender {
     /// `BrokenPipe` once the peer is gone, or the error of `sendmsg`.
     pub async fn send_attached(&self, fds: &[BorrowedFd<'_>], head: &[u8]) -> io::Result<usize> {
         match &self.sending {
-            Sending::Shm { socket } => {
+            Sending::Shm { socket, .. } => {
                 send_marked(socket, ATTACHED_MARKER, fds).await?;
                 Ok(0)
             }
@@ -392,7 +442,7 @@ impl FdSender {
     /// The socket segments pass on: shm connections only.
     fn segment_socket(&self) -> io::Result<&SharedSocket> {
         match &self.sending {
-            Sending::Shm { socket } => Ok(socket),
+            Sending::Shm { socket, .. } => Ok(socket),
             Sending::Unix(_) => Err(io::Error::other(
                 "payload segments pass only over shm connections",
             )),

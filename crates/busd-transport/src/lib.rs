@@ -57,6 +57,7 @@ mod endpoint;
 mod error;
 mod fd_passing;
 mod frame_reader;
+mod pools;
 mod proc_net;
 mod shm;
 mod sock_diag;
@@ -66,6 +67,7 @@ mod tcp;
 mod unix;
 mod unix_fds;
 
+pub use busd_shm::{MAX_POOL as MAX_SHM_POOL, MIN_POOL as MIN_SHM_POOL};
 pub use conn::{BoxReader, BoxWriter, Connection, Listener, PeerInfo};
 pub use connect::{ConnectOptions, connect, connect_with};
 pub use endpoint::Endpoint;
@@ -74,6 +76,7 @@ pub use fd_passing::{
     FdPassing, FdReceiver, FdSender, Mapping, SegmentBuffer, frame_codec, map_segment, seal_payload,
 };
 pub use frame_reader::FrameReader;
-pub use shm::{DEFAULT_SHM_RING, MAX_SHM_RING, MIN_SHM_RING, connect_shm};
+pub use pools::{PoolOut, Releases, body_of};
+pub use shm::{DEFAULT_SHM_POOL, DEFAULT_SHM_RING, MAX_SHM_RING, MIN_SHM_RING, connect_shm};
 pub use tcp::{TcpListener, is_loopback};
 pub use unix::UnixListener;

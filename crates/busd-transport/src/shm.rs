@@ -22,14 +22,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use busd_shm::{EventFd, Events, HEADER_SIZE, Options, Ring, memfd_len};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use busd_shm::{EventFd, Events, HEADER_SIZE, Options, PoolReader, PoolWriter, Ring, memfd_len};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::UnixStream;
 use tracing::debug;
 
 use crate::conn::{Connection, PeerInfo};
 use crate::error::shm_error;
-use crate::fd_passing::FdPassing;
+use crate::fd_passing::{FdPassing, Pools};
+use crate::pools::{PoolIn, PoolOut, Releases};
 use stream::{ShmReader, ShmWriter};
 
 /// The ring size (each way) a client asks for unless told otherwise.
@@ -38,6 +39,28 @@ pub const DEFAULT_SHM_RING: u64 = 4 << 20;
 pub const MAX_SHM_RING: u64 = 64 << 20;
 /// The smallest ring the daemon accepts from a client.
 pub const MIN_SHM_RING: u64 = 4 << 10;
+/// The payload pool each side of an shm connection offers unless told
+/// otherwise: room for a 1 MiB stream with 15 messages in flight.
+pub const DEFAULT_SHM_POOL: u64 = 16 << 20;
+
+/// What the daemon accepts and offers on shm connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ShmLimits {
+    /// The largest ring a client may ask for.
+    pub(crate) max_ring: u64,
+    /// The daemon's pool for each client, and the largest pool a client
+    /// may offer (0: no pools).
+    pub(crate) pool: u64,
+}
+
+impl Default for ShmLimits {
+    fn default() -> Self {
+        Self {
+            max_ring: MAX_SHM_RING,
+            pool: DEFAULT_SHM_POOL,
+        }
+    }
+}
 
 /// The control socket's send buffer: room for a few dozen segment fds in
 /// flight (the kernel doubles it, and charges each fd message ~1 KiB).
@@ -57,6 +80,21 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 ///   acknowledging the rings (it refused them, or does not speak shm);
 /// - `TimedOut` when it does not answer within a few seconds.
 pub async fn connect_shm(path: &Path, ring_bytes: u64) -> io::Result<Connection> {
+    connect_shm_with(path, ring_bytes, DEFAULT_SHM_POOL).await
+}
+
+/// As [`connect_shm`], offering a payload pool of `pool_bytes` (a power of
+/// two from 64 KiB to 1 GiB, at most the daemon's `limits.shm_pool_bytes`;
+/// 0: none). Large payloads then travel through the two pools, each mapped
+/// once (see `busd_shm::PoolWriter`).
+///
+/// # Errors
+/// As [`connect_shm`]; `InvalidInput` for a pool size out of range.
+pub(crate) async fn connect_shm_with(
+    path: &Path,
+    ring_bytes: u64,
+    pool_bytes: u64,
+) -> io::Result<Connection> {
     if !ring_bytes.is_power_of_two() || !(MIN_SHM_RING..=MAX_SHM_RING).contains(&ring_bytes) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -71,10 +109,17 @@ pub async fn connect_shm(path: &Path, ring_bytes: u64) -> io::Result<Connection>
     let d2c = Ring::create(ring_bytes).map_err(shm_error)?;
     let c2d_events = Events::new().map_err(shm_error)?;
     let d2c_events = Events::new().map_err(shm_error)?;
+    let own_pool =
+        match pool_bytes {
+            0 => None,
+            size => Some(PoolWriter::create("busd-pool", size).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("shm pool: {e}"))
+            })?),
+        };
 
     let mut stream = UnixStream::connect(path).await?;
     let peer = PeerInfo::of_unix_socket(&stream, "shm");
-    let fds = [
+    let mut fds = vec![
         c2d.fd(),
         c2d_events.readable.as_fd(),
         c2d_events.writable.as_fd(),
@@ -82,12 +127,20 @@ pub async fn connect_shm(path: &Path, ring_bytes: u64) -> io::Result<Connection>
         d2c_events.readable.as_fd(),
         d2c_events.writable.as_fd(),
     ];
+    if let Some((_, pool_fd)) = &own_pool {
+        fds.push(pool_fd.as_fd());
+    }
     let setup = async {
-        preface::send(&mut stream, &preface::encode(ring_bytes), &fds).await?;
+        preface::send(&mut stream, &preface::encode(ring_bytes, pool_bytes), &fds).await?;
         let mut ack = [0u8; 1];
-        match stream.read(&mut ack).await? {
-            1 if ack[0] == preface::ACK => Ok(()),
-            0 => Err(io::Error::new(
+        let mut daemon_pool = Vec::new();
+        match preface::recv(&stream, &mut ack, &mut daemon_pool).await? {
+            got if got.truncated || daemon_pool.len() > 1 => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the daemon answered the shm preface with more than its pool",
+            )),
+            got if got.len == 1 && ack[0] == preface::ACK => Ok(daemon_pool.pop()),
+            got if got.len == 0 => Err(io::Error::new(
                 io::ErrorKind::ConnectionRefused,
                 "the daemon refused the shm rings (see its log) or does not speak shm",
             )),
@@ -97,12 +150,24 @@ pub async fn connect_shm(path: &Path, ring_bytes: u64) -> io::Result<Connection>
             )),
         }
     };
-    timeout(setup).await?;
+    let daemon_pool = timeout(setup).await?;
+    let releases = Arc::new(Releases::default());
+    let pools = Pools {
+        outbound: own_pool.map(|(writer, _fd)| Arc::new(PoolOut::new(writer))),
+        inbound: match daemon_pool {
+            Some(fd) => Some(Arc::new(PoolIn::new(
+                open_pool(&fd)?,
+                Arc::clone(&releases),
+            ))),
+            None => None,
+        },
+        releases,
+    };
 
     let producer = c2d.producer(c2d_events, Options::default());
     let consumer = d2c.consumer(d2c_events, Options::default());
-    debug!(path = %path.display(), ring_bytes, "shm connection established");
-    halves(stream, consumer, producer, ring_bytes, peer)
+    debug!(path = %path.display(), ring_bytes, pool_bytes, "shm connection established");
+    halves(stream, (consumer, producer, ring_bytes), pools, peer)
 }
 
 /// The daemon side, once the first four bytes of `stream` were the shm
@@ -116,8 +181,9 @@ pub(crate) async fn accept(
     head: &[u8],
     mut fds: Vec<OwnedFd>,
     mut peer: PeerInfo,
-    max_ring: u64,
+    limits: ShmLimits,
 ) -> io::Result<Connection> {
+    let max_ring = limits.max_ring;
     let mut bytes = [0u8; preface::LEN];
     bytes[..head.len()].copy_from_slice(head);
     let mut filled = head.len();
@@ -135,12 +201,34 @@ pub(crate) async fn accept(
         Ok(())
     })
     .await?;
-    let capacity = preface::decode(&bytes).map_err(invalid)?;
+    let (capacity, v2) = preface::decode(&bytes).map_err(invalid)?;
     if !capacity.is_power_of_two() || !(MIN_SHM_RING..=max_ring).contains(&capacity) {
         return Err(invalid(format!(
             "ring size {capacity} is not a power of two in {MIN_SHM_RING}..={max_ring} (limits.shm_ring_bytes)"
         )));
     }
+    let client_pool = if v2 {
+        let mut size = [0u8; preface::V2_EXTRA];
+        read_rest(&stream, &mut size, &mut fds).await?;
+        u64::from_be_bytes(size)
+    } else {
+        0
+    };
+    if client_pool > limits.pool {
+        return Err(invalid(format!(
+            "a payload pool of {client_pool} bytes, over limits.shm_pool_bytes ({})",
+            limits.pool
+        )));
+    }
+    let pool_fd = match (client_pool, fds.len()) {
+        (0, preface::FD_COUNT) => None,
+        (_, preface::MAX_FDS) if client_pool > 0 => fds.pop(),
+        _ => {
+            return Err(invalid(
+                "an shm preface carries six fds, and a seventh for its pool",
+            ));
+        }
+    };
     let Ok::<[OwnedFd; preface::FD_COUNT], _>([c2d, c2d_rd, c2d_wr, d2c, d2c_rd, d2c_wr]) =
         fds.try_into()
     else {
@@ -153,13 +241,65 @@ pub(crate) async fn accept(
     let d2c = open_ring(d2c, capacity)?;
     let c2d_events = events(c2d_rd, c2d_wr)?;
     let d2c_events = events(d2c_rd, d2c_wr)?;
-    timeout(stream.write_all(&[preface::ACK])).await?;
+    let releases = Arc::new(Releases::default());
+    let inbound = match &pool_fd {
+        Some(fd) => {
+            let reader = open_pool(fd)?;
+            if reader.size() != client_pool {
+                return Err(invalid("a pool whose size disagrees with the preface"));
+            }
+            Some(Arc::new(PoolIn::new(reader, Arc::clone(&releases))))
+        }
+        None => None,
+    };
+    // A pool of its own for a client that reads pooled frames (SHM2, with
+    // a pool of its own or not), if the daemon's limits give one.
+    let own = match (v2, limits.pool) {
+        (true, size) if size > 0 => Some(PoolWriter::create("busd-pool", size).map_err(shm_error)?),
+        _ => None,
+    };
+    match &own {
+        Some((_, fd)) => {
+            timeout(preface::send(&mut stream, &[preface::ACK], &[fd.as_fd()])).await?
+        }
+        None => timeout(stream.write_all(&[preface::ACK])).await?,
+    }
+    let pools = Pools {
+        outbound: own.map(|(writer, _fd)| Arc::new(PoolOut::new(writer))),
+        inbound,
+        releases,
+    };
 
     let consumer = c2d.consumer(c2d_events, Options::default());
     let producer = d2c.producer(d2c_events, Options::default());
     peer.addr = "shm".to_owned();
-    debug!(uid = ?peer.uid, pid = ?peer.pid, capacity, "shm connection established");
-    halves(stream, consumer, producer, capacity, peer)
+    debug!(uid = ?peer.uid, pid = ?peer.pid, capacity, client_pool, "shm connection established");
+    halves(stream, (consumer, producer, capacity), pools, peer)
+}
+
+/// Reads exactly `buf.len()` more bytes of the preface, keeping the fds
+/// that come with them.
+async fn read_rest(stream: &UnixStream, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<()> {
+    timeout(async {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let got = preface::recv(stream, &mut buf[filled..], fds).await?;
+            if got.truncated || fds.len() > preface::MAX_FDS {
+                return Err(invalid("more fds than an shm preface carries"));
+            }
+            if got.len == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            filled += got.len;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Maps a pool the peer sent, read-only, after its checks (seals, size).
+fn open_pool(fd: &OwnedFd) -> io::Result<PoolReader> {
+    PoolReader::open(fd.as_fd()).map_err(|e| invalid(format!("payload pool refused: {e}")))
 }
 
 /// Maps a ring the client sent, after bounding its size: a ring header plus
@@ -195,9 +335,8 @@ fn same_file(a: &OwnedFd, b: &OwnedFd) -> io::Result<bool> {
 /// socket to notice the peer leaving.
 fn halves(
     stream: UnixStream,
-    consumer: busd_shm::Consumer,
-    producer: busd_shm::Producer,
-    capacity: u64,
+    (consumer, producer, capacity): (busd_shm::Consumer, busd_shm::Producer, u64),
+    pools: Pools,
     peer: PeerInfo,
 ) -> io::Result<Connection> {
     let socket = OwnedFd::from(stream.into_std()?);
@@ -212,7 +351,7 @@ fn halves(
         writer_socket,
         Interest::READABLE | Interest::WRITABLE,
     )?);
-    let fds = FdPassing::shm(&read, &write);
+    let fds = FdPassing::shm(&read, &write, pools);
     Ok(Connection {
         reader: Box::new(ShmReader::new(consumer, read)?),
         writer: Box::new(ShmWriter::new(producer, capacity, write)?),

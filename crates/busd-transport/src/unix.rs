@@ -48,7 +48,7 @@ pub struct UnixListener {
     /// by a timeout); aborted with the listener.
     pending: JoinSet<Option<Connection>>,
     /// The largest ring (each way) accepted from an shm client.
-    max_shm_ring: u64,
+    shm: shm::ShmLimits,
     /// Where clients connect.
     path: PathBuf,
     /// Holds the path's lock; dropped after `inner`, removing the socket
@@ -94,7 +94,7 @@ impl UnixListener {
         Ok(Self {
             inner,
             pending: JoinSet::new(),
-            max_shm_ring: shm::MAX_SHM_RING,
+            shm: shm::ShmLimits::default(),
             path: socket.path().to_owned(),
             _socket: Some(socket),
         })
@@ -139,7 +139,7 @@ impl UnixListener {
         Ok(Self {
             inner,
             pending: JoinSet::new(),
-            max_shm_ring: shm::MAX_SHM_RING,
+            shm: shm::ShmLimits::default(),
             path,
             _socket: None,
         })
@@ -149,7 +149,29 @@ impl UnixListener {
     /// [`MIN_SHM_RING`](crate::MIN_SHM_RING)`..=`[`MAX_SHM_RING`](crate::MAX_SHM_RING);
     /// the default is the latter).
     pub fn set_max_shm_ring(&mut self, bytes: u64) {
-        self.max_shm_ring = bytes.clamp(shm::MIN_SHM_RING, shm::MAX_SHM_RING);
+        self.shm.max_ring = bytes.clamp(shm::MIN_SHM_RING, shm::MAX_SHM_RING);
+    }
+
+    /// Gives each shm client that offers a payload pool one of `bytes` the
+    /// other way, and refuses pools over `bytes` (default
+    /// [`DEFAULT_SHM_POOL`](crate::DEFAULT_SHM_POOL)); 0: no pools, large
+    /// payloads go as segments.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a size that is not 0 nor a power of two from
+    /// 64 KiB to 1 GiB.
+    pub fn set_shm_pool(&mut self, bytes: u64) -> io::Result<()> {
+        let valid = bytes == 0
+            || (bytes.is_power_of_two()
+                && (busd_shm::MIN_POOL..=busd_shm::MAX_POOL).contains(&bytes));
+        if !valid {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("shm pool of {bytes} bytes: not 0 nor a power of two from 64 KiB to 1 GiB"),
+            ));
+        }
+        self.shm.pool = bytes;
+        Ok(())
     }
 }
 
@@ -178,7 +200,7 @@ impl Listener for UnixListener {
                     let mut peer = PeerInfo::of_unix_socket(&stream, "unix");
                     // Read now, while the peer is connected and its pid is its own.
                     peer.exe = peer.pid.and_then(pinned_exe);
-                    self.pending.spawn(first_bytes(stream, peer, self.max_shm_ring));
+                    self.pending.spawn(first_bytes(stream, peer, self.shm));
                 }
             }
         }
@@ -211,7 +233,11 @@ fn pinned_exe(pid: u32) -> Option<std::path::PathBuf> {
 
 /// Reads the first bytes of an accepted connection and makes it a plain
 /// unix or an shm connection. `None`: refused (logged), or gone.
-async fn first_bytes(stream: UnixStream, peer: PeerInfo, max_ring: u64) -> Option<Connection> {
+async fn first_bytes(
+    stream: UnixStream,
+    peer: PeerInfo,
+    shm: shm::ShmLimits,
+) -> Option<Connection> {
     let mut head = [0u8; 4];
     let mut filled = 0;
     // Fds that come with a plain connection's bytes are closed on drop.
@@ -239,7 +265,7 @@ async fn first_bytes(stream: UnixStream, peer: PeerInfo, max_ring: u64) -> Optio
         return None;
     }
     if filled == head.len() && head == shm::preface::MARKER {
-        return match shm::accept(stream, &head, fds, peer, max_ring).await {
+        return match shm::accept(stream, &head, fds, peer, shm).await {
             Ok(conn) => Some(conn),
             Err(err) => {
                 info!(cause = %err, "shm setup refused");

@@ -5,6 +5,7 @@
 
 mod hostile;
 mod integrity;
+mod pools;
 
 use std::io::{ErrorKind, IoSlice};
 use std::mem::MaybeUninit;

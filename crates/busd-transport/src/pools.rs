@@ -1,0 +1,198 @@
+//! The payload pools of an shm connection (see `busd_shm::PoolWriter`):
+//! one each way, set up with the rings, so that large payloads travel as
+//! an offset into memory both sides mapped once.
+//!
+//! - [`PoolOut`] is this side's own pool: a payload is written into a
+//!   block lent from it and sent as a `Body::Pooled` frame; the block comes
+//!   back when the peer's `Release` names it ([`PoolOut::handed_back`]).
+//! - `PoolIn` is the peer's pool, mapped read-only: a pooled frame's
+//!   payload is read from it in place, or copied from it by a [`Lease`];
+//!   either way, once the last holder drops it, its offset waits in
+//!   [`Releases`] for this side's writer to send back in a `Release`.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use busd_proto::{Body, CodecError, Lease, LeaseSource};
+use busd_shm::{PoolError, PoolReader, PoolSlot, PoolView, PoolWriter};
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+/// This side's pool, shared by whoever sends on the connection.
+#[derive(Debug)]
+pub struct PoolOut {
+    writer: Mutex<PoolWriter>,
+}
+
+impl PoolOut {
+    pub(crate) fn new(writer: PoolWriter) -> Self {
+        Self {
+            writer: Mutex::new(writer),
+        }
+    }
+
+    /// Copies `payload` into a block lent from the pool; the body to send
+    /// it with, or `None` when no block that large is free now (send it
+    /// another way).
+    pub fn lend(&self, payload: &[u8]) -> Option<Body> {
+        let mut slot = self.slot(payload.len())?;
+        slot.as_mut_slice().copy_from_slice(payload);
+        Some(body_of(&slot))
+    }
+
+    /// A block for a payload of `len` bytes, to write in place; send it
+    /// with [`body_of`] (or give it back with [`cancel`](Self::cancel)).
+    pub fn slot(&self, len: usize) -> Option<PoolSlot> {
+        self.lock().alloc(len)
+    }
+
+    /// Takes back a block that was never sent.
+    pub fn cancel(&self, slot: PoolSlot) {
+        self.lock().cancel(slot);
+    }
+
+    /// Takes back the blocks the peer's `Release` names.
+    ///
+    /// # Errors
+    /// [`PoolError::NotLent`] for a block not lent out: the peer broke the
+    /// protocol (the blocks before it were taken back).
+    pub fn handed_back(&self, blocks: &[u64]) -> Result<(), PoolError> {
+        let mut writer = self.lock();
+        blocks.iter().try_for_each(|&offset| writer.release(offset))
+    }
+
+    /// Bytes lent out now.
+    pub fn in_use(&self) -> u64 {
+        self.lock().in_use()
+    }
+
+    /// The pool's size: the largest payload it can hold.
+    pub fn size(&self) -> u64 {
+        self.lock().size()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolWriter> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The body that sends the payload written in `slot`.
+pub fn body_of(slot: &PoolSlot) -> Body {
+    Body::Pooled {
+        offset: slot.offset(),
+        len: slot.len() as u64,
+    }
+}
+
+/// Blocks of the peer's pool this side is done with, waiting to be named
+/// in a `Release`.
+#[derive(Debug, Default)]
+pub struct Releases {
+    offsets: Mutex<Vec<u64>>,
+    /// Wakes the writer when the first offset arrives.
+    ready: Notify,
+}
+
+impl Releases {
+    /// The offsets waiting, taken (empty when none).
+    pub fn take(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Waits until some offset waits (at once if one does).
+    pub async fn ready(&self) {
+        loop {
+            let notified = self.ready.notified();
+            if !self.lock().is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn push(&self, offset: u64) {
+        let was_empty = {
+            let mut offsets = self.lock();
+            offsets.push(offset);
+            offsets.len() == 1
+        };
+        if was_empty {
+            self.ready.notify_one();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u64>> {
+        self.offsets.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The peer's pool, mapped read-only.
+#[derive(Debug)]
+pub(crate) struct PoolIn {
+    reader: PoolReader,
+    releases: Arc<Releases>,
+}
+
+impl PoolIn {
+    pub(crate) fn new(reader: PoolReader, releases: Arc<Releases>) -> Self {
+        Self { reader, releases }
+    }
+
+    /// The payload at `offset`: read in place (`mapped`), or as a lease to
+    /// copy from; its block goes back with the last holder.
+    ///
+    /// # Errors
+    /// [`CodecError::Malformed`] when the range is not inside the pool.
+    pub(crate) fn take(
+        self: &Arc<Self>,
+        offset: u64,
+        len: u64,
+        mapped: bool,
+    ) -> Result<(Bytes, Option<Lease>), CodecError> {
+        let view = self
+            .reader
+            .view(offset, len)
+            .map_err(|e| CodecError::Malformed(format!("pooled frame refused: {e}")))?;
+        if mapped {
+            let held = Held {
+                view,
+                pool: Arc::clone(self),
+                offset,
+            };
+            return Ok((Bytes::from_owner(held), None));
+        }
+        drop(view);
+        let source: Arc<dyn LeaseSource> = Arc::clone(self) as Arc<dyn LeaseSource>;
+        Ok((Bytes::new(), Some(Lease::new(offset, len, source))))
+    }
+}
+
+impl LeaseSource for PoolIn {
+    fn copy_to(&self, offset: u64, dst: &mut [u8]) {
+        // The range was checked when the lease was made (`take`).
+        let copied = self.reader.copy_to(offset, dst);
+        debug_assert!(copied.is_ok(), "a lease outside its pool");
+    }
+
+    fn release(&self, offset: u64) {
+        self.releases.push(offset);
+    }
+}
+
+/// A payload read in place, which hands its block back when dropped.
+struct Held {
+    view: PoolView,
+    pool: Arc<PoolIn>,
+    offset: u64,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        self.view.as_slice()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.pool.releases.push(self.offset);
+    }
+}
