@@ -98,6 +98,9 @@ pub struct Limits {
     pub foreign_block_timeout: std::time::Duration,
     /// The largest ring (each way) an shm client may set up, in bytes.
     pub shm_ring_bytes: u64,
+    /// The payload pool the daemon gives each shm client, and the largest
+    /// a client may offer, in bytes (0: no pools).
+    pub shm_pool_bytes: u64,
     /// Requests one connection may have in flight.
     pub max_pending_requests: usize,
     /// Bytes the daemon holds for one package or uid, all its connections
@@ -440,6 +443,7 @@ impl Validator<'_> {
             foreign_block_timeout: self
                 .required("limits.foreign_block_timeout", l.foreign_block_timeout)?,
             shm_ring_bytes: self.required("limits.shm_ring_bytes", l.shm_ring_bytes)?,
+            shm_pool_bytes: self.required("limits.shm_pool_bytes", l.shm_pool_bytes)?,
             max_pending_requests: self
                 .required("limits.max_pending_requests", l.max_pending_requests)?,
             max_memory_per_identity: self
@@ -511,6 +515,16 @@ impl Validator<'_> {
                 rings.end()
             );
             return Err(self.err("limits.shm_ring_bytes", why));
+        }
+        let pools = busd_transport::MIN_SHM_POOL..=busd_transport::MAX_SHM_POOL;
+        let pool = l.shm_pool_bytes;
+        if pool != 0 && (!pool.is_power_of_two() || !pools.contains(&pool)) {
+            let why = format!(
+                "must be 0 (no pools) or a power of two from {} to {} bytes",
+                pools.start(),
+                pools.end()
+            );
+            return Err(self.err("limits.shm_pool_bytes", why));
         }
         Ok(limits)
     }

@@ -147,6 +147,13 @@ impl Daemon {
         }
         for listener in &mut unix {
             listener.set_max_shm_ring(config.limits.shm_ring_bytes);
+            // Checked with the config: only a size it refuses fails.
+            listener
+                .set_shm_pool(config.limits.shm_pool_bytes)
+                .map_err(|source| TransportError::Io {
+                    context: "limits.shm_pool_bytes".to_owned(),
+                    source,
+                })?;
         }
         let metrics = match config.metrics {
             Some(addr) => Some(bind_metrics(addr).await?),

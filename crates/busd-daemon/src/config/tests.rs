@@ -55,6 +55,14 @@ fn timeouts_and_ring_sizes_are_checked() {
             "shm_ring_bytes = 134217728",
             "limits.shm_ring_bytes: must be a power of two",
         ),
+        (
+            "shm_pool_bytes = 4096",
+            "limits.shm_pool_bytes: must be 0 (no pools) or a power of two",
+        ),
+        (
+            "shm_pool_bytes = 100000",
+            "limits.shm_pool_bytes: must be 0 (no pools) or a power of two",
+        ),
     ] {
         let text = format!("[limits]\n{line}\n");
         let e = Config::parse("r.toml", &text, &[]).unwrap_err().to_string();
@@ -62,6 +70,9 @@ fn timeouts_and_ring_sizes_are_checked() {
     }
     let c = Config::parse("r.toml", "[limits]\nshm_ring_bytes = 65536\n", &[]).unwrap();
     assert_eq!(c.limits.shm_ring_bytes, 65536);
+    assert_eq!(c.limits.shm_pool_bytes, 16 << 20);
+    let c = Config::parse("r.toml", "[limits]\nshm_pool_bytes = 0\n", &[]).unwrap();
+    assert_eq!(c.limits.shm_pool_bytes, 0);
 }
 
 #[test]
