@@ -21,12 +21,43 @@ use tokio::sync::Notify;
 #[derive(Debug)]
 pub struct PoolOut {
     writer: Mutex<PoolWriter>,
+    /// Wakes writers waiting for blocks when some come back.
+    returned: Notify,
 }
 
 impl PoolOut {
     pub(crate) fn new(writer: PoolWriter) -> Self {
         Self {
             writer: Mutex::new(writer),
+            returned: Notify::new(),
+        }
+    }
+
+    /// As [`lend`](Self::lend), waiting up to `patience` for blocks to come
+    /// back when none is free: the peer hands blocks back as it is done
+    /// with them, so a writer that waits goes at the reader's pace instead
+    /// of sending the payload a slower way. `None` when the payload is
+    /// larger than the pool, or none came back in time (a peer that holds
+    /// its blocks, or a connection gone).
+    pub async fn lend_waiting(
+        &self,
+        payload: &[u8],
+        patience: std::time::Duration,
+    ) -> Option<Body> {
+        if payload.len() as u64 > self.size() {
+            return None;
+        }
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            // Registered before looking, so a block handed back meanwhile
+            // wakes it.
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if let Some(body) = self.lend(payload) {
+                return Some(body);
+            }
+            tokio::time::timeout_at(deadline, returned).await.ok()?;
         }
     }
 
@@ -56,8 +87,12 @@ impl PoolOut {
     /// [`PoolError::NotLent`] for a block not lent out: the peer broke the
     /// protocol (the blocks before it were taken back).
     pub fn handed_back(&self, blocks: &[u64]) -> Result<(), PoolError> {
-        let mut writer = self.lock();
-        blocks.iter().try_for_each(|&offset| writer.release(offset))
+        let taken = {
+            let mut writer = self.lock();
+            blocks.iter().try_for_each(|&offset| writer.release(offset))
+        };
+        self.returned.notify_waiters();
+        taken
     }
 
     /// Bytes lent out now.

@@ -139,7 +139,10 @@ pub(crate) async fn connect_shm_with(
                 io::ErrorKind::InvalidData,
                 "the daemon answered the shm preface with more than its pool",
             )),
-            got if got.len == 1 && ack[0] == preface::ACK => Ok(daemon_pool.pop()),
+            got if got.len == 1 && ack[0] == preface::ACK => Ok((daemon_pool.pop(), true)),
+            got if got.len == 1 && ack[0] == preface::ACK_WITHOUT_POOL => {
+                Ok((daemon_pool.pop(), false))
+            }
             got if got.len == 0 => Err(io::Error::new(
                 io::ErrorKind::ConnectionRefused,
                 "the daemon refused the shm rings (see its log) or does not speak shm",
@@ -150,10 +153,12 @@ pub(crate) async fn connect_shm_with(
             )),
         }
     };
-    let daemon_pool = timeout(setup).await?;
+    let (daemon_pool, own_taken) = timeout(setup).await?;
     let releases = Arc::new(Releases::default());
     let pools = Pools {
-        outbound: own_pool.map(|(writer, _fd)| Arc::new(PoolOut::new(writer))),
+        outbound: own_pool
+            .filter(|_| own_taken)
+            .map(|(writer, _fd)| Arc::new(PoolOut::new(writer))),
         inbound: match daemon_pool {
             Some(fd) => Some(Arc::new(PoolIn::new(
                 open_pool(&fd)?,
@@ -214,12 +219,6 @@ pub(crate) async fn accept(
     } else {
         0
     };
-    if client_pool > limits.pool {
-        return Err(invalid(format!(
-            "a payload pool of {client_pool} bytes, over limits.shm_pool_bytes ({})",
-            limits.pool
-        )));
-    }
     let pool_fd = match (client_pool, fds.len()) {
         (0, preface::FD_COUNT) => None,
         (_, preface::MAX_FDS) if client_pool > 0 => fds.pop(),
@@ -229,6 +228,9 @@ pub(crate) async fn accept(
             ));
         }
     };
+    // A pool over the limit (or any, with pools off) is not taken: the
+    // client is told, and sends large payloads another way.
+    let pool_fd = pool_fd.filter(|_| client_pool <= limits.pool);
     let Ok::<[OwnedFd; preface::FD_COUNT], _>([c2d, c2d_rd, c2d_wr, d2c, d2c_rd, d2c_wr]) =
         fds.try_into()
     else {
@@ -258,11 +260,14 @@ pub(crate) async fn accept(
         (true, size) if size > 0 => Some(PoolWriter::create("busd-pool", size).map_err(shm_error)?),
         _ => None,
     };
+    let ack = if client_pool > 0 && inbound.is_none() {
+        preface::ACK_WITHOUT_POOL
+    } else {
+        preface::ACK
+    };
     match &own {
-        Some((_, fd)) => {
-            timeout(preface::send(&mut stream, &[preface::ACK], &[fd.as_fd()])).await?
-        }
-        None => timeout(stream.write_all(&[preface::ACK])).await?,
+        Some((_, fd)) => timeout(preface::send(&mut stream, &[ack], &[fd.as_fd()])).await?,
+        None => timeout(stream.write_all(&[ack])).await?,
     }
     let pools = Pools {
         outbound: own.map(|(writer, _fd)| Arc::new(PoolOut::new(writer))),

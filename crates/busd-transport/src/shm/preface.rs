@@ -41,8 +41,13 @@ const MAGIC_V2: &[u8; 4] = b"SHM2";
 pub(crate) const FD_COUNT: usize = 6;
 /// The most fds a preface carries: the rings' and a pool.
 pub(crate) const MAX_FDS: usize = FD_COUNT + 1;
-/// The daemon's one-byte answer: both rings are mapped, start talking.
+/// The daemon's one-byte answer: both rings are mapped (and the client's
+/// pool, if it offered one), start talking.
 pub(crate) const ACK: u8 = 0x06;
+/// The answer when the rings are mapped but the client's pool was not
+/// taken (the daemon has pools off, or the pool is over its limit): the
+/// client sends large payloads another way.
+pub(crate) const ACK_WITHOUT_POOL: u8 = 0x07;
 
 /// The SHM2 preface asking for rings of `capacity` bytes, the client
 /// offering a pool of `pool` bytes (0: none).

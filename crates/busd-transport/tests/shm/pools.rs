@@ -127,7 +127,7 @@ async fn a_pooled_frame_outside_the_pool_is_refused() {
 }
 
 #[tokio::test]
-async fn a_pool_over_the_daemons_limit_is_refused_and_none_means_none() {
+async fn a_pool_over_the_daemons_limit_is_not_taken_and_none_means_none() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("busd.sock");
     let mut listener = UnixListener::bind(&path).await.unwrap();
@@ -137,16 +137,18 @@ async fn a_pool_over_the_daemons_limit_is_refused_and_none_means_none() {
         let mut conns = Vec::new();
         while let Ok(conn) = busd_transport::Listener::accept(&mut listener).await {
             conns.push(conn);
-            if conns.len() == 2 {
+            if conns.len() == 3 {
                 return conns;
             }
         }
         conns
     });
     let endpoint = busd_transport::Endpoint::Shm(path);
+    // A 2 MiB pool over a 1 MiB limit: the connection stands, without it.
     let too_big = ConnectOptions::default().shm_pool_bytes(2 << 20);
-    let refused = connect_with(&endpoint, &too_big).await;
-    assert!(refused.is_err(), "a 2 MiB pool over a 1 MiB limit");
+    let client = connect_with(&endpoint, &too_big).await.unwrap();
+    let (_, fds) = frame_codec(client.fds, 1 << 20, Mapping::Mapped);
+    assert!(fds.unwrap().pool().is_none(), "its own pool was not taken");
 
     // Without a pool of its own the client sends large payloads as
     // segments, as before, and still reads the daemon's pool.
@@ -160,11 +162,13 @@ async fn a_pool_over_the_daemons_limit_is_refused_and_none_means_none() {
     let (_, fds) = frame_codec(client.fds, 1 << 20, Mapping::Mapped);
     assert_eq!(fds.unwrap().pool().unwrap().size(), 1 << 20);
     let conns = timeout(PROMPT, accepting).await.unwrap().unwrap();
-    assert_eq!(conns.len(), 2);
+    assert_eq!(conns.len(), 3);
     let daemon_sides: Vec<_> = conns
         .into_iter()
         .map(|c| frame_codec(c.fds, 1 << 20, Mapping::Unmapped).1.unwrap())
         .collect();
-    assert_eq!(daemon_sides[0].pool().unwrap().size(), 1 << 20);
-    assert_eq!(daemon_sides[1].pool().unwrap().size(), 1 << 20);
+    // The daemon's own pool, for every client that reads pooled frames.
+    for side in &daemon_sides {
+        assert_eq!(side.pool().unwrap().size(), 1 << 20);
+    }
 }
