@@ -33,6 +33,7 @@ mod nofile;
 mod origin;
 mod outbox;
 mod payload;
+mod pooled;
 mod reload;
 mod session;
 mod shared;

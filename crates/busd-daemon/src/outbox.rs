@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use busd_core::{OutFrame, Outbox, Outgoing, Pushed};
 use busd_proto::{Body, ErrorCode, Fds, Frame, Op, announce_fds, encode_head_with};
+use busd_transport::PoolOut;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -55,6 +56,9 @@ pub(crate) struct ConnHandle {
     /// Whether payload segments can be passed to this connection (shm);
     /// other connections get their bytes in the stream.
     pub(crate) passes_fds: bool,
+    /// Its payload pool, the daemon's, which it maps read-only (shm with
+    /// pools): large payloads are copied into a block of it (see `pooled`).
+    pub(crate) pool: Option<Arc<PoolOut>>,
     /// Whether the fds attached to messages can be passed to it (unix and
     /// shm); a tcp receiver gets such messages without them, and a header
     /// saying how many were withheld (see `withheld`).
@@ -105,6 +109,7 @@ impl ConnHandle {
         Self {
             id,
             passes_fds,
+            pool: None,
             takes_fds,
             origin,
             outbox: Mutex::new(Queue {
@@ -289,12 +294,20 @@ impl ConnHandle {
         fds: Fds,
     ) -> std::io::Result<()> {
         let len = payload.len();
-        let (segment, bytes) = payload.for_receiver(self.passes_fds, true)?;
         let (op, fds) = match fds.len() {
             0 => (std::borrow::Cow::Borrowed(op), fds),
             _ if self.takes_fds => (std::borrow::Cow::Borrowed(op), fds),
             n => (std::borrow::Cow::Owned(withheld::op(op, n)), Fds::default()),
         };
+        if let Some(body) = self.lend(&mut payload, len) {
+            let Some(head) = self.encode_with_fds(&op, body, fds.len()) else {
+                return Ok(());
+            };
+            let frame = OutFrame::control(head, Bytes::new()).with_fds(fds);
+            self.push(Outgoing::Frame(frame));
+            return Ok(());
+        }
+        let (segment, bytes) = payload.for_receiver(self.passes_fds, true)?;
         let body = Body::of(len, segment.is_some());
         let Some(head) = self.encode_with_fds(&op, body, fds.len()) else {
             return Ok(());
@@ -305,6 +318,12 @@ impl ConnHandle {
             None => frame,
         }));
         Ok(())
+    }
+
+    /// The same handle, sending large payloads through `pool`.
+    pub(crate) fn with_pool(mut self, pool: Option<Arc<PoolOut>>) -> Self {
+        self.pool = pool;
+        self
     }
 
     /// The head of `op` for a body of `body`; `None` (logged) if it cannot

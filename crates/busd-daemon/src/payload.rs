@@ -20,6 +20,10 @@ pub(crate) enum Payload {
         fd: SegmentFd,
         mapped: Option<Bytes>,
     },
+    /// A block of the sender's pool, copied straight into each receiver's
+    /// pool, and copied out once for the receivers without one. Its block
+    /// goes back when this is dropped.
+    Leased { lease: Lease, copied: Option<Bytes> },
 }
 
 impl Payload {
@@ -31,7 +35,15 @@ impl Payload {
     pub(crate) fn new(bytes: Bytes, segment: Option<SegmentFd>, lease: Option<Arc<Lease>>) -> Self {
         match (segment, lease) {
             (Some(fd), _) => Self::Segment { fd, mapped: None },
-            (None, Some(lease)) => Self::Inline(Bytes::from(lease.to_vec())),
+            // The decoder's is the only reference; a shared one (never, in
+            // the daemon) is copied out.
+            (None, Some(lease)) => match Arc::try_unwrap(lease) {
+                Ok(lease) => Self::Leased {
+                    lease,
+                    copied: None,
+                },
+                Err(shared) => Self::Inline(Bytes::from(shared.to_vec())),
+            },
             (None, None) => Self::Inline(bytes),
         }
     }
@@ -42,6 +54,7 @@ impl Payload {
             Self::Inline(bytes) => bytes.len(),
             // Checked against max_frame (a u32) when decoded.
             Self::Segment { fd, .. } => usize::try_from(fd.len()).unwrap_or(usize::MAX),
+            Self::Leased { lease, .. } => usize::try_from(lease.len()).unwrap_or(usize::MAX),
         }
     }
 
@@ -49,7 +62,7 @@ impl Payload {
     pub(crate) fn inline(&self) -> Option<&[u8]> {
         match self {
             Self::Inline(bytes) => Some(bytes),
-            Self::Segment { .. } => None,
+            Self::Segment { .. } | Self::Leased { .. } => None,
         }
     }
 
@@ -86,6 +99,41 @@ impl Payload {
                 *mapped = Some(bytes.clone());
                 Ok((None, bytes))
             }
+            Self::Leased {
+                copied: Some(bytes),
+                ..
+            } => Ok((None, share(bytes))),
+            Self::Leased { lease, copied } => {
+                let bytes = Bytes::from(lease.to_vec());
+                *copied = Some(bytes.clone());
+                Ok((None, bytes))
+            }
         }
+    }
+
+    /// Copies the payload into `dst` (exactly its length: a block of a
+    /// receiver's pool), mapping a segment once as `for_receiver` does.
+    ///
+    /// # Errors
+    /// The error of mapping the segment.
+    pub(crate) fn copy_to(&mut self, dst: &mut [u8]) -> std::io::Result<()> {
+        match self {
+            Self::Inline(bytes) => dst.copy_from_slice(bytes),
+            Self::Segment {
+                mapped: Some(bytes),
+                ..
+            } => dst.copy_from_slice(bytes),
+            Self::Segment { fd, mapped } => {
+                let bytes = busd_transport::map_segment(fd)?;
+                dst.copy_from_slice(&bytes);
+                *mapped = Some(bytes);
+            }
+            Self::Leased {
+                copied: Some(bytes),
+                ..
+            } => dst.copy_from_slice(bytes),
+            Self::Leased { lease, .. } => lease.copy_to(dst),
+        }
+        Ok(())
     }
 }

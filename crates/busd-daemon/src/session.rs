@@ -14,6 +14,7 @@ mod dispatch;
 mod fanout;
 mod link;
 mod monitoring;
+mod pooled_in;
 mod read_loop;
 mod requests;
 mod watched;
@@ -185,18 +186,21 @@ async fn open(
     }
     let limits = shared.config.limits;
     let budget = shared.budgets.of(&identity);
-    let handle = Arc::new(ConnHandle::new(
-        id,
-        (
-            limits.max_pending_msgs as usize,
-            usize::try_from(limits.max_pending_bytes).unwrap_or(usize::MAX),
-        ),
-        fd_sender.as_ref().is_some_and(FdSender::passes_segments),
-        takes_fds,
-        Credit::new(Arc::clone(&budget)),
-        Arc::clone(&shared.tally),
-        Origin::of(peer),
-    ));
+    let handle = Arc::new(
+        ConnHandle::new(
+            id,
+            (
+                limits.max_pending_msgs as usize,
+                usize::try_from(limits.max_pending_bytes).unwrap_or(usize::MAX),
+            ),
+            fd_sender.as_ref().is_some_and(FdSender::passes_segments),
+            takes_fds,
+            Credit::new(Arc::clone(&budget)),
+            Arc::clone(&shared.tally),
+            Origin::of(peer),
+        )
+        .with_pool(fd_sender.as_ref().and_then(|f| f.pool().cloned())),
+    );
     // The epoch is the router's for its whole life: taken under the same lock.
     let (registered, epoch) = {
         let mut router = lock(&shared.router);

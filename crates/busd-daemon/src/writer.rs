@@ -40,9 +40,19 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
     let mut batch = Vec::new();
     let mut chunks = Vec::new();
     let mut buf = BytesMut::new();
+    // Blocks of the client's payload pool whose payloads the daemon is done
+    // with (shm with pools), handed back in a `Release`.
+    let releases = fds.as_ref().and_then(FdSender::releases).cloned();
     loop {
         if handle.is_killed() {
             break;
+        }
+        // Also between batches: a busy connection's writer may not idle.
+        if let Some(releases) = &releases {
+            let blocks = releases.take();
+            if !blocks.is_empty() {
+                handle.send(&Op::Release { blocks }, Bytes::new());
+            }
         }
         let (finishing, dropped) = handle.next_batch(&mut batch);
         let mut in_flight = InFlight::of(handle, &batch);
@@ -50,7 +60,13 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
             if finishing {
                 break; // drained: the normal end
             }
-            handle.work().await;
+            match &releases {
+                Some(releases) => tokio::select! {
+                    () = handle.work() => {}
+                    () = releases.ready() => {}
+                },
+                None => handle.work().await,
+            }
             continue;
         }
         for (sid, count) in dropped {

@@ -27,6 +27,10 @@ impl Link {
         if let Some(hook) = &self.shared.hooks.on_op {
             hook(self.id, &op);
         }
+        if let Op::Release { blocks } = &op {
+            return self.released(blocks);
+        }
+        let payload = Payload::new(payload, segment, lease);
         // Only a request reads the clock, for its deadline.
         let step = match self.protocol.on_op(op, || Instant::now().into_std()) {
             Ok(step) => step,
@@ -74,16 +78,14 @@ impl Link {
                 deadline,
                 headers,
             } => {
-                let payload = (Payload::new(payload, segment, lease), fds);
-                self.request(rid, service, (received, deadline), headers, payload);
+                self.request(rid, service, (received, deadline), headers, (payload, fds));
             }
             Step::Respond {
                 call_id,
                 status,
                 headers,
             } => {
-                let payload = (Payload::new(payload, segment, lease), fds);
-                self.respond(call_id, status, headers, payload);
+                self.respond(call_id, status, headers, (payload, fds));
             }
             Step::Ctl { rid, command } => {
                 let (status, payload) = admin::run(&self.shared, &self.identity, command);

@@ -67,8 +67,16 @@ impl Link {
         for (i, t) in route.targets().iter().enumerate() {
             // Drop-oldest deliveries stay whole frames, each droppable alone.
             let copy = small && t.overflow != Overflow::DropOldest;
-            // The same fd to every shm receiver; the bytes to the others.
-            let body = if copy {
+            // A block of its own pool to an shm receiver that has one
+            // (drop-oldest deliveries aside: a dropped frame would keep
+            // its block); else the same fd to every shm receiver, the
+            // bytes to the others.
+            let pooled = if copy || t.overflow == Overflow::DropOldest {
+                None
+            } else {
+                t.handle.lend(&mut payload, len)
+            };
+            let body = if copy || pooled.is_some() {
                 (None, Bytes::new())
             } else {
                 match payload.for_receiver(t.handle.passes_fds, i + 1 == count) {
@@ -88,7 +96,7 @@ impl Link {
                 Some(&*noted.get_or_insert_with(|| withheld::headers(headers.as_ref(), fds.len())))
             };
             let announced = if passes { fds.len() } else { 0 };
-            let body_kind = (len, body.0.is_some());
+            let body_kind = pooled.unwrap_or(Body::of(len, body.0.is_some()));
             if !self.encode_head(t, &subject, their_headers, body_kind, announced) {
                 self.shared.tally.failed(1);
                 continue;
@@ -129,23 +137,21 @@ impl Link {
         }
     }
 
-    /// Encodes `t`'s head into the head block, for a payload of `len`
-    /// bytes (`as_segment` or not) and `fds` attached fds; `false` (and
-    /// nothing encoded) if it cannot be, which the publish frame's own
-    /// limits rule out.
+    /// Encodes `t`'s head into the head block, for a payload sent as
+    /// `body` and `fds` attached fds; `false` (and nothing encoded) if it
+    /// cannot be, which the publish frame's own limits rule out.
     #[inline]
     fn encode_head(
         &mut self,
         t: &Target<Arc<ConnHandle>>,
         subject: &Subject,
         headers: Option<&Headers>,
-        (len, as_segment): (usize, bool),
+        body: Body,
         fds: usize,
     ) -> bool {
         if self.head.capacity() - self.head.len() < HEAD_LOW {
             self.head.reserve(HEAD_BLOCK);
         }
-        let body = Body::of(len, as_segment);
         let start = self.head.len();
         let encoded = encode_msg_head(t.sid, subject, &self.sender, headers, body, &mut self.head)
             .and_then(|()| announce_fds(&mut self.head, start, fds));

@@ -175,22 +175,22 @@ impl Link {
                     segment,
                     fds,
                     lease,
-                }) => match self.protocol.on_publish(&subject) {
-                    Ok(()) => {
-                        match self.admit_fds(fds) {
-                            Ok(fds) => {
-                                let payload = Payload::new(payload, segment, lease);
-                                self.publish(subject, headers, payload, fds).await;
+                }) => {
+                    let payload = Payload::new(payload, segment, lease);
+                    match self.protocol.on_publish(&subject) {
+                        Ok(()) => {
+                            match self.admit_fds(fds) {
+                                Ok(fds) => self.publish(subject, headers, payload, fds).await,
+                                Err(why) => {
+                                    let code = busd_proto::ErrorCode::LimitExceeded;
+                                    self.handle.send_error(code, why, None);
+                                }
                             }
-                            Err(why) => {
-                                let code = busd_proto::ErrorCode::LimitExceeded;
-                                self.handle.send_error(code, why, None);
-                            }
+                            true
                         }
-                        true
+                        Err(e) => self.refused(&e),
                     }
-                    Err(e) => self.refused(&e),
-                },
+                }
                 Ok(frame) => self.on_frame(frame),
                 Err(e) => {
                     if e.code() == ErrorCode::FrameTooLarge {
