@@ -91,7 +91,14 @@ impl Client {
         let fd = buffer.0.seal().map_err(seal_error)?;
         let headers = headers.as_ref();
         if self.shared.passes_segments() {
-            return self.submit_pub(&subject, headers, &[], Some(fd)).await;
+            return self
+                .submit_pub(
+                    &subject,
+                    headers,
+                    &[],
+                    Some(crate::state::Outside::Segment(fd)),
+                )
+                .await;
         }
         // tcp or unix: the sealed bytes go in the stream.
         let bytes = busd_transport::map_segment(&fd).map_err(seal_error)?;

@@ -51,6 +51,7 @@ pub struct ClientBuilder {
     token_file: Option<PathBuf>,
     segment_threshold: usize,
     shm_ring_bytes: u64,
+    shm_pool_bytes: u64,
     pass_fds: bool,
 }
 
@@ -68,6 +69,7 @@ impl ClientBuilder {
             token_file: None,
             segment_threshold: DEFAULT_SEGMENT_THRESHOLD,
             shm_ring_bytes: busd_transport::DEFAULT_SHM_RING,
+            shm_pool_bytes: busd_transport::DEFAULT_SHM_POOL,
             pass_fds: false,
         }
     }
@@ -97,6 +99,18 @@ impl ClientBuilder {
     /// [`ErrorKind::Connect`]. Other transports ignore it.
     pub fn shm_ring_bytes(mut self, bytes: u64) -> Self {
         self.shm_ring_bytes = bytes;
+        self
+    }
+
+    /// Over `shm://`, the size of the payload pool this client writes its
+    /// large payloads into (default 16 MiB): mapped once, read in place by
+    /// the daemon, its blocks reused as the daemon hands them back, so a
+    /// steady stream of large payloads costs no page faults. A power of
+    /// two from 64 KiB up to the daemon's `limits.shm_pool_bytes`; 0, or a
+    /// size the daemon does not take, sends them as sealed memfds instead.
+    /// The daemon's pool for this client (the other way) is its own.
+    pub fn shm_pool_bytes(mut self, bytes: u64) -> Self {
+        self.shm_pool_bytes = bytes;
         self
     }
 
@@ -209,7 +223,9 @@ impl ClientBuilder {
         let hello = HelloOptions {
             name: self.name.unwrap_or_else(default_name),
             identity: Identity::new(self.pfn, self.token_file)?,
-            connect: ConnectOptions::default().shm_ring_bytes(self.shm_ring_bytes),
+            connect: ConnectOptions::default()
+                .shm_ring_bytes(self.shm_ring_bytes)
+                .shm_pool_bytes(self.shm_pool_bytes),
             fds: self.pass_fds,
         };
         let session = handshake::open(&endpoint, &hello).await?;

@@ -146,7 +146,7 @@ impl Client {
     ) -> Result<(), Error> {
         let subject = literal_cow(subject, "publish to")?;
         let fds = self.shared.attachable(fds)?;
-        let segment = self.shared.seal(payload);
+        let segment = self.shared.seal(payload).await;
         if fds.is_empty() {
             return self
                 .submit_pub(&subject, headers.as_ref(), payload, segment)
@@ -163,7 +163,8 @@ impl Client {
     }
 
     /// Queues a `Pub` to the literal `subject` whose payload is `payload`,
-    /// or `segment` if given (`payload` is then unused). The head is
+    /// or `segment` (a segment or pool block) if given (`payload` is then
+    /// unused). The head is
     /// encoded from the borrowed subject: a stream to one subject clones
     /// nothing per message.
     pub(crate) async fn submit_pub(
@@ -171,7 +172,7 @@ impl Client {
         subject: &Subject,
         headers: Option<&Headers>,
         payload: &[u8],
-        segment: Option<busd_proto::SegmentFd>,
+        segment: Option<crate::state::Outside>,
     ) -> Result<(), Error> {
         let max = self.shared.max_frame();
         self.shared

@@ -114,7 +114,9 @@ impl ConnectionTask {
         self.epoch += 1;
         let epoch = self.epoch;
         self.shared.welcome(&welcome);
-        self.shared.with(|s| s.begin(epoch));
+        let pool = fds.as_ref().and_then(|f| f.pool().cloned());
+        self.shared.set_pool(pool.clone());
+        self.shared.with(|s| s.begin(epoch, pool));
         let mut pipes = session::spawn(reader, writer, fds, &self.shared, epoch);
         let mut reader_done = false;
         let mut writer_done = false;

@@ -126,6 +126,13 @@ impl State {
                 let observed = Box::new(Observed::Event(event, payload));
                 return self.deliver(sid, Pending::Observed(observed));
             }
+            Op::Release { blocks } => {
+                let taken = self.pool.as_ref().map(|pool| pool.handed_back(&blocks));
+                if let Some(Err(e)) = taken {
+                    // The daemon keeps its own books; this side only logs.
+                    tracing::warn!(cause = %e, "busd handed back a block it was not lent");
+                }
+            }
             other => tracing::warn!(op = other.name(), "unexpected frame from busd ignored"),
         }
         Dispatch::Done

@@ -158,7 +158,7 @@ impl Client {
     ) -> Result<Response, Error> {
         let (reply, rx) = oneshot::channel();
         let max = self.shared.max_frame();
-        let segment = self.shared.seal(payload);
+        let segment = self.shared.seal(payload).await;
         let exchange = async {
             self.shared
                 .submit(|state| {

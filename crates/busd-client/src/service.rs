@@ -330,7 +330,7 @@ impl Request {
             headers,
         };
         let max = self.shared.max_frame();
-        let segment = self.shared.seal(payload);
+        let segment = self.shared.seal(payload).await;
         let (epoch, service) = (self.epoch, &self.service);
         let sent = self
             .shared

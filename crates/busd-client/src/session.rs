@@ -14,8 +14,8 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use busd_proto::{CodecError, Fds, LENGTH_PREFIX};
-use busd_transport::{BoxReader, BoxWriter, FdSender, FrameReader};
+use busd_proto::{CodecError, Fds, LENGTH_PREFIX, Op};
+use busd_transport::{BoxReader, BoxWriter, FdSender, FrameReader, Releases};
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
@@ -205,6 +205,7 @@ async fn write_loop(
 ) -> io::Result<()> {
     let mut spare = BytesMut::new();
     let mut side = Side::default();
+    let releases = fds.as_ref().and_then(FdSender::releases);
     loop {
         if let Some(mut buf) = shared.take_out(&mut spare, &mut side) {
             if let Err(err) = write_out(&mut writer, fds.as_ref(), &buf, &mut side).await {
@@ -223,7 +224,23 @@ async fn write_loop(
         tokio::select! {
             () = shared.wake_writer.notified() => {}
             () = finish.cancelled() => {}
+            () = released(releases) => {
+                // Blocks of the daemon's pool whose messages were dropped.
+                let blocks = releases.map(|r| r.take()).unwrap_or_default();
+                if !blocks.is_empty() {
+                    shared.with(|s| s.write(&Op::Release { blocks }));
+                }
+            }
         }
+    }
+}
+
+/// Waits until blocks of the daemon's pool are ready to be handed back;
+/// forever without a pool.
+async fn released(releases: Option<&Arc<Releases>>) {
+    match releases {
+        Some(releases) => releases.ready().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -9,24 +9,31 @@
 //! is a std mutex, held for a few hundred nanoseconds and never across an
 //! `.await` (the mini-redis `Db` reasoning).
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use std::os::fd::OwnedFd;
 
-use busd_proto::{Fds, Limits, Pfn, SegmentFd, Welcome};
+use busd_proto::{Body, Fds, Limits, Pfn, SegmentFd, Welcome};
+use busd_transport::PoolOut;
 use bytes::BytesMut;
 use tokio::sync::Notify;
 
 use crate::error::Error;
 use crate::lock::lock;
-use crate::state::State;
+use crate::state::{Outside, State};
 
 /// Past this many buffered bytes (sealed segments' payloads included)
 /// callers wait for the writer task (one more buffer of up to this size may
 /// be in flight on the socket meanwhile).
 pub(crate) const HIGH_WATER: usize = 1024 * 1024;
+
+/// How long a large payload waits for a block of the connection's pool
+/// before it goes as a segment instead: long enough for the daemon to hand
+/// blocks back under load, short enough that a connection lost meanwhile
+/// (whose pool gets none back) costs little.
+const POOL_PATIENCE: Duration = Duration::from_millis(200);
 
 /// What passes beside (or with) the bytes of one outgoing buffer, by the
 /// offset of the frame each belongs to.
@@ -59,6 +66,9 @@ pub(crate) struct Shared {
     /// Payloads at least this long go as sealed memfds (`usize::MAX` when
     /// the transport cannot pass them).
     segment_threshold: usize,
+    /// The current connection's own payload pool, for [`seal`](Self::seal)
+    /// to write large payloads into outside the state's lock.
+    pool: Mutex<Option<Arc<PoolOut>>>,
     /// Whether fds pass on the current connection (its `Welcome` says so:
     /// asked for, over unix or shm).
     takes_fds: AtomicBool,
@@ -90,6 +100,7 @@ impl Shared {
             request_timeout,
             segment_threshold,
             takes_fds: AtomicBool::new(welcome.fds),
+            pool: Mutex::new(None),
             state: Mutex::new(State::default()),
             wake_writer: Notify::new(),
             room: Notify::new(),
@@ -116,18 +127,35 @@ impl Shared {
         lock(&self.pfn).clone()
     }
 
-    /// The payload as a sealed memfd when it is long enough to go as one,
-    /// made before the state is locked (it takes a few syscalls). A payload
-    /// that cannot be sealed (out of fds or memory) goes in the stream.
-    pub(crate) fn seal(&self, payload: &[u8]) -> Option<SegmentFd> {
+    /// The payload outside the stream when it is long enough to go so,
+    /// made before the state is locked (a copy, or a few syscalls): in a
+    /// block of the connection's pool, waiting briefly for one as the
+    /// daemon hands blocks back (which paces the caller to the daemon), or
+    /// when none comes (or the connection has no pool) as a sealed memfd.
+    /// A payload that can go neither way (out of fds or memory) goes in
+    /// the stream.
+    pub(crate) async fn seal(&self, payload: &[u8]) -> Option<Outside> {
         if payload.len() < self.segment_threshold {
             return None;
+        }
+        let pool = lock(&self.pool).clone();
+        if let Some(pool) = pool {
+            let lent = pool.lend_waiting(payload, POOL_PATIENCE).await;
+            if let Some(Body::Pooled { offset, len }) = lent {
+                return Some(Outside::Pooled { offset, len, pool });
+            }
         }
         busd_transport::seal_payload(payload)
             .inspect_err(
                 |e| tracing::debug!(cause = %e, "cannot seal a payload; sending it inline"),
             )
             .ok()
+            .map(Outside::Segment)
+    }
+
+    /// Sets the current connection's own payload pool.
+    pub(crate) fn set_pool(&self, pool: Option<Arc<PoolOut>>) {
+        *lock(&self.pool) = pool;
     }
 
     /// `fds` to attach to a frame, or `Unsupported` (the fds closed) on a
@@ -283,7 +311,14 @@ mod tests {
         };
         let segment = busd_transport::seal_payload(&vec![7; HIGH_WATER]).unwrap();
         shared
-            .submit(|s| s.write_frame(&op, &[], Some(segment), u32::MAX))
+            .submit(|s| {
+                s.write_frame(
+                    &op,
+                    &[],
+                    Some(crate::state::Outside::Segment(segment)),
+                    u32::MAX,
+                )
+            })
             .await
             .unwrap();
         // A few bytes in the stream, but a whole high-water mark of payload

@@ -9,10 +9,12 @@
 //! (see [`dispatch`](crate::dispatch)), which waits without the lock.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use busd_proto::{
     Body, Fds, LENGTH_PREFIX, Op, SegmentFd, announce_fds, encode_head, encode_head_with,
 };
+use busd_transport::PoolOut;
 use bytes::BytesMut;
 use tokio::sync::oneshot;
 
@@ -21,6 +23,21 @@ use crate::error::{Error, ErrorKind};
 use crate::inbound::Observed;
 use crate::inbound::{IncomingCall, Message, Response};
 use crate::target::Target;
+
+/// How a large payload travels outside the stream.
+#[derive(Debug)]
+pub(crate) enum Outside {
+    /// A sealed memfd, passed beside the frame.
+    Segment(SegmentFd),
+    /// A block of the connection's own pool, already written.
+    Pooled {
+        offset: u64,
+        len: u64,
+        /// The pool it was lent from: the frame goes as pooled only on the
+        /// connection that pool belongs to.
+        pool: Arc<PoolOut>,
+    },
+}
 
 /// A delivery that was waiting for room when its session ended. The state
 /// keeps it between sessions; [`dispatch`](crate::dispatch) parks and
@@ -57,6 +74,10 @@ pub(crate) struct PendingRequest {
 /// Everything a client routes by, and the bytes it will write next.
 #[derive(Default)]
 pub(crate) struct State {
+    /// The current connection's own payload pool (shm with pools): large
+    /// payloads are written into it, and the daemon's `Release`s give its
+    /// blocks back.
+    pub(crate) pool: Option<Arc<PoolOut>>,
     /// Live subscriptions and services; kept across reconnects.
     pub(crate) registry: BTreeMap<u64, Registration>,
     /// A delivery that was waiting for room when its session ended; the next
@@ -107,8 +128,9 @@ impl State {
 
     /// Starts a session on connection `epoch`: registers everything again,
     /// ahead of what was appended while disconnected.
-    pub(crate) fn begin(&mut self, epoch: u64) {
+    pub(crate) fn begin(&mut self, epoch: u64, pool: Option<Arc<PoolOut>>) {
         self.epoch = epoch;
+        self.pool = pool;
         let pending = std::mem::take(&mut self.out);
         let ops: Vec<Op> = self.registry.iter().map(|(sid, r)| r.op(*sid)).collect();
         for op in &ops {
@@ -133,6 +155,7 @@ impl State {
     /// not written yet.
     pub(crate) fn fail_in_flight(&mut self, lost: &Error) {
         self.epoch = 0;
+        self.pool = None;
         for (_, pending) in self.requests.drain() {
             let _ = pending.reply.send(Err(lost.clone()));
         }
@@ -157,6 +180,7 @@ impl State {
     pub(crate) fn shut(&mut self) {
         self.closed = true;
         self.epoch = 0;
+        self.pool = None;
         self.registry.clear();
         self.blocked = None;
         self.requests.clear();
@@ -199,17 +223,18 @@ impl State {
     }
 
     /// Appends a frame carrying `payload`, refusing it (nothing appended)
-    /// when the whole frame would exceed the daemon's `max_frame`. With a
-    /// `segment` (the payload, sealed: see `Shared::seal`) only the frame's
-    /// head is appended, and the segment is queued to pass beside it.
+    /// when the whole frame would exceed the daemon's `max_frame`. With an
+    /// `outside` payload (a segment or a pool block: see `Shared::seal`)
+    /// only the frame's head is appended; a segment is queued to pass
+    /// beside it.
     pub(crate) fn write_frame(
         &mut self,
         op: &Op,
         payload: &[u8],
-        segment: Option<SegmentFd>,
+        outside: Option<Outside>,
         max: u32,
     ) -> Result<(), Error> {
-        self.write_with(op.name(), payload, segment, max, |body, out| {
+        self.write_with(op.name(), payload, outside, max, |body, out| {
             encode_head_with(op, body, out)
         })
     }
@@ -221,18 +246,46 @@ impl State {
         &mut self,
         name: &str,
         payload: &[u8],
-        segment: Option<SegmentFd>,
+        outside: Option<Outside>,
         max: u32,
         encode: impl FnOnce(Body, &mut BytesMut) -> Result<(), busd_proto::CodecError>,
     ) -> Result<(), Error> {
+        // A block of a pool from before a reconnect goes back; the bytes
+        // then go in the stream.
+        let outside = match outside {
+            Some(Outside::Pooled { offset, pool, .. })
+                if !self.pool.as_ref().is_some_and(|p| Arc::ptr_eq(p, &pool)) =>
+            {
+                let _ = pool.handed_back(&[offset]);
+                None
+            }
+            other => other,
+        };
         let start = self.out.len();
-        // A segment carries the payload itself; `payload` is then unused.
-        let payload_len = segment.as_ref().map_or(payload.len(), |s| {
-            usize::try_from(s.len()).unwrap_or(usize::MAX)
-        });
-        let body = Body::of(payload_len, segment.is_some());
+        // Outside the stream, `payload` is unused.
+        let (body, out_of_band) = match &outside {
+            None => (Body::Inline(payload.len()), 0),
+            Some(Outside::Segment(s)) => (Body::Segment(s.len()), busd_proto::SEGMENT_LEN_FIELD),
+            Some(Outside::Pooled { offset, len, .. }) => (
+                Body::Pooled {
+                    offset: *offset,
+                    len: *len,
+                },
+                busd_proto::POOL_REF_FIELD,
+            ),
+        };
+        let payload_len = match body {
+            Body::Inline(len) => len as u64,
+            Body::Segment(len) | Body::Pooled { len, .. } => len,
+        };
+        let give_back = |outside: Option<Outside>| {
+            if let Some(Outside::Pooled { offset, pool, .. }) = outside {
+                let _ = pool.handed_back(&[offset]);
+            }
+        };
         if let Err(e) = encode(body, &mut self.out) {
             self.out.truncate(start);
+            give_back(outside);
             let err = match e {
                 busd_proto::CodecError::FrameTooLarge { .. } => {
                     frame_too_large(name, u64::MAX, max)
@@ -244,21 +297,21 @@ impl State {
             };
             return Err(err.with_source(e));
         }
-        let head = match segment {
-            // The length field announcing the segment is not part of the frame's size.
-            Some(_) => self.out.len() - start - busd_proto::SEGMENT_LEN_FIELD,
-            None => self.out.len() - start,
-        };
-        let len = (head - LENGTH_PREFIX) as u64 + payload_len as u64;
+        // The field saying where the payload is, is not part of the frame's size.
+        let head = self.out.len() - start - out_of_band;
+        let len = (head - LENGTH_PREFIX) as u64 + payload_len;
         if len > u64::from(max) {
             self.out.truncate(start);
+            give_back(outside);
             return Err(frame_too_large(name, len, max));
         }
-        match segment {
-            Some(segment) => {
+        match outside {
+            Some(Outside::Segment(segment)) => {
                 self.out_segments.push((start, segment));
-                self.out_segment_bytes += payload_len;
+                self.out_segment_bytes += usize::try_from(payload_len).unwrap_or(usize::MAX);
             }
+            // Written into the pool already; the pool bounds what waits.
+            Some(Outside::Pooled { .. }) => {}
             None => self.out.extend_from_slice(payload),
         }
         Ok(())
@@ -271,12 +324,12 @@ impl State {
         &mut self,
         op: &Op,
         payload: &[u8],
-        segment: Option<SegmentFd>,
+        outside: Option<Outside>,
         max: u32,
         fds: Fds,
     ) -> Result<(), Error> {
         let start = self.out.len();
-        self.write_frame(op, payload, segment, max)?;
+        self.write_frame(op, payload, outside, max)?;
         if fds.is_empty() {
             return Ok(());
         }

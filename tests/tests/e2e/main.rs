@@ -37,6 +37,7 @@ mod reconnect;
 mod reqrep;
 mod service_manager;
 mod service_owner;
+mod shm_pools;
 mod shm_rings;
 mod shm_segments;
 mod shutdown;

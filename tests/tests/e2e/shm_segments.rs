@@ -1,5 +1,7 @@
-//! Large payloads over shm: sealed memfds passed beside the rings, mapped
-//! read-only by shm receivers, copied into the stream for the others.
+//! Large payloads over shm without payload pools (`limits.shm_pool_bytes
+//! = 0`, or a pool with no room): sealed memfds passed beside the rings,
+//! mapped read-only by shm receivers, copied into the stream for the
+//! others. With pools, see `shm_pools`.
 
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -45,6 +47,11 @@ fn is_view_of(bytes: &[u8], name: &str) -> bool {
     })
 }
 
+/// A daemon with pools off: large payloads go as segments.
+async fn segments_daemon() -> TestDaemon {
+    TestDaemon::start_with(|c| c.limits.shm_pool_bytes = 0).await
+}
+
 async fn next(sub: &mut Subscriber, what: &str) -> busd_client::Message {
     tokio::time::timeout(Duration::from_secs(10), sub.next())
         .await
@@ -62,7 +69,7 @@ async fn shm_client(d: &TestDaemon, threshold: usize) -> Client {
 
 #[tokio::test]
 async fn a_large_payload_reaches_shm_receivers_as_a_read_only_segment_and_others_as_bytes() {
-    let d = TestDaemon::start().await;
+    let d = segments_daemon().await;
     let publisher = shm_client(&d, 4096).await;
     let mut receivers = Vec::new();
     for t in Transport::ALL {
@@ -96,7 +103,7 @@ async fn a_large_payload_reaches_shm_receivers_as_a_read_only_segment_and_others
 
 #[tokio::test]
 async fn requests_and_replies_carry_segments_both_ways_and_fall_back_across_transports() {
-    let d = TestDaemon::start().await;
+    let d = segments_daemon().await;
     for (requester_t, responder_t) in [
         (Transport::Shm, Transport::Shm),
         (Transport::Shm, Transport::Unix),
@@ -174,7 +181,7 @@ fn memfd(payload: &[u8], seals: busd_shm::SealFlags) -> std::os::fd::OwnedFd {
 #[tokio::test]
 async fn bad_segments_close_only_their_sender() {
     use busd_shm::SealFlags;
-    let d = TestDaemon::start().await;
+    let d = segments_daemon().await;
     let payload = pattern(10_000);
     let all = SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW;
     let cases: Vec<(&str, Option<std::os::fd::OwnedFd>, u64)> = vec![
@@ -231,7 +238,7 @@ async fn bad_segments_close_only_their_sender() {
 
 #[tokio::test]
 async fn segment_frames_are_refused_over_plain_sockets() {
-    let d = TestDaemon::start().await;
+    let d = segments_daemon().await;
     for t in [Transport::Tcp, Transport::Unix] {
         let (mut raw, _) = RawClient::connect_hello(&d.url(t)).await;
         raw.send_segment(bulk(), None, 10_000).await;
@@ -248,6 +255,7 @@ async fn segment_frames_are_refused_over_plain_sockets() {
 async fn a_receiver_that_stops_taking_segments_pins_few_of_them_and_is_cut_off() {
     // Queues of 1 MiB: 16 segments of 64 KiB, counted by their size.
     let d = TestDaemon::start_with(|c| {
+        c.limits.shm_pool_bytes = 0;
         c.limits.max_frame = 1 << 20;
         c.limits.max_pending_bytes = 1 << 20;
     })
@@ -289,7 +297,7 @@ async fn a_receiver_that_stops_taking_segments_pins_few_of_them_and_is_cut_off()
 
 #[tokio::test]
 async fn a_payload_written_in_place_is_sent_without_a_copy_over_shm_and_as_bytes_elsewhere() {
-    let d = TestDaemon::start().await;
+    let d = segments_daemon().await;
     let shm_sub = Client::connect(&d.url(Transport::Shm)).await.unwrap();
     let mut shm_messages = shm_sub.subscribe("frames.>").await.unwrap();
     let tcp_sub = Client::connect(&d.url(Transport::Tcp)).await.unwrap();

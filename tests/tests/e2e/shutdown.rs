@@ -116,7 +116,13 @@ async fn replies_owed_are_delivered_before_a_protocol_error() {
 async fn a_reader_whose_socket_stays_full_is_cut_off_after_write_timeout() {
     // A long flush grace and a generous queue: only the write deadline
     // can end this connection.
-    let d = TestDaemon::start_with(|c| c.limits.write_timeout = Duration::from_millis(200)).await;
+    // A small payload pool: a stuck shm reader fills it with 16 messages,
+    // then the rest go through the rings, which fill as a socket does.
+    let d = TestDaemon::start_with(|c| {
+        c.limits.write_timeout = Duration::from_millis(200);
+        c.limits.shm_pool_bytes = 1 << 20;
+    })
+    .await;
     for t in Transport::ALL {
         let url = d.url(t);
         let before = d.daemon().connection_count();

@@ -1,0 +1,129 @@
+//! Large payloads over shm with payload pools (the default): written into
+//! the sender's pool, copied by the daemon into each shm receiver's own
+//! pool, read there in place (a read-only view); the other transports get
+//! the bytes. A receiver that holds its messages fills only its own pool.
+
+use std::time::Duration;
+
+use busd_client::{Client, Subscriber};
+use busd_e2e::{TestDaemon, Transport};
+use bytes::Bytes;
+use futures::StreamExt;
+
+/// A payload whose every byte depends on its position.
+fn pattern(len: usize, seed: usize) -> Bytes {
+    (0..len).map(|i| ((i + seed) * 31 % 251) as u8).collect()
+}
+
+/// Whether `bytes` lie in a read-only shared mapping of the daemon's pool
+/// (`/proc/self/maps` names the memfd it mapped).
+fn is_pool_view(bytes: &[u8]) -> bool {
+    let addr = bytes.as_ptr() as usize;
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
+    maps.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        let (range, perms) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
+        let (start, end) = range.split_once('-').unwrap_or(("0", "0"));
+        let start = usize::from_str_radix(start, 16).unwrap_or(0);
+        let end = usize::from_str_radix(end, 16).unwrap_or(0);
+        (start..end).contains(&addr) && perms == "r--s" && line.contains("memfd:busd-pool ")
+    })
+}
+
+async fn next(sub: &mut Subscriber, what: &str) -> busd_client::Message {
+    tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .unwrap_or_else(|_| panic!("no message for {what}"))
+        .unwrap_or_else(|| panic!("subscription for {what} ended"))
+}
+
+#[tokio::test]
+async fn a_large_payload_reaches_shm_receivers_as_a_view_of_their_pool_and_others_as_bytes() {
+    let d = TestDaemon::start().await;
+    let publisher = Client::connect(&d.url(Transport::Shm)).await.unwrap();
+    let mut receivers = Vec::new();
+    for t in Transport::ALL {
+        let client = Client::connect(&d.url(t)).await.expect("connect");
+        let sub = client.subscribe("big.>").await.expect("subscribe");
+        receivers.push((t, client, sub));
+    }
+    for round in 0..40 {
+        let big = pattern(1 << 20, round);
+        publisher.publish("big.data", big.clone()).await.unwrap();
+        for (t, _client, sub) in &mut receivers {
+            let m = next(sub, "big.data").await;
+            assert_eq!(
+                m.payload, big,
+                "{t:?}, round {round}: every byte as published"
+            );
+            assert_eq!(
+                is_pool_view(&m.payload),
+                *t == Transport::Shm,
+                "{t:?}, round {round}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn requests_and_replies_go_through_the_pools_both_ways() {
+    let d = TestDaemon::start().await;
+    let responder = Client::connect(&d.url(Transport::Shm)).await.unwrap();
+    let requester = Client::connect(&d.url(Transport::Shm)).await.unwrap();
+    let mut service = responder.serve("files.get").await.unwrap();
+    let answering = tokio::spawn(async move {
+        while let Some(request) = service.next().await {
+            assert!(
+                is_pool_view(&request.payload),
+                "the request is read in place"
+            );
+            let mut reply = request.payload.to_vec();
+            reply.reverse();
+            request.respond(reply).await.expect("respond");
+        }
+    });
+    for round in 0..20 {
+        let question = pattern(300_000, round);
+        let answer = requester
+            .request("files.get", question.clone())
+            .await
+            .expect("an answer");
+        let mut expected = question.to_vec();
+        expected.reverse();
+        assert_eq!(answer.payload, expected, "round {round}");
+        assert!(is_pool_view(&answer.payload), "the reply is read in place");
+    }
+    answering.abort();
+}
+
+#[tokio::test]
+async fn a_receiver_holding_its_messages_fills_only_its_own_pool() {
+    // A 1 MiB pool each: 16 blocks of 64 KiB.
+    let d = TestDaemon::start_with(|c| c.limits.shm_pool_bytes = 1 << 20).await;
+    let publisher = Client::builder(d.url(Transport::Shm))
+        .shm_pool_bytes(1 << 20)
+        .connect()
+        .await
+        .unwrap();
+    let hoarder = Client::connect(&d.url(Transport::Shm)).await.unwrap();
+    let reader = Client::connect(&d.url(Transport::Shm)).await.unwrap();
+    let mut hoarded_sub = hoarder.subscribe("bulk").await.unwrap();
+    let mut read_sub = reader.subscribe("bulk").await.unwrap();
+    let mut held = Vec::new();
+    for round in 0..64 {
+        let payload = pattern(64 * 1024, round);
+        publisher.publish("bulk", payload.clone()).await.unwrap();
+        // The reader drops each message; the hoarder keeps every one.
+        let m = next(&mut read_sub, "the reader's").await;
+        assert_eq!(m.payload, payload);
+        assert!(is_pool_view(&m.payload), "round {round}: its pool has room");
+        let h = next(&mut hoarded_sub, "the hoarder's").await;
+        assert_eq!(h.payload, payload, "round {round}: every byte, pool or not");
+        held.push(h);
+    }
+    let in_pool = held.iter().filter(|m| is_pool_view(&m.payload)).count();
+    assert_eq!(
+        in_pool, 16,
+        "the hoarder's pool holds 16 blocks; the rest came another way"
+    );
+}
