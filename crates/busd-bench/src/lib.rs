@@ -69,7 +69,8 @@ pub struct Args {
     /// What the daemon does with a subscriber that falls behind.
     #[arg(long, value_enum, default_value_t = OverflowArg::Disconnect)]
     overflow: OverflowArg,
-    /// Over shm, payloads of at least this many bytes go as sealed memfds
+    /// Over shm, payloads of at least this many bytes go through the payload
+    /// pools (sealed memfds when a pool has no room)
     /// ("off": always through the rings), to compare the two paths.
     #[arg(long, default_value_t = busd_client::DEFAULT_SEGMENT_THRESHOLD, value_parser = parse_threshold)]
     segment_threshold: usize,

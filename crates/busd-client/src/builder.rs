@@ -115,12 +115,13 @@ impl ClientBuilder {
     }
 
     /// Over `shm://`, payloads of at least `bytes` (default
-    /// [`DEFAULT_SEGMENT_THRESHOLD`]) travel as sealed memfds instead of
-    /// through the rings: written once into the memfd, sealed against any
-    /// change, and passed as the same fd by the daemon to every allowed shm
-    /// receiver, which maps it read-only (its `payload` is a view of that
-    /// mapping: no copy). Receivers over tcp or unix get the bytes as usual.
-    /// `usize::MAX` turns segments off; other transports ignore this.
+    /// [`DEFAULT_SEGMENT_THRESHOLD`]) travel outside the rings: written once
+    /// into a block of the connection's payload pool (see
+    /// [`shm_pool_bytes`](Self::shm_pool_bytes)), or when it has none or no
+    /// room, into a fresh sealed memfd. The daemon passes them on to every
+    /// allowed shm receiver, whose `payload` is a read-only view (no copy).
+    /// Receivers over tcp or unix get the bytes as usual. `usize::MAX`
+    /// turns this off; other transports ignore it.
     pub fn segment_threshold(mut self, bytes: usize) -> Self {
         self.segment_threshold = bytes.max(1);
         self

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use busd_proto::{CodecError, Fds, LENGTH_PREFIX, Op};
-use busd_transport::{BoxReader, BoxWriter, FdSender, FrameReader, Releases};
+use busd_transport::{BoxReader, BoxWriter, FdSender, FrameReader};
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
@@ -206,7 +206,21 @@ async fn write_loop(
     let mut spare = BytesMut::new();
     let mut side = Side::default();
     let releases = fds.as_ref().and_then(FdSender::releases);
+    if let Some(releases) = releases {
+        // Woken when messages in the daemon's pool are dropped; a weak
+        // handle, so the pool does not keep the client alive.
+        let weak = Arc::downgrade(&shared);
+        releases.set_waker(move || {
+            if let Some(shared) = weak.upgrade() {
+                shared.wake_writer.notify_one();
+            }
+        });
+    }
     loop {
+        // Blocks of the daemon's pool whose messages were dropped.
+        if let Some(blocks) = releases.map(|r| r.take()).filter(|b| !b.is_empty()) {
+            shared.with(|s| s.write(&Op::Release { blocks }));
+        }
         if let Some(mut buf) = shared.take_out(&mut spare, &mut side) {
             if let Err(err) = write_out(&mut writer, fds.as_ref(), &buf, &mut side).await {
                 tracing::debug!(cause = %err, "write to busd failed");
@@ -224,23 +238,7 @@ async fn write_loop(
         tokio::select! {
             () = shared.wake_writer.notified() => {}
             () = finish.cancelled() => {}
-            () = released(releases) => {
-                // Blocks of the daemon's pool whose messages were dropped.
-                let blocks = releases.map(|r| r.take()).unwrap_or_default();
-                if !blocks.is_empty() {
-                    shared.with(|s| s.write(&Op::Release { blocks }));
-                }
-            }
         }
-    }
-}
-
-/// Waits until blocks of the daemon's pool are ready to be handed back;
-/// forever without a pool.
-async fn released(releases: Option<&Arc<Releases>>) {
-    match releases {
-        Some(releases) => releases.ready().await,
-        None => std::future::pending().await,
     }
 }
 

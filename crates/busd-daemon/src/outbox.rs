@@ -487,6 +487,12 @@ impl ConnHandle {
         (finishing, dropped)
     }
 
+    /// Wakes the writer to look for work beside the queue (blocks of the
+    /// client's pool to hand back).
+    pub(crate) fn wake_writer(&self) {
+        self.wake.notify_one();
+    }
+
     /// Waits until there is something for the writer to do: frames, a
     /// finish, a kill. Every reason comes through this one `Notify`, so an
     /// idle writer waits on nothing else.

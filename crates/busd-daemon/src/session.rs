@@ -201,6 +201,16 @@ async fn open(
         )
         .with_pool(fd_sender.as_ref().and_then(|f| f.pool().cloned())),
     );
+    if let Some(releases) = fd_sender.as_ref().and_then(FdSender::releases) {
+        // The writer hands back the client's blocks; a weak handle, so the
+        // transport's side of the pool does not keep the connection alive.
+        let writer = Arc::downgrade(&handle);
+        releases.set_waker(move || {
+            if let Some(handle) = writer.upgrade() {
+                handle.wake_writer();
+            }
+        });
+    }
     // The epoch is the router's for its whole life: taken under the same lock.
     let (registered, epoch) = {
         let mut router = lock(&shared.router);

@@ -60,13 +60,7 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
             if finishing {
                 break; // drained: the normal end
             }
-            match &releases {
-                Some(releases) => tokio::select! {
-                    () = handle.work() => {}
-                    () = releases.ready() => {}
-                },
-                None => handle.work().await,
-            }
+            handle.work().await;
             continue;
         }
         for (sid, count) in dropped {

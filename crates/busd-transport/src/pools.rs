@@ -10,6 +10,7 @@
 //!   either way, once the last holder drops it, its offset waits in
 //!   [`Releases`] for this side's writer to send back in a `Release`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use busd_proto::{Body, CodecError, Lease, LeaseSource};
@@ -119,39 +120,57 @@ pub fn body_of(slot: &PoolSlot) -> Body {
 }
 
 /// Blocks of the peer's pool this side is done with, waiting to be named
-/// in a `Release`.
-#[derive(Debug, Default)]
+/// in a `Release`. The connection's writer looks at each turn
+/// ([`take`](Self::take) costs one atomic load while none waits) and is
+/// woken by the waker it set ([`set_waker`](Self::set_waker)) when the
+/// first one arrives: no extra wait of its own, which small messages
+/// would pay for on every turn.
+#[derive(Default)]
 pub struct Releases {
     offsets: Mutex<Vec<u64>>,
-    /// Wakes the writer when the first offset arrives.
-    ready: Notify,
+    /// Whether `offsets` holds any; set and cleared under its lock.
+    pending: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+/// Wakes a connection's writer.
+type Waker = Box<dyn Fn() + Send + Sync>;
+
+impl std::fmt::Debug for Releases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Releases")
+            .field("pending", &self.pending.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Releases {
     /// The offsets waiting, taken (empty when none).
     pub fn take(&self) -> Vec<u64> {
-        std::mem::take(&mut *self.lock())
+        if !self.pending.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut offsets = self.lock();
+        self.pending.store(false, Ordering::Release);
+        std::mem::take(&mut *offsets)
     }
 
-    /// Waits until some offset waits (at once if one does).
-    pub async fn ready(&self) {
-        loop {
-            let notified = self.ready.notified();
-            if !self.lock().is_empty() {
-                return;
-            }
-            notified.await;
-        }
+    /// Calls `wake` whenever an offset arrives to find none waiting: the
+    /// writer then [`take`](Self::take)s them.
+    pub fn set_waker(&self, wake: impl Fn() + Send + Sync + 'static) {
+        *self.waker.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(wake));
     }
 
     fn push(&self, offset: u64) {
         let was_empty = {
             let mut offsets = self.lock();
             offsets.push(offset);
-            offsets.len() == 1
+            !self.pending.swap(true, Ordering::AcqRel)
         };
         if was_empty {
-            self.ready.notify_one();
+            if let Some(wake) = &*self.waker.lock().unwrap_or_else(PoisonError::into_inner) {
+                wake();
+            }
         }
     }
 

@@ -127,3 +127,25 @@ async fn a_receiver_holding_its_messages_fills_only_its_own_pool() {
         "the hoarder's pool holds 16 blocks; the rest came another way"
     );
 }
+
+#[tokio::test]
+async fn a_client_handing_back_a_block_it_was_not_lent_is_a_protocol_violation() {
+    let d = TestDaemon::start().await;
+    let (mut raw, welcome) = busd_e2e::RawClient::connect_hello(&d.url(Transport::Shm)).await;
+    assert!(matches!(welcome, busd_proto::Op::Welcome(_)), "{welcome:?}");
+    raw.send(busd_proto::Op::Release {
+        blocks: vec![12_288],
+    })
+    .await;
+    let frames = tokio::time::timeout(Duration::from_secs(10), raw.recv_until_closed())
+        .await
+        .expect("the daemon closes the connection");
+    assert_eq!(
+        busd_e2e::RawClient::error_code(&frames),
+        Some(busd_proto::ErrorCode::ProtocolViolation),
+        "{frames:?}"
+    );
+    // Everyone else is still served.
+    let other = Client::connect(&d.url(Transport::Shm)).await.unwrap();
+    other.flush().await.unwrap();
+}
