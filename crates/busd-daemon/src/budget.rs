@@ -164,6 +164,21 @@ impl Drop for Credit {
     }
 }
 
+/// Bytes of an owner's budget held by the blocks of its pool the daemon
+/// wrote and it has not handed back yet (shm; see `pooled`).
+impl Budget {
+    /// Takes `bytes` for blocks lent; `false` (nothing taken) if they do
+    /// not fit.
+    pub(crate) fn take_lent(&self, bytes: u64) -> bool {
+        usize::try_from(bytes).is_ok_and(|n| self.try_take(n))
+    }
+
+    /// Gives back `bytes` of blocks handed back (or of a pool gone).
+    pub(crate) fn give_back_lent(&self, bytes: u64) {
+        self.give_back(usize::try_from(bytes).unwrap_or(usize::MAX));
+    }
+}
+
 /// Fds held for an owner, taken from its fd budget and given back on drop.
 #[derive(Debug)]
 pub(crate) struct FdCharge {

@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::budget::Credit;
+use crate::budget::{Budget, Credit};
 use crate::origin::Origin;
 use crate::payload::Payload;
 use crate::sync::lock;
@@ -57,8 +57,9 @@ pub(crate) struct ConnHandle {
     /// other connections get their bytes in the stream.
     pub(crate) passes_fds: bool,
     /// Its payload pool, the daemon's, which it maps read-only (shm with
-    /// pools): large payloads are copied into a block of it (see `pooled`).
-    pub(crate) pool: Option<Arc<PoolOut>>,
+    /// pools): large payloads are copied into a block of it (see `pooled`),
+    /// each block charged to its owner's budget until handed back.
+    pub(crate) pool: Option<(Arc<PoolOut>, Arc<Budget>)>,
     /// Whether the fds attached to messages can be passed to it (unix and
     /// shm); a tcp receiver gets such messages without them, and a header
     /// saying how many were withheld (see `withheld`).
@@ -320,9 +321,10 @@ impl ConnHandle {
         Ok(())
     }
 
-    /// The same handle, sending large payloads through `pool`.
-    pub(crate) fn with_pool(mut self, pool: Option<Arc<PoolOut>>) -> Self {
-        self.pool = pool;
+    /// The same handle, sending large payloads through `pool`, its blocks
+    /// charged to `budget`.
+    pub(crate) fn with_pool(mut self, pool: Option<Arc<PoolOut>>, budget: &Arc<Budget>) -> Self {
+        self.pool = pool.map(|pool| (pool, Arc::clone(budget)));
         self
     }
 
@@ -538,6 +540,10 @@ impl Drop for ConnHandle {
     /// publisher that routed to the connection as it closed, after its
     /// writer had finished.
     fn drop(&mut self) {
+        // Blocks still lent go with the pool: nobody can lend more now.
+        if let Some((pool, budget)) = &self.pool {
+            budget.give_back_lent(pool.in_use());
+        }
         let q = self
             .outbox
             .get_mut()

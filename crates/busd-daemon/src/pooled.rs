@@ -6,9 +6,11 @@
 //! `munmap` per message, unlike a sealed segment.
 //!
 //! A receiver has its own pool, so no process can read a payload it was
-//! not given; one that holds its blocks fills only its own pool, and its
-//! deliveries then go the older way (a segment's fd, or the bytes in the
-//! rings) until blocks come back.
+//! not given. Each block lent is charged to the receiver's owner (its
+//! `limits.max_memory_per_identity` budget) until handed back: one that
+//! holds its blocks fills only its own pool and budget, and its deliveries
+//! then go the older way (a segment's fd, or the bytes in the rings,
+//! charged as queued bytes are) until blocks come back.
 
 use busd_proto::Body;
 
@@ -25,11 +27,17 @@ impl ConnHandle {
     /// a payload too small, no free block that large, or a segment that
     /// cannot be mapped (the other way tells).
     pub(crate) fn lend(&self, payload: &mut Payload, len: usize) -> Option<Body> {
-        let pool = self.pool.as_ref().filter(|_| len >= POOLED_FROM)?;
+        let (pool, budget) = self.pool.as_ref().filter(|_| len >= POOLED_FROM)?;
         let mut slot = pool.slot(len)?;
+        // The block is the receiver's to hold, so its owner pays for it.
+        if !budget.take_lent(slot.block_len()) {
+            pool.cancel(slot);
+            return None;
+        }
         match payload.copy_to(slot.as_mut_slice()) {
             Ok(()) => Some(busd_transport::body_of(&slot)),
             Err(_) => {
+                budget.give_back_lent(slot.block_len());
                 pool.cancel(slot);
                 None
             }

@@ -199,7 +199,7 @@ async fn open(
             Arc::clone(&shared.tally),
             Origin::of(peer),
         )
-        .with_pool(fd_sender.as_ref().and_then(|f| f.pool().cloned())),
+        .with_pool(fd_sender.as_ref().and_then(|f| f.pool().cloned()), &budget),
     );
     if let Some(releases) = fd_sender.as_ref().and_then(FdSender::releases) {
         // The writer hands back the client's blocks; a weak handle, so the

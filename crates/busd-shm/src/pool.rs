@@ -90,6 +90,8 @@ pub struct PoolSlot {
     map: Arc<Mapping>,
     offset: u64,
     len: usize,
+    /// The whole block's size: what the slot holds of the pool.
+    block: u64,
 }
 
 /// The reader's side of a pool: a read-only mapping.
@@ -144,23 +146,24 @@ impl PoolWriter {
     /// the caller sends the payload another way, or waits for blocks to
     /// come back.
     pub fn alloc(&mut self, len: usize) -> Option<PoolSlot> {
-        let (offset, _) = self.blocks.alloc(len as u64)?;
+        let (offset, block) = self.blocks.alloc(len as u64)?;
         Some(PoolSlot {
             map: Arc::clone(&self.map),
             offset,
             len,
+            block,
         })
     }
 
-    /// Takes back the block at `offset`, which the reader handed back.
+    /// Takes back the block at `offset`, which the reader handed back;
+    /// the block's size.
     ///
     /// # Errors
     /// [`PoolError::NotLent`] for an offset not lent out now: a peer that
     /// hands back what it was not given, or twice.
-    pub fn release(&mut self, offset: u64) -> Result<(), PoolError> {
+    pub fn release(&mut self, offset: u64) -> Result<u64, PoolError> {
         self.blocks
             .free(offset)
-            .map(drop)
             .map_err(|e| PoolError::NotLent(e.0))
     }
 
@@ -190,6 +193,12 @@ impl PoolSlot {
     /// The payload's length.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// The size of the block it holds of the pool (a power of two, at
+    /// least the payload's length).
+    pub fn block_len(&self) -> u64 {
+        self.block
     }
 
     /// Whether the payload is empty.

@@ -82,15 +82,18 @@ impl PoolOut {
         self.lock().cancel(slot);
     }
 
-    /// Takes back the blocks the peer's `Release` names.
+    /// Takes back the blocks the peer's `Release` names; the bytes they
+    /// held of the pool.
     ///
     /// # Errors
     /// [`PoolError::NotLent`] for a block not lent out: the peer broke the
     /// protocol (the blocks before it were taken back).
-    pub fn handed_back(&self, blocks: &[u64]) -> Result<(), PoolError> {
+    pub fn handed_back(&self, blocks: &[u64]) -> Result<u64, PoolError> {
         let taken = {
             let mut writer = self.lock();
-            blocks.iter().try_for_each(|&offset| writer.release(offset))
+            blocks
+                .iter()
+                .try_fold(0, |sum, &offset| Ok(sum + writer.release(offset)?))
         };
         self.returned.notify_waiters();
         taken

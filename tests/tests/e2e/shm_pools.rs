@@ -149,3 +149,63 @@ async fn a_client_handing_back_a_block_it_was_not_lent_is_a_protocol_violation()
     let other = Client::connect(&d.url(Transport::Shm)).await.unwrap();
     other.flush().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_blocks_a_receiver_holds_are_charged_to_its_owner_alone() {
+    use busd_e2e::Package;
+    const PUBLISHER: &str = "Pools.Publisher_8wekyb3d8bbwe";
+    const HOARDER: &str = "Pools.Hoarder_8wekyb3d8bbwe";
+    const READER: &str = "Pools.Reader_8wekyb3d8bbwe";
+    let packages = [
+        Package::new(PUBLISHER).sends_to(&[HOARDER, READER]),
+        Package::new(HOARDER).accepts(&[PUBLISHER]),
+        Package::new(READER).accepts(&[PUBLISHER]),
+    ];
+    // A 1 MiB pool holds 16 blocks of 64 KiB; the hoarder's budget, less
+    // what its connection holds anyway, about 9.
+    let mut toml = busd_e2e::access::config_toml("same-uid", &packages);
+    toml.push_str(
+        "\n[limits]\nshm_pool_bytes = 1048576\nmax_frame = 262144\n\
+         max_pending_bytes = 262144\nmax_memory_per_identity = 655360\n",
+    );
+    let d = TestDaemon::start_with_packages_toml(&toml, &packages).await;
+    let publisher = d.connect_as(Transport::Shm, &packages[0]).await;
+    let hoarder = d
+        .token_builder(Transport::Shm, HOARDER, &packages[1].token_rel())
+        .reconnect(false)
+        .connect()
+        .await
+        .unwrap();
+    let reader = d.connect_as(Transport::Shm, &packages[2]).await;
+    let mut hoarded = hoarder.subscribe("bulk").await.unwrap();
+    let mut read = reader.subscribe("bulk").await.unwrap();
+    let mut held = Vec::new();
+    for round in 0..24 {
+        let payload = pattern(64 * 1024, round);
+        publisher.publish("bulk", payload.clone()).await.unwrap();
+        // Everyone else is served as before: every message, in its pool.
+        let m = next(&mut read, "the reader's").await;
+        assert_eq!(m.payload, payload, "round {round}");
+        assert!(
+            is_pool_view(&m.payload),
+            "round {round}: the reader's pool has room"
+        );
+        // The hoarder keeps what it gets, until its owner's budget runs
+        // out and the daemon closes it (LimitExceeded).
+        let got = tokio::time::timeout(Duration::from_millis(500), hoarded.next()).await;
+        if let Ok(Some(m)) = got {
+            assert_eq!(m.payload, payload, "round {round}: every byte, pool or not");
+            held.push(m);
+        }
+    }
+    let in_pool = held.iter().filter(|m| is_pool_view(&m.payload)).count();
+    eprintln!(
+        "the hoarder got {} of 24 before its cut, {in_pool} in its pool",
+        held.len()
+    );
+    assert!(
+        (1..16).contains(&in_pool),
+        "{in_pool} in the pool: its budget, not the pool's 16 blocks, bounds what it holds"
+    );
+    assert!(held.len() < 24, "the hoarder was cut off at its budget");
+}

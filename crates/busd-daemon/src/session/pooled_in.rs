@@ -12,8 +12,11 @@ impl Link {
     /// without a pool: a protocol violation.
     pub(super) fn released(&self, blocks: &[u64]) -> bool {
         let refused = match &self.handle.pool {
-            Some(pool) => match pool.handed_back(blocks) {
-                Ok(()) => return true,
+            Some((pool, budget)) => match pool.handed_back(blocks) {
+                Ok(bytes) => {
+                    budget.give_back_lent(bytes);
+                    return true;
+                }
                 Err(e) => e.to_string(),
             },
             None => "Release on a connection without a payload pool".to_owned(),
