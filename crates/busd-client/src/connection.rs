@@ -144,6 +144,8 @@ impl ConnectionTask {
             End::HandlesGone => close(pipes, reader_done, writer_done).await,
             End::Lost(ended) => {
                 let lost = ended.error();
+                // Its pool gets no block back any more: nobody waits on it.
+                self.shared.set_pool(None);
                 self.shared.with(|s| s.fail_in_flight(&lost));
                 pipes.writer_task.abort();
                 pipes.stop.cancel();
