@@ -200,7 +200,7 @@ impl Conn for BusdConn {
         fill: impl FnOnce(&mut [u8]) + Send,
     ) -> Result<(), BusdError> {
         if len >= self.in_place_from {
-            let mut buf = self.client.payload_buffer(len)?;
+            let mut buf = self.client.payload_buffer(len).await?;
             fill(&mut buf);
             return Ok(self.client.publish_buffer(subject, None, buf).await?);
         }

@@ -33,7 +33,7 @@ pub(crate) const HIGH_WATER: usize = 1024 * 1024;
 /// before it goes as a segment instead: long enough for the daemon to hand
 /// blocks back under load, short enough that a connection lost meanwhile
 /// (whose pool gets none back) costs little.
-const POOL_PATIENCE: Duration = Duration::from_millis(200);
+pub(crate) const POOL_PATIENCE: Duration = Duration::from_millis(200);
 
 /// What passes beside (or with) the bytes of one outgoing buffer, by the
 /// offset of the frame each belongs to.
@@ -151,6 +151,11 @@ impl Shared {
             )
             .ok()
             .map(Outside::Segment)
+    }
+
+    /// The current connection's own payload pool, if it has one.
+    pub(crate) fn pool(&self) -> Option<Arc<PoolOut>> {
+        lock(&self.pool).clone()
     }
 
     /// Sets the current connection's own payload pool.

@@ -67,6 +67,7 @@ mod tcp;
 mod unix;
 mod unix_fds;
 
+pub use busd_shm::PoolSlot;
 pub use busd_shm::{MAX_POOL as MAX_SHM_POOL, MIN_POOL as MIN_SHM_POOL};
 pub use conn::{BoxReader, BoxWriter, Connection, Listener, PeerInfo};
 pub use connect::{ConnectOptions, connect, connect_with};

@@ -45,7 +45,18 @@ impl PoolOut {
         payload: &[u8],
         patience: std::time::Duration,
     ) -> Option<Body> {
-        if payload.len() as u64 > self.size() {
+        let mut slot = self.slot_waiting(payload.len(), patience).await?;
+        slot.as_mut_slice().copy_from_slice(payload);
+        Some(body_of(&slot))
+    }
+
+    /// As [`slot`](Self::slot), waiting as [`lend_waiting`](Self::lend_waiting) does.
+    pub async fn slot_waiting(
+        &self,
+        len: usize,
+        patience: std::time::Duration,
+    ) -> Option<PoolSlot> {
+        if len as u64 > self.size() {
             return None;
         }
         let deadline = tokio::time::Instant::now() + patience;
@@ -55,8 +66,8 @@ impl PoolOut {
             let returned = self.returned.notified();
             tokio::pin!(returned);
             returned.as_mut().enable();
-            if let Some(body) = self.lend(payload) {
-                return Some(body);
+            if let Some(slot) = self.slot(len) {
+                return Some(slot);
             }
             tokio::time::timeout_at(deadline, returned).await.ok()?;
         }

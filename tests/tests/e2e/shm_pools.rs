@@ -18,6 +18,12 @@ fn pattern(len: usize, seed: usize) -> Bytes {
 /// Whether `bytes` lie in a read-only shared mapping of the daemon's pool
 /// (`/proc/self/maps` names the memfd it mapped).
 fn is_pool_view(bytes: &[u8]) -> bool {
+    is_in_pool(bytes, "r--s")
+}
+
+/// Whether `bytes` lie in a shared mapping of a pool with permissions
+/// `perms` (`rw-s`: this process's own pool).
+fn is_in_pool(bytes: &[u8], perms_wanted: &str) -> bool {
     let addr = bytes.as_ptr() as usize;
     let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
     maps.lines().any(|line| {
@@ -26,7 +32,7 @@ fn is_pool_view(bytes: &[u8]) -> bool {
         let (start, end) = range.split_once('-').unwrap_or(("0", "0"));
         let start = usize::from_str_radix(start, 16).unwrap_or(0);
         let end = usize::from_str_radix(end, 16).unwrap_or(0);
-        (start..end).contains(&addr) && perms == "r--s" && line.contains("memfd:busd-pool ")
+        (start..end).contains(&addr) && perms == perms_wanted && line.contains("memfd:busd-pool ")
     })
 }
 
@@ -208,4 +214,35 @@ async fn the_blocks_a_receiver_holds_are_charged_to_its_owner_alone() {
         "{in_pool} in the pool: its budget, not the pool's 16 blocks, bounds what it holds"
     );
     assert!(held.len() < 24, "the hoarder was cut off at its budget");
+}
+
+#[tokio::test]
+async fn a_payload_buffer_is_a_block_of_the_senders_pool_sent_without_a_copy() {
+    let d = TestDaemon::start().await;
+    let publisher = Client::connect(&d.url(Transport::Shm)).await.unwrap();
+    let receiver = Client::connect(&d.url(Transport::Shm)).await.unwrap();
+    let mut sub = receiver.subscribe("frames").await.unwrap();
+    // Buffers dropped unsent give their blocks back: 40 of 1 MiB from a
+    // 16 MiB pool, each one a block of it.
+    for round in 0..40 {
+        let buffer = publisher.payload_buffer(1 << 20).await.unwrap();
+        assert!(
+            is_in_pool(&buffer, "rw-s"),
+            "round {round}: a block of its own pool"
+        );
+        assert!(buffer.iter().all(|&b| b == 0), "round {round}: zeroed");
+    }
+    for round in 0..40 {
+        let payload = pattern(1 << 20, round);
+        let mut buffer = publisher.payload_buffer(payload.len()).await.unwrap();
+        assert!(is_in_pool(&buffer, "rw-s"), "round {round}");
+        buffer.copy_from_slice(&payload);
+        publisher
+            .publish_buffer("frames", None, buffer)
+            .await
+            .unwrap();
+        let m = next(&mut sub, "a frame").await;
+        assert_eq!(m.payload, payload, "round {round}");
+        assert!(is_pool_view(&m.payload), "round {round}");
+    }
 }

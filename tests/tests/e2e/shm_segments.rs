@@ -305,7 +305,7 @@ async fn a_payload_written_in_place_is_sent_without_a_copy_over_shm_and_as_bytes
     let expected = pattern(200_000);
     for t in [Transport::Shm, Transport::Unix] {
         let publisher = Client::connect(&d.url(t)).await.unwrap();
-        let mut buffer = publisher.payload_buffer(expected.len()).unwrap();
+        let mut buffer = publisher.payload_buffer(expected.len()).await.unwrap();
         buffer.copy_from_slice(&expected);
         publisher
             .publish_buffer("frames.front", None, buffer)
@@ -319,7 +319,7 @@ async fn a_payload_written_in_place_is_sent_without_a_copy_over_shm_and_as_bytes
             next(&mut tcp_messages, "tcp receiver").await.payload,
             expected
         );
-        let refused = publisher.payload_buffer(0).unwrap_err();
+        let refused = publisher.payload_buffer(0).await.unwrap_err();
         assert_eq!(refused.kind(), busd_client::ErrorKind::FrameTooLarge);
     }
 }
