@@ -118,21 +118,12 @@ impl Payload {
     /// The error of mapping the segment.
     pub(crate) fn copy_to(&mut self, dst: &mut [u8]) -> std::io::Result<()> {
         match self {
-            Self::Inline(bytes) => dst.copy_from_slice(bytes),
-            Self::Segment {
-                mapped: Some(bytes),
-                ..
-            } => dst.copy_from_slice(bytes),
-            Self::Segment { fd, mapped } => {
-                let bytes = busd_transport::map_segment(fd)?;
-                dst.copy_from_slice(&bytes);
-                *mapped = Some(bytes);
-            }
+            // Straight from the sender's block, with no bytes made between.
             Self::Leased {
-                copied: Some(bytes),
-                ..
-            } => dst.copy_from_slice(bytes),
-            Self::Leased { lease, .. } => lease.copy_to(dst),
+                lease,
+                copied: None,
+            } => lease.copy_to(dst),
+            _ => dst.copy_from_slice(&self.for_receiver(false, false)?.1),
         }
         Ok(())
     }

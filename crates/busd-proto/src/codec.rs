@@ -241,18 +241,7 @@ impl Decoder for FrameCodec {
         if len == 0 {
             return Err(CodecError::Malformed("an empty segment".into()));
         }
-        if len > u64::from(self.max_frame) {
-            return Err(CodecError::FrameTooLarge {
-                len,
-                max: self.max_frame,
-            });
-        }
-        let Some(segments) = self.segments.as_mut() else {
-            return Err(CodecError::Malformed(
-                "segment frames travel only over shm connections".into(),
-            ));
-        };
-        let (payload, segment) = segments.take(len)?;
+        let (payload, segment) = self.beside(len, "segment")?.take(len)?;
         // Passed after the segment, so taken after it.
         let fds = self.take_fds(frame, fd_count)?;
         Ok(Some(Frame {
@@ -266,6 +255,21 @@ impl Decoder for FrameCodec {
 }
 
 impl FrameCodec {
+    /// The source of a payload of `len` bytes that travels beside the
+    /// stream (a `kind` frame: segment or pooled), once `len` is within
+    /// `max_frame` and the connection has one (shm).
+    fn beside(&mut self, len: u64, kind: &str) -> Result<&mut Box<dyn SegmentSource>, CodecError> {
+        if len > u64::from(self.max_frame) {
+            return Err(CodecError::FrameTooLarge {
+                len,
+                max: self.max_frame,
+            });
+        }
+        self.segments.as_mut().ok_or_else(|| {
+            CodecError::Malformed(format!("{kind} frames travel only over shm connections"))
+        })
+    }
+
     /// The rest of a pooled frame (`POOL_FLAG`): its payload's place in the
     /// peer's pool, which the source checks and lends.
     fn pooled(
@@ -287,18 +291,7 @@ impl FrameCodec {
             )));
         }
         let (offset, len) = (body.get_u64(), body.get_u64());
-        if len > u64::from(self.max_frame) {
-            return Err(CodecError::FrameTooLarge {
-                len,
-                max: self.max_frame,
-            });
-        }
-        let Some(source) = self.segments.as_mut() else {
-            return Err(CodecError::Malformed(
-                "pooled frames travel only over shm connections".into(),
-            ));
-        };
-        let (payload, lease) = source.take_pooled(offset, len)?;
+        let (payload, lease) = self.beside(len, "pooled")?.take_pooled(offset, len)?;
         let fds = self.take_fds(frame, fd_count)?;
         Ok(Frame {
             op,
