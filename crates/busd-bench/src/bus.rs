@@ -200,7 +200,8 @@ impl Conn for BusdConn {
         fill: impl FnOnce(&mut [u8]) + Send,
     ) -> Result<(), BusdError> {
         if len >= self.in_place_from {
-            let mut buf = self.client.payload_buffer(len).await?;
+            // `fill` writes every byte, so the block need not be zeroed.
+            let mut buf = self.client.payload_buffer_unzeroed(len).await?;
             fill(&mut buf);
             return Ok(self.client.publish_buffer(subject, None, buf).await?);
         }

@@ -56,10 +56,19 @@ impl PoolOut {
         len: usize,
         patience: std::time::Duration,
     ) -> Option<PoolSlot> {
+        self.slot_waiting_until(len, tokio::time::Instant::now() + patience)
+            .await
+    }
+
+    /// As [`slot_waiting`](Self::slot_waiting), waiting until `deadline`.
+    pub async fn slot_waiting_until(
+        &self,
+        len: usize,
+        deadline: tokio::time::Instant,
+    ) -> Option<PoolSlot> {
         if len as u64 > self.size() {
             return None;
         }
-        let deadline = tokio::time::Instant::now() + patience;
         loop {
             // Registered before looking, so a block handed back meanwhile
             // wakes it.

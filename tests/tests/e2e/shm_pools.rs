@@ -232,9 +232,22 @@ async fn a_payload_buffer_is_a_block_of_the_senders_pool_sent_without_a_copy() {
         );
         assert!(buffer.iter().all(|&b| b == 0), "round {round}: zeroed");
     }
-    for round in 0..40 {
+    // Blocks that held payloads are zeroed again for `payload_buffer`, and
+    // left as they are for `payload_buffer_unzeroed`, whose writer fills
+    // them.
+    for round in 0..60 {
         let payload = pattern(1 << 20, round);
-        let mut buffer = publisher.payload_buffer(payload.len()).await.unwrap();
+        let mut buffer = if round < 40 {
+            publisher.payload_buffer(payload.len()).await.unwrap()
+        } else {
+            let zeroed = publisher.payload_buffer(payload.len()).await.unwrap();
+            assert!(zeroed.iter().all(|&b| b == 0), "round {round}: zeroed");
+            drop(zeroed);
+            publisher
+                .payload_buffer_unzeroed(payload.len())
+                .await
+                .unwrap()
+        };
         assert!(is_in_pool(&buffer, "rw-s"), "round {round}");
         buffer.copy_from_slice(&payload);
         publisher
@@ -245,4 +258,94 @@ async fn a_payload_buffer_is_a_block_of_the_senders_pool_sent_without_a_copy() {
         assert_eq!(m.payload, payload, "round {round}");
         assert!(is_pool_view(&m.payload), "round {round}");
     }
+}
+
+/// A `block` subscriber to `subject` on `client`.
+async fn block_sub(client: &Client, subject: &str) -> Subscriber {
+    let options = busd_client::SubscribeOptions {
+        overflow: busd_client::Overflow::Block,
+        ..Default::default()
+    };
+    client.subscribe_with(subject, options).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_block_subscriber_whose_pool_is_full_is_waited_for_not_sent_the_bytes() {
+    // A 1 MiB pool each: 16 blocks of 64 KiB.
+    let d = TestDaemon::start_with(|c| c.limits.shm_pool_bytes = 1 << 20).await;
+    let publisher = Client::connect(&d.url(Transport::Shm)).await.unwrap();
+    let receiver = Client::connect(&d.url(Transport::Shm)).await.unwrap();
+    let mut sub = block_sub(&receiver, "bulk").await;
+    let publishing = tokio::spawn(async move {
+        for round in 0..40 {
+            publisher
+                .publish("bulk", pattern(64 * 1024, round))
+                .await
+                .unwrap();
+        }
+        publisher.flush().await.unwrap();
+    });
+    // Holding 16 fills its pool: the 17th waits for a block to come back.
+    let mut held = Vec::new();
+    for round in 0..16 {
+        held.push(next(&mut sub, "the first 16").await);
+        assert!(is_pool_view(&held[round].payload), "round {round}");
+    }
+    let early = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+    assert!(
+        early.is_err(),
+        "nothing more until a block is handed back: {early:?}"
+    );
+    drop(held);
+    for round in 16..40 {
+        let m = next(&mut sub, "the rest").await;
+        assert_eq!(m.payload, pattern(64 * 1024, round), "round {round}");
+        assert!(
+            is_pool_view(&m.payload),
+            "round {round}: in its pool, at its pace"
+        );
+    }
+    tokio::time::timeout(Duration::from_secs(10), publishing)
+        .await
+        .expect("the publisher went on")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_block_subscriber_holding_its_pool_past_the_block_timeout_is_cut_off() {
+    let d = TestDaemon::start_with(|c| {
+        c.limits.shm_pool_bytes = 1 << 20;
+        c.limits.block_timeout = Duration::from_millis(300);
+        c.limits.foreign_block_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let publisher = Client::connect(&d.url(Transport::Shm)).await.unwrap();
+    let hoarder = Client::builder(d.url(Transport::Shm))
+        .reconnect(false)
+        .connect()
+        .await
+        .unwrap();
+    let mut sub = block_sub(&hoarder, "bulk").await;
+    let mut held = Vec::new();
+    for round in 0..17 {
+        publisher
+            .publish("bulk", pattern(64 * 1024, round))
+            .await
+            .unwrap();
+        if round < 16 {
+            held.push(next(&mut sub, "the first 16").await);
+        }
+    }
+    // The 17th finds no block within the block timeout: the hoarder goes,
+    // and the publisher serves on.
+    let end = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("the hoarder is cut off");
+    assert!(end.is_none(), "{end:?}");
+    publisher
+        .publish("bulk", pattern(64 * 1024, 17))
+        .await
+        .unwrap();
+    publisher.flush().await.unwrap();
+    assert_eq!(held.len(), 16);
 }

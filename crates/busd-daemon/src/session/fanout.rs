@@ -73,6 +73,18 @@ impl Link {
             // bytes to the others.
             let pooled = if copy || t.overflow == Overflow::DropOldest {
                 None
+            } else if t.overflow == Overflow::Block {
+                let link = &*self;
+                let deadlines = (&mut own, &mut foreign);
+                let wait = move || link.block_wait(t, deadlines);
+                match t.handle.lend_blocking(&mut payload, len, wait).await {
+                    Ok(pooled) => pooled,
+                    Err(waited) => {
+                        t.handle.lose(1);
+                        self.cut_off(t, waited);
+                        continue;
+                    }
+                }
             } else {
                 t.handle.lend(&mut payload, len)
             };
