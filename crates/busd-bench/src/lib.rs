@@ -70,7 +70,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = OverflowArg::Disconnect)]
     overflow: OverflowArg,
     /// Over shm, payloads of at least this many bytes go through the payload
-    /// pools (sealed memfds when a pool has no room)
+    /// pools (sealed memfds from 64 KiB when a pool has no room)
     /// ("off": always through the rings), to compare the two paths.
     #[arg(long, default_value_t = busd_client::DEFAULT_SEGMENT_THRESHOLD, value_parser = parse_threshold)]
     segment_threshold: usize,

@@ -55,8 +55,15 @@ pub struct ClientBuilder {
     pass_fds: bool,
 }
 
-/// Payloads at least this long travel as sealed memfds over shm.
-pub const DEFAULT_SEGMENT_THRESHOLD: usize = 64 * 1024;
+/// Payloads at least this long travel outside the rings over shm: in a
+/// block of the connection's payload pool (below it, the rings move bytes
+/// as fast as a block that is a whole page or more).
+pub const DEFAULT_SEGMENT_THRESHOLD: usize = 16 * 1024;
+
+/// Without a pool (or room in it), payloads at least this long (and at
+/// least the threshold) travel as sealed memfds: below it, a fresh memfd's
+/// page faults and unmapping cost more than the rings.
+pub const SEGMENTS_FROM: usize = 64 * 1024;
 
 impl ClientBuilder {
     pub(crate) fn new(url: String) -> Self {
@@ -118,7 +125,8 @@ impl ClientBuilder {
     /// [`DEFAULT_SEGMENT_THRESHOLD`]) travel outside the rings: written once
     /// into a block of the connection's payload pool (see
     /// [`shm_pool_bytes`](Self::shm_pool_bytes)), or when it has none or no
-    /// room, into a fresh sealed memfd. The daemon passes them on to every
+    /// room, into a fresh sealed memfd if they are at least
+    /// [`SEGMENTS_FROM`] long (else through the rings). The daemon passes them on to every
     /// allowed shm receiver, whose `payload` is a read-only view (no copy).
     /// Receivers over tcp or unix get the bytes as usual. `usize::MAX`
     /// turns this off; other transports ignore it.

@@ -70,7 +70,7 @@ mod typed;
 mod typed_service;
 
 pub use buffer::PayloadBuffer;
-pub use builder::{ClientBuilder, DEFAULT_SEGMENT_THRESHOLD};
+pub use builder::{ClientBuilder, DEFAULT_SEGMENT_THRESHOLD, SEGMENTS_FROM};
 pub use busd_proto::{
     CtlCommand, EventKind, Fds, Headers, Limits, MonitorEvent, Overflow, Party, Pfn, PfnError,
     Sender, Status, Subject, SubjectError, Value, ValueSet, ValueSetError,

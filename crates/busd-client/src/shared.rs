@@ -131,7 +131,8 @@ impl Shared {
     /// made before the state is locked (a copy, or a few syscalls): in a
     /// block of the connection's pool, waiting briefly for one as the
     /// daemon hands blocks back (which paces the caller to the daemon), or
-    /// when none comes (or the connection has no pool) as a sealed memfd.
+    /// when none comes (or the connection has no pool) as a sealed memfd
+    /// if it is at least [`SEGMENTS_FROM`](crate::SEGMENTS_FROM) long.
     /// A payload that can go neither way (out of fds or memory) goes in
     /// the stream.
     pub(crate) async fn seal(&self, payload: &[u8]) -> Option<Outside> {
@@ -144,6 +145,9 @@ impl Shared {
             if let Some(Body::Pooled { offset, len }) = lent {
                 return Some(Outside::Pooled { offset, len, pool });
             }
+        }
+        if payload.len() < crate::SEGMENTS_FROM {
+            return None;
         }
         busd_transport::seal_payload(payload)
             .inspect_err(

@@ -79,8 +79,13 @@ async fn a_large_payload_reaches_shm_receivers_as_a_read_only_segment_and_others
     }
     let big = pattern(300_000);
     publisher.publish("big.data", big.clone()).await.unwrap();
-    // Under the threshold: through the ring as usual.
+    // Under the threshold, or over it but under 64 KiB (a fresh memfd
+    // costs more than the rings there): through the ring as usual.
     publisher.publish("big.small", pattern(1000)).await.unwrap();
+    publisher
+        .publish("big.middle", pattern(40_000))
+        .await
+        .unwrap();
     for (t, _client, sub) in &mut receivers {
         let m = next(sub, "big.data").await;
         assert_eq!(m.subject.as_str(), "big.data");
@@ -97,6 +102,12 @@ async fn a_large_payload_reaches_shm_receivers_as_a_read_only_segment_and_others
         assert!(
             !is_segment_view(&small.payload),
             "{t:?}: small ones go inline"
+        );
+        let middle = next(sub, "big.middle").await;
+        assert_eq!(middle.payload, pattern(40_000));
+        assert!(
+            !is_segment_view(&middle.payload),
+            "{t:?}: under 64 KiB, inline"
         );
     }
 }
