@@ -190,3 +190,69 @@ fn loom_padding_alone_wakes_the_consumer() {
         assert_eq!(consumer.pop(&mut out).unwrap(), None, "padding only");
     });
 }
+
+/// Pushes `bytes` through `producer`, yielding while the ring is full.
+fn push(producer: &mut RawProducer<LoomRegion>, bytes: &[u8]) {
+    loop {
+        match producer.try_push(bytes) {
+            Ok(()) => return,
+            Err(PushError::Full) => thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// A payload pool's protocol: the writer lends a block (the production
+/// buddy allocator), writes a payload into it, and sends its offset
+/// through one ring; the reader reads the block in place and hands the
+/// offset back through another; the writer reuses a block only once it
+/// came back. With one block and two payloads the block is reused, and
+/// loom checks that no byte of a block is read before the payload was
+/// written, or written again while the reader may still read it: the
+/// rings' orderings are all the pool needs.
+#[test]
+fn loom_a_pool_block_is_reused_only_after_it_came_back() {
+    loom::model(|| {
+        let pool = LoomRegion::new(4); // its data cells are the pool: one 4-byte block
+        let offers = LoomRegion::new(16);
+        let returns = LoomRegion::new(16);
+        let mut offer = RawProducer::new(offers.clone(), usize::MAX);
+        let mut take = RawConsumer::new(offers, usize::MAX);
+        let mut give_back = RawProducer::new(returns.clone(), usize::MAX);
+        let mut taken_back = RawConsumer::new(returns, usize::MAX);
+        let writer_pool = pool.clone();
+        let writer = thread::spawn(move || {
+            let mut blocks = crate::buddy::Buddy::new(2, 2);
+            let mut back = Vec::new();
+            for seq in 0..2u8 {
+                let offset = loop {
+                    while taken_back.pop(&mut back).expect("honest reader").is_some() {
+                        blocks.free(u64::from(back[0])).expect("a block lent");
+                    }
+                    match blocks.alloc(4) {
+                        Some((offset, _)) => break offset,
+                        None => thread::yield_now(),
+                    }
+                };
+                writer_pool.write(offset, &msg(seq, 4));
+                push(&mut offer, &[offset as u8]);
+            }
+        });
+        let mut offered = Vec::new();
+        for seq in 0..2u8 {
+            while take.pop(&mut offered).expect("honest writer").is_none() {
+                thread::yield_now();
+            }
+            let offset = u64::from(offered[0]);
+            let mut payload = [MaybeUninit::new(0); 4];
+            pool.read(offset, &mut payload);
+            let payload = payload.map(|b| {
+                // SAFETY: `read` initialised every byte.
+                unsafe { b.assume_init() }
+            });
+            assert_eq!(payload.to_vec(), msg(seq, 4), "payload {seq}");
+            push(&mut give_back, &[offset as u8]);
+        }
+        writer.join().unwrap();
+    });
+}
