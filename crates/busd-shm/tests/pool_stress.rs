@@ -29,7 +29,7 @@ fn len_of(seq: u64) -> usize {
 }
 
 /// Payload `seq`: a pattern that depends on it, `len_of(seq)` bytes.
-fn payload<'p>(seq: u64, pattern: &'p [u8]) -> &'p [u8] {
+fn payload(seq: u64, pattern: &[u8]) -> &[u8] {
     let start = (seq % 251) as usize;
     &pattern[start..start + len_of(seq)]
 }
