@@ -120,7 +120,7 @@ async fn hostile_setups_are_refused_and_the_listener_keeps_accepting() {
             vec![g[0], not_eventfd.as_fd(), g[2], g[3], g[4], g[5]],
         ),
         ("five fds", preface(cap), g[..5].to_vec()),
-        ("seven fds", preface(cap), [&g[..], &[g[0]]].concat()),
+        ("seven fds", preface(cap), with_pool(&g, g[0])),
         (
             "one memfd for both rings",
             preface(cap),
@@ -227,4 +227,89 @@ async fn a_wake_up_storm_on_an_empty_ring_is_taken_at_a_bounded_rate() {
         .expect("end in time")
         .unwrap();
     assert_eq!(n.unwrap(), 0);
+}
+
+/// An SHM2 preface: rings of `capacity` bytes, and a pool of `pool` bytes.
+fn preface_with_pool(capacity: u64, pool: u64) -> Vec<u8> {
+    let mut out = u32::MAX.to_be_bytes().to_vec();
+    out.extend_from_slice(b"SHM2");
+    out.extend_from_slice(&capacity.to_be_bytes());
+    out.extend_from_slice(&pool.to_be_bytes());
+    out
+}
+
+#[tokio::test]
+async fn hostile_pools_are_refused_and_the_listener_keeps_accepting() {
+    let mut server = Server::start().await;
+    let cap = 4096;
+    let mib = 1 << 20;
+    let good = Parts::new(cap);
+    let (_writer, pool) = busd_shm::PoolWriter::create("busd-test-pool", mib).unwrap();
+    let unsealed = blank_memfd(mib, SealFlags::empty());
+    let resizable = blank_memfd(mib, SealFlags::FUTURE_WRITE);
+    let odd = blank_memfd(mib + 4096, SealFlags::SHRINK | SealFlags::GROW);
+    let (socket, _other_end) = std::os::unix::net::UnixStream::pair().unwrap();
+    let g = good.fds();
+    let cases: Vec<(&str, Vec<u8>, Vec<BorrowedFd<'_>>)> = vec![
+        (
+            "a pool not sealed against resizing",
+            preface_with_pool(cap, mib),
+            with_pool(&g, unsealed.as_fd()),
+        ),
+        (
+            "a pool sealed against writing only",
+            preface_with_pool(cap, mib),
+            with_pool(&g, resizable.as_fd()),
+        ),
+        (
+            "a pool whose size is not a power of two",
+            preface_with_pool(cap, mib + 4096),
+            with_pool(&g, odd.as_fd()),
+        ),
+        (
+            "a pool the preface says is larger",
+            preface_with_pool(cap, mib / 2),
+            with_pool(&g, pool.as_fd()),
+        ),
+        (
+            "a socket for a pool",
+            preface_with_pool(cap, mib),
+            with_pool(&g, socket.as_fd()),
+        ),
+        (
+            "a ring for a pool",
+            preface_with_pool(cap, mib),
+            with_pool(&g, g[0]),
+        ),
+        (
+            "a pool announced, none sent",
+            preface_with_pool(cap, mib),
+            g.to_vec(),
+        ),
+        (
+            "a pool sent, none announced",
+            preface_with_pool(cap, 0),
+            with_pool(&g, pool.as_fd()),
+        ),
+    ];
+    for (why, bytes, fds) in cases {
+        let mut stream = raw_client(&server.path, &bytes, &fds).await;
+        assert_eq!(answer(&mut stream).await, None, "{why}: not refused");
+        // The listener still serves, and has handed nothing out.
+        let (_conn, _client) = server.shm_pair().await;
+    }
+    // And a good pool, by hand, is taken.
+    let mut stream = raw_client(
+        &server.path,
+        &preface_with_pool(cap, mib),
+        &with_pool(&g, pool.as_fd()),
+    )
+    .await;
+    assert_eq!(answer(&mut stream).await, Some(0x06));
+    assert_eq!(server.next().await.peer.addr, "shm");
+}
+
+/// The six fds of a set-up, then `pool`'s.
+fn with_pool<'a>(g: &[BorrowedFd<'a>], pool: BorrowedFd<'a>) -> Vec<BorrowedFd<'a>> {
+    [g, &[pool]].concat()
 }
