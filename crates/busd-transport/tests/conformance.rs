@@ -1,16 +1,21 @@
 //! Behaviour every transport must share, written once and run against each
-//! listener (tcp, unix, and shm over the unix listener): bytes flow both ways
-//! through independent halves, vectored writes arrive intact, end of stream
-//! is seen, and the peer is identified.
+//! listener (tcp, unix, and shm over the unix listener, with payload pools
+//! and without): bytes flow both ways through independent halves, vectored
+//! writes arrive intact, end of stream is seen, the peer is identified, and
+//! large payloads arrive whole (over shm with pools, through the pool).
 //!
 //! Each transport is a [`Fixture`] and one `conformance!` line at the end,
 //! which makes a module of every test for it (`tcp::echo_both_ways`, …).
 
 use std::io::IoSlice;
+use std::time::Duration;
 
+use busd_proto::{Body, Op, Subject, encode_head_with};
 use busd_transport::{
-    Connection, Endpoint, Listener, PeerInfo, TcpListener, UnixListener, connect,
+    Connection, Endpoint, FrameReader, Listener, Mapping, PeerInfo, TcpListener, UnixListener,
+    connect, frame_codec,
 };
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What every client says first, as busd clients do (their `Hello`): the
@@ -133,6 +138,32 @@ impl Fixture for ShmFixture {
     }
 }
 
+/// shm clients of a unix listener with payload pools off: large payloads
+/// go through the rings (or as segments).
+struct ShmWithoutPoolsFixture(ShmFixture);
+
+impl Fixture for ShmWithoutPoolsFixture {
+    type Listener = UnixListener;
+
+    async fn bind() -> Self {
+        let mut shm = ShmFixture::bind().await;
+        shm.listener().set_shm_pool(0).unwrap();
+        Self(shm)
+    }
+
+    fn listener(&mut self) -> &mut UnixListener {
+        self.0.listener()
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        self.0.endpoint()
+    }
+
+    fn check_peers(&self, server: &PeerInfo, client: &PeerInfo) {
+        self.0.check_peers(server, client);
+    }
+}
+
 /// Over a unix socket (plain or beside shm rings) both sides know each
 /// other's credentials, and the accepting side pins the peer's executable.
 fn check_socket_peers(server: &PeerInfo, client: &PeerInfo, addr: &str) {
@@ -252,6 +283,78 @@ async fn peers_are_identified<F: Fixture>() {
     fixture.check_peers(&server.peer, &client.peer);
 }
 
+/// Frames with payloads from 16 KiB to 1 MiB arrive whole and in order:
+/// through the client's payload pool where the connection has one (every
+/// block handed back once the frame is dropped), else in the stream.
+async fn large_payloads_arrive_whole<F: Fixture>() {
+    const MAX_FRAME: u32 = 2 << 20;
+    let mut fixture = F::bind().await;
+    let (server, client) = pair(&mut fixture).await;
+    let (codec, server_fds) = frame_codec(server.fds, MAX_FRAME, Mapping::Unmapped);
+    let mut frames = FrameReader::new(server.reader, codec);
+    let (_, client_fds) = frame_codec(client.fds, MAX_FRAME, Mapping::Mapped);
+    let pool = client_fds.as_ref().and_then(|fds| fds.pool()).cloned();
+    let payloads: Vec<Vec<u8>> = (0..24u32)
+        .map(|i| {
+            let len = (16 << 10) + (i as usize * 45_007) % (1 << 20);
+            (0..len).map(|b| (b as u32 ^ i) as u8).collect()
+        })
+        .collect();
+    let op = Op::Pub {
+        subject: Subject::from_static("big"),
+        headers: None,
+    };
+    // Written on a task of its own: a socket's buffer holds less than the
+    // payloads, so the reader below reads meanwhile.
+    let writing = {
+        let (pool, payloads, op, mut writer) =
+            (pool.clone(), payloads.clone(), op.clone(), client.writer);
+        tokio::spawn(async move {
+            let mut pooled = 0;
+            for payload in &payloads {
+                let body = match &pool {
+                    Some(pool) => pool.lend_waiting(payload, Duration::from_secs(10)).await,
+                    None => None,
+                };
+                pooled += usize::from(body.is_some());
+                let mut head = BytesMut::new();
+                encode_head_with(&op, body.unwrap_or(Body::Inline(payload.len())), &mut head)
+                    .unwrap();
+                writer.write_all(&head).await.unwrap();
+                if body.is_none() {
+                    writer.write_all(payload).await.unwrap();
+                }
+                writer.flush().await.unwrap();
+            }
+            pooled
+        })
+    };
+    for payload in &payloads {
+        let frame = frames.next().await.expect("open").expect("a valid frame");
+        assert_eq!(frame.op, op);
+        let got = frame
+            .lease
+            .as_ref()
+            .map_or(frame.payload.to_vec(), |l| l.to_vec());
+        assert!(got == *payload, "{} bytes, whole", payload.len());
+        drop(frame);
+        // What the daemon side read from the pool goes back to the client.
+        if let (Some(pool), Some(fds)) = (&pool, &server_fds) {
+            let releases = fds.releases().expect("shm hands blocks back");
+            pool.handed_back(&releases.take()).expect("blocks it lent");
+        }
+    }
+    let pooled = writing.await.unwrap();
+    let expected = if pool.is_some() { payloads.len() } else { 0 };
+    assert_eq!(
+        pooled, expected,
+        "through the pool exactly when there is one"
+    );
+    if let Some(pool) = pool {
+        assert_eq!(pool.in_use(), 0, "every block back");
+    }
+}
+
 /// Every conformance test, run against one transport: `conformance!(name,
 /// Fixture)` makes a module `name` holding one `#[tokio::test]` per test.
 macro_rules! conformance {
@@ -278,6 +381,11 @@ macro_rules! conformance {
             async fn peers_are_identified() {
                 super::peers_are_identified::<$fixture>().await;
             }
+
+            #[tokio::test]
+            async fn large_payloads_arrive_whole() {
+                super::large_payloads_arrive_whole::<$fixture>().await;
+            }
         }
     };
 }
@@ -285,3 +393,4 @@ macro_rules! conformance {
 conformance!(tcp, TcpFixture);
 conformance!(unix, UnixFixture);
 conformance!(shm, ShmFixture);
+conformance!(shm_without_pools, ShmWithoutPoolsFixture);
