@@ -171,6 +171,8 @@ pub async fn run(mut args: Args) -> Result<bool, BenchError> {
     let mut summary = Summary::new(bus.system(), transport, &args.common, &outcome?);
     if args.common.workload != Workload::Reqrep {
         summary.overflow = Some(args.overflow.name().into());
+        summary.in_place =
+            args.in_place && transport == "shm" && args.common.size >= args.segment_threshold;
     }
     if args.common.json {
         print_json(std::slice::from_ref(&summary));

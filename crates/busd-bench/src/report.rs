@@ -48,6 +48,11 @@ pub struct Summary {
     /// busd's overflow policy for the subscriptions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overflow: Option<String>,
+    /// busd's publishers wrote each payload in place in shared memory
+    /// (`busd bench --in-place` over shm, payloads at or above the
+    /// segment threshold); absent (false) otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_place: bool,
     /// Messages published, or requests made.
     pub sent: u64,
     /// Messages received by all subscribers, or successful responses.
@@ -78,6 +83,15 @@ pub struct Summary {
     /// 99.9th percentile.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p999_us: Option<f64>,
+    /// CPU time (user + system) of every process of the run, in µs per
+    /// message sent: set by `bench/compare.sh` (the bench's processes and
+    /// the server's share) and by `iox2bench` (its workers), never by the
+    /// bench itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_us_per_msg: Option<f64>,
+    /// Minor page faults of the same processes per message sent, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minflt_per_msg: Option<f64>,
     /// Why workers stopped early, if any did (the first few).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,

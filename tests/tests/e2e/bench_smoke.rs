@@ -168,6 +168,13 @@ fn fanout_in_process_and_in_processes() {
         ];
         let r = bench(&[&args[..], extra].concat());
         assert_eq!(r["received"], 2 * 200, "{extra:?}");
+        // Said only of runs that wrote in place, for compare.sh's tables.
+        let in_place = extra.contains(&"--in-place");
+        assert_eq!(
+            r.get("in_place"),
+            in_place.then_some(&Value::Bool(true)),
+            "{r}"
+        );
     }
 }
 
