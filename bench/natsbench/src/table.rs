@@ -1,12 +1,18 @@
-//! `natsbench table FILE`: the busd/NATS ratios of a `compare.sh` results file.
+//! `natsbench table FILE`: the busd/NATS ratios of a `compare.sh` results
+//! file, then the busd/iceoryx2 ratios of the workloads iceoryx2 ran.
 //!
 //! Rows are grouped by workload, size and fan; with several rounds the
 //! median of each figure is used. Throughput ratios are busd ÷ NATS
 //! (higher is better for busd); latency ratios are busd ÷ NATS too (lower
 //! is better). Each cell also shows what was lost, since a figure bought
-//! with loss is not comparable. The raw round trips `compare.sh` measured
-//! in the same run (the `floors` example) follow the table, since no broker
-//! answers a request faster than two of them.
+//! with loss is not comparable. The second table sets busd over shm (with
+//! and without `--in-place`) and over unix beside iceoryx2, brokerless
+//! shared memory, in throughput and in CPU time and minor faults per
+//! message sent (busd's counting its daemon's share): ratios busd ÷
+//! iceoryx2 again, so below 1 is better for busd in those two. The raw
+//! round trips `compare.sh` measured in the same run (the `floors`
+//! example) follow the tables, since no broker answers a request faster
+//! than two of them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -23,28 +29,60 @@ type Groups = BTreeMap<Key, Vec<Summary>>;
 /// Each floor's measured round trips: its p50s and its p99s, in µs.
 type Floors = BTreeMap<String, (Vec<f64>, Vec<f64>)>;
 
-/// A figure of a result: its label and how to read it.
-type Metric = (&'static str, fn(&Summary) -> Option<f64>);
+/// A figure of a result: its label, how to read it, and its decimals.
+type Metric = (&'static str, fn(&Summary) -> Option<f64>, usize);
 
 /// Request/reply: latency percentiles and the request rate.
 const REQREP_METRICS: [Metric; 3] = [
-    ("p50 µs", |s| s.p50_us),
-    ("p99 µs", |s| s.p99_us),
-    ("req/s", |s| Some(s.msgs_per_s)),
+    ("p50 µs", |s| s.p50_us, 1),
+    ("p99 µs", |s| s.p99_us, 1),
+    ("req/s", |s| Some(s.msgs_per_s), 1),
 ];
 
 /// Pub/sub of large payloads: bytes per second.
-const LARGE_METRICS: [Metric; 1] = [("MB/s", |s| Some(s.mb_per_s))];
+const LARGE_METRICS: [Metric; 1] = [("MB/s", |s| Some(s.mb_per_s), 1)];
 
 /// Pub/sub of small payloads: messages per second.
-const SMALL_METRICS: [Metric; 1] = [("msgs/s", |s| Some(s.msgs_per_s))];
+const SMALL_METRICS: [Metric; 1] = [("msgs/s", |s| Some(s.msgs_per_s), 1)];
 
-/// The systems in column order: system name and transport.
-const COLUMNS: [(&str, &str); 4] = [
-    ("nats", "tcp"),
-    ("busd", "tcp"),
-    ("busd", "unix"),
-    ("busd", "shm"),
+/// Beside iceoryx2: bytes per second, and what each message sent cost.
+const IOX2_METRICS: [Metric; 3] = [
+    ("MB/s", |s| Some(s.mb_per_s), 1),
+    ("CPU µs/msg", |s| s.cpu_us_per_msg, 1),
+    ("minflt/msg", |s| s.minflt_per_msg, 2),
+];
+
+/// A column: which results it takes, by system, transport and whether
+/// busd's publishers wrote in place.
+#[derive(Debug, Clone, Copy)]
+struct Column {
+    system: &'static str,
+    transport: &'static str,
+    in_place: bool,
+}
+
+const fn column(system: &'static str, transport: &'static str, in_place: bool) -> Column {
+    Column {
+        system,
+        transport,
+        in_place,
+    }
+}
+
+/// The NATS table's columns, NATS first: the others are divided by it.
+const COLUMNS: [Column; 4] = [
+    column("nats", "tcp", false),
+    column("busd", "tcp", false),
+    column("busd", "unix", false),
+    column("busd", "shm", false),
+];
+
+/// The iceoryx2 table's columns, iceoryx2 first: the others are divided by it.
+const IOX2_COLUMNS: [Column; 4] = [
+    column("iceoryx2", "shm", false),
+    column("busd", "shm", false),
+    column("busd", "shm", true),
+    column("busd", "unix", false),
 ];
 
 /// Reads a JSON-lines results file (lines that are not results, such as
@@ -67,10 +105,35 @@ fn render_text(text: &str, path: &str) -> anyhow::Result<String> {
     );
     let _ = writeln!(out, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for (key, rows) in &groups {
-        write_group(&mut out, key, rows);
+        for metric in metrics(&key.0, key.1) {
+            write_row(&mut out, key, metric, &COLUMNS, rows);
+        }
     }
+    write_iox2_table(&mut out, &groups);
     write_floors(&mut out, floors);
     Ok(out)
+}
+
+/// The workloads iceoryx2 ran, beside busd over shm and unix, if it ran any.
+fn write_iox2_table(out: &mut String, groups: &Groups) {
+    let ran = |rows: &[Summary]| rows.iter().any(|s| s.system == IOX2_COLUMNS[0].system);
+    if !groups.values().any(|rows| ran(rows)) {
+        return;
+    }
+    out.push_str(
+        "\nBeside iceoryx2 (brokerless shared memory; CPU and minor faults per message sent, \
+         of every process of the run, busd's daemon included):\n\n",
+    );
+    let _ = writeln!(
+        out,
+        "| workload | size | fan | metric | iceoryx2 | busd shm | shm/iox2 | busd shm in-place | in-place/iox2 | busd unix | unix/iox2 |"
+    );
+    let _ = writeln!(out, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (key, rows) in groups.iter().filter(|(_, rows)| ran(rows)) {
+        for metric in &IOX2_METRICS {
+            write_row(out, key, metric, &IOX2_COLUMNS, rows);
+        }
+    }
 }
 
 /// Sorts the lines of a results file into the bench results of each
@@ -119,42 +182,47 @@ fn metrics(workload: &str, size: usize) -> &'static [Metric] {
     }
 }
 
-/// Writes one row per metric of a workload: each column's median and the
-/// ratio of each busd column to NATS.
-fn write_group(out: &mut String, (workload, size, fan): &Key, rows: &[Summary]) {
-    for (metric, get) in metrics(workload, *size) {
-        let cells: Vec<Option<(f64, u64)>> = COLUMNS
-            .iter()
-            .map(|&(system, transport)| column_cell(rows, system, transport, *get))
-            .collect();
-        let nats = cells[0].map(|(v, _)| v);
-        let _ = write!(
-            out,
-            "| {workload} | {size} | {fan} | {metric} | {} ",
-            cell(cells[0])
-        );
-        for c in &cells[1..] {
-            let ratio = match (c, nats) {
-                (Some((v, _)), Some(n)) if n > 0.0 => format!("{:.2}×", v / n),
-                _ => "-".into(),
-            };
-            let _ = write!(out, "| {} | {ratio} ", cell(*c));
-        }
-        out.push_str("|\n");
+/// Writes one row of a workload: each column's median of `metric` and
+/// the ratio of each later column to the first.
+fn write_row(
+    out: &mut String,
+    (workload, size, fan): &Key,
+    &(metric, get, decimals): &Metric,
+    columns: &[Column],
+    rows: &[Summary],
+) {
+    let cells: Vec<Option<(f64, u64)>> =
+        columns.iter().map(|c| column_cell(rows, c, get)).collect();
+    let base = cells[0].map(|(v, _)| v);
+    let _ = write!(
+        out,
+        "| {workload} | {size} | {fan} | {metric} | {} ",
+        cell(cells[0], decimals)
+    );
+    for c in &cells[1..] {
+        let ratio = match (c, base) {
+            (Some((v, _)), Some(b)) if b > 0.0 => format!("{:.2}×", v / b),
+            _ => "-".into(),
+        };
+        let _ = write!(out, "| {} | {ratio} ", cell(*c, decimals));
     }
+    out.push_str("|\n");
 }
 
-/// The median of a figure over the rounds of one column (`system` over
-/// `transport`), with the messages those rounds lost.
+/// The median of a figure over the rounds of one column, with the
+/// messages those rounds lost.
 fn column_cell(
     rows: &[Summary],
-    system: &str,
-    transport: &str,
+    column: &Column,
     get: fn(&Summary) -> Option<f64>,
 ) -> Option<(f64, u64)> {
     let picked: Vec<&Summary> = rows
         .iter()
-        .filter(|s| s.system == system && s.transport == transport)
+        .filter(|s| {
+            s.system == column.system
+                && s.transport == column.transport
+                && s.in_place == column.in_place
+        })
         .collect();
     let values: Vec<f64> = picked.iter().filter_map(|s| get(s)).collect();
     median(values).map(|v| (v, picked.iter().map(|s| s.lost).sum()))
@@ -176,12 +244,12 @@ fn write_floors(out: &mut String, floors: Floors) {
     out.push('\n');
 }
 
-/// A figure, with its losses when there were any.
-fn cell(c: Option<(f64, u64)>) -> String {
+/// A figure to `decimals` places, with its losses when there were any.
+fn cell(c: Option<(f64, u64)>, decimals: usize) -> String {
     match c {
         None => "-".into(),
-        Some((v, 0)) => format!("{v:.1}"),
-        Some((v, lost)) => format!("{v:.1} (lost {lost})"),
+        Some((v, 0)) => format!("{v:.decimals$}"),
+        Some((v, lost)) => format!("{v:.decimals$} (lost {lost})"),
     }
 }
 
@@ -223,5 +291,47 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("unix 60.0 / 100.0;"), "{table}");
+        assert!(
+            !table.contains("iceoryx2"),
+            "no iceoryx2 table without its results: {table}"
+        );
+    }
+
+    #[test]
+    fn iceoryx2_gets_a_table_of_its_own_with_busd_in_place_apart() {
+        let result = |system: &str, transport: &str, extra: &str, mb: f64, cpu: f64| {
+            format!(
+                r#"{{"system":"{system}","workload":"pubsub","transport":"{transport}","size":1048576,"count":10,"procs":true,"pubs":1,"subs":1,"requesters":0,"responders":0,"sent":10,"received":10,"expected":10,"lost":0,"out_of_order":0,"disconnected":0,"elapsed_s":1.0,"msgs_per_s":10.0,"mb_per_s":{mb},"cpu_us_per_msg":{cpu},"minflt_per_msg":0.25{extra}}}"#
+            )
+        };
+        let lines = [
+            result("nats", "tcp", "", 100.0, 900.0),
+            result("iceoryx2", "shm", r#","buffer":16"#, 10000.0, 50.0),
+            result("busd", "shm", "", 4000.0, 200.0),
+            result("busd", "shm", r#","in_place":true"#, 8000.0, 100.0),
+            result("busd", "unix", "", 2000.0, 400.0),
+        ];
+        let table = render_text(&lines.join("\n"), "test").unwrap();
+        // The NATS table takes busd shm without in-place.
+        assert!(
+            table.contains("| pubsub | 1048576 | 1→1 | MB/s | 100.0 | - | - | 2000.0 | 20.00× | 4000.0 | 40.00× |"),
+            "{table}"
+        );
+        let iox2 = table
+            .split("Beside iceoryx2")
+            .nth(1)
+            .expect("an iceoryx2 table");
+        assert!(
+            iox2.contains("| pubsub | 1048576 | 1→1 | MB/s | 10000.0 | 4000.0 | 0.40× | 8000.0 | 0.80× | 2000.0 | 0.20× |"),
+            "{table}"
+        );
+        assert!(
+            iox2.contains("| CPU µs/msg | 50.0 | 200.0 | 4.00× | 100.0 | 2.00× | 400.0 | 8.00× |"),
+            "{table}"
+        );
+        assert!(
+            iox2.contains("| minflt/msg | 0.25 | 0.25 | 1.00× |"),
+            "{table}"
+        );
     }
 }
