@@ -9,6 +9,7 @@
 #
 #   bench/compare.sh                 # ten minutes or so on 2 cores
 #   COUNT=4 ROUNDS=3 bench/compare.sh
+#   ONLY='KiB|MiB' bench/compare.sh  # the workloads whose names match
 #
 # COUNT scales every workload's message count; ROUNDS repeats the whole
 # alternation (the table takes medians); BUSD runs another build of busd
@@ -33,6 +34,7 @@ cd "$(dirname "$0")/.."
 COUNT=${COUNT:-1}
 ROUNDS=${ROUNDS:-1}
 OVERFLOW=${OVERFLOW:-block}
+ONLY=${ONLY:-}
 
 log() { printf '== %s\n' "$*" >&2; }
 
@@ -169,6 +171,7 @@ for round in $(seq "$ROUNDS"); do
     "$floors" --json "$(scaled 10000)" 128 | tee -a "$results" >&2
     for w in "${workloads[@]}"; do
         IFS='|' read -r name argv large <<<"$w"
+        if [ -n "$ONLY" ] && ! [[ $name =~ $ONLY ]]; then continue; fi
         read -ra args <<<"$argv"
         log "round $round/$ROUNDS: $name"
         run "$nats_pid" "$natsbench" bench "${args[@]}" --server "$nats_url"
