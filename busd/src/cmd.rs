@@ -7,6 +7,7 @@ mod client_args;
 mod ctl;
 mod ctl_table;
 mod docs;
+mod explain;
 mod monitor;
 mod monitor_line;
 mod payload;

@@ -6,7 +6,8 @@
 //! whom it can reach and who can reach it under the mutual in/out rule, its
 //! exemptions and its proofs. Exit code 0 when valid (warnings allowed),
 //! 2 on any error. Environment overrides are not applied: the file alone
-//! is checked.
+//! is checked. `--explain --from A --to B` instead answers one question
+//! (see `explain`).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -17,19 +18,36 @@ use busd_proto::Pfn;
 
 use busd_daemon::Config;
 
+use super::explain;
+
 /// Options of `busd check-config`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The configuration file to check.
     file: PathBuf,
+    #[command(flatten)]
+    query: explain::Query,
 }
 
-/// Checks the file; exit code 0 if valid, 2 on error.
+/// Checks the file; exit code 0 if valid, 2 on error (with `--explain`, 0
+/// when allowed and 3 when denied).
 pub(crate) fn run(args: &Args) -> ExitCode {
     match Config::load_checked(&args.file, &[]) {
         Ok((config, warnings)) => {
             for w in &warnings {
                 eprintln!("{}", tagged(w, "warning"));
+            }
+            if args.query.explain {
+                return match explain::explain(&config.policy, &args.query) {
+                    Ok((text, allowed)) => {
+                        print!("{text}");
+                        ExitCode::from(if allowed { 0 } else { 3 })
+                    }
+                    Err(e) => {
+                        eprintln!("busd check-config: {e}");
+                        ExitCode::from(2)
+                    }
+                };
             }
             print!("{}", summary(&config, warnings.len()));
             ExitCode::SUCCESS

@@ -68,11 +68,11 @@ impl<H: Clone> Router<H> {
         }
         let asker = &self.conns.get(&from)?.identity;
         let owner = Identity::package(rule.owner.clone(), None);
-        let capable = rule
-            .require_capability
-            .as_deref()
-            .is_none_or(|cap| self.policy.has_capability(asker, cap));
-        if capable && self.policy.allows(asker, &owner) {
+        let capability = rule.require_capability.as_deref();
+        let decision = self
+            .policy
+            .decide_request(asker, &owner, service, capability);
+        if decision.allowed {
             return Some(Ok(rule.clone()));
         }
         self.stats.not_authorized += 1;
@@ -151,14 +151,12 @@ impl<H: Clone> Router<H> {
         let (conns, policy) = (&self.conns, &self.policy);
         let pick = (0..n).map(|i| (svc.next + i) % n).find(|&i| {
             let r = &svc.responders[i];
-            let capable = r
-                .capability
-                .as_deref()
-                .is_none_or(|cap| policy.has_capability(&asker.identity, cap));
-            capable
-                && conns
-                    .get(&r.conn)
-                    .is_some_and(|c| policy.allows(&asker.identity, &c.identity))
+            conns.get(&r.conn).is_some_and(|c| {
+                let capability = r.capability.as_deref();
+                policy
+                    .decide_request(&asker.identity, &c.identity, service, capability)
+                    .allowed
+            })
         });
         let Some(i) = pick else {
             self.stats.not_authorized += 1;

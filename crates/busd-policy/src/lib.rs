@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod diagnostic;
+mod explain;
 mod identity;
 mod policy;
 mod proofs;
@@ -25,8 +26,9 @@ mod token;
 mod validate;
 
 pub use diagnostic::{Diagnostic, PolicyError, SourceFile};
+pub use explain::{Decision, Reason};
 pub use identity::Identity;
-pub use policy::{PackageRules, Policy, UnpackagedMode};
+pub use policy::{PackageRules, Policy, RuleLines, UnpackagedMode};
 pub use proofs::Proofs;
 pub use raw::{RawPackage, RawPolicy};
 pub use services::{RawService, ServiceRule, ServicesMode};

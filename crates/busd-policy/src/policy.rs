@@ -48,12 +48,36 @@ pub struct PackageRules {
     /// Who the services the daemon starts for it run as (`user`, `group`;
     /// names or numeric ids), when the daemon runs as root.
     pub run_as: (Option<String>, Option<String>),
+    /// Where in the file each rule was written, for explanations.
+    pub lines: RuleLines,
+}
+
+/// The lines of a package's rules in its file (1-based); `None` for a key
+/// not written (its default applies). A list's line is its first entry's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuleLines {
+    /// The package's `pfn`.
+    pub package: usize,
+    /// `loopback`.
+    pub loopback: Option<usize>,
+    /// `in`.
+    pub accept_from: Option<usize>,
+    /// `out`.
+    pub send_to: Option<usize>,
+    /// `exempt_in`.
+    pub exempt_in: Option<usize>,
+    /// `exempt_out`.
+    pub exempt_out: Option<usize>,
+    /// `capabilities`.
+    pub capabilities: Option<usize>,
 }
 
 /// The access policy in force: immutable once built; a reload builds a new
 /// one and swaps it in whole.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
+    /// The file the rules were read from, as explanations name it.
+    pub source: String,
     /// May unpackaged clients talk to each other.
     pub unpackaged: UnpackagedMode,
     /// The configured packages.
@@ -83,34 +107,14 @@ impl Policy {
         self.packages.get(pfn)
     }
 
-    /// Whether a message from `from` may reach `to`.
+    /// Whether a message from `from` may reach `to` ([`decide`](Policy::decide)
+    /// says why).
     ///
     /// A package the policy does not know (removed by a reload) is denied
     /// everything.
     pub fn allows(&self, from: &Identity, to: &Identity) -> bool {
-        match (&from.pfn, &to.pfn) {
-            (None, None) => match self.unpackaged {
-                UnpackagedMode::Open => true,
-                UnpackagedMode::SameUid => from.uid.is_some() && from.uid == to.uid,
-                UnpackagedMode::Deny => false,
-            },
-            (Some(a), Some(b)) => {
-                let (Some(ra), Some(rb)) = (self.packages.get(a), self.packages.get(b)) else {
-                    return false;
-                };
-                ra.loopback
-                    && rb.loopback
-                    && (a == b || (ra.send_to.contains(b) && rb.accept_from.contains(a)))
-            }
-            (Some(a), None) => self
-                .packages
-                .get(a)
-                .is_some_and(|r| r.loopback && r.exempt_out),
-            (None, Some(b)) => self
-                .packages
-                .get(b)
-                .is_some_and(|r| r.loopback && r.exempt_in),
-        }
+        // The decision `decide` explains: the two cannot disagree.
+        self.judge(from, to).0
     }
 
     /// Whether `who` holds the custom capability `capability`.

@@ -43,7 +43,7 @@ use crate::services::{RawService, ServicesMode};
 pub struct RawPackage {
     pub(crate) pfn: Spanned<String>,
     #[serde(default)]
-    pub(crate) loopback: bool,
+    pub(crate) loopback: Option<Spanned<bool>>,
     #[serde(default)]
     pub(crate) token_file: Option<Spanned<PathBuf>>,
     #[serde(default)]
@@ -55,9 +55,9 @@ pub struct RawPackage {
     #[serde(default, rename = "out")]
     pub(crate) send_to: Vec<Spanned<String>>,
     #[serde(default)]
-    pub(crate) exempt_in: bool,
+    pub(crate) exempt_in: Option<Spanned<bool>>,
     #[serde(default)]
-    pub(crate) exempt_out: bool,
+    pub(crate) exempt_out: Option<Spanned<bool>>,
     #[serde(default)]
     pub(crate) accept_block: bool,
     #[serde(default)]

@@ -14,7 +14,7 @@ use busd_proto::Pfn;
 use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, PolicyError, SourceFile};
-use crate::policy::{PackageRules, Policy};
+use crate::policy::{PackageRules, Policy, RuleLines};
 use crate::proofs::Proofs;
 use crate::raw::{RawPackage, RawPolicy, RawPolicyFile};
 use crate::services::check_services;
@@ -92,6 +92,7 @@ impl Policy {
             return Err(PolicyError { errors, warnings });
         }
         let policy = Policy {
+            source: file.name().to_owned(),
             unpackaged: raw.unpackaged,
             packages: packages.into_iter().map(|p| (p.pfn, p.rules)).collect(),
             services_mode: raw.services,
@@ -194,12 +195,26 @@ impl Check<'_, '_> {
         if self.errors.len() > errors_before {
             return None;
         }
+        let flag = |f: &Option<Spanned<bool>>| f.as_ref().is_some_and(|f| *f.get_ref());
+        let line = |at: Option<usize>| at.map(|at| self.file.line_of(at));
+        let flag_line = |f: &Option<Spanned<bool>>| line(f.as_ref().map(|f| f.span().start));
+        let list_line = |l: &[Spanned<String>]| line(l.first().map(|e| e.span().start));
+        let lines = RuleLines {
+            package: self.file.line_of(at),
+            loopback: flag_line(&raw.loopback),
+            accept_from: list_line(&raw.accept_from),
+            send_to: list_line(&raw.send_to),
+            exempt_in: flag_line(&raw.exempt_in),
+            exempt_out: flag_line(&raw.exempt_out),
+            capabilities: list_line(&raw.capabilities),
+        };
         let rules = PackageRules {
-            loopback: raw.loopback,
+            loopback: flag(&raw.loopback),
             accept_from: accept_from.iter().map(|(p, _)| p.clone()).collect(),
             send_to: send_to.iter().map(|(p, _)| p.clone()).collect(),
-            exempt_in: raw.exempt_in,
-            exempt_out: raw.exempt_out,
+            exempt_in: flag(&raw.exempt_in),
+            exempt_out: flag(&raw.exempt_out),
+            lines,
             accept_block: raw.accept_block,
             capabilities,
             proofs,

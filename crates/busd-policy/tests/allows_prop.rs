@@ -1,4 +1,5 @@
-//! `Policy::allows` against the DESIGN rule, over random policies written
+//! `Policy::allows` against the DESIGN rule (and `Policy::decide`, which
+//! explains it, against `allows`), over random policies written
 //! as TOML and loaded through the config reader, and random identities
 //! (configured packages, unknown packages, unpackaged clients, uids).
 //!
@@ -135,6 +136,27 @@ fn reference(m: &Model, from: &Who, to: &Who) -> bool {
     }
 }
 
+/// The keys an explanation may point at.
+const RULE_KEYS: [&str; 6] = [
+    "pfn =",
+    "loopback =",
+    "in =",
+    "out =",
+    "exempt_in =",
+    "exempt_out =",
+];
+
+/// The lines an explanation names (`prop.toml:N`).
+fn named_lines(said: &str) -> Vec<usize> {
+    said.split("prop.toml:")
+        .skip(1)
+        .map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().expect("a line number")
+        })
+        .collect()
+}
+
 fn identity(w: &Who) -> Identity {
     match w.package {
         Some(i) => Identity::package(Pfn::parse(POOL[i]).unwrap(), w.uid),
@@ -155,11 +177,26 @@ proptest! {
             .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
         let policy = checked.policy;
         for (from, to) in &flows {
+            let (a, b) = (identity(from), identity(to));
             prop_assert_eq!(
-                policy.allows(&identity(from), &identity(to)),
+                policy.allows(&a, &b),
                 reference(&m, from, to),
                 "from {:?} to {:?} under\n{}", from, to, text
             );
+            // The explanation is the same decision, and every line it
+            // names holds a rule.
+            let decision = policy.decide(&a, &b);
+            prop_assert_eq!(decision.allowed, policy.allows(&a, &b));
+            let said = decision.to_string();
+            let verdict = if decision.allowed { "allowed: " } else { "denied: " };
+            prop_assert!(said.starts_with(verdict), "{}", said);
+            for line in named_lines(&said) {
+                let written = text.lines().nth(line - 1).unwrap_or("");
+                prop_assert!(
+                    RULE_KEYS.iter().any(|k| written.starts_with(k)),
+                    "{} names line {}, {:?}, under\n{}", said, line, written, text
+                );
+            }
         }
     }
 }

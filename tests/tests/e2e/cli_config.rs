@@ -241,3 +241,71 @@ fn a_token_from_busd_token_new_is_accepted_and_a_short_one_is_refused_naming_the
     let (code, out, err) = check(&path);
     assert_eq!(code, Some(0), "{out}{err}");
 }
+
+/// `busd check-config FILE --explain ARGS…`: exit code and stdout.
+fn explain(path: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut all = vec!["check-config", path.to_str().unwrap(), "--explain"];
+    all.extend_from_slice(args);
+    let out = busd(&all);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_explains_one_decision_naming_the_rule_lines() {
+    let text = two_packages().replace(
+        &format!("in = [\"{WEATHER}\"]\nout = [\"{WEATHER}\"]\n"),
+        &format!("in = [\"{WEATHER}\"]\n\n[[package.service]]\nname = \"fabrikam.maps.tiles\"\nrequire_capability = \"contoso.hsa\"\n"),
+    );
+    let (_dir, path) = config(&text, 0o600);
+    let file = path.display().to_string();
+    let (code, out) = explain(
+        &path,
+        &["--from", WEATHER, "--to", MAPS, "--subject", "maps.show"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out,
+        format!(
+            "message on maps.show from {WEATHER} to {MAPS}: allowed: {WEATHER}'s `out` ({file}:9) \
+             lists {MAPS}, and {MAPS}'s `in` ({file}:17) lists {WEATHER}\n"
+        )
+    );
+    let (code, out) = explain(&path, &["--from", MAPS, "--to", WEATHER]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.ends_with(&format!(
+            "denied: {MAPS}'s `out` ({file}:14) does not list {WEATHER}\n"
+        )),
+        "{out}"
+    );
+    let (code, out) = explain(&path, &["--from", "unpackaged:1000", "--to", WEATHER]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.ends_with(&format!("allowed: exempt_in on {WEATHER} ({file}:10)\n")),
+        "{out}"
+    );
+    // A service: its owner by default, and the capability it requires first.
+    let (code, out) = explain(
+        &path,
+        &["--from", WEATHER, "--service", "fabrikam.maps.tiles"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = explain(
+        &path,
+        &["--from", "unpackaged:7", "--service", "fabrikam.maps.tiles"],
+    );
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.ends_with(
+            "denied: service fabrikam.maps.tiles requires capability contoso.hsa, which an \
+             unpackaged client lacks\n"
+        ),
+        "{out}"
+    );
+    // No receiver named: a usage error.
+    let (code, _) = explain(&path, &["--from", WEATHER]);
+    assert_eq!(code, Some(2));
+}
