@@ -68,7 +68,12 @@ impl<H: Clone> Matched<H> {
         let denied_before = stats.denied;
         let mut deny = |stats: &mut Stats, e: &Entry<H>| {
             stats.denied += 1;
-            audit::denied(sender, &e.identity, subject);
+            audit::denied(
+                sender,
+                &e.identity,
+                subject,
+                &policy.decide(sender, &e.identity),
+            );
             if let Some(denied) = denied.as_deref_mut() {
                 denied.push((e.conn, Arc::clone(&e.identity)));
             }

@@ -76,7 +76,7 @@ impl<H: Clone> Router<H> {
             return Some(Ok(rule.clone()));
         }
         self.stats.not_authorized += 1;
-        audit::denied(asker, &owner, service);
+        audit::denied(asker, &owner, service, &decision);
         self.count_service(service, |c| c.not_authorized += 1);
         Some(Err(RequestError::NotAuthorized))
     }
@@ -160,8 +160,13 @@ impl<H: Clone> Router<H> {
         });
         let Some(i) = pick else {
             self.stats.not_authorized += 1;
-            if let Some(r) = svc.responders.first().and_then(|r| conns.get(&r.conn)) {
-                audit::denied(&asker.identity, &r.identity, service);
+            if let Some(first) = svc.responders.first() {
+                if let Some(r) = conns.get(&first.conn) {
+                    let capability = first.capability.as_deref();
+                    let why =
+                        policy.decide_request(&asker.identity, &r.identity, service, capability);
+                    audit::denied(&asker.identity, &r.identity, service, &why);
+                }
             }
             self.count_service(service, |c| c.not_authorized += 1);
             return Err(RequestError::NotAuthorized);

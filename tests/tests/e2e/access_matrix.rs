@@ -154,12 +154,43 @@ const FLOWS: &[Flow] = &[
     flow("loopback-off-exempt-out", Pkg(OFFLINE), Unpackaged, false),
 ];
 
+/// The rules the matrix's daemon runs with, read from its own file, as
+/// `busd check-config --explain` reads them.
+fn rules_of(d: &TestDaemon) -> busd_policy::Policy {
+    let path = d.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let dir = path.parent().unwrap();
+    let file = busd_policy::SourceFile::new(path.display().to_string(), &text, dir);
+    busd_policy::Policy::from_toml(&file).unwrap().policy
+}
+
+impl Who {
+    /// The identity the daemon proves for a client of this test as `self`.
+    fn identity(self) -> busd_policy::Identity {
+        match self {
+            Pkg(pfn) => busd_policy::Identity::package(busd_proto::Pfn::parse(pfn).unwrap(), None),
+            Unpackaged => {
+                busd_policy::Identity::unpackaged(Some(rustix::process::getuid().as_raw()))
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn publish_obeys_the_matrix() {
+    let audit = busd_e2e::AuditLog::capture();
     for t in Transport::ALL {
         let d = daemon().await;
+        let rules = rules_of(&d);
         for f in FLOWS {
             let what = format!("{t:?} {}: {:?} -> {:?}", f.case, f.from, f.to);
+            // The explanation agrees with the delivery, and a denial's
+            // audit record gives the same reason.
+            let (from, to) = (f.from.identity(), f.to.identity());
+            let decision = rules.decide(&from, &to);
+            assert_eq!(decision.allowed, f.allowed, "{what}: {decision}");
+            let reason = format!("reason={decision}");
+            let audited_before = audit.matching(&["delivery denied", &reason]).len();
             let subject = format!("matrix.pub.{}", f.case);
             let receiver = connect(&d, t, f.to).await;
             let sender = connect(&d, t, f.from).await;
@@ -176,6 +207,8 @@ async fn publish_obeys_the_matrix() {
                 assert_eq!(denied, 0, "{what}: nothing counted as denied");
             } else {
                 assert_eq!(denied, 1, "{what}: the denial is counted");
+                let audited = audit.matching(&["delivery denied", &reason]).len();
+                assert_eq!(audited, audited_before + 1, "{what}: {:?}", audit.lines());
                 if f.to.hears_itself() {
                     receiver.publish(subject.as_str(), "marker").await.unwrap();
                     let m = next_msg(&mut sub, &format!("marker for {what}")).await;
