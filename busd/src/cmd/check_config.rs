@@ -13,7 +13,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use busd_policy::{Diagnostic, Identity, PackageRules, Policy, UnpackagedMode};
+use busd_policy::{
+    Answer, Diagnostic, Identity, PackageRules, Party, Policy, Question, UnpackagedMode,
+};
 use busd_proto::Pfn;
 
 use busd_daemon::Config;
@@ -37,11 +39,24 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             for w in &warnings {
                 eprintln!("{}", tagged(w, "warning"));
             }
+            let parties = &args.query.parties;
+            let asked = [
+                &parties.from,
+                &parties.to,
+                &parties.subject,
+                &parties.service,
+            ];
+            if !args.query.explain && asked.iter().any(|a| a.is_some()) {
+                eprintln!(
+                    "busd check-config: --from, --to, --subject and --service go with --explain"
+                );
+                return ExitCode::from(2);
+            }
             if args.query.explain {
-                return match explain::explain(&config.policy, &args.query) {
-                    Ok((text, allowed)) => {
-                        print!("{text}");
-                        ExitCode::from(if allowed { 0 } else { 3 })
+                return match offline(&config.policy, &args.query.parties) {
+                    Ok(answer) => {
+                        println!("{}", answer.text);
+                        ExitCode::from(if answer.allowed { 0 } else { 3 })
                     }
                     Err(e) => {
                         eprintln!("busd check-config: {e}");
@@ -69,6 +84,28 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The answer to `--explain` from the file alone: no live client ids.
+fn offline(policy: &Policy, parties: &explain::Parties) -> Result<Answer, String> {
+    let identity = |flag: &str, s: &str| match Party::parse(s)? {
+        Party::Identity(who) => Ok(who),
+        Party::Client(id) => Err(format!(
+            "{flag} {id}: a live client's id needs the daemon: busd ctl explain"
+        )),
+    };
+    let from = identity("--from", parties.from.as_deref().unwrap_or_default())?;
+    let to = parties
+        .to
+        .as_deref()
+        .map(|s| identity("--to", s))
+        .transpose()?;
+    policy.explain(Question {
+        from: &from,
+        to: to.as_ref(),
+        subject: parties.subject.as_deref(),
+        service: parties.service.as_deref(),
+    })
 }
 
 /// `FILE:LINE: kind: reason`, or `FILE: kind: reason` without a line.

@@ -42,18 +42,21 @@ impl Client {
     /// ```
     pub async fn ctl(&self, command: CtlCommand) -> Result<serde_json::Value, Error> {
         let rid = self.shared.next_rid.fetch_add(1, Ordering::Relaxed);
-        let op = Op::Ctl { rid, command };
+        let op = Op::Ctl {
+            rid,
+            command: command.clone(),
+        };
         let timeout = self.shared.request_timeout;
         let response = self
             .exchange(
                 rid,
-                Target::Ctl(command),
+                Target::Ctl(command.clone()),
                 &op,
                 (&[], Fds::default()),
                 timeout,
             )
             .await?;
-        document(command, &response)
+        document(&command, &response)
     }
 }
 
@@ -71,7 +74,7 @@ fn refusal(name: &str, response: &Response) -> Error {
 }
 
 /// The JSON document in a ctl answer.
-fn document(command: CtlCommand, response: &Response) -> Result<serde_json::Value, Error> {
+fn document(command: &CtlCommand, response: &Response) -> Result<serde_json::Value, Error> {
     let name = ctl_name(command);
     if response.status != Status::Success {
         return Err(refusal(&name, response));
@@ -106,15 +109,15 @@ mod tests {
     #[test]
     fn success_carries_json() {
         let answer = response(Status::Success, r#"{"connections": 3}"#);
-        let doc = document(CtlCommand::Stats, &answer).unwrap();
+        let doc = document(&CtlCommand::Stats, &answer).unwrap();
         assert_eq!(doc["connections"], 3);
         let empty = response(Status::Success, "");
         assert_eq!(
-            document(CtlCommand::Reload, &empty).unwrap(),
+            document(&CtlCommand::Reload, &empty).unwrap(),
             serde_json::Value::Null
         );
         let garbage = response(Status::Success, "{not json");
-        let err = document(CtlCommand::Subs, &garbage).unwrap_err();
+        let err = document(&CtlCommand::Subs, &garbage).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Protocol);
         assert!(err.to_string().contains("ctl subs"), "{err}");
     }
@@ -122,7 +125,7 @@ mod tests {
     #[test]
     fn a_document_that_is_not_json_keeps_the_parse_error() {
         let garbage = response(Status::Success, "{not json");
-        let err = document(CtlCommand::Subs, &garbage).unwrap_err();
+        let err = document(&CtlCommand::Subs, &garbage).unwrap_err();
         let source = std::error::Error::source(&err).expect("a source");
         assert!(source.is::<serde_json::Error>(), "{source:?}");
     }
@@ -130,7 +133,7 @@ mod tests {
     #[test]
     fn a_failure_says_why() {
         let answer = response(Status::Failure, "busd.toml:3: unknown key");
-        let err = document(CtlCommand::Reload, &answer).unwrap_err();
+        let err = document(&CtlCommand::Reload, &answer).unwrap_err();
         assert!(err.to_string().contains("busd.toml:3"), "{err}");
     }
 }

@@ -29,7 +29,7 @@ impl Target {
     pub(crate) fn error_for(&self, status: Status) -> Option<Error> {
         match self {
             Self::Service(service) => Error::from_status(status, service.as_str()),
-            Self::Ctl(command) => ctl_status_error(status, *command),
+            Self::Ctl(command) => ctl_status_error(status, command),
         }
     }
 }
@@ -38,13 +38,13 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Service(service) => write!(f, "request to service {service}"),
-            Self::Ctl(command) => write!(f, "ctl command {}", ctl_name(*command)),
+            Self::Ctl(command) => write!(f, "ctl command {}", ctl_name(command)),
         }
     }
 }
 
 /// The error for a ctl answer with `status`, if it is not an answer.
-pub(crate) fn ctl_status_error(status: Status, command: CtlCommand) -> Option<Error> {
+pub(crate) fn ctl_status_error(status: Status, command: &CtlCommand) -> Option<Error> {
     let code = status.error_code()?;
     let name = ctl_name(command);
     let message = match status {
@@ -57,8 +57,11 @@ pub(crate) fn ctl_status_error(status: Status, command: CtlCommand) -> Option<Er
 }
 
 /// The command's name as `busd ctl` spells it: `stats`, `reload`, ….
-pub(crate) fn ctl_name(command: CtlCommand) -> String {
-    format!("{command:?}").to_ascii_lowercase()
+pub(crate) fn ctl_name(command: &CtlCommand) -> String {
+    match command {
+        CtlCommand::Explain(_) => "explain".to_owned(),
+        other => format!("{other:?}").to_ascii_lowercase(),
+    }
 }
 
 #[cfg(test)]
@@ -67,10 +70,12 @@ mod tests {
 
     #[test]
     fn not_authorized_names_the_command() {
-        let err = ctl_status_error(Status::NotAuthorized, CtlCommand::Clients).unwrap();
+        let err = ctl_status_error(Status::NotAuthorized, &CtlCommand::Clients).unwrap();
         assert_eq!(err.kind(), ErrorKind::NotAuthorized);
         assert!(err.to_string().contains("ctl clients"), "{err}");
-        assert!(ctl_status_error(Status::Success, CtlCommand::Clients).is_none());
-        assert_eq!(ctl_name(CtlCommand::Reload), "reload");
+        assert!(ctl_status_error(Status::Success, &CtlCommand::Clients).is_none());
+        assert_eq!(ctl_name(&CtlCommand::Reload), "reload");
+        let explain = CtlCommand::Explain(busd_proto::ExplainQuery::default());
+        assert_eq!(ctl_name(&explain), "explain");
     }
 }

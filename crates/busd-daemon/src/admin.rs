@@ -49,6 +49,10 @@ pub(crate) fn run(shared: &Shared, who: &Identity, command: CtlCommand) -> (Stat
             Ok(report) => answer(&report),
             Err(e) => failure(&e.to_string()),
         },
+        CtlCommand::Explain(q) => match crate::ctl_explain::explain(shared, &q) {
+            Ok(doc) => answer(&doc),
+            Err(e) => failure(&e),
+        },
         _ => failure("unknown command"),
     }
 }

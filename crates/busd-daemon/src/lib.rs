@@ -24,6 +24,7 @@ mod admin;
 mod audit;
 mod budget;
 pub mod config;
+mod ctl_explain;
 mod daemon;
 mod handshake;
 mod hooks;

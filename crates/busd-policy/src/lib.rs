@@ -26,7 +26,7 @@ mod token;
 mod validate;
 
 pub use diagnostic::{Diagnostic, PolicyError, SourceFile};
-pub use explain::{Decision, Reason};
+pub use explain::{Answer, Decision, Party, Question, Reason};
 pub use identity::Identity;
 pub use policy::{PackageRules, Policy, RuleLines, UnpackagedMode};
 pub use proofs::Proofs;

@@ -40,7 +40,9 @@ pub use layout::{
 };
 pub use lease::{Lease, LeaseSource};
 pub use monitor::{EventKind, MonitorEvent, Party};
-pub use op::{AuthKind, CtlCommand, Headers, Hello, Limits, Op, Overflow, Ref, Sender, Welcome};
+pub use op::{
+    AuthKind, CtlCommand, ExplainQuery, Headers, Hello, Limits, Op, Overflow, Ref, Sender, Welcome,
+};
 pub use pfn::{Pfn, PfnError, publisher_id};
 pub use subject::{Subject, SubjectError};
 pub use value::{Value, ValueSet, ValueSetError};

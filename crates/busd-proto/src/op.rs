@@ -295,7 +295,7 @@ pub enum Overflow {
 }
 
 /// The administrative commands of `busd ctl`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum CtlCommand {
     /// Router and connection counters.
@@ -309,6 +309,24 @@ pub enum CtlCommand {
     /// The services: configured and live, their owners, responders and
     /// activation (appended: the wire keeps the order of variants).
     Services,
+    /// Why a message (or a request) from one party may or may not reach
+    /// another under the rules in force.
+    Explain(ExplainQuery),
+}
+
+/// What `busd ctl explain` asks: parties as a command line names them (a
+/// package family name, `unpackaged:UID`, `unpackaged`, or a live
+/// client's id), and a subject or a service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExplainQuery {
+    /// The sender or caller.
+    pub from: String,
+    /// The receiver or responder (with a service, its owner by default).
+    pub to: Option<String>,
+    /// The message's subject.
+    pub subject: Option<String>,
+    /// The service called.
+    pub service: Option<String>,
 }
 
 #[cfg(test)]

@@ -358,3 +358,70 @@ fn ctl_clients_shows_each_clients_transport_process_and_queue() {
     assert!(run(&d, &["pub", "who.is.there", "me"]).status.success());
     assert!(sub.wait().unwrap().success());
 }
+
+#[test]
+fn ctl_explain_answers_for_live_clients_with_the_rules_in_force() {
+    let d = DaemonProcess::spawn(&[]);
+    let mut sub = spawn(&d, &["sub", "--count", "1", "explain.me"]);
+    wait_registered(&d, "explain.me", 1);
+    let out = run(&d, &["ctl", "--json", "clients"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = doc
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["pid"] == sub.id())
+        .and_then(|c| c["id"].as_u64())
+        .unwrap_or_else(|| panic!("the sub process is not listed: {doc}"))
+        .to_string();
+    let uid = rustix::process::getuid().as_raw();
+    let (same, other) = (
+        format!("unpackaged:{uid}"),
+        format!("unpackaged:{}", uid + 1),
+    );
+    // The embedded default rules: unpackaged clients reach their own uid.
+    let out = run(
+        &d,
+        &[
+            "ctl",
+            "explain",
+            "--from",
+            &id,
+            "--to",
+            &same,
+            "--subject",
+            "explain.me",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "message on explain.me from {same} to {same}: allowed: both unpackaged, of the \
+             same uid {uid} ([daemon] unpackaged = \"same-uid\")\n"
+        )
+    );
+    let out = run(
+        &d,
+        &["ctl", "--json", "explain", "--from", &other, "--to", &id],
+    );
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["allowed"], false, "{doc}");
+    assert!(
+        doc["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("denied: both unpackaged, of uids"),
+        "{doc}"
+    );
+    // A client that is not connected: the daemon says so.
+    let out = run(&d, &["ctl", "explain", "--from", "999999", "--to", &same]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no client 999999 is connected"),
+        "{out:?}"
+    );
+    run(&d, &["pub", "explain.me", "done"]);
+    assert!(sub.wait().unwrap().success());
+}

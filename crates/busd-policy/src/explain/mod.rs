@@ -285,5 +285,8 @@ impl fmt::Display for At<'_> {
     }
 }
 
+mod query;
 #[cfg(test)]
 mod tests;
+
+pub use query::{Answer, Party, Question};
