@@ -5,6 +5,7 @@ mod bench;
 mod check_config;
 mod client_args;
 mod ctl;
+mod ctl_dry_run;
 mod ctl_table;
 mod docs;
 mod explain;

@@ -8,7 +8,6 @@ use busd_client::{CtlCommand, ExplainQuery};
 
 use super::client_args::{ClientArgs, report};
 use super::ctl_table::render;
-use super::explain::Parties;
 
 /// Show the daemon's live state or reload its config; prints the answer
 /// as a table (`--json`: as JSON). On failure prints the error code name
@@ -26,6 +25,16 @@ pub(crate) struct Args {
     /// For `explain`: between whom, and for what.
     #[command(flatten)]
     parties: super::explain::Parties,
+    /// For `reload`: apply nothing; list what reloading FILE (by default
+    /// the daemon's own) would change for the connections live now: the
+    /// clients it would close, the subscriptions and services that would
+    /// stop or start hearing from whom. Exit code 0 when nothing would be
+    /// cut, 3 when something would.
+    #[arg(long)]
+    dry_run: bool,
+    /// For `reload --dry-run`: the file to rehearse (read by the daemon,
+    /// only if you could read it yourself).
+    file: Option<std::path::PathBuf>,
 }
 
 /// The commands `busd ctl` offers.
@@ -48,8 +57,10 @@ enum Action {
     Explain,
 }
 
-/// The protocol command for `action`; `explain` asks about `parties`.
-fn command(action: Action, parties: &Parties) -> Result<CtlCommand, String> {
+/// The protocol command for `args`: `explain` asks about its parties,
+/// `reload --dry-run` rehearses its file.
+fn command(args: &Args) -> Result<CtlCommand, String> {
+    let (action, parties) = (args.command, &args.parties);
     let asked = [
         &parties.from,
         &parties.to,
@@ -58,6 +69,22 @@ fn command(action: Action, parties: &Parties) -> Result<CtlCommand, String> {
     ];
     if action != Action::Explain && asked.iter().any(|a| a.is_some()) {
         return Err("--from, --to, --subject and --service go with `busd ctl explain`".into());
+    }
+    if (args.dry_run || args.file.is_some()) && action != Action::Reload {
+        return Err("--dry-run and a FILE go with `busd ctl reload`".into());
+    }
+    if args.file.is_some() && !args.dry_run {
+        return Err(
+            "a FILE goes with `busd ctl reload --dry-run`: a reload reads the daemon's own".into(),
+        );
+    }
+    if args.dry_run {
+        let file = match &args.file {
+            Some(f) => Some(std::path::absolute(f).map_err(|e| format!("{}: {e}", f.display()))?),
+            None => None,
+        };
+        let file = file.map(|f| f.to_string_lossy().into_owned());
+        return Ok(CtlCommand::ReloadDryRun(file));
     }
     Ok(match action {
         Action::Stats => CtlCommand::Stats,
@@ -78,7 +105,7 @@ fn command(action: Action, parties: &Parties) -> Result<CtlCommand, String> {
 }
 
 pub(crate) async fn run(args: Args) -> ExitCode {
-    let command = match command(args.command, &args.parties) {
+    let command = match command(&args) {
         Ok(command) => command,
         Err(e) => {
             eprintln!("busd ctl: {e}");
@@ -91,6 +118,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     };
     match client.ctl(command).await {
         Ok(document) if args.command == Action::Explain => explained(&document, args.json),
+        Ok(document) if args.dry_run => rehearsed(&document, args.json),
         Ok(document) if !args.json => super::print_out(&render(&document)),
         Ok(document) => match serde_json::to_string_pretty(&document) {
             Ok(text) => super::print_out(&format!("{text}\n")),
@@ -122,40 +150,64 @@ fn explained(document: &serde_json::Value, json: bool) -> ExitCode {
     }
 }
 
+/// Prints `busd ctl reload --dry-run`'s report (lines, or the document);
+/// exit code 0 when nothing would be cut, 3 when something would.
+fn rehearsed(document: &serde_json::Value, json: bool) -> ExitCode {
+    let text = if json {
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(document).unwrap_or_default()
+        )
+    } else {
+        super::ctl_dry_run::render(document)
+    };
+    let printed = super::print_out(&text);
+    if printed != ExitCode::SUCCESS {
+        return printed;
+    }
+    match document.get("cuts").and_then(serde_json::Value::as_bool) {
+        Some(false) => ExitCode::SUCCESS,
+        _ => ExitCode::from(3),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::ValueEnum;
 
     use super::*;
 
+    /// `busd ctl ARGS…` as the command line reads them.
+    fn parsed(args: &[&str]) -> Result<CtlCommand, String> {
+        #[derive(clap::Parser)]
+        struct Ctl {
+            #[command(flatten)]
+            args: Args,
+        }
+        let cli = <Ctl as clap::Parser>::try_parse_from(
+            std::iter::once("ctl").chain(args.iter().copied()),
+        )
+        .map_err(|e| e.to_string())?;
+        command(&cli.args)
+    }
+
     #[test]
     fn each_action_is_its_protocol_command() {
-        let parties = Parties {
-            from: Some("unpackaged:5".into()),
-            to: Some("7".into()),
-            subject: None,
-            service: None,
-        };
-        let none = Parties {
-            from: None,
-            to: None,
-            subject: None,
-            service: None,
-        };
         let names: Vec<_> = Action::value_variants()
             .iter()
-            .map(|a| {
-                let asked = if *a == Action::Explain {
-                    &parties
-                } else {
-                    &none
-                };
-                (
-                    a.to_possible_value().map(|v| v.get_name().to_owned()),
-                    command(*a, asked).unwrap(),
-                )
-            })
+            .filter_map(|a| a.to_possible_value().map(|v| v.get_name().to_owned()))
+            .filter(|name| name != "explain")
+            .map(|name| (name.clone(), parsed(&[&name]).unwrap()))
             .collect();
+        let expected = [
+            ("stats", CtlCommand::Stats),
+            ("clients", CtlCommand::Clients),
+            ("subs", CtlCommand::Subs),
+            ("reload", CtlCommand::Reload),
+            ("services", CtlCommand::Services),
+        ]
+        .map(|(n, c)| (n.to_owned(), c));
+        assert_eq!(names, expected);
         let explain = CtlCommand::Explain(ExplainQuery {
             from: "unpackaged:5".into(),
             to: Some("7".into()),
@@ -163,23 +215,32 @@ mod tests {
             service: None,
         });
         assert_eq!(
-            names,
-            [
-                (Some("stats".to_owned()), CtlCommand::Stats),
-                (Some("clients".to_owned()), CtlCommand::Clients),
-                (Some("subs".to_owned()), CtlCommand::Subs),
-                (Some("reload".to_owned()), CtlCommand::Reload),
-                (Some("services".to_owned()), CtlCommand::Services),
-                (Some("explain".to_owned()), explain),
-            ]
+            parsed(&["explain", "--from", "unpackaged:5", "--to", "7"]),
+            Ok(explain)
         );
+        assert!(parsed(&["explain"]).is_err(), "explain needs --from");
         assert!(
-            command(Action::Stats, &parties).is_err(),
+            parsed(&["stats", "--from", "x"]).is_err(),
             "--from goes with explain"
         );
+        let file = std::path::absolute("new.toml").unwrap();
+        assert_eq!(
+            parsed(&["reload", "--dry-run", "new.toml"]),
+            Ok(CtlCommand::ReloadDryRun(Some(
+                file.to_string_lossy().into_owned()
+            )))
+        );
+        assert_eq!(
+            parsed(&["reload", "--dry-run"]),
+            Ok(CtlCommand::ReloadDryRun(None))
+        );
         assert!(
-            command(Action::Explain, &none).is_err(),
-            "explain needs --from"
+            parsed(&["reload", "new.toml"]).is_err(),
+            "a FILE needs --dry-run"
+        );
+        assert!(
+            parsed(&["stats", "--dry-run"]).is_err(),
+            "--dry-run goes with reload"
         );
     }
 }

@@ -60,6 +60,7 @@ pub(crate) fn ctl_status_error(status: Status, command: &CtlCommand) -> Option<E
 pub(crate) fn ctl_name(command: &CtlCommand) -> String {
     match command {
         CtlCommand::Explain(_) => "explain".to_owned(),
+        CtlCommand::ReloadDryRun(_) => "reload --dry-run".to_owned(),
         other => format!("{other:?}").to_ascii_lowercase(),
     }
 }

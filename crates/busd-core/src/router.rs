@@ -329,15 +329,23 @@ impl<H: Clone> Router<H> {
     pub fn set_policy(&mut self, policy: Arc<Policy>) -> Vec<(u64, H)> {
         self.policy = policy;
         self.epoch.bump();
+        let gone = self.gone_under(&self.policy);
+        gone.into_iter()
+            .filter_map(|id| Some((id, self.conns.get(&id)?.handle.clone())))
+            .collect()
+    }
+
+    /// The connections whose package `policy` does not configure.
+    pub(crate) fn gone_under(&self, policy: &Policy) -> Vec<u64> {
         self.conns
             .iter()
             .filter(|(_, c)| {
                 c.identity
                     .pfn
                     .as_ref()
-                    .is_some_and(|p| !self.policy.packages.contains_key(p))
+                    .is_some_and(|p| !policy.packages.contains_key(p))
             })
-            .map(|(id, c)| (*id, c.handle.clone()))
+            .map(|(id, _)| *id)
             .collect()
     }
 

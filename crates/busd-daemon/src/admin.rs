@@ -49,6 +49,13 @@ pub(crate) fn run(shared: &Shared, who: &Identity, command: CtlCommand) -> (Stat
             Ok(report) => answer(&report),
             Err(e) => failure(&e.to_string()),
         },
+        CtlCommand::ReloadDryRun(file) => {
+            let file = file.as_deref().map(std::path::Path::new);
+            match crate::dry_run::dry_run(shared, file, who.uid) {
+                Ok(report) => answer(&report),
+                Err(e) => failure(&e.to_string()),
+            }
+        }
         CtlCommand::Explain(q) => match crate::ctl_explain::explain(shared, &q) {
             Ok(doc) => answer(&doc),
             Err(e) => failure(&e),

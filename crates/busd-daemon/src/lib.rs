@@ -26,6 +26,7 @@ mod budget;
 pub mod config;
 mod ctl_explain;
 mod daemon;
+mod dry_run;
 mod handshake;
 mod hooks;
 mod metrics;

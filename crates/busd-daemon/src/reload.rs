@@ -31,6 +31,9 @@ pub enum ReloadError {
     /// The file is invalid: the old rules stay.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A dry run of a file the admin asking could not read itself.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 /// Re-reads the configuration, with the overrides the daemon started with
@@ -53,15 +56,7 @@ pub(crate) fn reload(shared: &Shared) -> Result<ReloadReport, ReloadError> {
     for w in &new.warnings {
         tracing::warn!("{w}");
     }
-    let old = &shared.config;
-    let need_restart: Vec<&'static str> = [
-        ("daemon.tcp", new.tcp != old.tcp),
-        ("daemon.unix", new.unix != old.unix),
-        ("limits", new.limits != old.limits),
-    ]
-    .into_iter()
-    .filter_map(|(key, changed)| changed.then_some(key))
-    .collect();
+    let need_restart = needs_restart(&shared.config, &new);
     if !need_restart.is_empty() {
         tracing::warn!(
             keys = ?need_restart,
@@ -84,4 +79,17 @@ pub(crate) fn reload(shared: &Shared) -> Result<ReloadReport, ReloadError> {
         warnings: new.warnings,
         need_restart,
     })
+}
+
+/// The keys that differ between `old` and `new` but apply only after a
+/// restart (listeners, limits).
+pub(crate) fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    [
+        ("daemon.tcp", new.tcp != old.tcp),
+        ("daemon.unix", new.unix != old.unix),
+        ("limits", new.limits != old.limits),
+    ]
+    .into_iter()
+    .filter_map(|(key, changed)| changed.then_some(key))
+    .collect()
 }

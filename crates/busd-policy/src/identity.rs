@@ -29,6 +29,16 @@ impl Identity {
             uid,
         }
     }
+
+    /// As `busd ctl explain` and `--dry-run` name it (and take it back):
+    /// its package, else `unpackaged:UID` (`unpackaged` for an unknown uid).
+    pub fn party(&self) -> String {
+        match (&self.pfn, self.uid) {
+            (Some(pfn), _) => pfn.to_string(),
+            (None, Some(uid)) => format!("unpackaged:{uid}"),
+            (None, None) => "unpackaged".to_owned(),
+        }
+    }
 }
 
 impl fmt::Display for Identity {

@@ -312,6 +312,9 @@ pub enum CtlCommand {
     /// Why a message (or a request) from one party may or may not reach
     /// another under the rules in force.
     Explain(ExplainQuery),
+    /// What a reload of the file (the daemon's own when `None`; a path the
+    /// daemon reads) would do now, without applying anything.
+    ReloadDryRun(Option<String>),
 }
 
 /// What `busd ctl explain` asks: parties as a command line names them (a

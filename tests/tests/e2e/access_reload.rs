@@ -467,3 +467,81 @@ async fn sighup_reloads_the_rules_of_a_daemon_process() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_dry_run_lists_exactly_what_the_reload_then_does() {
+    let t = Transport::Unix;
+    let d = TestDaemon::start_with_packages("same-uid", &allowing(true)).await;
+    let gone = d.connect_as(t, &Package::new(GONE)).await;
+    let receiver = d.connect_as(t, &Package::new(RECEIVER)).await;
+    let sender = d.connect_as(t, &Package::new(SENDER)).await;
+    let _sub = receiver.subscribe("reload.feed").await.unwrap();
+    let admin = d.connect_unpackaged(t).await;
+    let id = |c: &Client| serde_json::json!(c.client_id());
+
+    // The file unchanged: nothing would be cut.
+    let doc = within("dry run", admin.ctl(CtlCommand::ReloadDryRun(None)))
+        .await
+        .unwrap();
+    assert_eq!(doc["cuts"], false, "{doc}");
+    assert_eq!(doc["would_close"], serde_json::json!([]), "{doc}");
+
+    // RECEIVER stops accepting SENDER, and GONE goes: rehearsed first.
+    d.rewrite_config(&config_toml("same-uid", &revoked()));
+    let doc = within("dry run", admin.ctl(CtlCommand::ReloadDryRun(None)))
+        .await
+        .unwrap();
+    assert_eq!(doc["cuts"], true, "{doc}");
+    let closed: Vec<_> = doc["would_close"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].clone())
+        .collect();
+    assert_eq!(closed, [id(&gone)], "{doc}");
+    let changes = doc["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{doc}");
+    assert_eq!(changes[0]["client"]["id"], id(&receiver), "{doc}");
+    assert_eq!(changes[0]["subject"], "reload.feed", "{doc}");
+    let stops: Vec<_> = changes[0]["stops_from"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].clone())
+        .collect();
+    assert_eq!(
+        stops,
+        [id(&sender)],
+        "GONE is closed, not listed twice: {doc}"
+    );
+    // Nothing was applied: SENDER still reaches RECEIVER, GONE is served.
+    gone.flush()
+        .await
+        .expect("GONE still connected after a dry run");
+
+    // The real reload closes exactly the connections the dry run named.
+    let report = within("ctl reload", admin.ctl(CtlCommand::Reload))
+        .await
+        .unwrap();
+    assert_eq!(report["disconnected"], closed.len(), "{report}");
+    let listed = |doc: &serde_json::Value, c: &Client| {
+        doc.as_array().unwrap().iter().any(|x| x["id"] == id(c))
+    };
+    // Polled, bounded: the reload closes the connection as it returns.
+    within("GONE's connection closed by the reload", async {
+        loop {
+            let clients = admin.ctl(CtlCommand::Clients).await.unwrap();
+            if !listed(&clients, &gone) {
+                assert!(
+                    listed(&clients, &sender) && listed(&clients, &receiver),
+                    "{clients}"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    sender.flush().await.expect("SENDER stays");
+    receiver.flush().await.expect("RECEIVER stays");
+}

@@ -425,3 +425,36 @@ fn ctl_explain_answers_for_live_clients_with_the_rules_in_force() {
     run(&d, &["pub", "explain.me", "done"]);
     assert!(sub.wait().unwrap().success());
 }
+
+#[test]
+fn ctl_reload_dry_run_lists_what_a_file_would_cut_and_applies_nothing() {
+    let d = DaemonProcess::spawn(&[]);
+    let mut sub = spawn(&d, &["sub", "--count", "1", "rehearsed"]);
+    wait_registered(&d, "rehearsed", 1);
+    // The daemon's own file, unchanged: nothing would be cut.
+    let out = run(&d, &["ctl", "reload", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).ends_with("nothing would be cut\n"),
+        "{out:?}"
+    );
+    // A file that keeps unpackaged clients apart: the subscriber would
+    // stop hearing from the clients of its uid.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("apart.toml");
+    std::fs::write(&file, "[daemon]\nunpackaged = \"deny\"\n").unwrap();
+    let out = run(&d, &["ctl", "reload", "--dry-run", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("on rehearsed: stops receiving from client"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("this reload would cut the above off\n"),
+        "{text}"
+    );
+    // Nothing was applied: the subscriber still hears a publish.
+    run(&d, &["pub", "rehearsed", "still here"]);
+    assert!(sub.wait().unwrap().success());
+}

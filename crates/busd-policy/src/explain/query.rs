@@ -91,8 +91,8 @@ impl Policy {
                 let _ = write!(
                     text,
                     "request {service} from {} to {}: ",
-                    name_of(q.from),
-                    name_of(to)
+                    q.from.party(),
+                    to.party()
                 );
                 (decision.allowed, decision.to_string())
             }
@@ -105,7 +105,7 @@ impl Policy {
                 if let Some(subject) = q.subject {
                     let _ = write!(text, " on {subject}");
                 }
-                let _ = write!(text, " from {} to {}: ", name_of(q.from), name_of(to));
+                let _ = write!(text, " from {} to {}: ", q.from.party(), to.party());
                 (decision.allowed, decision.to_string())
             }
         };
@@ -114,15 +114,6 @@ impl Policy {
             allowed: decision.0,
             text,
         })
-    }
-}
-
-/// A party as an answer names it.
-fn name_of(who: &Identity) -> String {
-    match (&who.pfn, who.uid) {
-        (Some(pfn), _) => pfn.to_string(),
-        (None, Some(uid)) => format!("unpackaged:{uid}"),
-        (None, None) => "unpackaged".to_owned(),
     }
 }
 
