@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use busd_client::{CtlCommand, ExplainQuery};
+use busd_client::{CtlCommand, ExplainQuery, GrantRequest};
 
 use super::client_args::{ClientArgs, report};
 use super::ctl_table::render;
@@ -32,9 +32,19 @@ pub(crate) struct Args {
     /// cut, 3 when something would.
     #[arg(long)]
     dry_run: bool,
-    /// For `reload --dry-run`: the file to rehearse (read by the daemon,
-    /// only if you could read it yourself).
-    file: Option<std::path::PathBuf>,
+    /// For `reload --dry-run`: the FILE to rehearse (read by the daemon,
+    /// only if you could read it yourself); for `revoke`: the grant's ID.
+    operand: Option<String>,
+    /// For `grant`: how long it lasts ("1h", "30m", "1s"; at most 30
+    /// days).
+    #[arg(long = "for", value_parser = humantime_serde::re::humantime::parse_duration)]
+    lasts: Option<std::time::Duration>,
+    /// For `grant`: why, for the audit log and `busd ctl grants`.
+    #[arg(long)]
+    reason: Option<String>,
+    /// For `grant`: both directions, not only --from to --to.
+    #[arg(long)]
+    both_ways: bool,
 }
 
 /// The commands `busd ctl` offers.
@@ -51,6 +61,15 @@ enum Action {
     /// Services: configured and live, owner, responders, activation state,
     /// starts.
     Services,
+    /// Add an expiring grant: messages from --from reach --to (and back,
+    /// with --both-ways) for --for, whatever the file says. Admin only;
+    /// audited when granted, first used, revoked and expired; kept over a
+    /// reload, not a restart.
+    Grant,
+    /// The grants in force, with the time they have left.
+    Grants,
+    /// Remove a grant: `busd ctl revoke ID`.
+    Revoke,
     /// Why a message from --from reaches --to or not (a request, with
     /// --service), under the rules in force: the rule and its line. Exit
     /// code 0 when allowed, 3 when denied.
@@ -67,20 +86,26 @@ fn command(args: &Args) -> Result<CtlCommand, String> {
         &parties.subject,
         &parties.service,
     ];
-    if action != Action::Explain && asked.iter().any(|a| a.is_some()) {
-        return Err("--from, --to, --subject and --service go with `busd ctl explain`".into());
+    let parties_go = matches!(action, Action::Explain | Action::Grant);
+    if !parties_go && asked.iter().any(|a| a.is_some()) {
+        return Err("--from, --to, --subject and --service go with `busd ctl explain` (--from and --to with `grant`)".into());
     }
-    if (args.dry_run || args.file.is_some()) && action != Action::Reload {
-        return Err("--dry-run and a FILE go with `busd ctl reload`".into());
+    let grant_args = args.lasts.is_some() || args.reason.is_some() || args.both_ways;
+    if grant_args && action != Action::Grant {
+        return Err("--for, --reason and --both-ways go with `busd ctl grant`".into());
     }
-    if args.file.is_some() && !args.dry_run {
+    if args.dry_run && action != Action::Reload {
+        return Err("--dry-run goes with `busd ctl reload`".into());
+    }
+    let operand_goes = (action == Action::Reload && args.dry_run) || action == Action::Revoke;
+    if args.operand.is_some() && !operand_goes {
         return Err(
-            "a FILE goes with `busd ctl reload --dry-run`: a reload reads the daemon's own".into(),
+            "a FILE goes with `busd ctl reload --dry-run`, an ID with `busd ctl revoke`".into(),
         );
     }
     if args.dry_run {
-        let file = match &args.file {
-            Some(f) => Some(std::path::absolute(f).map_err(|e| format!("{}: {e}", f.display()))?),
+        let file = match &args.operand {
+            Some(f) => Some(std::path::absolute(f).map_err(|e| format!("{f}: {e}"))?),
             None => None,
         };
         let file = file.map(|f| f.to_string_lossy().into_owned());
@@ -92,6 +117,21 @@ fn command(args: &Args) -> Result<CtlCommand, String> {
         Action::Subs => CtlCommand::Subs,
         Action::Reload => CtlCommand::Reload,
         Action::Services => CtlCommand::Services,
+        Action::Grant => CtlCommand::Grant(GrantRequest {
+            from: parties.from.clone().ok_or("busd ctl grant needs --from")?,
+            to: parties.to.clone().ok_or("busd ctl grant needs --to")?,
+            both_ways: args.both_ways,
+            seconds: args.lasts.ok_or("busd ctl grant needs --for")?.as_secs(),
+            reason: args.reason.clone(),
+        }),
+        Action::Grants => CtlCommand::Grants,
+        Action::Revoke => {
+            let id = args
+                .operand
+                .as_deref()
+                .ok_or("busd ctl revoke needs the grant's ID")?;
+            CtlCommand::Revoke(id.parse().map_err(|_| format!("{id}: not a grant id"))?)
+        }
         Action::Explain => CtlCommand::Explain(ExplainQuery {
             from: parties
                 .from
@@ -196,7 +236,7 @@ mod tests {
         let names: Vec<_> = Action::value_variants()
             .iter()
             .filter_map(|a| a.to_possible_value().map(|v| v.get_name().to_owned()))
-            .filter(|name| name != "explain")
+            .filter(|name| !["explain", "grant", "revoke"].contains(&name.as_str()))
             .map(|name| (name.clone(), parsed(&[&name]).unwrap()))
             .collect();
         let expected = [
@@ -205,6 +245,7 @@ mod tests {
             ("subs", CtlCommand::Subs),
             ("reload", CtlCommand::Reload),
             ("services", CtlCommand::Services),
+            ("grants", CtlCommand::Grants),
         ]
         .map(|(n, c)| (n.to_owned(), c));
         assert_eq!(names, expected);
@@ -242,5 +283,25 @@ mod tests {
             parsed(&["stats", "--dry-run"]).is_err(),
             "--dry-run goes with reload"
         );
+        let grant = CtlCommand::Grant(GrantRequest {
+            from: "unpackaged:5".into(),
+            to: "Contoso.Weather_8wekyb3d8bbwe".into(),
+            both_ways: true,
+            seconds: 3600,
+            reason: Some("incident 7".into()),
+        });
+        let args = [
+            "grant",
+            "--from",
+            "unpackaged:5",
+            "--to",
+            "Contoso.Weather_8wekyb3d8bbwe",
+        ];
+        let more = ["--for", "1h", "--both-ways", "--reason", "incident 7"];
+        assert_eq!(parsed(&[&args[..], &more[..]].concat()), Ok(grant));
+        assert!(parsed(&args).is_err(), "a grant needs --for");
+        assert_eq!(parsed(&["revoke", "3"]), Ok(CtlCommand::Revoke(3)));
+        assert!(parsed(&["revoke"]).is_err() && parsed(&["revoke", "x"]).is_err());
+        assert!(parsed(&["stats", "--for", "1h"]).is_err());
     }
 }

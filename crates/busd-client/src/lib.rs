@@ -72,8 +72,9 @@ mod typed_service;
 pub use buffer::PayloadBuffer;
 pub use builder::{ClientBuilder, DEFAULT_SEGMENT_THRESHOLD, SEGMENTS_FROM};
 pub use busd_proto::{
-    CtlCommand, EventKind, ExplainQuery, Fds, Headers, Limits, MonitorEvent, Overflow, Party, Pfn,
-    PfnError, Sender, Status, Subject, SubjectError, Value, ValueSet, ValueSetError,
+    CtlCommand, EventKind, ExplainQuery, Fds, GrantRequest, Headers, Limits, MonitorEvent,
+    Overflow, Party, Pfn, PfnError, Sender, Status, Subject, SubjectError, Value, ValueSet,
+    ValueSetError,
 };
 pub use client::Client;
 pub use error::{Error, ErrorKind};

@@ -61,6 +61,8 @@ pub(crate) fn ctl_name(command: &CtlCommand) -> String {
     match command {
         CtlCommand::Explain(_) => "explain".to_owned(),
         CtlCommand::ReloadDryRun(_) => "reload --dry-run".to_owned(),
+        CtlCommand::Grant(_) => "grant".to_owned(),
+        CtlCommand::Revoke(_) => "revoke".to_owned(),
         other => format!("{other:?}").to_ascii_lowercase(),
     }
 }

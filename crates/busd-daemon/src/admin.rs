@@ -28,14 +28,17 @@ pub(crate) fn is_admin(shared: &Shared, who: &Identity) -> bool {
 }
 
 /// Runs `command` for `who`; the status and JSON payload of the `Resp`.
-pub(crate) fn run(shared: &Shared, who: &Identity, command: CtlCommand) -> (Status, Bytes) {
+pub(crate) fn run(shared: &Arc<Shared>, who: &Identity, command: CtlCommand) -> (Status, Bytes) {
     if !is_admin(shared, who) {
         tracing::warn!(target: "busd::audit", %who, ?command, "ctl refused: not an admin");
         return (Status::NotAuthorized, Bytes::new());
     }
     // A change is audited; a look (a container's healthcheck runs one
     // every few seconds) only at debug.
-    if command == CtlCommand::Reload {
+    if matches!(
+        command,
+        CtlCommand::Reload | CtlCommand::Grant(_) | CtlCommand::Revoke(_)
+    ) {
         tracing::info!(target: "busd::audit", %who, ?command, "ctl");
     } else {
         tracing::debug!(target: "busd::audit", %who, ?command, "ctl");
@@ -56,6 +59,15 @@ pub(crate) fn run(shared: &Shared, who: &Identity, command: CtlCommand) -> (Stat
                 Err(e) => failure(&e.to_string()),
             }
         }
+        CtlCommand::Grant(req) => match crate::grants::grant(shared, &req, who) {
+            Ok(doc) => answer(&doc),
+            Err(e) => failure(&e),
+        },
+        CtlCommand::Grants => answer(&crate::grants::list(shared)),
+        CtlCommand::Revoke(id) => match crate::grants::revoke(shared, id, who) {
+            Ok(()) => answer(&serde_json::json!({ "revoked": id })),
+            Err(e) => failure(&e),
+        },
         CtlCommand::Explain(q) => match crate::ctl_explain::explain(shared, &q) {
             Ok(doc) => answer(&doc),
             Err(e) => failure(&e),

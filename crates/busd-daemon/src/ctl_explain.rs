@@ -40,7 +40,7 @@ pub(crate) fn explain(shared: &Shared, q: &ExplainQuery) -> Result<ExplainDoc, S
 }
 
 /// The identity `party` names: a live client's as the daemon proved it.
-fn identity(shared: &Shared, party: &str) -> Result<Identity, String> {
+pub(crate) fn identity(shared: &Shared, party: &str) -> Result<Identity, String> {
     match Party::parse(party)? {
         Party::Identity(who) => Ok(who),
         Party::Client(id) => shared

@@ -27,6 +27,7 @@ pub mod config;
 mod ctl_explain;
 mod daemon;
 mod dry_run;
+mod grants;
 mod handshake;
 mod hooks;
 mod metrics;

@@ -1,8 +1,6 @@
 //! Reloading the configuration: new access rules swapped in whole, or not
 //! at all.
 
-use std::sync::Arc;
-
 use busd_proto::ErrorCode;
 use serde::Serialize;
 
@@ -64,7 +62,8 @@ pub(crate) fn reload(shared: &Shared) -> Result<ReloadReport, ReloadError> {
         );
     }
     let packages = new.policy.packages.len();
-    let removed = lock(&shared.router).set_policy(Arc::clone(&new.policy));
+    let policy = crate::grants::carried_over(shared, &new.policy);
+    let removed = lock(&shared.router).set_policy(policy);
     for (_, handle) in &removed {
         handle.cut_off(
             ErrorCode::NotAuthorized,

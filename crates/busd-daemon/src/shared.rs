@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     /// across an await.
     pub(crate) failed_proofs: Mutex<FailedProofs>,
     pub(crate) next_id: AtomicU64,
+    /// The id of the next `busd ctl grant`.
+    pub(crate) next_grant: AtomicU64,
     /// Messages discarded while the daemon stopped: their connection did
     /// not take them within the shutdown grace.
     pub(crate) undelivered: AtomicU64,
@@ -76,6 +78,7 @@ impl Shared {
             failed_proofs: Mutex::new(FailedProofs::new()),
             config,
             next_id: AtomicU64::new(1),
+            next_grant: AtomicU64::new(1),
             undelivered: AtomicU64::new(0),
             tally: Arc::default(),
             budgets: Budgets::new(budget),

@@ -17,6 +17,7 @@
 
 mod diagnostic;
 mod explain;
+mod grant;
 mod identity;
 mod policy;
 mod proofs;
@@ -27,6 +28,7 @@ mod validate;
 
 pub use diagnostic::{Diagnostic, PolicyError, SourceFile};
 pub use explain::{Answer, Decision, Party, Question, Reason};
+pub use grant::Grant;
 pub use identity::Identity;
 pub use policy::{PackageRules, Policy, RuleLines, UnpackagedMode};
 pub use proofs::Proofs;

@@ -86,6 +86,9 @@ pub struct Policy {
     pub services_mode: ServicesMode,
     /// The configured services, by name.
     pub services: HashMap<Subject, ServiceRule>,
+    /// Expiring grants on top of the file (`busd ctl grant`), in force
+    /// while they are here: the daemon removes them when they expire.
+    pub grants: Vec<std::sync::Arc<crate::grant::Grant>>,
 }
 
 impl Policy {

@@ -100,6 +100,7 @@ impl Policy {
                 .into_iter()
                 .map(|(name, (rule, _))| (name, rule))
                 .collect(),
+            grants: Vec::new(),
         };
         Ok(CheckedPolicy { policy, warnings })
     }

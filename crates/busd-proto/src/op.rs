@@ -315,6 +315,29 @@ pub enum CtlCommand {
     /// What a reload of the file (the daemon's own when `None`; a path the
     /// daemon reads) would do now, without applying anything.
     ReloadDryRun(Option<String>),
+    /// Add an expiring grant on top of the file's rules.
+    Grant(GrantRequest),
+    /// The grants in force, with the time they have left.
+    Grants,
+    /// Remove the grant of this id.
+    Revoke(u64),
+}
+
+/// What `busd ctl grant` asks: messages from `from` may reach `to` (and
+/// back, if `both_ways`) for `seconds`, whatever the file's rules say;
+/// parties as `busd ctl explain` names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRequest {
+    /// The sender.
+    pub from: String,
+    /// The receiver.
+    pub to: String,
+    /// Both directions.
+    pub both_ways: bool,
+    /// How long it lasts, in seconds.
+    pub seconds: u64,
+    /// Why, for the audit log and `busd ctl grants`.
+    pub reason: Option<String>,
 }
 
 /// What `busd ctl explain` asks: parties as a command line names them (a

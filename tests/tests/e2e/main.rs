@@ -23,6 +23,7 @@ mod cli_signals;
 mod cli_socket;
 mod deliveries;
 mod exe_proof;
+mod grants;
 mod hostile_frames;
 mod memory_return;
 mod metrics;

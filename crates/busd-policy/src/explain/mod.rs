@@ -10,6 +10,7 @@ use std::fmt;
 
 use busd_proto::{Pfn, Subject};
 
+use crate::grant::Grant;
 use crate::identity::Identity;
 use crate::policy::{Policy, UnpackagedMode};
 
@@ -69,6 +70,8 @@ pub enum Reason<'a> {
     ExemptIn(&'a Pfn, usize),
     /// A packaged receiver without `exempt_in` (its package's line).
     NoExemptIn(&'a Pfn, usize),
+    /// The file's rules deny it, and this grant lets it through.
+    Granted(&'a Grant),
     /// The service requires a capability the caller (a package at this
     /// line, or unpackaged) lacks.
     LacksCapability {
@@ -124,8 +127,26 @@ impl Policy {
         self.decide(asker, responder)
     }
 
-    /// The decision alone (its reason borrowed), for [`allows`](Policy::allows).
+    /// The decision alone (its reason borrowed), for [`allows`](Policy::allows):
+    /// the file's rules, then the grants on top of them.
     pub(crate) fn judge<'a>(&'a self, from: &'a Identity, to: &'a Identity) -> (bool, Reason<'a>) {
+        let (allowed, reason) = self.judge_file(from, to);
+        if allowed || self.grants.is_empty() {
+            return (allowed, reason);
+        }
+        match self.grants.iter().find(|g| g.covers(from, to)) {
+            Some(grant) => {
+                if grant.first_use() {
+                    tracing::info!(target: "busd::audit", grant = grant.id, %from, %to, "grant used");
+                }
+                (true, Reason::Granted(grant))
+            }
+            None => (false, reason),
+        }
+    }
+
+    /// The file's rules alone.
+    fn judge_file<'a>(&'a self, from: &'a Identity, to: &'a Identity) -> (bool, Reason<'a>) {
         match (&from.pfn, &to.pfn) {
             (None, None) => match self.unpackaged {
                 UnpackagedMode::Open => (true, Reason::UnpackagedOpen),
@@ -246,6 +267,14 @@ impl fmt::Display for Decision<'_> {
                 "the sender is unpackaged, and {p} ({}) has no exempt_in",
                 at(l)
             ),
+            Reason::Granted(g) => {
+                let until = humantime_serde::re::humantime::format_rfc3339_seconds(g.until);
+                write!(f, "grant {} (busd ctl grant) until {until}", g.id)?;
+                match &g.reason {
+                    Some(why) => write!(f, ": {why}"),
+                    None => Ok(()),
+                }
+            }
             Reason::LacksCapability {
                 service,
                 capability,
