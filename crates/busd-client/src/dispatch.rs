@@ -143,7 +143,7 @@ impl State {
     fn answer(&mut self, rid: u64, response: Response) {
         match self.requests.remove(&rid) {
             Some(pending) => {
-                let result = match pending.target.error_for(response.status) {
+                let result = match pending.target.error_for(response.status, &response.payload) {
                     Some(err) => Err(err),
                     None => Ok(response),
                 };

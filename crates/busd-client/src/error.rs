@@ -226,12 +226,19 @@ impl Error {
         Self::new(ErrorKind::from_code(code), format!("{code}: {message}"))
     }
 
-    /// The error for a request status that is not an answer, if `status` is one.
-    pub(crate) fn from_status(status: Status, service: &str) -> Option<Self> {
+    /// The error for a request status that is not an answer, if `status`
+    /// is one; a `NotAuthorized` answer's `payload` is the daemon's reason
+    /// (see the README: what a refused caller may learn).
+    pub(crate) fn from_status(status: Status, service: &str, payload: &[u8]) -> Option<Self> {
         let code = status.error_code()?;
         let message = match code {
             ErrorCode::NoResponders => format!("no responders for service {service}"),
-            ErrorCode::NotAuthorized => format!("not authorized to call service {service}"),
+            ErrorCode::NotAuthorized => match std::str::from_utf8(payload) {
+                Ok(why) if !why.is_empty() && why.len() <= 1024 => {
+                    format!("not authorized to call service {service}: {why}")
+                }
+                _ => format!("not authorized to call service {service}"),
+            },
             ErrorCode::Timeout => format!("request to service {service} timed out"),
             ErrorCode::ResponderGone => {
                 format!("the responder of service {service} went away before answering")
@@ -370,15 +377,15 @@ mod tests {
 
     #[test]
     fn answers_are_not_errors_and_daemon_statuses_are() {
-        assert_eq!(Error::from_status(Status::Success, "a.b"), None);
-        assert_eq!(Error::from_status(Status::Failure, "a.b"), None);
+        assert_eq!(Error::from_status(Status::Success, "a.b", b""), None);
+        assert_eq!(Error::from_status(Status::Failure, "a.b", b""), None);
         for (status, kind) in [
             (Status::NoResponders, ErrorKind::NoResponders),
             (Status::NotAuthorized, ErrorKind::NotAuthorized),
             (Status::Timeout, ErrorKind::Timeout),
             (Status::ResponderGone, ErrorKind::ResponderGone),
         ] {
-            let err = Error::from_status(status, "contoso.weather").unwrap();
+            let err = Error::from_status(status, "contoso.weather", b"").unwrap();
             assert_eq!(err.kind(), kind);
             assert!(err.to_string().contains("contoso.weather"), "{err}");
         }

@@ -25,10 +25,11 @@ pub(crate) enum Target {
 }
 
 impl Target {
-    /// The error for an answer with `status`, if it is not an answer.
-    pub(crate) fn error_for(&self, status: Status) -> Option<Error> {
+    /// The error for an answer with `status`, if it is not an answer; a
+    /// refusal's `payload` says why, in the daemon's words.
+    pub(crate) fn error_for(&self, status: Status, payload: &[u8]) -> Option<Error> {
         match self {
-            Self::Service(service) => Error::from_status(status, service.as_str()),
+            Self::Service(service) => Error::from_status(status, service.as_str(), payload),
             Self::Ctl(command) => ctl_status_error(status, command),
         }
     }

@@ -113,6 +113,17 @@ impl Calls {
         self.services.contains_key(service)
     }
 
+    /// The capability each of `service`'s responders requires of
+    /// callers (`None`: any caller the rules allow).
+    pub(crate) fn capabilities(&self, service: &Subject) -> Vec<Option<&str>> {
+        let responders = self.services.get(service).map(|s| &s.responders[..]);
+        responders
+            .unwrap_or_default()
+            .iter()
+            .map(|r| r.capability.as_deref())
+            .collect()
+    }
+
     pub(crate) fn service_mut(&mut self, service: &Subject) -> Option<&mut Service> {
         self.services.get_mut(service)
     }

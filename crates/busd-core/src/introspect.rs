@@ -43,6 +43,25 @@ impl<H: Clone> Router<H> {
         self.conns.get(&conn).map(|c| (&*c.identity, &c.handle))
     }
 
+    /// A capability that `who` lacks and every way to call `service`
+    /// requires (its configured rule's, or all its responders'), if any:
+    /// what a refused caller may be told.
+    pub fn capability_lacking(&self, who: &Identity, service: &Subject) -> Option<String> {
+        let lacks = |cap: &str| !self.policy().has_capability(who, cap);
+        let configured = self.policy().service(service);
+        if let Some(cap) = configured.and_then(|r| r.require_capability.as_deref()) {
+            return lacks(cap).then(|| cap.to_owned());
+        }
+        let each = self.calls.capabilities(service);
+        // Only when no responder would take the caller for want of it.
+        let all_lacking = !each.is_empty() && each.iter().all(|c| c.is_some_and(lacks));
+        each.first()
+            .copied()
+            .flatten()
+            .filter(|_| all_lacking)
+            .map(str::to_owned)
+    }
+
     /// Every registered connection's handle.
     pub fn handles(&self) -> impl Iterator<Item = &H> {
         self.conns.values().map(|c| &c.handle)

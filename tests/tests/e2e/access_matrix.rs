@@ -247,6 +247,18 @@ async fn requests_obey_the_matrix() {
             } else {
                 let e = result.expect_err(&what);
                 assert_eq!(e.kind(), ErrorKind::NotAuthorized, "{what}: {e}");
+                // Told why without a word about the responder's package.
+                let said = e.to_string();
+                assert!(
+                    said.contains("the access rules do not let "),
+                    "{what}: {said}"
+                );
+                if let Pkg(responder) = f.to {
+                    assert!(
+                        f.from == f.to || !said.contains(responder),
+                        "{what}: {said}"
+                    );
+                }
             }
         }
         // Nobody serves it at all: NoResponders, for a package and for unpackaged.

@@ -197,6 +197,15 @@ async fn a_capability_gated_service_answers_only_holders() {
         .await
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotAuthorized, "{t:?}: {e}");
+        // The caller is told why, in words about itself alone.
+        assert!(
+            e.to_string().ends_with(&format!(
+                "not authorized to call service contoso.hsa.telemetry: service \
+                 contoso.hsa.telemetry requires capability contoso.hsa, which {INCAPABLE} \
+                 does not hold"
+            )),
+            "{t:?}: {e}"
+        );
 
         // Unpackaged callers hold no capability (and HSA is not exempt).
         let anon = connect(&d, t, Unpackaged).await;

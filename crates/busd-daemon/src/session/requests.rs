@@ -196,9 +196,37 @@ fn deliver(
                     status,
                     headers: None,
                 };
-                handle.send(&resp, Bytes::new());
+                let why = match e {
+                    RequestError::NotAuthorized => refusal(shared, handle.id, &service),
+                    _ => Bytes::new(),
+                };
+                handle.send(&resp, why);
             }
             None => handle.send_error(e.code(), e.to_string(), Some(Ref::Rid(rid))),
         },
     }
+}
+
+/// Why the caller on connection `conn` may not call `service`, in words
+/// that tell it nothing it could not know (the payload of its
+/// `NotAuthorized` answer): that the service requires a capability its
+/// package lacks, or that the rules do not let it reach the service's
+/// responders. Never another package's rules, nor who serves: those are
+/// for an admin's `busd ctl explain`.
+fn refusal(shared: &Shared, conn: u64, service: &Subject) -> Bytes {
+    let router = lock(&shared.router);
+    let Some((asker, _)) = router.connection(conn) else {
+        return Bytes::new();
+    };
+    let why = match router.capability_lacking(asker, service) {
+        Some(cap) => format!(
+            "service {service} requires capability {cap}, which {} does not hold",
+            asker.party()
+        ),
+        None => format!(
+            "the access rules do not let {} reach the responders of {service}",
+            asker.party()
+        ),
+    };
+    Bytes::from(why)
 }
