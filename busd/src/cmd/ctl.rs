@@ -64,7 +64,7 @@ enum Action {
     /// Add an expiring grant: messages from --from reach --to (and back,
     /// with --both-ways) for --for, whatever the file says. Admin only;
     /// audited when granted, first used, revoked and expired; kept over a
-    /// reload, not a restart.
+    /// reload, and over a restart with `[daemon] grants_file`.
     Grant,
     /// The grants in force, with the time they have left.
     Grants,

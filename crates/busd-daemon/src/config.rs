@@ -63,6 +63,9 @@ pub struct Config {
     pub busy_poll: Duration,
     /// How long a stopping daemon may take to deliver what is queued.
     pub shutdown_grace: Duration,
+    /// Where the grants of `busd ctl grant` are kept over a restart
+    /// (`None`: they end with the daemon).
+    pub grants_file: Option<PathBuf>,
     /// Limits.
     pub limits: Limits,
     /// Where the Prometheus metrics are served over HTTP (`[metrics]
@@ -235,6 +238,7 @@ impl Config {
             threads,
             busy_poll,
             shutdown_grace,
+            grants_file,
         } = v.daemon(layers.daemon)?;
         let config = Self {
             source: name.to_owned(),
@@ -247,6 +251,7 @@ impl Config {
             threads,
             busy_poll,
             shutdown_grace,
+            grants_file,
             limits: v.limits(layers.limits)?,
             metrics: v.loopback("metrics.listen", layers.metrics.listen, "127.0.0.1:9271")?,
             overrides,
@@ -331,6 +336,7 @@ struct DaemonKeys {
     threads: usize,
     busy_poll: Duration,
     shutdown_grace: Duration,
+    grants_file: Option<PathBuf>,
 }
 
 /// Checks `[daemon]` and `[limits]`, naming the line of a bad key, or the
@@ -421,6 +427,10 @@ impl Validator<'_> {
             let max = humantime_serde::re::humantime::format_duration(MAX_SHUTDOWN_GRACE);
             return Err(self.err("daemon.shutdown_grace", format!("must be at most {max}")));
         }
+        let grants_file = d.grants_file;
+        if grants_file.as_ref().is_some_and(|f| !f.is_absolute()) {
+            return Err(self.err("daemon.grants_file", "must be an absolute path"));
+        }
         Ok(DaemonKeys {
             tcp,
             unix,
@@ -428,6 +438,7 @@ impl Validator<'_> {
             threads,
             busy_poll,
             shutdown_grace,
+            grants_file,
         })
     }
 

@@ -161,6 +161,7 @@ impl Daemon {
         };
         let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
         let shared = Arc::new(Shared::new(config, shutdown, hooks));
+        crate::grants::restore(&shared);
         let mut endpoints = Vec::new();
         for l in tcp {
             endpoints.push(l.endpoint());

@@ -2,8 +2,8 @@
 //! adds on top of the file's rules. Each is part of the policy in force
 //! (adding, revoking or expiring one swaps in a new policy, so cached
 //! routes are rebuilt), is carried over a reload of the file, and is
-//! audited when granted, first used, revoked and expired. They last until
-//! the daemon stops.
+//! audited when granted, first used, revoked and expired. They last over
+//! a restart only with `[daemon] grants_file` (see `grants_file`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,6 +14,7 @@ use busd_proto::GrantRequest;
 use serde::Serialize;
 
 use crate::ctl_explain::identity;
+use crate::grants_file;
 use crate::shared::Shared;
 use crate::sync::lock;
 
@@ -72,6 +73,14 @@ pub(crate) fn grant(
         seconds = req.seconds, reason = new.reason.as_deref().unwrap_or(""), by = %by,
         "grant added"
     );
+    expire_after(shared, id, lasts);
+    save(shared);
+    Ok(doc)
+}
+
+/// Removes grant `id` when `lasts` has passed (unless the daemon stops
+/// first).
+fn expire_after(shared: &Arc<Shared>, id: u64, lasts: Duration) {
     let deadline = tokio::time::Instant::now() + lasts;
     let stop = shared.shutdown.clone();
     let tracker = shared.tracker.clone();
@@ -81,12 +90,63 @@ pub(crate) fn grant(
             () = tokio::time::sleep_until(deadline) => {
                 if remove(&shared, id) {
                     tracing::info!(target: "busd::audit", grant = id, "grant expired");
+                    save(&shared);
                 }
             }
             () = stop.cancelled() => {}
         }
     });
-    Ok(doc)
+}
+
+/// Puts back the grants `[daemon] grants_file` kept, if it is set, as the
+/// daemon starts (within its runtime); those expired meanwhile are gone.
+pub(crate) fn restore(shared: &Arc<Shared>) {
+    let Some(path) = &shared.config.grants_file else {
+        return;
+    };
+    let kept = match grants_file::load(path) {
+        Ok(kept) => kept,
+        Err(e) => {
+            tracing::error!(target: "busd::audit", file = %path.display(), cause = %e, "grants file unreadable: no grants restored");
+            return;
+        }
+    };
+    let mut restored = Vec::new();
+    for k in &kept {
+        match k.grant() {
+            Ok(Some((grant, left))) => restored.push((Arc::new(grant), left)),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(target: "busd::audit", grant = k.id, cause = %e, "grant not restored")
+            }
+        }
+    }
+    let next = restored.iter().map(|(g, _)| g.id + 1).max().unwrap_or(1);
+    shared.next_grant.fetch_max(next, Ordering::Relaxed);
+    swap(shared, |grants| {
+        grants.extend(restored.iter().map(|(g, _)| Arc::clone(g)))
+    });
+    for (g, left) in &restored {
+        tracing::info!(target: "busd::audit", grant = g.id, from = %g.from, to = %g.to, "grant restored");
+        expire_after(shared, g.id, *left);
+    }
+    save(shared);
+}
+
+/// Writes the grants in force to `[daemon] grants_file`, if it is set.
+fn save(shared: &Shared) {
+    let Some(path) = &shared.config.grants_file else {
+        return;
+    };
+    let kept: Vec<grants_file::Kept> = shared
+        .policy()
+        .grants
+        .iter()
+        .map(|g| grants_file::Kept::of(g))
+        .collect();
+    if let Err(e) = grants_file::save(path, &kept) {
+        tracing::error!(target: "busd::audit", file = %path.display(), cause = %e, "grants file not written: the grants in force are not kept over a restart");
+    }
 }
 
 /// Removes the grant `id` for the admin `by`.
@@ -100,6 +160,7 @@ pub(crate) fn revoke(shared: &Shared, id: u64, by: &Identity) -> Result<(), Stri
         ));
     }
     tracing::info!(target: "busd::audit", grant = id, by = %by, "grant revoked");
+    save(shared);
     Ok(())
 }
 

@@ -28,6 +28,7 @@ mod ctl_explain;
 mod daemon;
 mod dry_run;
 mod grants;
+mod grants_file;
 mod handshake;
 mod hooks;
 mod metrics;

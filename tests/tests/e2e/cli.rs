@@ -2,6 +2,7 @@
 //! daemon process. The helpers that run them serve `cli_exec` too.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -457,4 +458,42 @@ fn ctl_reload_dry_run_lists_what_a_file_would_cut_and_applies_nothing() {
     // Nothing was applied: the subscriber still hears a publish.
     run(&d, &["pub", "rehearsed", "still here"]);
     assert!(sub.wait().unwrap().success());
+}
+
+#[test]
+fn grants_are_kept_over_a_restart_in_the_grants_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("grants.json");
+    let env = [("BUSD_DAEMON__GRANTS_FILE", file.to_str().unwrap())];
+    let d = DaemonProcess::spawn_with_env(&[], &env);
+    let granted = [
+        "ctl",
+        "grant",
+        "--from",
+        "unpackaged:4242",
+        "--to",
+        "unpackaged:4343",
+    ];
+    let out = run(
+        &d,
+        &[&granted[..], &["--for", "1h", "--reason", "kept"]].concat(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the grants file is the daemon's alone");
+    drop(d);
+
+    let d = DaemonProcess::spawn_with_env(&[], &env);
+    let out = run(&d, &["ctl", "--json", "grants"]);
+    assert!(out.status.success(), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc.as_array().map(Vec::len), Some(1), "{doc}");
+    assert_eq!(doc[0]["from"], "unpackaged:4242", "{doc}");
+    assert_eq!(doc[0]["to"], "unpackaged:4343", "{doc}");
+    assert_eq!(doc[0]["reason"], "kept", "{doc}");
+    // Revoked, it is gone from the file too.
+    let id = doc[0]["id"].to_string();
+    assert!(run(&d, &["ctl", "revoke", &id]).status.success());
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(kept, serde_json::json!([]));
 }

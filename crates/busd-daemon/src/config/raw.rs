@@ -54,6 +54,7 @@ pub(super) struct RawDaemon {
     pub(super) busy_poll: Option<Duration>,
     #[serde(with = "humantime_serde")]
     pub(super) shutdown_grace: Option<Duration>,
+    pub(super) grants_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
