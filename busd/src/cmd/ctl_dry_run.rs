@@ -27,6 +27,15 @@ pub(crate) fn render(doc: &Value) -> String {
             key.as_str().unwrap_or_default()
         );
     }
+    let grants: Vec<String> = doc["grants_kept"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(ToString::to_string)
+        .collect();
+    if !grants.is_empty() {
+        let _ = writeln!(out, "grants kept (busd ctl grants): {}", grants.join(", "));
+    }
     for c in doc["would_close"].as_array().into_iter().flatten() {
         let _ = writeln!(
             out,

@@ -30,6 +30,8 @@ pub(crate) struct DryRunReport {
     /// Whether anything would be cut: a connection closed, or a sender
     /// someone would stop hearing from.
     cuts: bool,
+    /// The grants in force, which the reload keeps (by id).
+    grants_kept: Vec<u64>,
 }
 
 /// A live client, as the report names it.
@@ -98,6 +100,7 @@ pub(crate) fn dry_run(
         would_close: rehearsal.closed.iter().map(|&id| client(id)).collect(),
         changes,
         cuts: rehearsal.cuts(),
+        grants_kept: policy.grants.iter().map(|g| g.id).collect(),
         warnings: new.warnings,
     })
 }

@@ -79,3 +79,49 @@ fn busd_monitor_refuses_a_non_admin_and_the_daemon_audits_it() {
         "{line}"
     );
 }
+
+#[test]
+fn ctl_grant_explain_and_dry_run_refuse_a_non_admin() {
+    assert_eq!(
+        rustix::process::getuid().as_raw(),
+        0,
+        "this test runs a client as uid {NOBODY}, which takes root"
+    );
+    let d = DaemonProcess::spawn_with_tcp(&busd_bin(), &[], &[]);
+    let url = d.tcp_url.clone().expect("a tcp listener");
+    let asks: [&[&str]; 4] = [
+        &[
+            "grant",
+            "--from",
+            "unpackaged",
+            "--to",
+            "unpackaged:0",
+            "--for",
+            "1h",
+        ],
+        &["explain", "--from", "unpackaged:0", "--to", "unpackaged:1"],
+        &["reload", "--dry-run"],
+        &["grants"],
+    ];
+    for ask in asks {
+        let out = Command::new(busd_bin())
+            .args(["ctl", "--server", &url])
+            .args(ask)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run busd ctl as nobody");
+        assert_eq!(out.status.code(), Some(1), "{ask:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("NotAuthorized"), "{ask:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{ask:?}");
+    }
+    // And nothing was granted.
+    let out = Command::new(busd_bin())
+        .args(["ctl", "--json", "--server", &url, "grants"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]", "{out:?}");
+}

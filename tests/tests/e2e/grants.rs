@@ -134,6 +134,11 @@ async fn a_grant_survives_a_reload_and_ends_when_revoked() {
     // A reload of the file: rehearsed as cutting nothing, then applied.
     let rehearsal = s.admin.ctl(CtlCommand::ReloadDryRun(None)).await.unwrap();
     assert_eq!(rehearsal["cuts"], false, "{rehearsal}");
+    assert_eq!(
+        rehearsal["grants_kept"],
+        serde_json::json!([id]),
+        "{rehearsal}"
+    );
     s.admin.ctl(CtlCommand::Reload).await.unwrap();
     assert!(reaches(&s.d, &s.sender, &mut s.sub, "after reload").await);
 
