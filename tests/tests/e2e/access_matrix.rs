@@ -12,7 +12,7 @@
 //! subscription and must be the next message it sees (or, where nothing may
 //! reach the receiver, the receiver's own flush shows an empty queue).
 
-use busd_client::{Client, ErrorKind, Status};
+use busd_client::{Client, CtlCommand, ErrorKind, Status};
 use busd_e2e::access::{
     answer_with_caller, assert_nothing_delivered, client_tag, next_msg, within,
 };
@@ -182,6 +182,8 @@ async fn publish_obeys_the_matrix() {
     for t in Transport::ALL {
         let d = daemon().await;
         let rules = rules_of(&d);
+        // The test runs as the daemon's own uid: an admin.
+        let admin = d.connect_unpackaged(t).await;
         for f in FLOWS {
             let what = format!("{t:?} {}: {:?} -> {:?}", f.case, f.from, f.to);
             // The explanation agrees with the delivery, and a denial's
@@ -195,6 +197,20 @@ async fn publish_obeys_the_matrix() {
             let receiver = connect(&d, t, f.to).await;
             let sender = connect(&d, t, f.from).await;
             let mut sub = receiver.subscribe(subject.as_str()).await.unwrap();
+            // The running daemon, asked about these two live clients by
+            // id (`busd ctl explain`), says the same.
+            let asked = busd_client::ExplainQuery {
+                from: sender.client_id().to_string(),
+                to: Some(receiver.client_id().to_string()),
+                ..Default::default()
+            };
+            let live = admin.ctl(CtlCommand::Explain(asked)).await.unwrap();
+            assert_eq!(live["allowed"], f.allowed, "{what}: {live}");
+            let said = live["explanation"].as_str().unwrap();
+            assert!(
+                said.ends_with(&decision.to_string()),
+                "{what}: {said} / {decision}"
+            );
             let denied_before = d.daemon().stats().denied;
             sender.publish(subject.as_str(), "probe").await.unwrap();
             within(&what, sender.flush()).await.unwrap();
