@@ -72,9 +72,9 @@ pub(crate) fn dry_run(
     }
     let path = file.or(shared.config.path.as_deref());
     let new = Config::load_with_env(path, &shared.config.overrides)?;
-    // The grants in force would stay.
-    let policy = crate::grants::carried_over(shared, &new.policy);
     let router = lock(&shared.router);
+    // The grants in force would stay.
+    let policy = crate::grants::carried_over(router.policy(), &new.policy);
     let rehearsal = router.rehearse(&policy);
     let client = |id: u64| client_ref(&router, id);
     let changes = rehearsal

@@ -170,9 +170,12 @@ pub(crate) fn list(shared: &Shared) -> Vec<GrantDoc> {
 }
 
 /// `new` with the grants of the policy in force (a reload keeps them).
-pub(crate) fn carried_over(shared: &Shared, new: &Policy) -> Arc<Policy> {
+///
+/// Call it under the router's lock that swaps `new` in, so that no grant
+/// added, revoked or expired meanwhile is lost or brought back.
+pub(crate) fn carried_over(in_force: &Policy, new: &Policy) -> Arc<Policy> {
     let mut new = new.clone();
-    new.grants.clone_from(&shared.policy().grants);
+    new.grants.clone_from(&in_force.grants);
     Arc::new(new)
 }
 

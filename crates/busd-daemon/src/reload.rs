@@ -62,8 +62,11 @@ pub(crate) fn reload(shared: &Shared) -> Result<ReloadReport, ReloadError> {
         );
     }
     let packages = new.policy.packages.len();
-    let policy = crate::grants::carried_over(shared, &new.policy);
-    let removed = lock(&shared.router).set_policy(policy);
+    let removed = {
+        let mut router = lock(&shared.router);
+        let policy = crate::grants::carried_over(router.policy(), &new.policy);
+        router.set_policy(policy)
+    };
     for (_, handle) in &removed {
         handle.cut_off(
             ErrorCode::NotAuthorized,
