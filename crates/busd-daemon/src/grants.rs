@@ -138,6 +138,9 @@ fn save(shared: &Shared) {
     let Some(path) = &shared.config.grants_file else {
         return;
     };
+    // Concurrent saves (a grant and an expiry) would share the temporary
+    // file; the last one in writes what is in force then.
+    let _one_at_a_time = lock(&shared.grants_saving);
     let kept: Vec<grants_file::Kept> = shared
         .policy()
         .grants

@@ -39,6 +39,9 @@ pub(crate) struct Shared {
     pub(crate) next_id: AtomicU64,
     /// The id of the next `busd ctl grant`.
     pub(crate) next_grant: AtomicU64,
+    /// Held while `[daemon] grants_file` is written: one writer at a time,
+    /// each writing the grants in force when it took it.
+    pub(crate) grants_saving: Mutex<()>,
     /// Messages discarded while the daemon stopped: their connection did
     /// not take them within the shutdown grace.
     pub(crate) undelivered: AtomicU64,
@@ -79,6 +82,7 @@ impl Shared {
             config,
             next_id: AtomicU64::new(1),
             next_grant: AtomicU64::new(1),
+            grants_saving: Mutex::new(()),
             undelivered: AtomicU64::new(0),
             tally: Arc::default(),
             budgets: Budgets::new(budget),
