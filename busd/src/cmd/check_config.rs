@@ -39,14 +39,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             for w in &warnings {
                 eprintln!("{}", tagged(w, "warning"));
             }
-            let parties = &args.query.parties;
-            let asked = [
-                &parties.from,
-                &parties.to,
-                &parties.subject,
-                &parties.service,
-            ];
-            if !args.query.explain && asked.iter().any(|a| a.is_some()) {
+            if !args.query.explain && args.query.parties.any() {
                 eprintln!(
                     "busd check-config: --from, --to, --subject and --service go with --explain"
                 );

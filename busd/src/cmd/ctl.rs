@@ -80,14 +80,8 @@ enum Action {
 /// `reload --dry-run` rehearses its file.
 fn command(args: &Args) -> Result<CtlCommand, String> {
     let (action, parties) = (args.command, &args.parties);
-    let asked = [
-        &parties.from,
-        &parties.to,
-        &parties.subject,
-        &parties.service,
-    ];
     let parties_go = matches!(action, Action::Explain | Action::Grant);
-    if !parties_go && asked.iter().any(|a| a.is_some()) {
+    if !parties_go && parties.any() {
         return Err("--from, --to, --subject and --service go with `busd ctl explain` (--from and --to with `grant`)".into());
     }
     let grant_args = args.lasts.is_some() || args.reason.is_some() || args.both_ways;

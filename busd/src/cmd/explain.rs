@@ -36,3 +36,12 @@ pub(crate) struct Parties {
     #[arg(long)]
     pub(crate) service: Option<String>,
 }
+
+impl Parties {
+    /// Whether any of them was given (they go only with some commands).
+    pub(crate) fn any(&self) -> bool {
+        [&self.from, &self.to, &self.subject, &self.service]
+            .iter()
+            .any(|a| a.is_some())
+    }
+}

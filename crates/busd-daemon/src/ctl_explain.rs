@@ -43,11 +43,9 @@ pub(crate) fn explain(shared: &Shared, q: &ExplainQuery) -> Result<ExplainDoc, S
 pub(crate) fn identity(shared: &Shared, party: &str) -> Result<Identity, String> {
     match Party::parse(party)? {
         Party::Identity(who) => Ok(who),
-        Party::Client(id) => shared
-            .connections()
-            .into_iter()
-            .find(|(c, _)| c.id == id)
-            .map(|(c, _)| Identity::clone(&c.identity))
+        Party::Client(id) => lock(&shared.router)
+            .connection(id)
+            .map(|(who, _)| who.clone())
             .ok_or_else(|| format!("no client {id} is connected")),
     }
 }
