@@ -6,16 +6,16 @@
 //! parent reuses it. Every block is reused thousands of times, in every
 //! size the buddy allocator splits and merges.
 //!
-//! The child is this test binary again, run with `--ignored --exact
-//! pool_stress_child` and its fds' numbers in an environment variable (as
-//! in `stress.rs`).
+//! The child is this test binary again (see `common`).
 #![cfg(not(loom))]
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::process::{Command, Stdio};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use busd_shm::{EventFd, Events, Options, PoolReader, PoolWriter, Ring};
+use common::{inheritable, inherited, spawn_child};
+
+mod common;
 
 const FDS_VAR: &str = "BUSD_SHM_POOL_STRESS_FDS";
 const MESSAGES: u64 = 1_000_000;
@@ -53,11 +53,6 @@ fn word(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// A dup of `fd` that survives exec.
-fn inheritable(fd: impl AsFd) -> OwnedFd {
-    rustix::io::dup(fd).expect("dup") // dup(2) never sets FD_CLOEXEC
-}
-
 #[test]
 fn a_million_payloads_through_one_pool_between_two_processes() {
     let (mut pool, pool_fd) = PoolWriter::create("busd-stress-pool", POOL).expect("pool");
@@ -67,7 +62,7 @@ fn a_million_payloads_through_one_pool_between_two_processes() {
     // lending), so the child never waits on a parent waiting on it.
     let returns = Ring::create(64 * 1024).expect("ring");
     let return_events = Events::new().expect("eventfds");
-    let fds = [
+    let fds = vec![
         inheritable(&pool_fd),
         inheritable(offers.fd()),
         inheritable(&offer_events.readable),
@@ -76,21 +71,7 @@ fn a_million_payloads_through_one_pool_between_two_processes() {
         inheritable(&return_events.readable),
         inheritable(&return_events.writable),
     ];
-    let numbers: Vec<String> = fds.iter().map(|fd| fd.as_raw_fd().to_string()).collect();
-    let child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--ignored",
-            "--exact",
-            "pool_stress_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(FDS_VAR, numbers.join(","))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn child");
-    drop(fds); // the child has its own copies now
+    let child = spawn_child("pool_stress_child", FDS_VAR, fds);
 
     let mut offering = offers.producer(offer_events, Options::default().max_message(24));
     let mut taking_back = returns.consumer(return_events, Options::default().max_message(8));
@@ -147,22 +128,9 @@ fn a_million_payloads_through_one_pool_between_two_processes() {
 #[test]
 #[ignore = "child process of a_million_payloads_through_one_pool_between_two_processes"]
 fn pool_stress_child() {
-    let Ok(numbers) = std::env::var(FDS_VAR) else {
+    let Some(fds) = inherited(FDS_VAR) else {
         return;
     };
-    let fds: Vec<OwnedFd> = numbers
-        .split(',')
-        .map(|n| {
-            let raw = n.parse().expect("fd number");
-            // SAFETY:
-            // 1. The parent passed these numbers for fds it dup'ed without
-            //    FD_CLOEXEC just for this child; they are open here.
-            // 2. Nothing else in this process knows them, so each is owned once.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-            rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC).expect("set cloexec");
-            fd
-        })
-        .collect();
     let [pool, offers, offer_r, offer_w, returns, return_r, return_w] =
         <[OwnedFd; 7]>::try_from(fds).expect("seven fds");
     let pool = PoolReader::open(pool.as_fd()).expect("open pool");

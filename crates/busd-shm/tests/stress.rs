@@ -2,16 +2,17 @@
 //! (1..=4096 bytes, content derived from the sequence number) and the parent
 //! checks every byte and the order.
 //!
-//! The child is this test binary again, run with `--ignored --exact
-//! stress_child` and the ring's and eventfds' fd numbers in an environment
-//! variable; the fds are dups without `FD_CLOEXEC`, so they survive the exec.
+//! The child is this test binary again, running `stress_child` with the
+//! ring's and eventfds' fds (see `common`).
 #![cfg(not(loom))]
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::process::{Command, Stdio};
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use busd_shm::{EventFd, Events, Options, Ring};
+use common::{inheritable, inherited, spawn_child};
+
+mod common;
 
 const FDS_VAR: &str = "BUSD_SHM_STRESS_FDS";
 const MESSAGES: u64 = 1_000_000;
@@ -38,35 +39,16 @@ fn pattern() -> Vec<u8> {
         .collect()
 }
 
-/// A dup of `fd` that survives exec.
-fn inheritable(fd: impl AsFd) -> OwnedFd {
-    rustix::io::dup(fd).expect("dup") // dup(2) never sets FD_CLOEXEC
-}
-
 #[test]
 fn million_messages_between_two_processes() {
     let ring = Ring::create(1 << 20).expect("ring");
     let events = Events::new().expect("eventfds");
-    let fds = [
+    let fds = vec![
         inheritable(ring.fd()),
         inheritable(&events.readable),
         inheritable(&events.writable),
     ];
-    let numbers: Vec<String> = fds.iter().map(|fd| fd.as_raw_fd().to_string()).collect();
-    let child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--ignored",
-            "--exact",
-            "stress_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(FDS_VAR, numbers.join(","))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn child");
-    drop(fds); // the child has its own copies now
+    let child = spawn_child("stress_child", FDS_VAR, fds);
 
     let mut consumer = ring.consumer(events, Options::default().max_message(4096));
     let pattern = pattern();
@@ -98,25 +80,10 @@ fn million_messages_between_two_processes() {
 #[test]
 #[ignore = "child process of million_messages_between_two_processes"]
 fn stress_child() {
-    let Ok(numbers) = std::env::var(FDS_VAR) else {
+    let Some(fds) = inherited(FDS_VAR) else {
         return;
     };
-    let mut fds = numbers.split(',').map(|n| {
-        let raw = n.parse().expect("fd number");
-        // SAFETY:
-        // 1. The parent passed these numbers for fds it dup'ed without
-        //    FD_CLOEXEC just for this child; they are open here.
-        // 2. Nothing else in this process knows them, so each is owned once.
-        unsafe { OwnedFd::from_raw_fd(raw) }
-    });
-    let (ring, readable, writable) = (
-        fds.next().unwrap(),
-        fds.next().unwrap(),
-        fds.next().unwrap(),
-    );
-    for fd in [&ring, &readable, &writable] {
-        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC).expect("set cloexec");
-    }
+    let [ring, readable, writable] = <[OwnedFd; 3]>::try_from(fds).expect("three fds");
     let ring = Ring::open(ring).expect("open ring");
     let events = Events {
         readable: EventFd::from_fd(readable).expect("eventfd"),
