@@ -12,8 +12,8 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use busd_shm::{EventFd, Events, Options, PoolReader, PoolWriter, Ring};
-use common::{inheritable, inherited, spawn_child};
+use busd_shm::{Events, Options, PoolReader, PoolWriter, Ring};
+use common::{events, inheritable, inherited, spawn_child, wait_success};
 
 mod common;
 
@@ -116,12 +116,7 @@ fn a_million_payloads_through_one_pool_between_two_processes() {
         assert!(got.is_some(), "{} bytes never came back", pool.in_use());
         give_back(&mut pool, &back);
     }
-    let output = child.wait_with_output().expect("child");
-    assert!(
-        output.status.success(),
-        "child failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    wait_success(child);
 }
 
 /// The reader half, run only in the child process.
@@ -134,10 +129,6 @@ fn pool_stress_child() {
     let [pool, offers, offer_r, offer_w, returns, return_r, return_w] =
         <[OwnedFd; 7]>::try_from(fds).expect("seven fds");
     let pool = PoolReader::open(pool.as_fd()).expect("open pool");
-    let events = |r, w| Events {
-        readable: EventFd::from_fd(r).expect("eventfd"),
-        writable: EventFd::from_fd(w).expect("eventfd"),
-    };
     let offers = Ring::open(offers).expect("open ring");
     let mut taking = offers.consumer(events(offer_r, offer_w), Options::default().max_message(24));
     let returns = Ring::open(returns).expect("open ring");

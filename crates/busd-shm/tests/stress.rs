@@ -9,8 +9,8 @@
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use busd_shm::{EventFd, Events, Options, Ring};
-use common::{inheritable, inherited, spawn_child};
+use busd_shm::{Events, Options, Ring};
+use common::{events, inheritable, inherited, spawn_child, wait_success};
 
 mod common;
 
@@ -68,12 +68,7 @@ fn million_messages_between_two_processes() {
         None,
         "nothing after the last message"
     );
-    let output = child.wait_with_output().expect("child");
-    assert!(
-        output.status.success(),
-        "child failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    wait_success(child);
 }
 
 /// The producer half, run only in the child process.
@@ -85,10 +80,7 @@ fn stress_child() {
     };
     let [ring, readable, writable] = <[OwnedFd; 3]>::try_from(fds).expect("three fds");
     let ring = Ring::open(ring).expect("open ring");
-    let events = Events {
-        readable: EventFd::from_fd(readable).expect("eventfd"),
-        writable: EventFd::from_fd(writable).expect("eventfd"),
-    };
+    let events = events(readable, writable);
     let mut producer = ring.producer(events, Options::default().max_message(4096));
     let pattern = pattern();
     let mut msg = Vec::new();

@@ -6,6 +6,8 @@
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 
+use busd_shm::{EventFd, Events};
+
 /// A dup of `fd` that survives exec.
 pub(crate) fn inheritable(fd: impl AsFd) -> OwnedFd {
     rustix::io::dup(fd).expect("dup") // dup(2) never sets FD_CLOEXEC
@@ -50,4 +52,23 @@ pub(crate) fn inherited(var: &str) -> Option<Vec<OwnedFd>> {
         fd
     });
     Some(fds.collect())
+}
+
+/// In the child: the pair of eventfds it inherited, as a ring's events.
+pub(crate) fn events(readable: OwnedFd, writable: OwnedFd) -> Events {
+    Events {
+        readable: EventFd::from_fd(readable).expect("eventfd"),
+        writable: EventFd::from_fd(writable).expect("eventfd"),
+    }
+}
+
+/// In the parent: waits for the child and fails with its stderr unless it
+/// succeeded.
+pub(crate) fn wait_success(child: Child) {
+    let output = child.wait_with_output().expect("child");
+    assert!(
+        output.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
