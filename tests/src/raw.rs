@@ -43,9 +43,23 @@ impl RawClient {
     /// As [`connect_hello`](Self::connect_hello), asking to pass fds only
     /// if `fds`.
     pub async fn connect_hello_with(url: &str, fds: bool) -> (Self, Op) {
+        Self::connect_hello_asking(url, fds, false).await
+    }
+
+    /// As [`connect_hello_with`](Self::connect_hello_with), asking for set
+    /// pools too if `set_pools` (and mapping those the daemon passes).
+    pub async fn connect_hello_asking(url: &str, fds: bool, set_pools: bool) -> (Self, Op) {
         let mut c = Self::connect(url).await;
         if let Some(sender) = c.fds.as_ref().filter(|_| fds) {
             sender.accept();
+        }
+        if let Some(pools) = c
+            .fds
+            .as_ref()
+            .and_then(|f| f.set_pools())
+            .filter(|_| set_pools)
+        {
+            pools.accept();
         }
         c.send(Op::Hello(Hello {
             version: PROTOCOL_VERSION,
@@ -53,6 +67,7 @@ impl RawClient {
             name: "raw".into(),
             auth: AuthKind::None,
             fds,
+            set_pools,
         }))
         .await;
         let welcome = c.recv().await.expect("welcome").op;
@@ -68,6 +83,7 @@ impl RawClient {
             name: "raw".into(),
             auth,
             fds: false,
+            set_pools: false,
         }))
         .await;
     }

@@ -116,7 +116,8 @@ impl ConnectionTask {
         self.shared.welcome(&welcome);
         let pool = fds.as_ref().and_then(|f| f.pool().cloned());
         self.shared.set_pool(pool.clone());
-        self.shared.with(|s| s.begin(epoch, pool));
+        let set_pools = fds.as_ref().and_then(|f| f.set_pools().cloned());
+        self.shared.with(|s| s.begin(epoch, pool, set_pools));
         let mut pipes = session::spawn(reader, writer, fds, &self.shared, epoch);
         let mut reader_done = false;
         let mut writer_done = false;

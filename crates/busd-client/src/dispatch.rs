@@ -133,6 +133,11 @@ impl State {
                     tracing::warn!(cause = %e, "busd handed back a block it was not lent");
                 }
             }
+            Op::PoolGone { pool } => {
+                if let Some(set_pools) = &self.set_pools {
+                    set_pools.gone(pool);
+                }
+            }
             other => tracing::warn!(op = other.name(), "unexpected frame from busd ignored"),
         }
         Dispatch::Done

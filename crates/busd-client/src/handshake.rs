@@ -84,6 +84,12 @@ async fn open_inner(
     if let Some(fds) = fds.as_ref().filter(|_| hello.fds) {
         fds.accept();
     }
+    // Set pools likewise: asked for on every shm connection (they only
+    // spare copies), and mapped from the first frame that names one.
+    let set_pools = fds.as_ref().and_then(FdSender::set_pools);
+    if let Some(set_pools) = set_pools {
+        set_pools.accept();
+    }
 
     let op = Op::Hello(Hello {
         version: PROTOCOL_VERSION,
@@ -91,6 +97,7 @@ async fn open_inner(
         name: hello.name.clone(),
         auth: proof.auth,
         fds: hello.fds,
+        set_pools: set_pools.is_some(),
     });
     send(&mut writer, &op, endpoint).await?;
     let welcome = await_welcome(&mut reader, &mut writer, proof, endpoint).await?;

@@ -312,6 +312,7 @@ mod tests {
                 max_pending_bytes: 1,
             },
             fds: true,
+            set_pools: false,
         };
         let shared = Shared::new(&welcome, Duration::from_secs(1), 0);
         let op = Op::Pub {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use busd_proto::{
     Body, Fds, LENGTH_PREFIX, Op, SegmentFd, announce_fds, encode_head, encode_head_with,
 };
-use busd_transport::PoolOut;
+use busd_transport::{PoolOut, SetPoolsIn};
 use bytes::BytesMut;
 use tokio::sync::oneshot;
 
@@ -78,6 +78,9 @@ pub(crate) struct State {
     /// payloads are written into it, and the daemon's `Release`s give its
     /// blocks back.
     pub(crate) pool: Option<Arc<PoolOut>>,
+    /// The daemon's set pools the current connection mapped (shm): one is
+    /// forgotten when the daemon's `PoolGone` names it.
+    pub(crate) set_pools: Option<Arc<SetPoolsIn>>,
     /// Live subscriptions and services; kept across reconnects.
     pub(crate) registry: BTreeMap<u64, Registration>,
     /// A delivery that was waiting for room when its session ended; the next
@@ -128,9 +131,15 @@ impl State {
 
     /// Starts a session on connection `epoch`: registers everything again,
     /// ahead of what was appended while disconnected.
-    pub(crate) fn begin(&mut self, epoch: u64, pool: Option<Arc<PoolOut>>) {
+    pub(crate) fn begin(
+        &mut self,
+        epoch: u64,
+        pool: Option<Arc<PoolOut>>,
+        set_pools: Option<Arc<SetPoolsIn>>,
+    ) {
         self.epoch = epoch;
         self.pool = pool;
+        self.set_pools = set_pools;
         let pending = std::mem::take(&mut self.out);
         let ops: Vec<Op> = self.registry.iter().map(|(sid, r)| r.op(*sid)).collect();
         for op in &ops {
@@ -156,6 +165,7 @@ impl State {
     pub(crate) fn fail_in_flight(&mut self, lost: &Error) {
         self.epoch = 0;
         self.pool = None;
+        self.set_pools = None;
         for (_, pending) in self.requests.drain() {
             let _ = pending.reply.send(Err(lost.clone()));
         }
@@ -181,6 +191,7 @@ impl State {
         self.closed = true;
         self.epoch = 0;
         self.pool = None;
+        self.set_pools = None;
         self.registry.clear();
         self.blocked = None;
         self.requests.clear();

@@ -51,7 +51,7 @@ pub use failed_proofs::{
 pub use introspect::{ClientInfo, Registration};
 pub use ledger::{Owner, RouterLimits};
 pub use proof::{NONCE_LEN, Peer};
-pub use queue::{OutFrame, Outbox, Outgoing, Pushed};
+pub use queue::{Beside, OutFrame, Outbox, Outgoing, Pushed};
 pub use rehearse::{Change, Rehearsal};
 pub use route::{Route, RouteEpoch, Target};
 pub use router::Router;

@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use busd_proto::{Fds, Overflow, SegmentFd};
+use busd_proto::{Fds, Overflow, PoolFd, SegmentFd};
 use bytes::{Bytes, BytesMut};
 
 /// The least room a new run is allocated with: a few dozen small frames.
@@ -39,9 +39,9 @@ pub struct OutFrame {
     pub sid: Option<u64>,
     /// Whether this frame may be dropped to make room (drop-oldest `Msg`).
     pub droppable: bool,
-    /// A payload passed beside the stream (shm receivers): the writer sends
-    /// this fd before the frame, whose head announces its length.
-    pub segment: Option<(SegmentFd, usize)>,
+    /// An fd the writer passes beside the stream before the frame (shm
+    /// receivers): its payload's segment, or the set pool it lies in.
+    pub beside: Option<Beside>,
     /// Open files attached (unix and shm receivers): the writer passes them
     /// with the frame, whose head announces them. Shared with the other
     /// receivers' frames; closed once the last is written or dropped.
@@ -65,7 +65,7 @@ impl OutFrame {
             payload,
             sid: None,
             droppable: false,
-            segment: None,
+            beside: None,
             fds: Fds::default(),
             frames: 1,
             msgs: 0,
@@ -79,7 +79,7 @@ impl OutFrame {
             payload,
             sid: Some(sid),
             droppable: overflow == Overflow::DropOldest,
-            segment: None,
+            beside: None,
             fds: Fds::default(),
             frames: 1,
             msgs: 1,
@@ -89,7 +89,17 @@ impl OutFrame {
     /// The same frame with its payload passed as `segment`, of `len` bytes,
     /// beside the stream (`head` must announce it).
     pub fn with_segment(mut self, segment: SegmentFd, len: usize) -> Self {
-        self.segment = Some((segment, len));
+        // Payloads are at most `max_frame` (a u32) long.
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        self.beside = Some(Beside::Segment(segment, len));
+        self
+    }
+
+    /// The same frame with its payload in the set pool `pool` (`head` must
+    /// say where): the writer passes the pool's fd first unless the
+    /// receiver has it already.
+    pub fn with_set_pool(mut self, pool: PoolFd) -> Self {
+        self.beside = Some(Beside::Pool(pool));
         self
     }
 
@@ -102,8 +112,22 @@ impl OutFrame {
     /// Bytes this frame holds while queued: on the wire, plus its segment's
     /// (a receiver that does not read pins segments as surely as bytes).
     pub fn queued_len(&self) -> usize {
-        self.head.len() + self.payload.len() + self.segment.as_ref().map_or(0, |s| s.1)
+        let segment = match &self.beside {
+            Some(Beside::Segment(_, len)) => *len as usize,
+            _ => 0,
+        };
+        self.head.len() + self.payload.len() + segment
     }
+}
+
+/// An fd passed beside the stream before a frame.
+#[derive(Debug, Clone)]
+pub enum Beside {
+    /// The frame's payload, a segment of this many bytes (a `u32`, which
+    /// keeps an [`OutFrame`] within 128 bytes).
+    Segment(SegmentFd, u32),
+    /// The set pool the frame's payload lies in.
+    Pool(PoolFd),
 }
 
 /// What a pusher hands [`Outbox::push`].
@@ -337,6 +361,12 @@ mod tests {
             sid,
             overflow,
         ))
+    }
+
+    #[test]
+    fn a_frame_stays_within_128_bytes() {
+        // Moved inline, not through `memcpy`, only up to this size.
+        assert!(std::mem::size_of::<OutFrame>() <= 128);
     }
 
     #[test]

@@ -104,6 +104,10 @@ pub struct Limits {
     /// The payload pool the daemon gives each shm client, and the largest
     /// a client may offer, in bytes (0: no pools).
     pub shm_pool_bytes: u64,
+    /// Set pools the daemon keeps at once (each `shm_pool_bytes`), shared
+    /// by the shm receivers of one receiver set so that a payload fanned
+    /// out to them is copied once (0: none).
+    pub shm_set_pools: usize,
     /// Requests one connection may have in flight.
     pub max_pending_requests: usize,
     /// Bytes the daemon holds for one package or uid, all its connections
@@ -455,6 +459,7 @@ impl Validator<'_> {
                 .required("limits.foreign_block_timeout", l.foreign_block_timeout)?,
             shm_ring_bytes: self.required("limits.shm_ring_bytes", l.shm_ring_bytes)?,
             shm_pool_bytes: self.required("limits.shm_pool_bytes", l.shm_pool_bytes)?,
+            shm_set_pools: self.required("limits.shm_set_pools", l.shm_set_pools)?,
             max_pending_requests: self
                 .required("limits.max_pending_requests", l.max_pending_requests)?,
             max_memory_per_identity: self

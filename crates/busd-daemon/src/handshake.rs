@@ -70,6 +70,8 @@ pub(crate) struct Proven {
     pub(crate) identity: Identity,
     /// Whether the client asked to pass fds ([`Hello::fds`]).
     pub(crate) wants_fds: bool,
+    /// Whether the client asked for set pools ([`Hello::set_pools`]).
+    pub(crate) wants_set_pools: bool,
 }
 
 /// Reads the `Hello` and proves the identity it claims, all within
@@ -90,10 +92,12 @@ pub(crate) async fn handshake(
     };
     let mut session = Session::new();
     let mut wants_fds = false;
+    let mut wants_set_pools = false;
     loop {
         let op = next_op(shared, frames, deadline, timeout).await?;
         if let Op::Hello(hello) = &op {
             wants_fds = hello.fds;
+            wants_set_pools = hello.set_pools;
             if let Some(pfn) = &hello.pfn {
                 deadline += wait_turn(shared, pfn, &proven).await?;
             }
@@ -105,6 +109,7 @@ pub(crate) async fn handshake(
                     session,
                     identity,
                     wants_fds,
+                    wants_set_pools,
                 });
             }
             Ok(Step::Challenge) => {
@@ -241,6 +246,7 @@ mod tests {
             name: "test".into(),
             auth,
             fds: false,
+            set_pools: false,
         })
     }
 

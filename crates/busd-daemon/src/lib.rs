@@ -40,6 +40,7 @@ mod payload;
 mod pooled;
 mod reload;
 mod session;
+mod set_pools;
 mod shared;
 mod sync;
 mod tally;

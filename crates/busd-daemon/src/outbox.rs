@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::budget::{Budget, Credit};
 use crate::origin::Origin;
 use crate::payload::Payload;
+use crate::set_pools::GonePools;
 use crate::sync::lock;
 use crate::tally::Tally;
 use crate::traffic::{Traffic, TrafficDoc};
@@ -60,6 +61,13 @@ pub(crate) struct ConnHandle {
     /// pools): large payloads are copied into a block of it (see `pooled`),
     /// each block charged to its owner's budget until handed back.
     pub(crate) pool: Option<(Arc<PoolOut>, Arc<Budget>)>,
+    /// Whether it maps set pools (it asked, and has a pool of its own):
+    /// payloads fanned out to it and others may come in a pool they share
+    /// (see `set_pools`).
+    pub(crate) set_pools: bool,
+    /// Set pools retired since its writer last looked, for the writer to
+    /// tell it about.
+    gone_pools: GonePools,
     /// Whether the fds attached to messages can be passed to it (unix and
     /// shm); a tcp receiver gets such messages without them, and a header
     /// saying how many were withheld (see `withheld`).
@@ -111,6 +119,8 @@ impl ConnHandle {
             id,
             passes_fds,
             pool: None,
+            set_pools: false,
+            gone_pools: GonePools::default(),
             takes_fds,
             origin,
             outbox: Mutex::new(Queue {
@@ -326,6 +336,24 @@ impl ConnHandle {
     pub(crate) fn with_pool(mut self, pool: Option<Arc<PoolOut>>, budget: &Arc<Budget>) -> Self {
         self.pool = pool.map(|pool| (pool, Arc::clone(budget)));
         self
+    }
+
+    /// The same handle, taking set pools if `asked` and it has a pool.
+    pub(crate) fn with_set_pools(mut self, asked: bool) -> Self {
+        self.set_pools = asked && self.pool.is_some();
+        self
+    }
+
+    /// Set pool `id`, one this connection is a member of, was retired: its
+    /// writer tells the client.
+    pub(crate) fn set_pool_gone(&self, id: u32) {
+        self.gone_pools.push(id);
+        self.wake_writer();
+    }
+
+    /// The set pools retired since the last call.
+    pub(crate) fn take_gone_pools(&self) -> Vec<u32> {
+        self.gone_pools.take()
     }
 
     /// The head of `op` for a body of `body`; `None` (logged) if it cannot

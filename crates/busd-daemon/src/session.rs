@@ -12,6 +12,7 @@ mod activate;
 mod attached;
 mod dispatch;
 mod fanout;
+mod fanout_set;
 mod link;
 mod monitoring;
 mod pooled_in;
@@ -176,6 +177,7 @@ async fn open(
         session: protocol,
         identity,
         wants_fds,
+        wants_set_pools,
     } = proven;
     // Fds pass only where both ends agreed to: the client asked, and the
     // transport can. The reader takes them from here on; the client sends
@@ -199,7 +201,8 @@ async fn open(
             Arc::clone(&shared.tally),
             Origin::of(peer),
         )
-        .with_pool(fd_sender.as_ref().and_then(|f| f.pool().cloned()), &budget),
+        .with_pool(fd_sender.as_ref().and_then(|f| f.pool().cloned()), &budget)
+        .with_set_pools(wants_set_pools && shared.set_pools.enabled()),
     );
     if let Some(releases) = fd_sender.as_ref().and_then(FdSender::releases) {
         // The writer hands back the client's blocks; a weak handle, so the
@@ -240,6 +243,7 @@ async fn open(
             max_pending_bytes: limits.max_pending_bytes,
         },
         fds: takes_fds,
+        set_pools: handle.set_pools,
     };
     handle.send(&Op::Welcome(welcome), Bytes::new());
     let writer_task = {
@@ -309,6 +313,9 @@ async fn close(shared: &Shared, id: u64, mut link: Link, mut writer_task: JoinHa
         let _ = writer_task.await;
         handle.discard_queued();
     }
+    // Nothing more is written to it: the blocks it held of set pools go
+    // back, and the pools it shared are retired.
+    shared.set_pools.leave(id);
     let last = handle.traffic();
     shared
         .metrics

@@ -18,6 +18,7 @@ use crate::hooks::Hooks;
 use crate::metrics::Recorded;
 use crate::monitor::Monitors;
 use crate::outbox::ConnHandle;
+use crate::set_pools::SetPools;
 use crate::sync::lock;
 use crate::tally::{Deliveries, Tally};
 
@@ -58,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Recorded,
     /// The `busd monitor`s running (see `monitor`).
     pub(crate) monitors: Monitors,
+    /// Pools shared by the shm receivers of one receiver set.
+    pub(crate) set_pools: SetPools,
     /// Fault injection for tests (none in `busd run`).
     pub(crate) hooks: Hooks,
     pub(crate) tracker: TaskTracker,
@@ -74,6 +77,7 @@ impl Shared {
         };
         let budget = usize::try_from(config.limits.max_memory_per_identity).unwrap_or(usize::MAX);
         let fd_budget = config.limits.max_fds_in_flight;
+        let set_pools = SetPools::new(config.limits.shm_pool_bytes, config.limits.shm_set_pools);
         Self {
             router: Mutex::new(Router::new(Arc::clone(&config.policy), limits)),
             timer: Notify::new(),
@@ -91,6 +95,7 @@ impl Shared {
             activations: Activations::default(),
             shutdown,
             monitors: Monitors::default(),
+            set_pools,
             hooks,
             tracker: TaskTracker::new(),
         }

@@ -13,14 +13,15 @@
 //! failed, the connection was cut off, the task was aborted) are counted
 //! discarded, by [`InFlight`], however the batch ends.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::os::fd::AsFd;
 use std::task::Poll;
 use std::time::Duration;
 
-use busd_core::OutFrame;
-use busd_proto::{ErrorCode, Fds, Op, encode_head};
+use busd_core::{Beside, OutFrame};
+use busd_proto::{ErrorCode, Fds, Op, PoolFd, SegmentFd, encode_head};
 use busd_transport::FdSender;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -40,6 +41,7 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
     let mut batch = Vec::new();
     let mut chunks = Vec::new();
     let mut buf = BytesMut::new();
+    let mut introduced = HashSet::new();
     // Blocks of the client's payload pool whose payloads the daemon is done
     // with (shm with pools), handed back in a `Release`.
     let releases = fds.as_ref().and_then(FdSender::releases).cloned();
@@ -66,6 +68,13 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
         for (sid, count) in dropped {
             let _ = encode_head(&Op::Dropped { sid, count }, 0, &mut buf);
         }
+        // Told here, in line with the frames: a frame written after this
+        // that names the pool again passes it again.
+        for pool in handle.take_gone_pools() {
+            if introduced.remove(&pool) {
+                let _ = encode_head(&Op::PoolGone { pool }, 0, &mut buf);
+            }
+        }
         let mut out = Out {
             writer: &mut writer,
             fds: fds.as_ref(),
@@ -75,6 +84,7 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
             written: 0,
             buf: &mut buf,
             chunks: &mut chunks,
+            introduced: &mut introduced,
         };
         let result = out.write_batch(&mut batch).await;
         in_flight.written(out.written);
@@ -175,6 +185,16 @@ struct Out<'a, W> {
     buf: &'a mut BytesMut,
     /// What the next vectored write sends: runs of `buf`, large payloads.
     chunks: &'a mut Vec<Bytes>,
+    /// The set pools the peer has mapped (it was passed each, and not told
+    /// it is gone since).
+    introduced: &'a mut HashSet<u32>,
+}
+
+/// An fd passed beside the stream before its frame.
+#[derive(Clone, Copy)]
+enum Passed<'a> {
+    Segment(&'a SegmentFd),
+    Pool(&'a PoolFd),
 }
 
 impl<W: AsyncWrite + Unpin> Out<'_, W> {
@@ -186,22 +206,13 @@ impl<W: AsyncWrite + Unpin> Out<'_, W> {
     /// the ring (a peer that stopped taking fds may still have ring room).
     async fn write_batch(&mut self, batch: &mut Vec<OutFrame>) -> io::Result<()> {
         for frame in batch.drain(..) {
-            if let Some((segment, _)) = &frame.segment {
-                let Some(fds) = self.fds else {
-                    // Only queued for connections that pass fds.
-                    return Err(io::Error::other("a segment for a connection without fds"));
-                };
-                if !fds.try_send(segment.as_fd())? {
-                    // The peer takes fds as it reads their frames: write the
-                    // frames before this one, then wait for room.
-                    self.flush().await?;
-                    tokio::select! {
-                        sent = within(self.write_timeout, fds.send(segment.as_fd())) => sent?,
-                        () = self.handle.killed().cancelled() => {
-                            return Err(io::ErrorKind::Interrupted.into());
-                        }
-                    }
+            match &frame.beside {
+                Some(Beside::Segment(segment, _)) => self.pass(Passed::Segment(segment)).await?,
+                Some(Beside::Pool(pool)) if !self.introduced.contains(&pool.id()) => {
+                    self.pass(Passed::Pool(pool)).await?;
+                    self.introduced.insert(pool.id());
                 }
+                _ => {}
             }
             let mut head = frame.head;
             if !frame.fds.is_empty() {
@@ -219,6 +230,35 @@ impl<W: AsyncWrite + Unpin> Out<'_, W> {
             self.pending += frame.msgs as usize;
         }
         self.flush().await
+    }
+
+    /// Passes a segment's or a set pool's fd before the frame that needs
+    /// it.
+    async fn pass(&mut self, passed: Passed<'_>) -> io::Result<()> {
+        let Some(fds) = self.fds else {
+            // Only queued for connections that pass fds.
+            return Err(io::Error::other("a segment for a connection without fds"));
+        };
+        let sent = match passed {
+            Passed::Segment(segment) => fds.try_send(segment.as_fd())?,
+            Passed::Pool(pool) => fds.try_pass_pool(pool)?,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The peer takes fds as it reads their frames: write the frames
+        // before this one, then wait for room.
+        self.flush().await?;
+        let send = async {
+            match passed {
+                Passed::Segment(segment) => fds.send(segment.as_fd()).await,
+                Passed::Pool(pool) => fds.pass_pool(pool).await,
+            }
+        };
+        tokio::select! {
+            sent = within(self.write_timeout, send) => sent,
+            () = self.handle.killed().cancelled() => Err(io::ErrorKind::Interrupted.into()),
+        }
     }
 
     /// Passes the fds attached to the frame whose head is `head`, after

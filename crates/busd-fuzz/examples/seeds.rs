@@ -53,6 +53,7 @@ fn frames() -> Vec<(&'static str, Frame)> {
         name: "weather".into(),
         auth: AuthKind::Token,
         fds: true,
+        set_pools: false,
     });
     let sub = Op::Sub {
         sid: 7,
@@ -106,6 +107,7 @@ fn frames() -> Vec<(&'static str, Frame)> {
             max_pending_bytes: 65536,
         },
         fds: false,
+        set_pools: false,
     });
     vec![
         ("hello", Frame::new(hello)),

@@ -173,6 +173,51 @@ impl PartialEq for SegmentFd {
     }
 }
 
+/// A set pool's memfd and its id, for the daemon's writer to pass to a
+/// receiver before the first frame whose payload lies in it (see
+/// [`Body::Pooled`]). Cloning shares the fd.
+#[derive(Debug, Clone)]
+pub struct PoolFd {
+    fd: Arc<OwnedFd>,
+    id: u32,
+}
+
+impl PoolFd {
+    /// Wraps the memfd of set pool `id` (never 0: that is a connection's
+    /// own pool).
+    pub fn new(fd: OwnedFd, id: u32) -> Self {
+        debug_assert_ne!(id, 0, "pool id 0 is a connection's own pool");
+        Self {
+            fd: Arc::new(fd),
+            id,
+        }
+    }
+
+    /// The pool's id: the high 32 bits of its blocks' offsets on the wire.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+}
+
+impl AsFd for PoolFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Where a set pool's id lies in the offsets of its blocks: the high 32
+/// bits (pools are at most 1 GiB, so offsets fit in the low 30).
+pub const POOL_ID_SHIFT: u32 = 32;
+
+/// Splits a pooled frame's offset into its pool's id (0: the connection's
+/// own pool) and the offset within that pool.
+pub fn split_pool_offset(offset: u64) -> (u32, u64) {
+    (
+        (offset >> POOL_ID_SHIFT) as u32,
+        offset & u64::from(u32::MAX),
+    )
+}
+
 /// What follows a frame's header on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body {
@@ -184,9 +229,13 @@ pub enum Body {
     Segment(u64),
     /// A payload of `len` bytes at `offset` in the sender's payload pool:
     /// the frame carries both (8 bytes each, big-endian) and sets
-    /// [`POOL_FLAG`] in its header-length field.
+    /// [`POOL_FLAG`] in its header-length field. From the daemon, the high
+    /// 32 bits of `offset` may name a set pool ([`POOL_ID_SHIFT`]): one it
+    /// shares among the receivers of one receiver set, whose memfd it
+    /// passes beside the stream before the first frame that names it.
     Pooled {
-        /// Where the payload's block starts in the pool.
+        /// Where the payload's block starts in the pool (and, in the high
+        /// 32 bits, which pool).
         offset: u64,
         /// The payload's length.
         len: u64,

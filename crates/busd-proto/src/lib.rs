@@ -15,6 +15,7 @@ mod codec;
 mod codec_error;
 mod error;
 mod fds;
+mod flags;
 mod frame;
 mod layout;
 mod lease;
@@ -31,8 +32,8 @@ pub use codec_error::CodecError;
 pub use error::{ErrorCode, Status};
 pub use fds::{Fds, MAX_FDS_PER_FRAME};
 pub use frame::{
-    Body, Frame, SegmentFd, announce_fds, encode_head, encode_head_with, encode_msg_head,
-    encode_pub_head,
+    Body, Frame, POOL_ID_SHIFT, PoolFd, SegmentFd, announce_fds, encode_head, encode_head_with,
+    encode_msg_head, encode_pub_head, split_pool_offset,
 };
 pub use layout::{
     FD_COUNT_FIELD, FDS_FLAG, HEADER_FLAGS, LENGTH_PREFIX, POOL_FLAG, POOL_REF_FIELD, SEGMENT_FLAG,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::error::{ErrorCode, Status};
+use crate::flags::{HelloWire, WelcomeWire};
 use crate::monitor::MonitorEvent;
 use crate::pfn::Pfn;
 use crate::subject::Subject;
@@ -165,8 +166,17 @@ pub enum Op {
     /// `busd_shm::PoolWriter`). A block handed back that was not lent is a
     /// protocol violation.
     Release {
-        /// The blocks' offsets in the peer's pool.
+        /// The blocks' offsets in the peer's pool; an offset's high 32 bits
+        /// name a set pool the daemon shared with the client (see
+        /// [`Hello::set_pools`]), 0 the connection's own pool.
         blocks: Vec<u64>,
+    },
+    /// Daemon → client, over shm with set pools: the daemon writes no more
+    /// payloads into set pool `pool` for this client, which unmaps it once
+    /// it holds no block of it (and hands those back as usual).
+    PoolGone {
+        /// The set pool's id (the high 32 bits of its blocks' offsets).
+        pool: u32,
     },
 }
 
@@ -194,12 +204,14 @@ impl Op {
             Op::Monitor { .. } => "Monitor",
             Op::Event { .. } => "Event",
             Op::Release { .. } => "Release",
+            Op::PoolGone { .. } => "PoolGone",
         }
     }
 }
 
 /// The client's opening frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "HelloWire", from = "HelloWire")]
 pub struct Hello {
     /// [`crate::PROTOCOL_VERSION`] of the client.
     pub version: u16,
@@ -212,10 +224,14 @@ pub struct Hello {
     /// Whether the client takes and sends fds attached to frames (unix and
     /// shm only), as D-Bus clients negotiate `UNIX_FD` passing: only then
     /// does the daemon pass it fds or accept a frame announcing some.
-    /// Sent only when `true`, so a Hello without it is the one older
-    /// clients send and older daemons read; absent, it is `false`.
-    #[serde(default, skip_serializing_if = "is_false")]
+    /// Flags are sent only as far as the last one up (see `flags`), so a
+    /// Hello with none is the one older clients send and older daemons
+    /// read; absent, a flag is `false`.
     pub fds: bool,
+    /// Whether the client maps the daemon's set pools (shm with pools
+    /// only): pools the daemon shares among all the receivers of one
+    /// receiver set, so that a payload fanned out to them is copied once.
+    pub set_pools: bool,
 }
 
 /// How a client proves the package it claims.
@@ -231,6 +247,7 @@ pub enum AuthKind {
 
 /// The daemon's answer to a successful handshake.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "WelcomeWire", from = "WelcomeWire")]
 pub struct Welcome {
     /// The daemon's id for this connection, shown as the sender of its messages.
     pub client_id: u64,
@@ -242,14 +259,11 @@ pub struct Welcome {
     /// ([`Hello::fds`]) and the transport can (unix or shm). Sent only
     /// when `true` (to a client that asked), so older clients read the
     /// Welcome they know.
-    #[serde(default, skip_serializing_if = "is_false")]
     pub fds: bool,
-}
-
-/// Whether a flag is down: such a flag is left out of the frame.
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde passes a reference
-fn is_false(flag: &bool) -> bool {
-    !*flag
+    /// Whether the daemon may deliver payloads in set pools: the client
+    /// asked ([`Hello::set_pools`]), the connection has pools and the
+    /// daemon shares them (`limits.shm_set_pools`).
+    pub set_pools: bool,
 }
 
 /// Limits the daemon enforces on a connection.
@@ -366,6 +380,7 @@ mod tests {
             name: "app".into(),
             auth: AuthKind::None,
             fds,
+            set_pools: false,
         }
     }
 
@@ -391,6 +406,7 @@ mod tests {
             pfn: None,
             limits,
             fds,
+            set_pools: false,
         };
         let old_welcome = (7u64, None::<Pfn>, limits);
         let old_bytes = rmp_serde::to_vec(&old_welcome).unwrap();

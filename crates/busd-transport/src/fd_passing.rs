@@ -27,8 +27,11 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use busd_proto::{CodecError, FrameCodec, Lease, MAX_FDS_PER_FRAME, SegmentFd, SegmentSource};
-use busd_shm::{Segment, SegmentMut};
+use busd_proto::{
+    CodecError, FrameCodec, Lease, MAX_FDS_PER_FRAME, PoolFd, SegmentFd, SegmentSource,
+    split_pool_offset,
+};
+use busd_shm::{PoolReader, Segment, SegmentMut};
 use bytes::Bytes;
 use rustix::io::Errno;
 use rustix::net::{
@@ -40,6 +43,7 @@ use tokio::net::UnixStream;
 
 use crate::error::shm_error;
 use crate::pools::{PoolIn, PoolOut, Releases};
+use crate::set_pools::SetPoolsIn;
 use crate::unix_fds::{self, SharedInbox, UnixFdSource};
 
 /// The payload pools an shm connection was set up with (none, one way or
@@ -49,6 +53,9 @@ pub(crate) struct Pools {
     pub(crate) outbound: Option<Arc<PoolOut>>,
     pub(crate) inbound: Option<Arc<PoolIn>>,
     pub(crate) releases: Arc<Releases>,
+    /// The daemon's set pools, as a client maps them (a daemon never
+    /// accepts any).
+    pub(crate) set_pools: Arc<SetPoolsIn>,
 }
 
 /// One registration of the unix socket an shm connection's rings were set
@@ -60,6 +67,8 @@ pub(crate) type SharedSocket = Arc<AsyncFd<OwnedFd>>;
 const MARKER: u8 = b'S';
 /// The byte a message's attached fds travel with, all in one batch.
 const ATTACHED_MARKER: u8 = b'F';
+/// The byte a set pool's fd travels with (see `set_pools`).
+const POOL_MARKER: u8 = b'P';
 
 /// Writes `payload` into a new memfd and seals it (`F_SEAL_WRITE`,
 /// `F_SEAL_SHRINK`, `F_SEAL_GROW`), ready to be sent as a segment: the one
@@ -147,12 +156,15 @@ impl FdPassing {
                 mapping: Mapping::Mapped,
                 accepting: Arc::clone(&accepting),
                 pool: pools.inbound,
+                set_pools: Arc::clone(&pools.set_pools),
+                releases: Arc::clone(&pools.releases),
             })),
             sender: FdSender {
                 sending: Sending::Shm {
                     socket: Arc::clone(write),
                     pool: pools.outbound,
                     releases: pools.releases,
+                    set_pools: pools.set_pools,
                 },
                 accepting,
             },
@@ -215,6 +227,10 @@ struct ShmFdReceiver {
     mapping: Mapping,
     /// The peer's payload pool, if the connection has one.
     pool: Option<Arc<PoolIn>>,
+    /// The set pools the daemon passed (a client's side only).
+    set_pools: Arc<SetPoolsIn>,
+    /// Where blocks of those pools wait to be handed back.
+    releases: Arc<Releases>,
     /// Whether attached fds are taken (see [`FdSender::accept`]); segments
     /// always are.
     accepting: Arc<AtomicBool>,
@@ -288,6 +304,33 @@ impl ShmFdReceiver {
     }
 }
 
+impl ShmFdReceiver {
+    /// Set pool `id`: mapped already, or passed right before this frame
+    /// (see `set_pools`).
+    fn set_pool(&self, id: u32) -> Result<Arc<PoolIn>, CodecError> {
+        if let Some(pool) = self.set_pools.get(id) {
+            return Ok(pool);
+        }
+        if !self.set_pools.accepting() {
+            return Err(CodecError::Malformed(format!(
+                "a payload in set pool {id} on a connection that takes none"
+            )));
+        }
+        let fd = self
+            .try_recv(POOL_MARKER, 1)
+            .map_err(|e| CodecError::Malformed(format!("cannot take set pool {id}'s fd: {e}")))?
+            .and_then(|mut fds| fds.pop())
+            .ok_or_else(|| {
+                CodecError::Malformed(format!("a payload in set pool {id}, which never came"))
+            })?;
+        let reader = PoolReader::open(fd.as_fd())
+            .map_err(|e| CodecError::Malformed(format!("set pool {id} refused: {e}")))?;
+        let pool = Arc::new(PoolIn::tagged(reader, Arc::clone(&self.releases), id));
+        self.set_pools.insert(id, Arc::clone(&pool));
+        Ok(pool)
+    }
+}
+
 impl SegmentSource for ShmFdReceiver {
     fn take(&mut self, len: u64) -> Result<(Bytes, SegmentFd), CodecError> {
         let fd = self
@@ -329,12 +372,17 @@ impl SegmentSource for ShmFdReceiver {
     }
 
     fn take_pooled(&mut self, offset: u64, len: u64) -> Result<(Bytes, Option<Lease>), CodecError> {
+        let mapped = self.mapping == Mapping::Mapped;
+        let (id, within) = split_pool_offset(offset);
+        if id != 0 {
+            return self.set_pool(id)?.take(within, len, mapped);
+        }
         let Some(pool) = &self.pool else {
             return Err(CodecError::Malformed(
                 "a pooled frame on a connection without a payload pool".into(),
             ));
         };
-        pool.take(offset, len, self.mapping == Mapping::Mapped)
+        pool.take(within, len, mapped)
     }
 
     /// Never raised: strays wait in the socket (see `take_fds`), so a
@@ -360,6 +408,8 @@ enum Sending {
         pool: Option<Arc<PoolOut>>,
         /// Blocks of the peer's pool to hand back.
         releases: Arc<Releases>,
+        /// The daemon's set pools this side mapped (a client's only).
+        set_pools: Arc<SetPoolsIn>,
     },
     Unix(Arc<UnixStream>),
 }
@@ -384,6 +434,15 @@ impl FdSender {
     pub fn releases(&self) -> Option<&Arc<Releases>> {
         match &self.sending {
             Sending::Shm { releases, .. } => Some(releases),
+            Sending::Unix(_) => None,
+        }
+    }
+
+    /// The daemon's set pools this client maps (shm only): accept them
+    /// once asked for, forget one on `PoolGone`.
+    pub fn set_pools(&self) -> Option<&Arc<SetPoolsIn>> {
+        match &self.sending {
+            Sending::Shm { set_pools, .. } => Some(set_pools),
             Sending::Unix(_) => None,
         }
     }
@@ -437,6 +496,28 @@ impl FdSender {
     /// As [`try_send`](Self::try_send).
     pub async fn send(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
         send_marked(self.segment_socket()?, MARKER, &[fd]).await
+    }
+
+    /// Passes set pool `pool`'s fd if the socket has room now, as
+    /// [`try_send`](Self::try_send) passes a segment's.
+    ///
+    /// # Errors
+    /// As [`try_send`](Self::try_send).
+    pub fn try_pass_pool(&self, pool: &PoolFd) -> io::Result<bool> {
+        let socket = self.segment_socket()?;
+        match send_one(socket.get_ref(), POOL_MARKER, &[pool.as_fd()]) {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Passes set pool `pool`'s fd, waiting for room on the socket.
+    ///
+    /// # Errors
+    /// As [`try_send`](Self::try_send).
+    pub async fn pass_pool(&self, pool: &PoolFd) -> io::Result<()> {
+        send_marked(self.segment_socket()?, POOL_MARKER, &[pool.as_fd()]).await
     }
 
     /// The socket segments pass on: shm connections only.

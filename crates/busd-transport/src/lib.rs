@@ -59,6 +59,7 @@ mod fd_passing;
 mod frame_reader;
 mod pools;
 mod proc_net;
+mod set_pools;
 mod shm;
 mod sock_diag;
 mod socket_dir;
@@ -78,6 +79,7 @@ pub use fd_passing::{
 };
 pub use frame_reader::FrameReader;
 pub use pools::{PoolOut, Releases, body_of};
+pub use set_pools::SetPoolsIn;
 pub use shm::{DEFAULT_SHM_POOL, DEFAULT_SHM_RING, MAX_SHM_RING, MIN_SHM_RING, connect_shm};
 pub use tcp::{TcpListener, is_loopback};
 pub use unix::UnixListener;

@@ -10,6 +10,7 @@
 //!   either way, once the last holder drops it, its offset waits in
 //!   [`Releases`] for this side's writer to send back in a `Release`.
 
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -32,6 +33,18 @@ impl PoolOut {
             writer: Mutex::new(writer),
             returned: Notify::new(),
         }
+    }
+
+    /// A new pool of `size` bytes (see `busd_shm::PoolWriter::create`),
+    /// and its memfd to pass to the readers: for a pool not made with a
+    /// connection (the daemon's set pools).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a size that is not a power of two from 64 KiB to
+    /// 1 GiB; the error of `memfd_create` or `mmap`.
+    pub fn create(name: &str, size: u64) -> std::io::Result<(Self, OwnedFd)> {
+        let (writer, fd) = PoolWriter::create(name, size).map_err(crate::error::shm_error)?;
+        Ok((Self::new(writer), fd))
     }
 
     /// As [`lend`](Self::lend), waiting up to `patience` for blocks to come
@@ -202,16 +215,29 @@ impl Releases {
     }
 }
 
-/// The peer's pool, mapped read-only.
+/// The peer's pool, mapped read-only: its own, or a set pool the daemon
+/// shares with it (see `set_pools`).
 #[derive(Debug)]
 pub(crate) struct PoolIn {
     reader: PoolReader,
     releases: Arc<Releases>,
+    /// Added to each offset handed back: the pool's id in the high bits
+    /// (0 for the peer's own pool).
+    tag: u64,
 }
 
 impl PoolIn {
     pub(crate) fn new(reader: PoolReader, releases: Arc<Releases>) -> Self {
-        Self { reader, releases }
+        Self::tagged(reader, releases, 0)
+    }
+
+    /// Set pool `id`, whose blocks are handed back with its id.
+    pub(crate) fn tagged(reader: PoolReader, releases: Arc<Releases>, id: u32) -> Self {
+        Self {
+            reader,
+            releases,
+            tag: u64::from(id) << busd_proto::POOL_ID_SHIFT,
+        }
     }
 
     /// The payload at `offset`: read in place (`mapped`), or as a lease to
@@ -251,7 +277,7 @@ impl LeaseSource for PoolIn {
     }
 
     fn release(&self, offset: u64) {
-        self.releases.push(offset);
+        self.releases.push(self.tag | offset);
     }
 }
 
@@ -270,6 +296,6 @@ impl AsRef<[u8]> for Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.pool.releases.push(self.offset);
+        self.pool.releases.push(self.pool.tag | self.offset);
     }
 }

@@ -167,6 +167,7 @@ pub(crate) async fn connect_shm_with(
             None => None,
         },
         releases,
+        set_pools: Arc::default(),
     };
 
     let producer = c2d.producer(c2d_events, Options::default());
@@ -273,6 +274,8 @@ pub(crate) async fn accept(
         outbound: own.map(|(writer, _fd)| Arc::new(PoolOut::new(writer))),
         inbound,
         releases,
+        // Never accepted: a client names only its own pool.
+        set_pools: Arc::default(),
     };
 
     let consumer = c2d.consumer(c2d_events, Options::default());

@@ -22,6 +22,7 @@ async fn a_frame_larger_than_a_hello_needs_is_refused_before_the_handshake() {
             name: "x".repeat(5000),
             auth: AuthKind::None,
             fds: false,
+            set_pools: false,
         }))
         .await;
         let frames = c.recv_until_closed().await;

@@ -99,6 +99,7 @@ async fn a_ping_with_trailing_bytes_in_its_header_is_a_protocol_violation() {
             name: "trailing".into(),
             auth: AuthKind::None,
             fds: false,
+            set_pools: false,
         });
         bad.send_with_trailing(hello, &[0xc0]).await;
         let frames = within("the refusal", bad.recv_until_closed()).await;
@@ -143,6 +144,7 @@ async fn wrong_protocol_version_and_unproven_package_are_refused() {
         name: "future".into(),
         auth: AuthKind::None,
         fds: false,
+        set_pools: false,
     }))
     .await;
     assert_eq!(

@@ -2,46 +2,19 @@
 //! the sender's pool, copied by the daemon into each shm receiver's own
 //! pool, read there in place (a read-only view); the other transports get
 //! the bytes. A receiver that holds its messages fills only its own pool.
+//! (Payloads fanned out to several shm receivers share one copy in their
+//! set's pool: see `shm_set_pools`.)
 
 use std::time::Duration;
 
-use busd_client::{Client, Subscriber};
+use busd_client::Client;
 use busd_e2e::{TestDaemon, Transport};
-use bytes::Bytes;
 use futures::StreamExt;
 
-/// A payload whose every byte depends on its position.
-fn pattern(len: usize, seed: usize) -> Bytes {
-    (0..len).map(|i| ((i + seed) * 31 % 251) as u8).collect()
-}
-
-/// Whether `bytes` lie in a read-only shared mapping of the daemon's pool
-/// (`/proc/self/maps` names the memfd it mapped).
-fn is_pool_view(bytes: &[u8]) -> bool {
-    is_in_pool(bytes, "r--s")
-}
-
-/// Whether `bytes` lie in a shared mapping of a pool with permissions
-/// `perms` (`rw-s`: this process's own pool).
-fn is_in_pool(bytes: &[u8], perms_wanted: &str) -> bool {
-    let addr = bytes.as_ptr() as usize;
-    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
-    maps.lines().any(|line| {
-        let mut fields = line.split_whitespace();
-        let (range, perms) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
-        let (start, end) = range.split_once('-').unwrap_or(("0", "0"));
-        let start = usize::from_str_radix(start, 16).unwrap_or(0);
-        let end = usize::from_str_radix(end, 16).unwrap_or(0);
-        (start..end).contains(&addr) && perms == perms_wanted && line.contains("memfd:busd-pool ")
-    })
-}
-
-async fn next(sub: &mut Subscriber, what: &str) -> busd_client::Message {
-    tokio::time::timeout(Duration::from_secs(10), sub.next())
-        .await
-        .unwrap_or_else(|_| panic!("no message for {what}"))
-        .unwrap_or_else(|| panic!("subscription for {what} ended"))
-}
+use crate::pools_common::{
+    block_sub, closed_for_violation, in_own_pool as is_pool_view, in_writable_pool, next, pattern,
+    small_pools_short_timeouts,
+};
 
 #[tokio::test]
 async fn a_large_payload_reaches_shm_receivers_as_a_view_of_their_pool_and_others_as_bytes() {
@@ -104,8 +77,13 @@ async fn requests_and_replies_go_through_the_pools_both_ways() {
 
 #[tokio::test]
 async fn a_receiver_holding_its_messages_fills_only_its_own_pool() {
-    // A 1 MiB pool each: 16 blocks of 64 KiB.
-    let d = TestDaemon::start_with(|c| c.limits.shm_pool_bytes = 1 << 20).await;
+    // A 1 MiB pool each: 16 blocks of 64 KiB. No set pools: each receiver
+    // gets its own copy (`shm_set_pools` has the shared case).
+    let d = TestDaemon::start_with(|c| {
+        c.limits.shm_pool_bytes = 1 << 20;
+        c.limits.shm_set_pools = 0;
+    })
+    .await;
     let publisher = Client::builder(d.url(Transport::Shm))
         .shm_pool_bytes(1 << 20)
         .connect()
@@ -143,14 +121,7 @@ async fn a_client_handing_back_a_block_it_was_not_lent_is_a_protocol_violation()
         blocks: vec![12_288],
     })
     .await;
-    let frames = tokio::time::timeout(Duration::from_secs(10), raw.recv_until_closed())
-        .await
-        .expect("the daemon closes the connection");
-    assert_eq!(
-        busd_e2e::RawClient::error_code(&frames),
-        Some(busd_proto::ErrorCode::ProtocolViolation),
-        "{frames:?}"
-    );
+    closed_for_violation(&mut raw).await;
     // Everyone else is still served.
     let other = Client::connect(&d.url(Transport::Shm)).await.unwrap();
     other.flush().await.unwrap();
@@ -172,7 +143,8 @@ async fn the_blocks_a_receiver_holds_are_charged_to_its_owner_alone() {
     let mut toml = busd_e2e::access::config_toml("same-uid", &packages);
     toml.push_str(
         "\n[limits]\nshm_pool_bytes = 1048576\nmax_frame = 262144\n\
-         max_pending_bytes = 262144\nmax_memory_per_identity = 655360\n",
+         max_pending_bytes = 262144\nmax_memory_per_identity = 655360\n\
+         shm_set_pools = 0\n",
     );
     let d = TestDaemon::start_with_packages_toml(&toml, &packages).await;
     let publisher = d.connect_as(Transport::Shm, &packages[0]).await;
@@ -227,7 +199,7 @@ async fn a_payload_buffer_is_a_block_of_the_senders_pool_sent_without_a_copy() {
     for round in 0..40 {
         let buffer = publisher.payload_buffer(1 << 20).await.unwrap();
         assert!(
-            is_in_pool(&buffer, "rw-s"),
+            in_writable_pool(&buffer),
             "round {round}: a block of its own pool"
         );
         assert!(buffer.iter().all(|&b| b == 0), "round {round}: zeroed");
@@ -248,7 +220,7 @@ async fn a_payload_buffer_is_a_block_of_the_senders_pool_sent_without_a_copy() {
                 .await
                 .unwrap()
         };
-        assert!(is_in_pool(&buffer, "rw-s"), "round {round}");
+        assert!(in_writable_pool(&buffer), "round {round}");
         buffer.copy_from_slice(&payload);
         publisher
             .publish_buffer("frames", None, buffer)
@@ -258,15 +230,6 @@ async fn a_payload_buffer_is_a_block_of_the_senders_pool_sent_without_a_copy() {
         assert_eq!(m.payload, payload, "round {round}");
         assert!(is_pool_view(&m.payload), "round {round}");
     }
-}
-
-/// A `block` subscriber to `subject` on `client`.
-async fn block_sub(client: &Client, subject: &str) -> Subscriber {
-    let options = busd_client::SubscribeOptions {
-        overflow: busd_client::Overflow::Block,
-        ..Default::default()
-    };
-    client.subscribe_with(subject, options).await.unwrap()
 }
 
 #[tokio::test]
@@ -313,12 +276,7 @@ async fn a_block_subscriber_whose_pool_is_full_is_waited_for_not_sent_the_bytes(
 
 #[tokio::test]
 async fn a_block_subscriber_holding_its_pool_past_the_block_timeout_is_cut_off() {
-    let d = TestDaemon::start_with(|c| {
-        c.limits.shm_pool_bytes = 1 << 20;
-        c.limits.block_timeout = Duration::from_millis(300);
-        c.limits.foreign_block_timeout = Duration::from_millis(300);
-    })
-    .await;
+    let d = small_pools_short_timeouts().await;
     let publisher = Client::connect(&d.url(Transport::Shm)).await.unwrap();
     let hoarder = Client::builder(d.url(Transport::Shm))
         .reconnect(false)

@@ -20,6 +20,7 @@ fn welcome(client_id: u64, pfn: Option<Pfn>) -> Op {
         pfn,
         limits: LIMITS,
         fds: false,
+        set_pools: false,
     })
 }
 

@@ -62,6 +62,7 @@ impl Peer {
             pfn: None,
             limits: LIMITS,
             fds: false,
+            set_pools: false,
         }))
         .await;
         (conn, hello)

@@ -32,6 +32,7 @@ fn hello(pfn: Option<Pfn>, auth: AuthKind) -> Op {
         name: "test".into(),
         auth,
         fds: false,
+        set_pools: false,
     })
 }
 
@@ -109,6 +110,7 @@ fn another_protocol_version_is_refused() {
             name: "future".into(),
             auth: AuthKind::None,
             fds: false,
+            set_pools: false,
         }),
     );
     assert_eq!(

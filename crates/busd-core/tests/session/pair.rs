@@ -274,6 +274,7 @@ fn welcome(conn: u64, pfn: Option<busd_proto::Pfn>) -> Op {
             max_pending_bytes: 1 << 20,
         },
         fds: false,
+        set_pools: false,
     })
 }
 

@@ -73,6 +73,7 @@ pub(super) struct RawLimits {
     pub(super) foreign_block_timeout: Option<Duration>,
     pub(super) shm_ring_bytes: Option<u64>,
     pub(super) shm_pool_bytes: Option<u64>,
+    pub(super) shm_set_pools: Option<usize>,
     pub(super) max_pending_requests: Option<usize>,
     pub(super) max_memory_per_identity: Option<u64>,
     pub(super) max_preauth_frame: Option<u32>,

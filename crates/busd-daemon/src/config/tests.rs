@@ -73,6 +73,9 @@ fn timeouts_and_ring_sizes_are_checked() {
     assert_eq!(c.limits.shm_pool_bytes, 16 << 20);
     let c = Config::parse("r.toml", "[limits]\nshm_pool_bytes = 0\n", &[]).unwrap();
     assert_eq!(c.limits.shm_pool_bytes, 0);
+    assert_eq!(c.limits.shm_set_pools, 8, "the default");
+    let c = Config::parse("r.toml", "[limits]\nshm_set_pools = 0\n", &[]).unwrap();
+    assert_eq!(c.limits.shm_set_pools, 0);
 }
 
 #[test]

@@ -103,6 +103,15 @@ impl Collector for Live {
             "Requests routed and not yet answered",
             [(vec![], pending as u64)],
         )?;
+        let (live_pools, draining) = shared.set_pools.count();
+        family.gauge(
+            "busd_shm_set_pools",
+            "Set pools: live, or retired with blocks still held (draining)",
+            [
+                (vec![("state", "live")], live_pools as u64),
+                (vec![("state", "draining")], draining as u64),
+            ],
+        )?;
         let per = |f: fn(&PerIdentity) -> u64| {
             identities
                 .iter()

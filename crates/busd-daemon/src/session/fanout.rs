@@ -64,14 +64,26 @@ impl Link {
         let mut noted = None;
         let mut unmapped = 0;
         let count = route.targets().len();
+        // One copy for all the shm receivers of a large payload that share
+        // a set pool.
+        let set = if small {
+            None
+        } else {
+            let deadlines = (&mut own, &mut foreign);
+            self.lend_to_set(route.targets(), &mut payload, len, deadlines)
+                .await
+        };
         for (i, t) in route.targets().iter().enumerate() {
             // Drop-oldest deliveries stay whole frames, each droppable alone.
             let copy = small && t.overflow != Overflow::DropOldest;
-            // A block of its own pool to an shm receiver that has one
-            // (drop-oldest deliveries aside: a dropped frame would keep
-            // its block); else the same fd to every shm receiver, the
-            // bytes to the others.
-            let pooled = if copy || t.overflow == Overflow::DropOldest {
+            let in_set = set.as_ref().filter(|s| s.to[i]);
+            // The set's block to a receiver that shares it; a block of its
+            // own pool to an shm receiver that has one (drop-oldest
+            // deliveries aside: a dropped frame would keep its block); else
+            // the same fd to every shm receiver, the bytes to the others.
+            let pooled = if let Some(set) = in_set {
+                Some(set.body)
+            } else if copy || t.overflow == Overflow::DropOldest {
                 None
             } else if t.overflow == Overflow::Block {
                 let link = &*self;
@@ -120,10 +132,16 @@ impl Link {
                     head: &self.head,
                     payload: inline,
                 },
-                _ if passes => {
-                    Outgoing::Frame(self.shared_frame(t, len, body).with_fds(fds.clone()))
+                _ => {
+                    let mut frame = self.shared_frame(t, len, body);
+                    if passes {
+                        frame = frame.with_fds(fds.clone());
+                    }
+                    if let Some(set) = in_set {
+                        frame = frame.with_set_pool(set.pool.clone());
+                    }
+                    Outgoing::Frame(frame)
                 }
-                _ => Outgoing::Frame(self.shared_frame(t, len, body)),
             };
             let queued = if t.overflow != Overflow::Block {
                 t.handle.push(frame);
@@ -194,7 +212,7 @@ impl Link {
     /// uid holding itself up) or the publisher's package sets
     /// `accept_block`; otherwise only `foreign_block_timeout`, so another
     /// owner cannot stall it for long. Asked only when there is no room.
-    fn block_wait<'d>(
+    pub(super) fn block_wait<'d>(
         &self,
         t: &Target<Arc<ConnHandle>>,
         (own, foreign): (&'d mut Option<Instant>, &'d mut Option<Instant>),

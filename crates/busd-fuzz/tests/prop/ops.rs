@@ -59,6 +59,7 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
                 name,
                 auth,
                 fds,
+                set_pools: false,
             })
         });
     let welcome = (
@@ -78,6 +79,7 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
                         max_pending_bytes,
                     },
                     fds,
+                    set_pools: false,
                 })
             },
         );

@@ -6,6 +6,7 @@
 mod hostile;
 mod integrity;
 mod pools;
+mod set_pools;
 
 use std::io::{ErrorKind, IoSlice};
 use std::mem::MaybeUninit;

@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{PROMPT, Server, timeout};
 
-fn pub_op() -> Op {
+pub(super) fn pub_op() -> Op {
     Op::Pub {
         subject: Subject::from_static("big.data"),
         headers: None,
@@ -22,10 +22,10 @@ fn pub_op() -> Op {
 /// Both ends of an shm connection with pools, split into a writer, a
 /// frame reader (the daemon's unmapped, the client's mapped) and the fd
 /// sender holding each side's pool.
-struct End {
-    writer: busd_transport::BoxWriter,
-    frames: FrameReader<busd_transport::BoxReader>,
-    fds: FdSender,
+pub(super) struct End {
+    pub(super) writer: busd_transport::BoxWriter,
+    pub(super) frames: FrameReader<busd_transport::BoxReader>,
+    pub(super) fds: FdSender,
 }
 
 fn end(conn: Connection, mapping: Mapping) -> End {
@@ -37,7 +37,7 @@ fn end(conn: Connection, mapping: Mapping) -> End {
     }
 }
 
-async fn pair(server: &mut Server) -> (End, End) {
+pub(super) async fn pair(server: &mut Server) -> (End, End) {
     let client = connect_with(&server.shm(), &ConnectOptions::default())
         .await
         .unwrap();
@@ -59,7 +59,7 @@ async fn send_pooled(from: &mut End, payload: &[u8]) -> u64 {
     offset
 }
 
-async fn next(end: &mut End) -> Frame {
+pub(super) async fn next(end: &mut End) -> Frame {
     timeout(PROMPT, end.frames.next())
         .await
         .expect("a frame in time")
