@@ -49,9 +49,9 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         prop::option::of(pfn()),
         "\\PC{0,8}",
         0..3_u8,
-        any::<bool>(),
+        any::<(bool, bool)>(),
     )
-        .prop_map(|(version, pfn, name, auth, fds)| {
+        .prop_map(|(version, pfn, name, auth, (fds, set_pools))| {
             let auth = [AuthKind::None, AuthKind::Token, AuthKind::Peer][usize::from(auth)];
             Op::Hello(Hello {
                 version,
@@ -59,17 +59,22 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
                 name,
                 auth,
                 fds,
-                set_pools: false,
+                set_pools,
             })
         });
     let welcome = (
         any::<u64>(),
         prop::option::of(pfn()),
         any::<(u32, u32, u64)>(),
-        any::<bool>(),
+        any::<(bool, bool)>(),
     )
         .prop_map(
-            |(client_id, pfn, (max_frame, max_pending_msgs, max_pending_bytes), fds)| {
+            |(
+                client_id,
+                pfn,
+                (max_frame, max_pending_msgs, max_pending_bytes),
+                (fds, set_pools),
+            )| {
                 Op::Welcome(Welcome {
                     client_id,
                     pfn,
@@ -79,7 +84,7 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
                         max_pending_bytes,
                     },
                     fds,
-                    set_pools: false,
+                    set_pools,
                 })
             },
         );
@@ -138,6 +143,7 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         1 => (any::<u64>(), command).prop_map(|(rid, command)| Op::Ctl { rid, command }),
         1 => any::<(u64, u64)>().prop_map(|(sid, count)| Op::Dropped { sid, count }),
         1 => prop::collection::vec(any::<u64>(), 0..4).prop_map(|blocks| Op::Release { blocks }),
+        1 => any::<u32>().prop_map(|pool| Op::PoolGone { pool }),
     ]
 }
 
