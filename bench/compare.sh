@@ -18,7 +18,9 @@
 # policy (default block: lossless back-pressure, and busd's publishers then
 # run without a confirmation window; disconnect or drop-oldest to compare
 # with NATS running free). Each round starts with the raw round-trip floors
-# (the busd-shm `floors` example). Writes every result as a JSON line to
+# (the busd-shm `floors` example) and, when large workloads run, the cost
+# of filling and copying 1 MiB (its `copy_floor` example). Writes every
+# result as a JSON line to
 # bench/results/<date>-<time>-<hostname>.jsonl (time to the second) after a header naming the machine,
 # then prints the busd/NATS ratios, the busd/iceoryx2 ratios and the floors.
 #
@@ -48,12 +50,13 @@ fi
 
 log "building busd, natsbench, the floors example and iox2bench (release)"
 cargo build --release --quiet -p busd -p natsbench
-cargo build --release --quiet -p busd-shm --example floors
+cargo build --release --quiet -p busd-shm --example floors --example copy_floor
 # Its own workspace and target/ (it pulls in iceoryx2, which busd's never builds).
 cargo build --release --quiet --manifest-path bench/iox2bench/Cargo.toml
 busd=${BUSD:-target/release/busd}
 natsbench=target/release/natsbench
 floors=target/release/examples/floors
+copy_floor=target/release/examples/copy_floor
 iox2bench=bench/iox2bench/target/release/iox2bench
 iceoryx2=$(awk '$0 == "name = \"iceoryx2\"" { getline; gsub(/[^0-9.]/, ""); print; exit }' bench/iox2bench/Cargo.lock)
 
@@ -164,11 +167,23 @@ run() {
     printf '%s\n' "$out" | tee -a "$results" >&2
 }
 
+# Whether any large workload runs (then each round measures the copy floor).
+large_selected=""
+for w in "${workloads[@]}"; do
+    IFS='|' read -r name _ large <<<"$w"
+    if [ -n "$large" ] && { [ -z "$ONLY" ] || [[ $name =~ $ONLY ]]; }; then large_selected=1; fi
+done
+
 for round in $(seq "$ROUNDS"); do
     # The physical floors in this round: two processes' round trips with
     # no broker (a request/reply through one is two of them).
     log "round $round/$ROUNDS: floors (raw round trips, 128 B)"
     "$floors" --json "$(scaled 10000)" 128 | tee -a "$results" >&2
+    # And what filling and copying a 1 MiB payload costs, under the large
+    # workloads: the CPU floor of busd's one copy per message.
+    if [ -n "$large_selected" ]; then
+        "$copy_floor" --json "$(scaled 2000)" 1048576 | tee -a "$results" >&2
+    fi
     for w in "${workloads[@]}"; do
         IFS='|' read -r name argv large <<<"$w"
         if [ -n "$ONLY" ] && ! [[ $name =~ $ONLY ]]; then continue; fi

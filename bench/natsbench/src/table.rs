@@ -12,7 +12,8 @@
 //! iceoryx2 again, so below 1 is better for busd in those two. The raw
 //! round trips `compare.sh` measured in the same run (the `floors`
 //! example) follow the tables, since no broker answers a request faster
-//! than two of them.
+//! than two of them, and so does what filling and copying 1 MiB cost (the
+//! `copy_floor` example): the floor under busd's one copy per message.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -28,6 +29,10 @@ type Groups = BTreeMap<Key, Vec<Summary>>;
 
 /// Each floor's measured round trips: its p50s and its p99s, in µs.
 type Floors = BTreeMap<String, (Vec<f64>, Vec<f64>)>;
+
+/// Each round's cost of filling and of copying one payload, in µs, and
+/// the payload's size.
+type CopyFloors = Vec<(f64, f64, f64)>;
 
 /// A figure of a result: its label, how to read it, and its decimals.
 type Metric = (&'static str, fn(&Summary) -> Option<f64>, usize);
@@ -97,7 +102,7 @@ pub(crate) fn render(path: &str) -> anyhow::Result<String> {
 
 /// As [`render`], for the contents of the file named `path`.
 fn render_text(text: &str, path: &str) -> anyhow::Result<String> {
-    let (groups, floors) = read_results(text, path)?;
+    let (groups, floors, copy_floors) = read_results(text, path)?;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -111,6 +116,7 @@ fn render_text(text: &str, path: &str) -> anyhow::Result<String> {
     }
     write_iox2_table(&mut out, &groups);
     write_floors(&mut out, floors);
+    write_copy_floors(&mut out, copy_floors);
     Ok(out)
 }
 
@@ -138,9 +144,10 @@ fn write_iox2_table(out: &mut String, groups: &Groups) {
 
 /// Sorts the lines of a results file into the bench results of each
 /// workload and the round trips of each floor; other lines are skipped.
-fn read_results(text: &str, path: &str) -> anyhow::Result<(Groups, Floors)> {
+fn read_results(text: &str, path: &str) -> anyhow::Result<(Groups, Floors, CopyFloors)> {
     let mut groups = Groups::new();
     let mut floors = Floors::new();
+    let mut copy_floors = CopyFloors::new();
     for (n, line) in text.lines().enumerate() {
         let value: serde_json::Value =
             serde_json::from_str(line).with_context(|| format!("{path}:{}: not JSON", n + 1))?;
@@ -152,6 +159,13 @@ fn read_results(text: &str, path: &str) -> anyhow::Result<(Groups, Floors)> {
             figures
                 .1
                 .extend(value.get("p99_us").and_then(serde_json::Value::as_f64));
+            continue;
+        }
+        if let Some(c) = value.get("copy_floor") {
+            let f = |k: &str| c.get(k).and_then(serde_json::Value::as_f64);
+            if let (Some(fill), Some(copy), Some(size)) = (f("fill_us"), f("copy_us"), f("size")) {
+                copy_floors.push((fill, copy, size));
+            }
             continue;
         }
         if value.get("workload").is_none() {
@@ -168,7 +182,7 @@ fn read_results(text: &str, path: &str) -> anyhow::Result<(Groups, Floors)> {
             .or_default()
             .push(s);
     }
-    Ok((groups, floors))
+    Ok((groups, floors, copy_floors))
 }
 
 /// The figures compared for a workload of payloads of `size` bytes.
@@ -244,6 +258,27 @@ fn write_floors(out: &mut String, floors: Floors) {
     out.push('\n');
 }
 
+/// Writes the median cost of filling and copying a payload, if the run
+/// measured it, and what follows: the CPU floor of a message (the
+/// publisher's fill and the daemon's one copy) and the most a 1→4 fan-out
+/// delivers (the daemon copies once for the set while the publisher fills
+/// the next).
+fn write_copy_floors(out: &mut String, copy_floors: CopyFloors) {
+    let fill = median(copy_floors.iter().map(|c| c.0).collect());
+    let copy = median(copy_floors.iter().map(|c| c.1).collect());
+    let (Some(fill), Some(copy), Some(&(_, _, size))) = (fill, copy, copy_floors.first()) else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "\nCopy floor in this run ({size} B payloads, no daemon, no rings): filling one takes \
+         {fill:.1} µs and copying it {copy:.1} µs, so a message costs at least {:.1} µs of CPU \
+         and a 1→4 fan-out delivers at most {:.0} MB/s.",
+        fill + copy,
+        4.0 * size / fill.max(copy)
+    );
+}
+
 /// A figure to `decimals` places, with its losses when there were any.
 fn cell(c: Option<(f64, u64)>, decimals: usize) -> String {
     match c {
@@ -291,6 +326,7 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("unix 60.0 / 100.0;"), "{table}");
+        assert!(!table.contains("Copy floor"), "none measured: {table}");
         assert!(
             !table.contains("iceoryx2"),
             "no iceoryx2 table without its results: {table}"
@@ -310,6 +346,10 @@ mod tests {
             result("busd", "shm", "", 4000.0, 200.0),
             result("busd", "shm", r#","in_place":true"#, 8000.0, 100.0),
             result("busd", "unix", "", 2000.0, 400.0),
+            r#"{"copy_floor":{"size":1048576,"count":10,"fill_us":40.0,"copy_us":60.0}}"#
+                .to_owned(),
+            r#"{"copy_floor":{"size":1048576,"count":10,"fill_us":50.0,"copy_us":50.0}}"#
+                .to_owned(),
         ];
         let table = render_text(&lines.join("\n"), "test").unwrap();
         // The NATS table takes busd shm without in-place.
@@ -332,6 +372,10 @@ mod tests {
         assert!(
             iox2.contains("| minflt/msg | 0.25 | 0.25 | 1.00× |"),
             "{table}"
+        );
+        assert!(
+            table.contains("filling one takes 45.0 µs and copying it 55.0 µs, so a message costs at least 100.0 µs of CPU and a 1→4 fan-out delivers at most 76260 MB/s"),
+            "medians of the rounds: {table}"
         );
     }
 }

@@ -24,7 +24,10 @@
 //! `limits.shm_set_pools`) when it is the least recently used and has been
 //! idle for [`IDLE`]: nothing more is written into it, its members'
 //! writers tell them (`PoolGone`), and it is dropped, memfd and all, once
-//! every block has come back.
+//! every block has come back. A retired pool's memory stays while a
+//! member holds one block of it, so retired pools count too: with as many
+//! of them as the limit, no new pool is made until some drain, and a
+//! member holding old blocks cannot make the daemon pile up pools.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -143,7 +146,10 @@ impl SetPools {
         if let Some(pool) = registry.by_set.get(key.as_slice()) {
             return Some(Arc::clone(pool));
         }
-        if registry.by_set.len() >= self.limit && !registry.retire_idle() {
+        let draining = registry.by_id.len() - registry.by_set.len();
+        if draining >= self.limit
+            || (registry.by_set.len() >= self.limit && !registry.retire_idle())
+        {
             return None;
         }
         let mut sorted: Vec<&Arc<ConnHandle>> = members.to_vec();

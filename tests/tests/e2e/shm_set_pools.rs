@@ -433,3 +433,66 @@ async fn payloads_held_by_members_never_change_under_them() {
         );
     }
 }
+
+#[tokio::test]
+async fn at_the_limit_a_new_set_waits_for_the_idlest_pool_to_be_idle_a_second() {
+    let d = TestDaemon::start_with(|c| c.limits.shm_set_pools = 1).await;
+    let publisher = Client::connect(&d.url(Transport::Shm)).await.unwrap();
+    let (a, b, c) = (
+        Client::connect(&d.url(Transport::Shm)).await.unwrap(),
+        Client::connect(&d.url(Transport::Shm)).await.unwrap(),
+        Client::connect(&d.url(Transport::Shm)).await.unwrap(),
+    );
+    let mut xs = [
+        a.subscribe("x").await.unwrap(),
+        b.subscribe("x").await.unwrap(),
+    ];
+    let mut ys = [
+        b.subscribe("y").await.unwrap(),
+        c.subscribe("y").await.unwrap(),
+    ];
+    // Where each receiver of one publish got it: a set pool's inode, or
+    // none (its own pool).
+    let send = |subject: &'static str, round: usize| {
+        let publisher = publisher.clone();
+        async move {
+            let payload = pattern(256 * 1024, round);
+            publisher.publish(subject, payload).await.unwrap();
+        }
+    };
+    async fn got(subs: &mut [Subscriber; 2], round: usize) -> Vec<Option<u64>> {
+        let mut pools = Vec::new();
+        for sub in subs {
+            let m = next(sub, "a delivery").await;
+            assert_eq!(m.payload, pattern(256 * 1024, round), "round {round}");
+            assert!(in_set_pool(&m.payload) || in_own_pool(&m.payload));
+            pools.push(set_pool_of(&m.payload));
+        }
+        pools
+    }
+    send("x", 0).await;
+    let first = got(&mut xs, 0).await;
+    let x_pool = first[0].expect("{a, b} get the one pool");
+    assert_eq!(first, [Some(x_pool); 2]);
+    send("y", 1).await;
+    assert_eq!(
+        got(&mut ys, 1).await,
+        [None, None],
+        "none left for {{b, c}}"
+    );
+    // Not a race: the pool must have been idle at least a second, and it
+    // was last used before this sleep began.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    send("y", 2).await;
+    let second = got(&mut ys, 2).await;
+    let y_pool = second[0].expect("{b, c} get a pool now");
+    assert_ne!(y_pool, x_pool);
+    assert_eq!(second, [Some(y_pool); 2]);
+    send("x", 3).await;
+    assert_eq!(
+        got(&mut xs, 3).await,
+        [None, None],
+        "{{a, b}}'s was retired"
+    );
+    mapped_by(x_pool, 0).await;
+}
