@@ -461,7 +461,9 @@ impl GonePools {
 
     /// The ids waiting, taken (empty when none).
     pub(crate) fn take(&self) -> Vec<u32> {
-        if !self.pending.swap(false, Ordering::AcqRel) {
+        // A load first: the writer looks at every turn, and a swap would
+        // write the line each time.
+        if !self.pending.load(Ordering::Acquire) || !self.pending.swap(false, Ordering::AcqRel) {
             return Vec::new();
         }
         std::mem::take(&mut *self.ids.lock().unwrap_or_else(PoisonError::into_inner))
