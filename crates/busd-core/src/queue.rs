@@ -232,34 +232,20 @@ impl Outbox {
         self.count == 0 || (self.count < self.max_msgs && self.bytes + len <= self.max_bytes)
     }
 
-    /// Queues `item`, applying drop-oldest where the frame allows it.
+    /// Queues `item`, applying drop-oldest where the frame allows it. A
+    /// frame that may not be dropped (a reply, an error, a delivery under
+    /// another policy) takes the place of droppable ones when that makes
+    /// room: a drop-oldest subscription's backlog must not cost its
+    /// connection a reply.
     pub fn push(&mut self, item: Outgoing<'_>) -> Pushed {
         let len = item.queued_len();
         if self.fits(len) {
             let was_empty = self.count == 0;
-            self.count += 1;
-            self.msgs += item.msgs();
-            self.bytes += len;
-            match item {
-                Outgoing::Frame(frame) => {
-                    self.end_run();
-                    self.frames.push_back(frame);
-                }
-                Outgoing::Copy { head, payload } => {
-                    if self.run.capacity() - self.run.len() < len {
-                        self.run.reserve(len.max(self.run_hint));
-                    }
-                    self.run.extend_from_slice(head);
-                    self.run.extend_from_slice(payload);
-                    self.run_frames += 1;
-                }
-            }
+            self.queue(item, len);
             return Pushed::Queued { was_empty };
         }
-        let Outgoing::Frame(frame) = item else {
-            return Pushed::Full; // copied frames are never droppable
-        };
-        if !frame.droppable {
+        let droppable = matches!(&item, Outgoing::Frame(f) if f.droppable);
+        if !droppable && !self.fits_without_droppable(len) {
             return Pushed::Full;
         }
         // Make room by dropping the oldest droppable frames.
@@ -277,16 +263,48 @@ impl Outbox {
             }
         }
         if self.fits(len) {
-            self.end_run();
-            self.count += 1;
-            self.msgs += frame.msgs as usize;
-            self.bytes += len;
-            self.frames.push_back(frame);
-        } else {
+            self.queue(item, len);
+        } else if let Outgoing::Frame(frame) = item {
+            // Only a droppable frame gets here: it is dropped itself.
             self.count_drop(frame.sid);
             count += 1;
         }
         Pushed::Dropped { count }
+    }
+
+    /// Whether a frame of `len` bytes would fit once every droppable frame
+    /// was dropped.
+    fn fits_without_droppable(&self, len: usize) -> bool {
+        let (frames, bytes) = self
+            .frames
+            .iter()
+            .filter(|f| f.droppable)
+            .fold((0, 0), |(n, b), f| {
+                (n + f.frames as usize, b + f.queued_len())
+            });
+        let (count, queued) = (self.count - frames, self.bytes - bytes);
+        count == 0 || (count < self.max_msgs && queued + len <= self.max_bytes)
+    }
+
+    /// Queues `item`, which fits.
+    fn queue(&mut self, item: Outgoing<'_>, len: usize) {
+        self.count += 1;
+        self.msgs += item.msgs();
+        self.bytes += len;
+        match item {
+            Outgoing::Frame(frame) => {
+                self.end_run();
+                self.frames.push_back(frame);
+            }
+            Outgoing::Copy { head, payload } => {
+                if self.run.capacity() - self.run.len() < len {
+                    self.run.reserve(len.max(self.run_hint));
+                }
+                self.run.extend_from_slice(head);
+                self.run.extend_from_slice(payload);
+                self.run_frames += 1;
+            }
+        }
     }
 
     /// Closes the run of copied frames, so that what is queued next goes
@@ -397,6 +415,30 @@ mod tests {
             q.push(msg(1, 1000, Overflow::Disconnect)),
             Pushed::Queued { .. }
         ));
+    }
+
+    #[test]
+    fn a_reply_takes_the_place_of_drop_oldest_deliveries_not_of_others() {
+        let reply = || Outgoing::Frame(OutFrame::control(Bytes::from(vec![0; 4]), Bytes::new()));
+        let mut q = Outbox::new(2, 1000);
+        let _ = q.push(msg(7, 1, Overflow::DropOldest));
+        let _ = q.push(msg(7, 2, Overflow::DropOldest));
+        assert_eq!(q.push(reply()), Pushed::Dropped { count: 1 });
+        let mut out = Vec::new();
+        q.drain_into(&mut out, 10);
+        let lens: Vec<usize> = out.iter().map(OutFrame::queued_len).collect();
+        assert_eq!(lens, vec![2, 4], "the oldest delivery made way");
+        assert_eq!(q.take_dropped(), vec![(7, 1)]);
+
+        // Once nothing droppable is left to make way: full, and nothing
+        // dropped.
+        let mut q = Outbox::new(2, 1000);
+        let _ = q.push(msg(7, 1, Overflow::Disconnect));
+        let _ = q.push(msg(8, 1, Overflow::DropOldest));
+        assert_eq!(q.push(reply()), Pushed::Dropped { count: 1 });
+        assert_eq!(q.take_dropped(), vec![(8, 1)]);
+        assert_eq!(q.push(reply()), Pushed::Full);
+        assert!(q.take_dropped().is_empty(), "nothing dropped in vain");
     }
 
     #[test]
