@@ -215,6 +215,17 @@ impl<H: Clone> Router<H> {
         self.finish(call_id, &call)
     }
 
+    /// Ends call `call_id`, which could not be handed to its responder:
+    /// the daemon answers its requester itself (an `Error` naming the
+    /// request), so no reply or timeout may follow. Counted a failure.
+    pub fn undeliverable(&mut self, call_id: u64) {
+        let Some(call) = self.calls.remove(call_id) else {
+            return;
+        };
+        self.count_service(&call.service, |c| c.failure += 1);
+        let _ = self.finish(call_id, &call);
+    }
+
     /// How the requests for each configured service ended, since start.
     pub fn service_counts(&self) -> &HashMap<Subject, ServiceCounts> {
         &self.per_service
@@ -266,6 +277,27 @@ mod tests {
 
     use crate::ledger::RouterLimits;
     use crate::router::Router;
+
+    #[test]
+    fn an_undeliverable_call_is_answered_by_nothing_else() {
+        let policy = Arc::new(Policy::unpackaged_only(UnpackagedMode::SameUid));
+        let mut sut: Router<u64> = Router::new(policy, RouterLimits::default());
+        sut.connect(1, Identity::unpackaged(Some(1000)), 1).unwrap();
+        sut.connect(2, Identity::unpackaged(Some(1000)), 2).unwrap();
+        let service = Subject::from_static("svc");
+        sut.serve(2, 1, service.clone(), None).unwrap();
+        let start = Instant::now();
+        let due = start + Duration::from_secs(1);
+        let routed = sut.request(1, 7, &service, (start, due)).unwrap();
+        sut.undeliverable(routed.call_id);
+        assert_eq!(sut.pending_requests(), 0);
+        assert!(
+            sut.respond(2, routed.call_id, Status::Success).is_none(),
+            "no reply"
+        );
+        assert!(sut.expire(due).is_empty(), "no timeout");
+        assert_eq!(sut.stats().timeouts, 0);
+    }
 
     #[test]
     fn answered_requests_leave_nothing_behind_whatever_their_timeout() {

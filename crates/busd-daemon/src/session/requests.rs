@@ -185,6 +185,9 @@ fn deliver(
                 headers,
             };
             if let Err(e) = r.responder.send_payload(&call, payload, fds) {
+                // Answered here, once: the call goes, so that neither the
+                // responder's reply nor its deadline answers it again.
+                lock(&shared.router).undeliverable(r.call_id);
                 let msg = format!("the daemon could not map this request's segment: {e}");
                 handle.send_error(ErrorCode::LimitExceeded, msg, Some(Ref::Rid(rid)));
             }
