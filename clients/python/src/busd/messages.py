@@ -1,0 +1,98 @@
+"""What the client hands out: a :class:`Message` to a subscriber, a
+:class:`Request` to a service handler, a :class:`Response` to a caller;
+and :class:`Reply`, what a handler may return to add headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .ops import Headers, Sender, Status
+from .values import ValueSet, unpack
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message delivered to a subscription."""
+
+    #: The literal subject it was published to.
+    subject: str
+    #: The payload, as published.
+    payload: bytes
+    #: Who published it, as the daemon proved it (never the publisher's word).
+    sender: Sender
+    #: The publisher's headers, if any.
+    headers: Headers | None = None
+
+    def value_set(self) -> ValueSet:
+        """The payload as a ValueSet (a MessagePack map).
+
+        Raises:
+            Decode: the payload is not one.
+        """
+        return unpack(self.payload)
+
+    @property
+    def data(self) -> bytes:
+        """The payload (nats-py's name for it)."""
+        return self.payload
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A service's answer: ``Success`` with its result, or ``Failure`` with
+    its reason (which :meth:`Client.request` raises as ``ServiceFailure``).
+    The daemon's verdicts (``NoResponders``…) are exceptions, never these."""
+
+    #: ``Success`` or ``Failure`` (a status added to the protocol later
+    #: stays a ``str``).
+    status: Status | str
+    payload: bytes
+    headers: Headers | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the service answered ``Success``."""
+        return self.status is Status.SUCCESS
+
+    def value_set(self) -> ValueSet:
+        """The payload as a ValueSet.
+
+        Raises:
+            Decode: the payload is not one.
+        """
+        return unpack(self.payload)
+
+    @property
+    def data(self) -> bytes:
+        """The payload (nats-py's name for it)."""
+        return self.payload
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request to a service this client serves, as its handler gets it."""
+
+    #: The service called.
+    service: str
+    #: The request's payload.
+    payload: bytes
+    #: Who calls, as the daemon proved it.
+    sender: Sender
+    #: The requester's headers, if any.
+    headers: Headers | None = None
+
+    def value_set(self) -> ValueSet:
+        """The payload as a ValueSet.
+
+        Raises:
+            Decode: the payload is not one.
+        """
+        return unpack(self.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What a handler returns to answer with headers (bytes alone do too)."""
+
+    payload: bytes | str = b""
+    headers: Headers | None = None
