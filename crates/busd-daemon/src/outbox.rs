@@ -545,6 +545,12 @@ impl ConnHandle {
         self.killed.load(Ordering::Acquire)
     }
 
+    /// Whether the connection is being closed, by the daemon or by its
+    /// session's end: nothing new should start for it.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.is_killed() || self.finishing.load(Ordering::Acquire)
+    }
+
     /// The writer stops for good (the socket failed or timed out): kills
     /// the connection, so that its session ends and leaves the router.
     pub(crate) fn writer_failed(&self, code: ErrorCode, message: &str) {

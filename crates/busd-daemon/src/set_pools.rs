@@ -146,6 +146,13 @@ impl SetPools {
         if let Some(pool) = registry.by_set.get(key.as_slice()) {
             return Some(Arc::clone(pool));
         }
+        // A route made just before a member's session ended may still name
+        // it. Its `leave` comes after its session is marked finishing, and
+        // takes this lock: a pool made for it now would never be retired,
+        // and the blocks lent to it never come back.
+        if members.iter().any(|h| h.is_closing()) {
+            return None;
+        }
         let draining = registry.by_id.len() - registry.by_set.len();
         if draining >= self.limit
             || (registry.by_set.len() >= self.limit && !registry.retire_idle())
