@@ -136,12 +136,12 @@ impl SetPools {
     /// take set pools, 2 to [`MAX_MEMBERS`]), made if there is none yet;
     /// `None` at the limit with no pool idle long enough to retire, or
     /// when the memfd cannot be made.
-    pub(crate) fn of(&self, members: &[&Arc<ConnHandle>]) -> Option<Arc<SetPool>> {
+    pub(crate) fn of(&self, mut members: Vec<&Arc<ConnHandle>>) -> Option<Arc<SetPool>> {
         if !(2..=MAX_MEMBERS).contains(&members.len()) {
             return None;
         }
-        let mut key: Vec<u64> = members.iter().map(|h| h.id).collect();
-        key.sort_unstable();
+        members.sort_unstable_by_key(|h| h.id);
+        let key: Vec<u64> = members.iter().map(|h| h.id).collect();
         let mut registry = lock(&self.registry);
         if let Some(pool) = registry.by_set.get(key.as_slice()) {
             return Some(Arc::clone(pool));
@@ -159,9 +159,7 @@ impl SetPools {
         {
             return None;
         }
-        let mut sorted: Vec<&Arc<ConnHandle>> = members.to_vec();
-        sorted.sort_unstable_by_key(|h| h.id);
-        let members = sorted
+        let members = members
             .iter()
             .map(|h| {
                 Some(Member {

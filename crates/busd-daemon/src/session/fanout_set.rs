@@ -68,8 +68,7 @@ impl Link {
         if !(2..=MAX_MEMBERS).contains(&members.len()) {
             return None;
         }
-        let handles: Vec<&Arc<ConnHandle>> = members.iter().map(|(_, h)| *h).collect();
-        let pool = set_pools.of(&handles)?;
+        let pool = set_pools.of(members.iter().map(|(_, h)| *h).collect())?;
         let mut slot = match pool.slot(len) {
             Some(slot) => slot,
             None => {

@@ -26,7 +26,8 @@ impl Link {
     fn release_all(&self, blocks: &[u64]) -> Result<(), String> {
         // Runs of one pool's blocks go back together (a client hands back
         // in batches, most often all of one pool).
-        for run in blocks.chunk_by(|a, b| a >> 32 == b >> 32) {
+        let pool_of = |offset: &u64| split_pool_offset(*offset).0;
+        for run in blocks.chunk_by(|a, b| pool_of(a) == pool_of(b)) {
             let (id, _) = split_pool_offset(run[0]);
             if id != 0 {
                 let offsets: Vec<u64> = run.iter().map(|&o| split_pool_offset(o).1).collect();
