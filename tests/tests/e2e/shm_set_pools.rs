@@ -120,24 +120,47 @@ async fn only_receivers_the_rules_allow_are_in_the_set_and_map_its_pool() {
     mapped_by(pool.unwrap(), 2).await;
 }
 
-#[tokio::test]
-async fn each_receiver_set_has_its_own_pool_which_only_its_members_map() {
-    let d = TestDaemon::start().await;
+/// A publisher and three shm clients a, b, c, in two receiver sets that
+/// share b: {a, b} hear `x` (`xs`), {b, c} hear `y` (`ys`).
+struct TwoSets {
+    publisher: Client,
+    xs: [Subscriber; 2],
+    ys: [Subscriber; 2],
+    _clients: [Client; 3],
+}
+
+async fn two_sets(d: &TestDaemon) -> TwoSets {
     let publisher = Client::connect(&d.url(Transport::Shm)).await.unwrap();
     let (a, b, c) = (
         Client::connect(&d.url(Transport::Shm)).await.unwrap(),
         Client::connect(&d.url(Transport::Shm)).await.unwrap(),
         Client::connect(&d.url(Transport::Shm)).await.unwrap(),
     );
-    // {a, b} hear `x`, {b, c} hear `y`.
-    let mut xs = [
+    let xs = [
         a.subscribe("x").await.unwrap(),
         b.subscribe("x").await.unwrap(),
     ];
-    let mut ys = [
+    let ys = [
         b.subscribe("y").await.unwrap(),
         c.subscribe("y").await.unwrap(),
     ];
+    TwoSets {
+        publisher,
+        xs,
+        ys,
+        _clients: [a, b, c],
+    }
+}
+
+#[tokio::test]
+async fn each_receiver_set_has_its_own_pool_which_only_its_members_map() {
+    let d = TestDaemon::start().await;
+    let TwoSets {
+        publisher,
+        mut xs,
+        mut ys,
+        ..
+    } = two_sets(&d).await;
     let (mut x_pool, mut y_pool) = (None, None);
     for round in 0..10 {
         let (x, y) = (pattern(128 * 1024, round), pattern(128 * 1024, round + 1));
@@ -437,20 +460,12 @@ async fn payloads_held_by_members_never_change_under_them() {
 #[tokio::test]
 async fn at_the_limit_a_new_set_waits_for_the_idlest_pool_to_be_idle_a_second() {
     let d = TestDaemon::start_with(|c| c.limits.shm_set_pools = 1).await;
-    let publisher = Client::connect(&d.url(Transport::Shm)).await.unwrap();
-    let (a, b, c) = (
-        Client::connect(&d.url(Transport::Shm)).await.unwrap(),
-        Client::connect(&d.url(Transport::Shm)).await.unwrap(),
-        Client::connect(&d.url(Transport::Shm)).await.unwrap(),
-    );
-    let mut xs = [
-        a.subscribe("x").await.unwrap(),
-        b.subscribe("x").await.unwrap(),
-    ];
-    let mut ys = [
-        b.subscribe("y").await.unwrap(),
-        c.subscribe("y").await.unwrap(),
-    ];
+    let TwoSets {
+        publisher,
+        mut xs,
+        mut ys,
+        ..
+    } = two_sets(&d).await;
     // Where each receiver of one publish got it: a set pool's inode, or
     // none (its own pool).
     let send = |subject: &'static str, round: usize| {
