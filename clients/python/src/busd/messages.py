@@ -10,8 +10,23 @@ from .ops import Headers, Sender, Status
 from .values import ValueSet, unpack
 
 
+class _Payload:
+    """What every payload-carrying value offers."""
+
+    __slots__ = ()
+    payload: bytes
+
+    def value_set(self) -> ValueSet:
+        """The payload as a ValueSet (a MessagePack map).
+
+        Raises:
+            Decode: the payload is not one.
+        """
+        return unpack(self.payload)
+
+
 @dataclass(frozen=True, slots=True)
-class Message:
+class Message(_Payload):
     """A message delivered to a subscription."""
 
     #: The literal subject it was published to.
@@ -23,14 +38,6 @@ class Message:
     #: The publisher's headers, if any.
     headers: Headers | None = None
 
-    def value_set(self) -> ValueSet:
-        """The payload as a ValueSet (a MessagePack map).
-
-        Raises:
-            Decode: the payload is not one.
-        """
-        return unpack(self.payload)
-
     @property
     def data(self) -> bytes:
         """The payload (nats-py's name for it)."""
@@ -38,7 +45,7 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
-class Response:
+class Response(_Payload):
     """A service's answer: ``Success`` with its result, or ``Failure`` with
     its reason (which :meth:`Client.request` raises as ``ServiceFailure``).
     The daemon's verdicts (``NoResponders``…) are exceptions, never these."""
@@ -54,14 +61,6 @@ class Response:
         """Whether the service answered ``Success``."""
         return self.status is Status.SUCCESS
 
-    def value_set(self) -> ValueSet:
-        """The payload as a ValueSet.
-
-        Raises:
-            Decode: the payload is not one.
-        """
-        return unpack(self.payload)
-
     @property
     def data(self) -> bytes:
         """The payload (nats-py's name for it)."""
@@ -69,7 +68,7 @@ class Response:
 
 
 @dataclass(frozen=True, slots=True)
-class Request:
+class Request(_Payload):
     """A request to a service this client serves, as its handler gets it."""
 
     #: The service called.
@@ -80,14 +79,6 @@ class Request:
     sender: Sender
     #: The requester's headers, if any.
     headers: Headers | None = None
-
-    def value_set(self) -> ValueSet:
-        """The payload as a ValueSet.
-
-        Raises:
-            Decode: the payload is not one.
-        """
-        return unpack(self.payload)
 
 
 @dataclass(frozen=True, slots=True)
