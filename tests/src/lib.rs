@@ -3,13 +3,17 @@
 //! tests that must send what the SDK never would; the `busd` binary
 //! for tests that need a real process; helpers for access-control
 //! scenarios (packages written from code, proven clients, bounded waits);
-//! and a capture of the daemon's audit log.
+//! and a capture of the daemon's audit log. For tests spanning machines,
+//! [`netlab`] makes hosts on one machine from network namespaces (as root),
+//! and [`nats_cluster`] runs a real nats-server cluster on them.
 
 #![forbid(unsafe_code)]
 
 pub mod access;
 mod audit_log;
 mod daemon;
+pub mod nats_cluster;
+pub mod netlab;
 mod process;
 mod raw;
 
