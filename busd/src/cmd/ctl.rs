@@ -1,13 +1,13 @@
-//! `busd ctl stats|clients|subs|reload|services|explain`: the daemon's
-//! live state, a config reload, and why the rules in force let a message
-//! through or not, for an admin identity.
+//! `busd ctl stats|clients|subs|reload|services|explain|bridges`: the
+//! daemon's live state, a config reload, why the rules in force let a
+//! message through or not, and its bridges to NATS, for an admin identity.
 
 use std::process::ExitCode;
 
 use busd_client::{CtlCommand, ExplainQuery, GrantRequest};
 
 use super::client_args::{ClientArgs, report};
-use super::ctl_table::render;
+use super::ctl_table::{bridges, render};
 
 /// Show the daemon's live state or reload its config; prints the answer
 /// as a table (`--json`: as JSON). On failure prints the error code name
@@ -70,6 +70,9 @@ enum Action {
     Grants,
     /// Remove a grant: `busd ctl revoke ID`.
     Revoke,
+    /// The bridges to NATS: state, server, messages and bytes each way,
+    /// drops, reconnects.
+    Bridges,
     /// Why a message from --from reaches --to or not (a request, with
     /// --service), under the rules in force: the rule and its line. Exit
     /// code 0 when allowed, 3 when denied.
@@ -126,6 +129,7 @@ fn command(args: &Args) -> Result<CtlCommand, String> {
                 .ok_or("busd ctl revoke needs the grant's ID")?;
             CtlCommand::Revoke(id.parse().map_err(|_| format!("{id}: not a grant id"))?)
         }
+        Action::Bridges => CtlCommand::Bridges,
         Action::Explain => CtlCommand::Explain(ExplainQuery {
             from: parties
                 .from
@@ -153,6 +157,9 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     match client.ctl(command).await {
         Ok(document) if args.command == Action::Explain => explained(&document, args.json),
         Ok(document) if args.dry_run => rehearsed(&document, args.json),
+        Ok(document) if !args.json && args.command == Action::Bridges => {
+            super::print_out(&bridges(&document))
+        }
         Ok(document) if !args.json => super::print_out(&render(&document)),
         Ok(document) => match serde_json::to_string_pretty(&document) {
             Ok(text) => super::print_out(&format!("{text}\n")),
@@ -240,6 +247,7 @@ mod tests {
             ("reload", CtlCommand::Reload),
             ("services", CtlCommand::Services),
             ("grants", CtlCommand::Grants),
+            ("bridges", CtlCommand::Bridges),
         ]
         .map(|(n, c)| (n.to_owned(), c));
         assert_eq!(names, expected);

@@ -42,7 +42,65 @@ fn table(rows: &[Value]) -> String {
                 .collect()
         })
         .collect();
-    let widths: Vec<usize> = columns
+    let header: Vec<String> = columns.iter().map(|c| c.to_uppercase()).collect();
+    aligned(&header, &cells)
+}
+
+/// The columns of `busd ctl bridges`: each header and its field.
+const BRIDGE_COLUMNS: [(&str, &str); 13] = [
+    ("NAME", "name"),
+    ("STATE", "state"),
+    ("SERVER", "server"),
+    ("OUT", "msgs_out"),
+    ("OUT BYTES", "bytes_out"),
+    ("IN", "msgs_in"),
+    ("IN BYTES", "bytes_in"),
+    ("DROPPED OUT", "dropped_out"),
+    ("DROPPED IN", "dropped_in"),
+    ("BUFFERED", "buffered"),
+    ("CALLS OUT", "calls_out"),
+    ("CALLS IN", "calls_in"),
+    ("RECONNECTS", "reconnects"),
+];
+
+/// `busd ctl bridges`' answer: a row per bridge in the daemon's order,
+/// columns in a fixed order (a field a row lacks, or `null`, is `-`), then
+/// `NAME: error: TEXT` for each bridge that reports an error. A document
+/// of another shape is rendered as any other.
+pub(crate) fn bridges(doc: &Value) -> String {
+    let Some(rows) = doc.as_array().filter(|r| r.iter().all(Value::is_object)) else {
+        return render(doc);
+    };
+    if rows.is_empty() {
+        return "(none)\n".to_owned();
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            BRIDGE_COLUMNS
+                .iter()
+                .map(|(_, field)| cell(row.get(*field).unwrap_or(&Value::Null)))
+                .collect()
+        })
+        .collect();
+    let header: Vec<String> = BRIDGE_COLUMNS
+        .iter()
+        .map(|(h, _)| (*h).to_owned())
+        .collect();
+    let mut out = aligned(&header, &cells);
+    for row in rows {
+        if let Some(error) = row.get("error").filter(|e| !e.is_null()) {
+            let name = row.get("name").map_or_else(|| "-".to_owned(), cell);
+            out.push_str(&format!("{name}: error: {}\n", cell(error)));
+        }
+    }
+    out
+}
+
+/// `cells` under `header`, each column as wide as its widest cell, two
+/// spaces apart, no trailing blanks.
+fn aligned(header: &[String], cells: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = header
         .iter()
         .enumerate()
         .map(|(i, c)| {
@@ -62,16 +120,8 @@ fn table(rows: &[Value]) -> String {
             .collect();
         format!("{}\n", padded.join("  ").trim_end())
     };
-    let mut out = line(
-        columns
-            .iter()
-            .map(|c| c.to_uppercase())
-            .collect::<Vec<_>>()
-            .iter()
-            .map(String::as_str)
-            .collect(),
-    );
-    for row in &cells {
+    let mut out = line(header.iter().map(String::as_str).collect());
+    for row in cells {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     out
@@ -107,6 +157,31 @@ mod tests {
              12      service       workers  contoso.echo\n"
         );
         assert_eq!(render(&json!([])), "(none)\n");
+    }
+
+    #[test]
+    fn bridges_are_a_table_in_a_fixed_order_then_their_errors() {
+        let doc = json!([
+            {"name": "fleet", "pfn": "Busd.Bridge.Fleet_0000000000000", "state": "connected",
+             "server": "10.1.0.1:4222", "error": null, "msgs_out": 10, "bytes_out": 1200,
+             "msgs_in": 3, "bytes_in": 99, "dropped_out": 0, "dropped_in": 0, "buffered": 0,
+             "calls_out": 2, "calls_in": 1, "reconnects": 0},
+            {"name": "lab", "pfn": "Busd.Bridge.Lab_0000000000000", "state": "closed",
+             "server": null, "error": "no credentials file", "msgs_out": 0, "bytes_out": 0,
+             "msgs_in": 0, "bytes_in": 0, "dropped_out": 5, "dropped_in": 0, "buffered": 0,
+             "calls_out": 0, "calls_in": 0, "reconnects": 0},
+        ]);
+        assert_eq!(
+            bridges(&doc),
+            "NAME   STATE      SERVER         OUT  OUT BYTES  IN  IN BYTES  DROPPED OUT  \
+             DROPPED IN  BUFFERED  CALLS OUT  CALLS IN  RECONNECTS\n\
+             fleet  connected  10.1.0.1:4222  10   1200       3   99        0            \
+             0           0         2          1         0\n\
+             lab    closed     -              0    0          0   0         5            \
+             0           0         0          0         0\n\
+             lab: error: no credentials file\n"
+        );
+        assert_eq!(bridges(&json!([])), "(none)\n");
     }
 
     #[test]

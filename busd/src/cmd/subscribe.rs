@@ -82,12 +82,11 @@ pub(crate) async fn run(args: Args) -> ExitCode {
 
 /// The message's line; the files it carried are named, then closed.
 fn line(msg: &mut Message) -> String {
-    let mut line = format!(
-        "{}\t{}\t{}",
-        msg.subject,
-        sender(&msg.from),
-        render(&msg.payload)
-    );
+    let mut from = sender(&msg.from);
+    if let Some(remote) = msg.relayed_for() {
+        from = format!("{from} for {remote}");
+    }
+    let mut line = format!("{}\t{from}\t{}", msg.subject, render(&msg.payload));
     let files = match msg.take_fds() {
         Ok(fds) => describe(fds),
         Err(e) => format!("[fds not readable: {e}]"),

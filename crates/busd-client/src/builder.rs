@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use busd_proto::Pfn;
-use busd_transport::{ConnectOptions, Endpoint};
+use busd_transport::ConnectOptions;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::client::Client;
 use crate::command::COMMAND_CAPACITY;
 use crate::connection::ConnectionTask;
+use crate::dial::{Dial, PairDialer};
 use crate::error::{Error, ErrorKind};
 use crate::handshake::{self, HelloOptions};
 use crate::identity::{Identity, IntoPfn};
@@ -42,6 +43,8 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 #[must_use = "a builder does nothing until `connect` is called"]
 pub struct ClientBuilder {
     url: String,
+    /// Set by [`Client::builder_over_pair`]: dialed instead of `url`.
+    pair: Option<Dial>,
     name: Option<String>,
     request_timeout: Duration,
     reconnect: bool,
@@ -69,6 +72,7 @@ impl ClientBuilder {
     pub(crate) fn new(url: String) -> Self {
         Self {
             url,
+            pair: None,
             name: None,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             reconnect: true,
@@ -223,12 +227,14 @@ impl ClientBuilder {
     /// # }
     /// ```
     pub async fn connect(self) -> Result<Client, Error> {
-        let endpoint: Endpoint = self
-            .url
-            .parse()
-            .map_err(|e: busd_transport::EndpointError| {
-                Error::new(ErrorKind::Connect, e.to_string()).with_source(e)
-            })?;
+        let endpoint = match self.pair {
+            Some(pair) => pair,
+            None => Dial::Endpoint(self.url.parse().map_err(
+                |e: busd_transport::EndpointError| {
+                    Error::new(ErrorKind::Connect, e.to_string()).with_source(e)
+                },
+            )?),
+        };
         let hello = HelloOptions {
             name: self.name.unwrap_or_else(default_name),
             identity: Identity::new(self.pfn, self.token_file)?,
@@ -238,9 +244,10 @@ impl ClientBuilder {
             fds: self.pass_fds,
         };
         let session = handshake::open(&endpoint, &hello).await?;
-        let threshold = match endpoint {
-            Endpoint::Shm(_) => self.segment_threshold,
-            _ => usize::MAX,
+        let threshold = if endpoint.is_shm() {
+            self.segment_threshold
+        } else {
+            usize::MAX
         };
         let shared = Arc::new(Shared::new(
             &session.welcome,
@@ -340,6 +347,28 @@ impl Client {
     /// ```
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder::new(url.into())
+    }
+
+    /// Options for a client whose connections are sockets `dial` makes, each
+    /// one end of a pair whose other end the daemon serves; `label` names it
+    /// in logs. It is for a daemon's own clients (its bridges), which are
+    /// their package by the daemon's act, so they claim nothing: a package
+    /// set with [`ClientBuilder::pfn`] must be the one the daemon gives.
+    /// Each reconnect calls `dial` again.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), busd_client::Error> {
+    /// use std::os::unix::net::UnixStream;
+    /// let dial = std::sync::Arc::new(|| UnixStream::connect("/run/busd/busd.sock"));
+    /// let client = busd_client::Client::builder_over_pair("bridge", dial).connect().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder_over_pair(label: impl Into<String>, dial: PairDialer) -> ClientBuilder {
+        let label = label.into();
+        let mut builder = ClientBuilder::new(format!("pair://{label}"));
+        builder.pair = Some(Dial::Pair { label, make: dial });
+        builder
     }
 }
 

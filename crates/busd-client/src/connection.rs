@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use busd_transport::Endpoint;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::command::Command;
+use crate::dial::Dial;
 use crate::handshake::{self, HelloOptions, Session};
 use crate::session::{self, Backoff, Ended, Pipes};
 use crate::shared::Shared;
@@ -39,7 +39,7 @@ enum End {
 
 /// The connection task of one client.
 pub(crate) struct ConnectionTask {
-    pub(crate) endpoint: Endpoint,
+    pub(crate) endpoint: Dial,
     pub(crate) hello: HelloOptions,
     pub(crate) reconnect: bool,
     pub(crate) shared: Arc<Shared>,

@@ -7,11 +7,12 @@
 use std::time::Duration;
 
 use busd_proto::{Frame, Hello, Op, PROTOCOL_VERSION, Welcome, auth_mac, encode_head};
-use busd_transport::{BoxReader, BoxWriter, ConnectOptions, Endpoint, FdSender, FrameReader};
+use busd_transport::{BoxReader, BoxWriter, ConnectOptions, FdSender, FrameReader};
 use bytes::BytesMut;
 use serde_bytes::ByteBuf;
 use tokio::io::AsyncWriteExt;
 
+use crate::dial::Dial;
 use crate::error::{Error, ErrorKind};
 use crate::identity::{Identity, Proof};
 
@@ -53,7 +54,7 @@ pub(crate) struct Session {
 /// sent); [`ErrorKind::Connect`] when the transport or the handshake fails
 /// or times out; the daemon's refusal (`Error{code}`) keeps its code's kind,
 /// e.g. [`ErrorKind::AuthFailed`].
-pub(crate) async fn open(endpoint: &Endpoint, hello: &HelloOptions) -> Result<Session, Error> {
+pub(crate) async fn open(endpoint: &Dial, hello: &HelloOptions) -> Result<Session, Error> {
     let proof = hello.identity.proof()?;
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, open_inner(endpoint, hello, &proof)).await {
         Ok(result) => result,
@@ -65,11 +66,12 @@ pub(crate) async fn open(endpoint: &Endpoint, hello: &HelloOptions) -> Result<Se
 }
 
 async fn open_inner(
-    endpoint: &Endpoint,
+    endpoint: &Dial,
     hello: &HelloOptions,
     proof: &Proof,
 ) -> Result<Session, Error> {
-    let conn = busd_transport::connect_with(endpoint, &hello.connect)
+    let conn = endpoint
+        .connect(&hello.connect)
         .await
         .map_err(|e| connect_error("cannot connect to busd", e))?;
     let mut writer = conn.writer;
@@ -119,7 +121,7 @@ async fn await_welcome(
     reader: &mut FrameReader<BoxReader>,
     writer: &mut BoxWriter,
     proof: &Proof,
-    endpoint: &Endpoint,
+    endpoint: &Dial,
 ) -> Result<Welcome, Error> {
     let mut challenged = false;
     loop {
@@ -179,7 +181,7 @@ async fn await_welcome(
 ///
 /// # Errors
 /// [`ErrorKind::AuthFailed`] when the client has no token to answer with.
-fn answer_challenge(proof: &Proof, nonce: &[u8], endpoint: &Endpoint) -> Result<ByteBuf, Error> {
+fn answer_challenge(proof: &Proof, nonce: &[u8], endpoint: &Dial) -> Result<ByteBuf, Error> {
     match (&proof.pfn, &proof.token) {
         (Some(pfn), Some(token)) => {
             Ok(ByteBuf::from(auth_mac(token.secret(), nonce, pfn).to_vec()))
@@ -199,7 +201,7 @@ fn answer_challenge(proof: &Proof, nonce: &[u8], endpoint: &Endpoint) -> Result<
 }
 
 /// Checks that the daemon welcomed the package this client claimed.
-fn check_welcome(proof: &Proof, welcome: &Welcome, endpoint: &Endpoint) -> Result<(), Error> {
+fn check_welcome(proof: &Proof, welcome: &Welcome, endpoint: &Dial) -> Result<(), Error> {
     match &proof.pfn {
         Some(claimed) if welcome.pfn.as_ref() != Some(claimed) => {
             let got = welcome.pfn.as_ref().map_or_else(
@@ -218,7 +220,7 @@ fn check_welcome(proof: &Proof, welcome: &Welcome, endpoint: &Endpoint) -> Resul
 }
 
 /// Writes one payload-less handshake frame.
-async fn send(writer: &mut BoxWriter, op: &Op, endpoint: &Endpoint) -> Result<(), Error> {
+async fn send(writer: &mut BoxWriter, op: &Op, endpoint: &Dial) -> Result<(), Error> {
     let mut buf = BytesMut::new();
     encode_head(op, 0, &mut buf)
         .map_err(|e| connect_error(&format!("cannot encode {}", op.name()), e))?;

@@ -27,6 +27,9 @@ pub struct Message {
     pub fds: Fds,
 }
 
+/// The header in which a bridge names the remote sender it relays for.
+pub const RELAYED_FOR: &str = "Busd-Sender";
+
 impl Message {
     /// Reads the payload as a [`ValueSet`] (a MessagePack map).
     ///
@@ -43,6 +46,25 @@ impl Message {
     /// ```
     pub fn value_set(&self) -> Result<ValueSet, ValueSetError> {
         ValueSet::from_bytes(&self.payload)
+    }
+
+    /// Who sent it on another bus, as `HOST/PFN` (`HOST/unpackaged`), when
+    /// a daemon's bridge to NATS brought it in: the `Busd-Sender` header.
+    /// [`from`](Self::from) is still the proven sender here, the bridge's
+    /// package; the header is that bridge's word (and the NATS cluster's),
+    /// so trust it as far as you trust the package in `from`, never as a
+    /// local identity.
+    ///
+    /// ```no_run
+    /// # fn demo(message: busd_client::Message) {
+    /// if let Some(remote) = message.relayed_for() {
+    ///     println!("{remote}, relayed by {:?}", message.from.pfn);
+    /// }
+    /// # }
+    /// ```
+    pub fn relayed_for(&self) -> Option<&str> {
+        let headers = self.headers.as_ref()?;
+        headers.get(RELAYED_FOR).map(String::as_str)
     }
 
     /// Takes the open files attached, as this process's own fds (none when

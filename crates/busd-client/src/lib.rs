@@ -50,6 +50,7 @@ mod client;
 mod command;
 mod connection;
 mod ctl;
+mod dial;
 mod dispatch;
 mod error;
 mod handshake;
@@ -77,9 +78,10 @@ pub use busd_proto::{
     ValueSetError,
 };
 pub use client::Client;
+pub use dial::PairDialer;
 pub use error::{Error, ErrorKind};
 pub use identity::IntoPfn;
-pub use inbound::{Message, Response};
+pub use inbound::{Message, RELAYED_FOR, Response};
 pub use inbound::{MonitorOptions, Observed};
 pub use monitor::Monitor;
 pub use request::RequestOptions;

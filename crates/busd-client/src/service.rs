@@ -81,6 +81,34 @@ impl Client {
         options: ServeOptions,
     ) -> Result<Service, Error> {
         let service = literal(service, "serve")?;
+        self.serve_subject(service, options).await
+    }
+
+    /// Registers as a relay for every service name matching `pattern`
+    /// (wildcards allowed) that nobody serves by name and no package
+    /// configures; [`Request::service`] says which name was called. Only a
+    /// daemon's own bridge may relay; anyone else is refused with
+    /// [`ErrorKind::InvalidSubject`], as for any wildcard service name.
+    ///
+    /// # Errors
+    /// As [`serve_with`](Client::serve_with), wildcards aside.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: busd_client::Client) -> Result<(), busd_client::Error> {
+    /// let relay = client.serve_relay("svc.remote.>").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn serve_relay(&self, pattern: impl IntoSubject) -> Result<Service, Error> {
+        let pattern = pattern.into_subject_cow()?.into_owned();
+        self.serve_subject(pattern, ServeOptions::default()).await
+    }
+
+    async fn serve_subject(
+        &self,
+        service: Subject,
+        options: ServeOptions,
+    ) -> Result<Service, Error> {
         let (calls, rx) = inbox::channel(DELIVERY_CAPACITY);
         let registration = Registration::Serve {
             service: service.clone(),
@@ -213,6 +241,14 @@ impl Request {
     /// ```
     pub fn value_set(&self) -> Result<ValueSet, ValueSetError> {
         ValueSet::from_bytes(&self.payload)
+    }
+
+    /// Who calls from another bus, as `HOST/PFN`, when a daemon's bridge to
+    /// NATS relays the call: as [`Message::relayed_for`](crate::Message::relayed_for),
+    /// [`from`](Self::from) is the bridge, the proven caller here.
+    pub fn relayed_for(&self) -> Option<&str> {
+        let headers = self.headers.as_ref()?;
+        headers.get(crate::RELAYED_FOR).map(String::as_str)
     }
 
     /// Takes the open files the requester attached, as this process's own

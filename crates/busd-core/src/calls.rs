@@ -81,6 +81,9 @@ pub(crate) struct Service {
 #[derive(Debug, Default)]
 pub(crate) struct Calls {
     services: HashMap<Subject, Service>,
+    /// The wildcard names among `services` (a bridge's relays), in the
+    /// order they were first served: few, so a scan finds one.
+    patterns: Vec<Subject>,
     table: ahash::AHashMap<u64, Call>,
     /// `(deadline, call id)` of every call in `table`, and of no other:
     /// the earliest first.
@@ -92,6 +95,9 @@ pub(crate) struct Calls {
 
 impl Calls {
     pub(crate) fn add_responder(&mut self, service: Subject, responder: Responder) {
+        if service.has_wildcards() && !self.services.contains_key(&service) {
+            self.patterns.push(service.clone());
+        }
         self.services
             .entry(service)
             .or_default()
@@ -104,8 +110,21 @@ impl Calls {
             s.responders.retain(|r| (r.conn, r.sid) != (conn, sid));
             if s.responders.is_empty() {
                 self.services.remove(service);
+                self.patterns.retain(|p| p != service);
             }
         }
+    }
+
+    /// The responders a request to `service` goes to: those serving the
+    /// name, else (with `relayed`) those of the first wildcard name that
+    /// matches it.
+    pub(crate) fn route_to(&mut self, service: &Subject, relayed: bool) -> Option<&mut Service> {
+        let key = match self.services.contains_key(service) {
+            true => service,
+            false if relayed => self.patterns.iter().find(|p| p.matches(service))?,
+            false => return None,
+        };
+        self.services.get_mut(key)
     }
 
     /// Whether anyone serves `service`.
@@ -122,10 +141,6 @@ impl Calls {
             .iter()
             .map(|r| r.capability.as_deref())
             .collect()
-    }
-
-    pub(crate) fn service_mut(&mut self, service: &Subject) -> Option<&mut Service> {
-        self.services.get_mut(service)
     }
 
     /// Records a call from `requester` (its `rid`, read at `received`) to

@@ -48,6 +48,35 @@ impl<H: Clone> Router<H> {
         Ok(())
     }
 
+    /// Registers `conn`'s `sid` as a relay for every service name matching
+    /// `pattern` (wildcards allowed) that nobody serves by name and no
+    /// package configures: a bridge answering for the services of another
+    /// bus. The access rules decide each call as for any responder.
+    ///
+    /// # Errors
+    /// As [`Router::subscribe`].
+    pub fn serve_relay(
+        &mut self,
+        conn: u64,
+        sid: u64,
+        pattern: Subject,
+    ) -> Result<(), RouterError> {
+        if !self.conns.contains_key(&conn) {
+            return Err(RouterError::UnknownConnection);
+        }
+        self.claim_sid(conn, sid)?;
+        let responder = Responder {
+            conn,
+            sid,
+            capability: None,
+        };
+        self.calls.add_responder(pattern.clone(), responder);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.serves.insert(sid, pattern);
+        }
+        Ok(())
+    }
+
     /// The configured service a request from `from` must wait for, when it
     /// is one the daemon starts on demand (`exec`) and nobody serves it
     /// now: `None` to route the request as usual, `Some(Ok(rule))` to
@@ -142,7 +171,9 @@ impl<H: Clone> Router<H> {
             self.stats.unknown_services += 1;
             return Err(RequestError::UnknownService(service.clone()));
         }
-        let Some(svc) = self.calls.service_mut(service) else {
+        // A configured name is its owner's alone: no relay answers for it.
+        let relayed = self.policy.service(service).is_none();
+        let Some(svc) = self.calls.route_to(service, relayed) else {
             self.stats.no_responders += 1;
             self.count_service(service, |c| c.no_responders += 1);
             return Err(RequestError::NoResponders);

@@ -472,3 +472,71 @@ fn capability_gated_service_only_routes_capable_callers() {
         "allowed by in/out, but lacks the capability"
     );
 }
+
+#[test]
+fn a_relay_answers_names_nobody_serves_and_never_a_served_one() {
+    let mut r = sut();
+    for c in 1..=4 {
+        r.connect(c, user(1000), c).unwrap();
+    }
+    r.serve_relay(2, 7, subject("svc.remote.>")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let relayed = r
+        .request(1, 1, &subject("svc.remote.stock.get"), at(deadline))
+        .unwrap();
+    assert_eq!((relayed.responder, relayed.sid), (2, 7));
+    // A name served here goes to its responder, not to the relay.
+    r.serve(3, 1, subject("svc.remote.local"), None).unwrap();
+    let local = r
+        .request(1, 2, &subject("svc.remote.local"), at(deadline))
+        .unwrap();
+    assert_eq!(local.responder, 3);
+    // Outside the pattern nobody answers.
+    let err = r
+        .request(1, 3, &subject("svc.other"), at(deadline))
+        .unwrap_err();
+    assert_eq!(err.status(), Some(Status::NoResponders));
+    // The rules decide as for any responder: another uid may not call it.
+    r.connect(5, user(2000), 5).unwrap();
+    let err = r
+        .request(5, 1, &subject("svc.remote.x"), at(deadline))
+        .unwrap_err();
+    assert_eq!(err.status(), Some(Status::NotAuthorized));
+    // Gone with its registration.
+    assert!(r.unsubscribe(2, 7));
+    let err = r
+        .request(1, 4, &subject("svc.remote.stock.get"), at(deadline))
+        .unwrap_err();
+    assert_eq!(err.status(), Some(Status::NoResponders));
+    // Plain `serve` still refuses wildcards.
+    assert!(r.serve(4, 1, subject("svc.>"), None).is_err());
+}
+
+#[test]
+fn a_relay_never_answers_for_a_configured_service() {
+    let owner = Pfn::parse("Contoso.Stock_8wekyb3d8bbwe").unwrap();
+    let text = format!(
+        "[[package]]\npfn = \"{owner}\"\nloopback = true\nuids = [1000]\nexempt_in = true\nexempt_out = true\n\
+         [[package.service]]\nname = \"svc.remote.stock\"\n"
+    );
+    let file = busd_policy::SourceFile::new("t.toml", &text, ".");
+    let mut policy = Policy::from_toml(&file).unwrap().policy;
+    policy.unpackaged = UnpackagedMode::SameUid;
+    let mut r: Router<u64> = Router::new(Arc::new(policy), RouterLimits::default());
+    r.connect(1, user(1000), 1).unwrap();
+    r.connect(2, user(1000), 2).unwrap();
+    r.serve_relay(2, 1, subject("svc.remote.>")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let err = r
+        .request(1, 1, &subject("svc.remote.stock"), at(deadline))
+        .unwrap_err();
+    assert_eq!(
+        err.status(),
+        Some(Status::NoResponders),
+        "its owner is not serving it, and no relay may stand in"
+    );
+    assert!(
+        r.request(1, 2, &subject("svc.remote.other"), at(deadline))
+            .is_ok()
+    );
+}

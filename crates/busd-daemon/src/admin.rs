@@ -64,6 +64,7 @@ pub(crate) fn run(shared: &Arc<Shared>, who: &Identity, command: CtlCommand) -> 
             Err(e) => failure(&e),
         },
         CtlCommand::Grants => answer(&crate::grants::list(shared)),
+        CtlCommand::Bridges => answer(&crate::bridge::views(shared)),
         CtlCommand::Revoke(id) => match crate::grants::revoke(shared, id, who) {
             Ok(()) => answer(&serde_json::json!({ "revoked": id })),
             Err(e) => failure(&e),

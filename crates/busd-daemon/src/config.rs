@@ -6,6 +6,9 @@
 //! `BUSD_LIMITS__<KEY>` environment variables over `[daemon]` and
 //! `[limits]`. Packages (`[[package]]`) come from the file only.
 
+mod bridge;
+#[cfg(test)]
+mod bridge_tests;
 mod error;
 mod raw;
 #[cfg(test)]
@@ -19,6 +22,7 @@ use std::time::Duration;
 use busd_policy::{Diagnostic, Policy, RawPolicy, SourceFile, toml_diagnostic};
 use busd_transport::Endpoint;
 
+pub use self::bridge::{BridgeConfig, subject_token};
 pub use self::error::ConfigError;
 use self::raw::{KeyOffsets, RawDaemon, RawFile, RawLayers, RawLimits};
 
@@ -68,6 +72,8 @@ pub struct Config {
     pub grants_file: Option<PathBuf>,
     /// Limits.
     pub limits: Limits,
+    /// Bridges to NATS clusters (`[[bridge]]`).
+    pub bridges: Vec<BridgeConfig>,
     /// Where the Prometheus metrics are served over HTTP (`[metrics]
     /// listen`), a loopback address; `None`: not served.
     pub metrics: Option<SocketAddr>,
@@ -228,8 +234,15 @@ impl Config {
                 unpackaged,
                 services: layers.daemon.services.unwrap_or_default(),
                 packages: raw_file.package,
+                granted: raw_file
+                    .bridge
+                    .iter()
+                    .map(|b| b.get_ref().pfn().to_owned())
+                    .collect(),
             },
         )?;
+        let bridges =
+            bridge::check(&file, &checked.policy, raw_file.bridge).map_err(ConfigError::Bridges)?;
         let v = Validator {
             file: &file,
             offsets: &offsets,
@@ -257,6 +270,7 @@ impl Config {
             shutdown_grace,
             grants_file,
             limits: v.limits(layers.limits)?,
+            bridges,
             metrics: v.loopback("metrics.listen", layers.metrics.listen, "127.0.0.1:9271")?,
             overrides,
         };

@@ -172,6 +172,7 @@ impl Daemon {
             shared.tracker.spawn(accept_loop(l, Arc::clone(&shared)));
         }
         shared.tracker.spawn(timer_loop(Arc::clone(&shared)));
+        crate::bridge::start(&shared);
         for e in &endpoints {
             tracing::info!(endpoint = %e, "listening");
         }

@@ -22,6 +22,7 @@
 mod activation;
 mod admin;
 mod audit;
+mod bridge;
 mod budget;
 pub mod config;
 mod ctl_explain;

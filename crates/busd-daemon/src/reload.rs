@@ -84,12 +84,13 @@ pub(crate) fn reload(shared: &Shared) -> Result<ReloadReport, ReloadError> {
 }
 
 /// The keys that differ between `old` and `new` but apply only after a
-/// restart (listeners, limits).
+/// restart (listeners, limits, bridges).
 pub(crate) fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     [
         ("daemon.tcp", new.tcp != old.tcp),
         ("daemon.unix", new.unix != old.unix),
         ("limits", new.limits != old.limits),
+        ("bridge", new.bridges != old.bridges),
     ]
     .into_iter()
     .filter_map(|(key, changed)| changed.then_some(key))

@@ -271,6 +271,7 @@ async fn open(
         },
         identity,
         pid: peer.pid,
+        bridge: peer.bridge,
         protocol,
         inbound: Credit::new(budget),
         fd_budget,

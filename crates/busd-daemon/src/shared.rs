@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) monitors: Monitors,
     /// Pools shared by the shm receivers of one receiver set.
     pub(crate) set_pools: SetPools,
+    /// The counters of each `[[bridge]]`, in config order.
+    pub(crate) bridges: Vec<Arc<crate::bridge::BridgeStats>>,
     /// Fault injection for tests (none in `busd run`).
     pub(crate) hooks: Hooks,
     pub(crate) tracker: TaskTracker,
@@ -78,6 +80,7 @@ impl Shared {
         let budget = usize::try_from(config.limits.max_memory_per_identity).unwrap_or(usize::MAX);
         let fd_budget = config.limits.max_fds_in_flight;
         let set_pools = SetPools::new(config.limits.shm_pool_bytes, config.limits.shm_set_pools);
+        let bridges = crate::bridge::stats_for(&config.bridges);
         Self {
             router: Mutex::new(Router::new(Arc::clone(&config.policy), limits)),
             timer: Notify::new(),
@@ -96,6 +99,7 @@ impl Shared {
             shutdown,
             monitors: Monitors::default(),
             set_pools,
+            bridges,
             hooks,
             tracker: TaskTracker::new(),
         }

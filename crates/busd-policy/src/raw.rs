@@ -82,6 +82,9 @@ pub struct RawPolicy {
     pub services: ServicesMode,
     /// The packages as written.
     pub packages: Vec<RawPackage>,
+    /// Packages the daemon gives to connections it makes itself (its
+    /// bridges): they need no proof, since no client ever claims them.
+    pub granted: Vec<String>,
 }
 
 /// A file holding only access rules (other `[daemon]` keys are ignored),

@@ -47,6 +47,7 @@ impl Policy {
     pub fn from_raw(file: &SourceFile<'_>, raw: RawPolicy) -> Result<CheckedPolicy, PolicyError> {
         let mut check = Check {
             file,
+            granted: &raw.granted,
             errors: Vec::new(),
             warnings: Vec::new(),
         };
@@ -121,6 +122,7 @@ impl Policy {
             unpackaged: raw.daemon.unpackaged,
             services: raw.daemon.services,
             packages: raw.package,
+            granted: Vec::new(),
         };
         Self::from_raw(file, raw)
     }
@@ -159,6 +161,8 @@ struct Checked {
 
 struct Check<'f, 'a> {
     file: &'f SourceFile<'a>,
+    /// See [`RawPolicy::granted`].
+    granted: &'f [String],
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
 }
@@ -269,7 +273,8 @@ impl Check<'_, '_> {
                 .map_err(|e| self.error(f.span().start, format!("token_file: {e}")))
                 .ok()
         });
-        if raw.token_file.is_none() && uids.is_empty() {
+        let granted = self.granted.iter().any(|g| g == raw.pfn.get_ref().as_str());
+        if raw.token_file.is_none() && uids.is_empty() && !granted {
             self.error(
                 at,
                 format!(

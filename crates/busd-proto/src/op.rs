@@ -335,6 +335,8 @@ pub enum CtlCommand {
     Grants,
     /// Remove the grant of this id.
     Revoke(u64),
+    /// The bridges to NATS: state, server, traffic each way, drops.
+    Bridges,
 }
 
 /// What `busd ctl grant` asks: messages from `from` may reach `to` (and

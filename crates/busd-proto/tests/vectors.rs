@@ -60,7 +60,7 @@ const ALL_OPS: [&str; 21] = [
 ];
 
 /// Every admin command, by name.
-const ALL_CTL: [&str; 10] = [
+const ALL_CTL: [&str; 11] = [
     "Stats",
     "Clients",
     "Subs",
@@ -71,6 +71,7 @@ const ALL_CTL: [&str; 10] = [
     "Grant",
     "Grants",
     "Revoke",
+    "Bridges",
 ];
 
 /// The domain label the token proof's MAC starts with.

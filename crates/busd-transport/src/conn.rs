@@ -59,6 +59,10 @@ pub struct PeerInfo {
     /// socket pair of a service it started): proven by the daemon's own
     /// act, no claim needed. Never set for an accepted connection.
     pub granted: Option<busd_proto::Pfn>,
+    /// The daemon's own bridge to another bus, on a pair the daemon made
+    /// (never set for an accepted connection): it may serve wildcard names
+    /// as a relay, and answer with the statuses of the bus it relays.
+    pub bridge: bool,
 }
 
 impl PeerInfo {
@@ -75,6 +79,7 @@ impl PeerInfo {
                 exe: None,
                 addr: addr.to_owned(),
                 granted: None,
+                bridge: false,
             },
             Err(err) => {
                 debug!(cause = %err, "cannot read the peer's credentials");

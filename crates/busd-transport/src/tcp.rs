@@ -170,6 +170,7 @@ fn connection(stream: TcpStream, peer: SocketAddr, uid: Option<u32>) -> Connecti
             exe: None,
             addr: peer.to_string(),
             granted: None,
+            bridge: false,
         },
         fds: None,
     }

@@ -497,3 +497,14 @@ fn grants_are_kept_over_a_restart_in_the_grants_file() {
     let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(kept, serde_json::json!([]));
 }
+
+#[test]
+fn ctl_bridges_lists_none_without_bridges() {
+    let d = DaemonProcess::spawn(&[]);
+    let out = run(&d, &["ctl", "--json", "bridges"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[]\n", "{out:?}");
+    let out = run(&d, &["ctl", "bridges"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "(none)\n", "{out:?}");
+}

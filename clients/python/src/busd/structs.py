@@ -193,7 +193,7 @@ _CTL_DATA: dict[str, Callable[[Any], Any]] = {
     "Grant": GrantRequest.from_wire,
     "Revoke": _uint,
 }
-_CTL_UNIT = ("Stats", "Clients", "Subs", "Reload", "Services", "Grants")
+_CTL_UNIT = ("Stats", "Clients", "Subs", "Reload", "Services", "Grants", "Bridges")
 
 
 @dataclass(frozen=True, slots=True)

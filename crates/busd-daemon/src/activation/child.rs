@@ -75,6 +75,7 @@ pub(crate) fn spawn(
         exe: Some(program.into()),
         addr: "activated".to_owned(),
         granted: Some(rule.owner.clone()),
+        bridge: false,
     };
     let connection = Connection::over_socket_pair(ours, peer)?;
     for output in [

@@ -24,6 +24,8 @@ pub enum ConfigError {
     },
     /// The access rules (`[[package]]`) are invalid: every error found.
     Policy(#[from] PolicyError),
+    /// A `[[bridge]]` is invalid: every error found, each with its line.
+    Bridges(Vec<Diagnostic>),
 }
 
 impl ConfigError {
@@ -47,13 +49,14 @@ impl ConfigError {
                 message: reason.clone(),
             }],
             Self::Policy(e) => e.errors.clone(),
+            Self::Bridges(errors) => errors.clone(),
         }
     }
 
     /// Warnings found before the configuration was refused.
     pub fn warnings(&self) -> &[Diagnostic] {
         match self {
-            Self::Invalid { .. } => &[],
+            Self::Invalid { .. } | Self::Bridges(_) => &[],
             Self::Policy(e) => &e.warnings,
         }
     }
@@ -73,6 +76,15 @@ impl fmt::Display for ConfigError {
                 _ => write!(f, "{file}: {reason}"),
             },
             Self::Policy(e) => write!(f, "{e}"),
+            Self::Bridges(errors) => {
+                for (i, e) in errors.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "{e}")?;
+                }
+                Ok(())
+            }
         }
     }
 }

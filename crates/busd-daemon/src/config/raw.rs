@@ -23,6 +23,8 @@ pub(super) struct RawFile {
     pub(super) metrics: RawMetrics,
     /// Packages come from the file only, never from the environment.
     pub(super) package: Vec<RawPackage>,
+    /// Bridges to NATS, from the file only.
+    pub(super) bridge: Vec<Spanned<super::bridge::RawBridge>>,
 }
 
 /// `[daemon]` and `[limits]` after the environment is layered over the

@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use super::label;
+use crate::bridge::{BridgeView, State};
 use crate::shared::{Shared, connections_in};
 use crate::sync::lock;
 use crate::traffic::TrafficDoc;
@@ -181,11 +182,106 @@ impl Collector for Live {
             "Replies dropped: late, repeated, or for a requester that left",
             [(vec![], stats.late_replies)],
         )?;
-        Ok(())
+        bridges(&mut family, &crate::bridge::views(shared))
     }
 }
 
+/// The bridges to NATS: state, server, and their traffic each way.
+fn bridges(family: &mut Family<'_, '_>, views: &[BridgeView]) -> Result<(), fmt::Error> {
+    if views.is_empty() {
+        return Ok(());
+    }
+    let states = views.iter().flat_map(|b| {
+        State::ALL.into_iter().map(move |s| {
+            let labels = vec![("bridge", b.name.as_str()), ("state", s.as_str())];
+            (labels, u64::from(b.state == s))
+        })
+    });
+    family.gauge(
+        "busd_bridge_state",
+        "Each bridge's NATS connection: 1 for the state it is in",
+        states,
+    )?;
+    let servers = views.iter().filter_map(|b| {
+        let server = b.server.as_deref()?;
+        let up = u64::from(b.state == State::Connected);
+        Some((vec![("bridge", b.name.as_str()), ("server", server)], up))
+    });
+    family.gauge(
+        "busd_bridge_server",
+        "The NATS server each bridge is (1) or was last (0) connected to",
+        servers,
+    )?;
+    let both = |out: fn(&BridgeView) -> u64, into: fn(&BridgeView) -> u64| {
+        views
+            .iter()
+            .flat_map(move |b| {
+                let name = b.name.as_str();
+                [
+                    (vec![("bridge", name), ("direction", "out")], out(b)),
+                    (vec![("bridge", name), ("direction", "in")], into(b)),
+                ]
+            })
+            .collect::<Vec<_>>()
+    };
+    let one = |f: fn(&BridgeView) -> u64| {
+        views
+            .iter()
+            .map(move |b| (vec![("bridge", b.name.as_str())], f(b)))
+            .collect::<Vec<_>>()
+    };
+    for (name, help, out, into) in BRIDGE_FLOWS {
+        family.counter(name, help, both(out, into))?;
+    }
+    family.gauge(
+        "busd_bridge_buffered",
+        "Messages waiting in each bridge's buffer for NATS",
+        one(|b| b.buffered),
+    )?;
+    family.counter(
+        "busd_bridge_reconnects",
+        "Times each bridge connected to NATS again after losing it",
+        one(|b| b.reconnects),
+    )
+}
+
 type Labels<'a> = Vec<(&'static str, &'a str)>;
+
+/// A bridge counter kept each way: name, help, out, in.
+type BridgeFlow = (
+    &'static str,
+    &'static str,
+    fn(&BridgeView) -> u64,
+    fn(&BridgeView) -> u64,
+);
+
+/// The counters each bridge keeps for both directions.
+const BRIDGE_FLOWS: [BridgeFlow; 4] = [
+    (
+        "busd_bridge_messages",
+        "Messages across each bridge: out to NATS, in from NATS",
+        |b| b.msgs_out,
+        |b| b.msgs_in,
+    ),
+    (
+        "busd_bridge_bytes",
+        "Payload bytes across each bridge",
+        |b| b.bytes_out,
+        |b| b.bytes_in,
+    ),
+    (
+        "busd_bridge_dropped",
+        "Messages each bridge dropped: out (its buffer full while NATS was away), in (undeliverable here)",
+        |b| b.dropped_out,
+        |b| b.dropped_in,
+    ),
+    (
+        "busd_bridge_calls",
+        "Requests relayed: out (local callers to NATS services), in (NATS callers to local services)",
+        |b| b.calls_out,
+        |b| b.calls_in,
+    ),
+];
 
 /// A metric read from each identity's totals: name, help, value.
 type PerIdentityMetric = (&'static str, &'static str, fn(&PerIdentity) -> u64);

@@ -53,12 +53,13 @@ impl Link {
                 service,
                 require_capability,
             } => {
-                let r = lock(&self.shared.router).serve(
-                    self.id,
-                    sid,
-                    service.clone(),
-                    require_capability,
-                );
+                let mut router = lock(&self.shared.router);
+                let r = if self.bridge && service.has_wildcards() {
+                    router.serve_relay(self.id, sid, service.clone())
+                } else {
+                    router.serve(self.id, sid, service.clone(), require_capability)
+                };
+                drop(router);
                 match r {
                     // Requests may wait for it, if the daemon started it.
                     Ok(()) => requests::route_held(&self.shared, &service),
@@ -85,6 +86,10 @@ impl Link {
                 status,
                 headers,
             } => {
+                let status = match self.bridge {
+                    true => crate::bridge::relayed_status(status, headers.as_ref()),
+                    false => status,
+                };
                 self.respond(call_id, status, headers, (payload, fds));
             }
             Step::Ctl { rid, command } => {

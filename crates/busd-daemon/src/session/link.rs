@@ -24,6 +24,8 @@ pub(super) struct Link {
     pub(super) identity: Identity,
     /// The peer's pid, where the transport tells it (for the audit log).
     pub(super) pid: Option<u32>,
+    /// The daemon's own bridge (see `PeerInfo::bridge`).
+    pub(super) bridge: bool,
     /// What the client may send next, and what each frame means.
     pub(super) protocol: Session,
     /// What its owner is charged for the frame being read from it.

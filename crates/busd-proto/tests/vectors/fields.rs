@@ -163,6 +163,7 @@ pub(crate) fn ctl_to_json(c: &CtlCommand) -> Json {
         ),
         CtlCommand::Grants => unit("Grants"),
         CtlCommand::Revoke(id) => wrap("Revoke", Json::Int(*id)),
+        CtlCommand::Bridges => unit("Bridges"),
         other => panic!("no JSON meaning for {other:?}: add it to the vectors"),
     }
 }
@@ -176,6 +177,7 @@ pub(crate) fn ctl_from(v: &Value) -> CtlCommand {
             "Reload" => CtlCommand::Reload,
             "Services" => CtlCommand::Services,
             "Grants" => CtlCommand::Grants,
+            "Bridges" => CtlCommand::Bridges,
             other => panic!("unknown ctl command {other:?}"),
         };
     }

@@ -83,6 +83,7 @@ pub(super) fn group() -> Group {
         ("ctl-grant", CtlCommand::Grant(grant)),
         ("ctl-grants", CtlCommand::Grants),
         ("ctl-revoke", CtlCommand::Revoke(3)),
+        ("ctl-bridges", CtlCommand::Bridges),
     ];
     for (rid, (name, command)) in (1..).zip(commands) {
         vectors.push(bare(name, "", ctl(rid, command)));
