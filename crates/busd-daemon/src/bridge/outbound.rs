@@ -32,23 +32,32 @@ struct Outgoing {
     payload: Bytes,
 }
 
-/// The bounded buffer between the local subscriptions and NATS.
+/// The bounded buffer between the local subscriptions and NATS. What the
+/// sender took and has not handed to NATS yet still counts against the
+/// bound, so no more than `capacity` messages are ever held.
 struct Buffer {
-    queue: Mutex<VecDeque<Outgoing>>,
+    held: Mutex<Held>,
     capacity: usize,
     ready: Notify,
 }
 
+#[derive(Default)]
+struct Held {
+    queue: VecDeque<Outgoing>,
+    /// Taken by the sender, not yet handed to NATS.
+    taken: usize,
+}
+
 impl Buffer {
-    /// Holds `msg`, or gives it back when full.
+    /// Holds `msg`, or gives it back when full; how many are held.
     fn push(&self, msg: Outgoing) -> Result<usize, Outgoing> {
-        let mut queue = lock(&self.queue);
-        if queue.len() >= self.capacity {
+        let mut held = lock(&self.held);
+        if held.queue.len() + held.taken >= self.capacity {
             return Err(msg);
         }
-        queue.push_back(msg);
-        let len = queue.len();
-        drop(queue);
+        held.queue.push_back(msg);
+        let len = held.queue.len() + held.taken;
+        drop(held);
         self.ready.notify_one();
         Ok(len)
     }
@@ -57,9 +66,10 @@ impl Buffer {
     async fn take(&self, into: &mut Vec<Outgoing>) {
         loop {
             {
-                let mut queue = lock(&self.queue);
-                let n = queue.len().min(BATCH);
-                into.extend(queue.drain(..n));
+                let mut held = lock(&self.held);
+                let n = held.queue.len().min(BATCH);
+                into.extend(held.queue.drain(..n));
+                held.taken = n;
             }
             if !into.is_empty() {
                 return;
@@ -67,12 +77,29 @@ impl Buffer {
             self.ready.notified().await;
         }
     }
+
+    /// Puts back what the sender took, first in line: NATS went away
+    /// while it waited for messages.
+    fn put_back(&self, batch: &mut Vec<Outgoing>) {
+        let mut held = lock(&self.held);
+        for msg in batch.drain(..).rev() {
+            held.queue.push_front(msg);
+        }
+        held.taken = 0;
+    }
+
+    /// The sender handed what it took to NATS; how many are held now.
+    fn sent(&self) -> usize {
+        let mut held = lock(&self.held);
+        held.taken = 0;
+        held.queue.len()
+    }
 }
 
 /// Runs the bridge's export side until the daemon stops.
 pub(super) async fn run(ends: &Ends) {
     let buffer = Buffer {
-        queue: Mutex::new(VecDeque::new()),
+        held: Mutex::new(Held::default()),
         capacity: ends.config.buffer,
         ready: Notify::new(),
     };
@@ -129,8 +156,10 @@ async fn send(ends: &Ends, buffer: &Buffer) {
             return;
         }
         buffer.take(&mut batch).await;
-        let left = lock(&buffer.queue).len();
-        ends.stats.buffered.store(left as u64, Ordering::Relaxed);
+        if !*connected.borrow() {
+            buffer.put_back(&mut batch);
+            continue;
+        }
         for msg in batch.drain(..) {
             let len = msg.payload.len();
             let sent = (ends.nats.client)
@@ -144,5 +173,7 @@ async fn send(ends: &Ends, buffer: &Buffer) {
                 }
             }
         }
+        let left = buffer.sent();
+        ends.stats.buffered.store(left as u64, Ordering::Relaxed);
     }
 }
