@@ -127,16 +127,61 @@ fn summary(config: &Config, warnings: usize) -> String {
     let _ = writeln!(out, "unpackaged clients: {unpackaged}");
     let mut pfns: Vec<&Pfn> = policy.packages.keys().collect();
     pfns.sort();
+    let bridges: Vec<&Pfn> = config.bridges.iter().map(|b| &b.pfn).collect();
     for pfn in &pfns {
         if let Some(rules) = policy.package(pfn) {
             out.push('\n');
-            package(&mut out, policy, &pfns, pfn, rules);
+            package(&mut out, (policy, &bridges), &pfns, pfn, rules);
         }
+    }
+    for b in &config.bridges {
+        out.push('\n');
+        bridge(&mut out, b);
     }
     out
 }
 
-fn package(out: &mut String, policy: &Policy, pfns: &[&Pfn], pfn: &Pfn, rules: &PackageRules) {
+/// A `[[bridge]]`: where it goes, as whom, and what crosses each way.
+fn bridge(out: &mut String, b: &busd_daemon::config::BridgeConfig) {
+    let list = |subjects: &[busd_proto::Subject]| {
+        let names: Vec<&str> = subjects.iter().map(|s| s.as_str()).collect();
+        if names.is_empty() {
+            "-".to_owned()
+        } else {
+            names.join(", ")
+        }
+    };
+    let _ = writeln!(out, "bridge {} (to NATS, as {})", b.name, b.pfn);
+    let _ = writeln!(out, "  servers:       {}", b.nats.join(", "));
+    let credentials = b.credentials.as_ref().map(|p| p.display().to_string());
+    let _ = writeln!(
+        out,
+        "  credentials:   {}",
+        credentials.as_deref().unwrap_or("none")
+    );
+    let _ = writeln!(
+        out,
+        "  prefix:        {}",
+        b.prefix.as_deref().unwrap_or("none")
+    );
+    let _ = writeln!(out, "  export:        {}", list(&b.export));
+    let _ = writeln!(out, "  import:        {}", list(&b.import));
+    let _ = writeln!(out, "  services out:  {}", list(&b.export_services));
+    let _ = writeln!(out, "  services in:   {}", list(&b.import_services));
+    let _ = writeln!(
+        out,
+        "  buffer:        {} messages while NATS is away",
+        b.buffer
+    );
+}
+
+fn package(
+    out: &mut String,
+    (policy, bridges): (&Policy, &[&Pfn]),
+    pfns: &[&Pfn],
+    pfn: &Pfn,
+    rules: &PackageRules,
+) {
     let me = Identity::package(pfn.clone(), None);
     let others = |allowed: &dyn Fn(&Identity) -> bool| -> String {
         let names: Vec<&str> = pfns
@@ -179,7 +224,13 @@ fn package(out: &mut String, policy: &Policy, pfns: &[&Pfn], pfn: &Pfn, rules: &
         "does not send to them"
     };
     let _ = writeln!(out, "  unpackaged:    {from_anon}; {to_anon}");
-    let _ = writeln!(out, "  proofs:        {}", rules.proofs.describe());
+    let proofs = match rules.proofs.describe() {
+        none if none == "none" && bridges.contains(&pfn) => {
+            "none (the daemon's bridge is it)".to_owned()
+        }
+        other => other,
+    };
+    let _ = writeln!(out, "  proofs:        {proofs}");
     if !rules.capabilities.is_empty() {
         let mut caps: Vec<&str> = rules.capabilities.iter().map(String::as_str).collect();
         caps.sort_unstable();

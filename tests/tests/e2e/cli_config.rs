@@ -309,3 +309,46 @@ fn check_config_explains_one_decision_naming_the_rule_lines() {
     let (code, _) = explain(&path, &["--from", WEATHER]);
     assert_eq!(code, Some(2));
 }
+
+/// A file with one `[[bridge]]` to NATS (and its package) after `body`.
+fn with_bridge(body: &str, credentials: &str) -> String {
+    format!(
+        "{body}\n[[package]]\npfn = \"Busd.Bridge.Fleet_0000000000000\"\nloopback = true\n\
+         in = [\"{WEATHER}\"]\nout = [\"{WEATHER}\"]\n\n\
+         [[bridge]]\nname = \"fleet\"\nnats = [\"nats://nats-1.fleet:4222\"]\n{credentials}\
+         pfn = \"Busd.Bridge.Fleet_0000000000000\"\nexport = [\"telemetry.>\"]\n\
+         import = [\"fleet.alerts.>\"]\nprefix = \"host.{{hostname}}\"\n"
+    )
+}
+
+#[test]
+fn bridges_are_checked_and_summarised() {
+    let (dir, path) = config(&with_bridge(&two_packages(), ""), 0o600);
+    let (code, stdout, stderr) = check(&path);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("bridge fleet (to NATS, as Busd.Bridge.Fleet_0000000000000)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  export:        telemetry.>"), "{stdout}");
+    assert!(
+        stdout.contains("proofs:        none (the daemon's bridge is it)"),
+        "{stdout}"
+    );
+    // A credentials file others may read is refused, on the bridge's line.
+    let creds = dir.path().join("fleet.creds");
+    std::fs::write(&creds, "a-token\n").unwrap();
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let keys = format!("credentials = {:?}\n", creds.display().to_string());
+    let text = with_bridge(&two_packages(), &keys);
+    let line = text.lines().position(|l| l == "[[bridge]]").unwrap() + 1;
+    refused(
+        &text,
+        0o600,
+        line,
+        "mode 0640 lets others read it; chmod 600 it",
+    );
+    // So is a URL that is not NATS's.
+    let text = with_bridge(&two_packages(), "").replace("nats://nats-1", "https://nats-1");
+    refused(&text, 0o600, line, "invalid scheme");
+}
