@@ -14,6 +14,7 @@ mod activation;
 mod attached_fds;
 mod backpressure;
 mod bench_smoke;
+mod bridge_local;
 mod budget;
 mod cli;
 mod cli_config;

@@ -124,7 +124,19 @@ async fn take(ends: &Ends, pattern: &Subject, buffer: &Buffer) {
         }
     };
     let stats = &ends.stats;
+    let mut seen_dropped = 0;
     while let Some(msg) = sub.next().await {
+        // What the daemon dropped before the bridge could take it (its
+        // queue full: the bridge's tasks starved of CPU) is lost on the
+        // way out too.
+        let dropped = sub.dropped();
+        if dropped > seen_dropped {
+            stats
+                .dropped_out
+                .fetch_add(dropped - seen_dropped, Ordering::Relaxed);
+            tracing::warn!(bridge = %ends.config.name, %pattern, dropped = dropped - seen_dropped, "the bridge fell behind its local subscription: messages dropped");
+            seen_dropped = dropped;
+        }
         // What the bridge brought in itself goes no further.
         if msg.from.pfn.as_ref() == Some(&ends.config.pfn) {
             continue;
