@@ -11,6 +11,7 @@
 
 pub mod access;
 mod audit_log;
+pub mod bridge_rules;
 mod daemon;
 pub mod nats_cluster;
 pub mod netlab;

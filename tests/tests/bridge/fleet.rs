@@ -3,35 +3,19 @@
 //! `[[bridge]]` to the cluster, and clients of each daemon (over its unix
 //! socket, which the test reaches from the root namespace).
 //!
-//! Every host has the same packages: `SENSOR`, which the bridge's rules
-//! let send out and receive in, and `SPY`, which names the bridge in its
-//! own rules but is named by none of the bridge's.
+//! Every host has the same packages (`busd_e2e::bridge_rules`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use busd_client::{Client, CtlCommand};
-use busd_e2e::access::{Package, WAIT, poll_until, write_config_dir};
+use busd_e2e::access::{WAIT, poll_until, write_config_dir};
+use busd_e2e::bridge_rules::packages;
+pub(crate) use busd_e2e::bridge_rules::{BRIDGE, SENSOR, SPY};
 use busd_e2e::busd_bin;
 use busd_e2e::nats_cluster::NatsCluster;
 use busd_e2e::netlab::{Host, Lab, LabProcess};
 use serde_json::Value;
-
-pub(crate) const BRIDGE: &str = "Busd.Bridge.Fleet_0000000000000";
-pub(crate) const SENSOR: &str = "Contoso.Sensor_8wekyb3d8bbwe";
-pub(crate) const SPY: &str = "Fabrikam.Spy_1234567890abc";
-
-/// The packages of every host.
-fn packages() -> Vec<Package> {
-    vec![
-        Package::new(BRIDGE)
-            .no_token()
-            .accepts(&[SENSOR])
-            .sends_to(&[SENSOR]),
-        Package::new(SENSOR).accepts(&[BRIDGE]).sends_to(&[BRIDGE]),
-        Package::new(SPY).accepts(&[BRIDGE]).sends_to(&[BRIDGE]),
-    ]
-}
 
 /// The `[[bridge]]` of host `name`, with `extra` keys.
 fn bridge_toml(name: &str, urls: &[String], extra: &str) -> String {

@@ -5,22 +5,10 @@
 //! a real cluster, across hosts: `tests/tests/bridge/`.
 
 use busd_client::{CtlCommand, ErrorKind, Headers, Status};
-use busd_e2e::access::{Package, config_toml, poll_until, within};
+use busd_e2e::access::{config_toml, poll_until, within};
+use busd_e2e::bridge_rules::{BRIDGE, packages};
 use busd_e2e::{TestDaemon, Transport};
 use futures::StreamExt;
-
-const BRIDGE: &str = "Busd.Bridge.Fleet_0000000000000";
-const SENSOR: &str = "Contoso.Sensor_8wekyb3d8bbwe";
-
-fn packages() -> Vec<Package> {
-    vec![
-        Package::new(BRIDGE)
-            .no_token()
-            .accepts(&[SENSOR])
-            .sends_to(&[SENSOR]),
-        Package::new(SENSOR).accepts(&[BRIDGE]).sends_to(&[BRIDGE]),
-    ]
-}
 
 async fn daemon() -> TestDaemon {
     let mut toml = config_toml("same-uid", &packages());
