@@ -116,6 +116,7 @@ async fn run(shared: Arc<Shared>, config: BridgeConfig, stats: Arc<BridgeStats>)
     };
     let work = async {
         tokio::join!(
+            nats::track_server(&ends.nats, &ends.stats),
             outbound::run(&ends),
             inbound::run(&ends),
             calls::serve_exports(&ends),

@@ -159,7 +159,9 @@ impl Fleet {
 
     /// The node a host's bridge is connected to now.
     pub(crate) async fn node_of(&self, host: &BusdHost) -> usize {
-        let bridge = host.bridge_in("connected").await;
+        let what = format!("{}'s bridge connected, naming its server", host.name);
+        let connected = |b: &Value| b["state"] == "connected" && b["server"].is_string();
+        let bridge = poll_until(&what, || host.bridge(), connected).await;
         let server = bridge["server"].as_str().expect("a server").to_owned();
         (1..=self.cluster.nodes())
             .find(|&i| self.cluster.url(i).ends_with(&server))

@@ -2,7 +2,7 @@
 //! servers forever, its state mirrored into the bridge's counters and a
 //! watch the outbound buffer waits on.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use async_nats::{ConnectOptions, Event, ServerAddr};
 use tokio::sync::watch;
@@ -29,12 +29,7 @@ pub(crate) async fn connect(
         .map(|u| u.parse::<ServerAddr>().map_err(|e| format!("{u}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     let (tx, connected) = watch::channel(false);
-    let client_cell: Arc<OnceLock<async_nats::Client>> = Arc::new(OnceLock::new());
-    let (cell, counters, name) = (
-        Arc::clone(&client_cell),
-        Arc::clone(stats),
-        config.name.clone(),
-    );
+    let (counters, name) = (Arc::clone(stats), config.name.clone());
     let options = credentials(config)
         .await?
         .name(format!("busd-bridge-{}", config.name))
@@ -46,37 +41,39 @@ pub(crate) async fn connect(
         .max_reconnects(None)
         .ping_interval(config.ping_interval)
         .event_callback(move |event| {
-            let (cell, counters, tx, name) = (
-                Arc::clone(&cell),
-                Arc::clone(&counters),
-                tx.clone(),
-                name.clone(),
-            );
-            async move { on_event(&event, cell.get(), &counters, &tx, &name) }
+            let (counters, tx, name) = (Arc::clone(&counters), tx.clone(), name.clone());
+            async move { on_event(&event, &counters, &tx, &name) }
         });
     let client = options
         .connect(servers)
         .await
         .map_err(|e| format!("NATS client: {e}"))?;
-    let _ = client_cell.set(client.clone());
     Ok(Nats { client, connected })
 }
 
-fn on_event(
-    event: &Event,
-    client: Option<&async_nats::Client>,
-    stats: &BridgeStats,
-    connected: &watch::Sender<bool>,
-    bridge: &str,
-) {
+/// Keeps the bridge's counters naming the server it is connected to.
+/// (Not from the event callback: the client holds the callback, which
+/// would then hold the client, and it would never be dropped.)
+pub(crate) async fn track_server(nats: &Nats, stats: &BridgeStats) {
+    let mut connected = nats.connected.clone();
+    loop {
+        if connected.wait_for(|up| *up).await.is_err() {
+            return;
+        }
+        let info = nats.client.server_info();
+        let server = format!("{}:{}", info.host, info.port);
+        tracing::info!(bridge = %stats.name, %server, "connected to NATS");
+        stats.set_server(server);
+        if connected.wait_for(|up| !*up).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn on_event(event: &Event, stats: &BridgeStats, connected: &watch::Sender<bool>, bridge: &str) {
     match event {
         Event::Connected => {
-            let server = client.map_or_else(String::new, |c| {
-                let info = c.server_info();
-                format!("{}:{}", info.host, info.port)
-            });
-            tracing::info!(bridge, %server, "connected to NATS");
-            stats.set_connected(server);
+            stats.set_connected();
             connected.send_replace(true);
         }
         Event::Disconnected => {

@@ -133,12 +133,16 @@ impl BridgeStats {
             .unwrap_or(State::Closed)
     }
 
-    /// Connected to `server`; a reconnect unless it is the first time.
-    pub(crate) fn set_connected(&self, server: String) {
+    /// Connected; a reconnect unless it is the first time.
+    pub(crate) fn set_connected(&self) {
         let before = self.state.swap(State::Connected as u8, Ordering::AcqRel);
         if before != State::Connecting as u8 {
             self.reconnects.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The server it is connected to.
+    pub(crate) fn set_server(&self, server: String) {
         *lock(&self.server) = Some(server);
     }
 
