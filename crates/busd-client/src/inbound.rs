@@ -27,9 +27,6 @@ pub struct Message {
     pub fds: Fds,
 }
 
-/// The header in which a bridge names the remote sender it relays for.
-pub const RELAYED_FOR: &str = "Busd-Sender";
-
 impl Message {
     /// Reads the payload as a [`ValueSet`] (a MessagePack map).
     ///
@@ -53,7 +50,8 @@ impl Message {
     /// [`from`](Self::from) is still the proven sender here, the bridge's
     /// package; the header is that bridge's word (and the NATS cluster's),
     /// so trust it as far as you trust the package in `from`, never as a
-    /// local identity.
+    /// local identity. The daemon removes it from what any other client
+    /// sends, so it is never a local client's claim.
     ///
     /// ```no_run
     /// # fn demo(message: busd_client::Message) {
@@ -64,7 +62,7 @@ impl Message {
     /// ```
     pub fn relayed_for(&self) -> Option<&str> {
         let headers = self.headers.as_ref()?;
-        headers.get(RELAYED_FOR).map(String::as_str)
+        headers.get(busd_proto::RELAYED_FOR).map(String::as_str)
     }
 
     /// Takes the open files attached, as this process's own fds (none when

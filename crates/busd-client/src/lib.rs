@@ -74,14 +74,14 @@ pub use buffer::PayloadBuffer;
 pub use builder::{ClientBuilder, DEFAULT_SEGMENT_THRESHOLD, SEGMENTS_FROM};
 pub use busd_proto::{
     CtlCommand, EventKind, ExplainQuery, Fds, GrantRequest, Headers, Limits, MonitorEvent,
-    Overflow, Party, Pfn, PfnError, Sender, Status, Subject, SubjectError, Value, ValueSet,
-    ValueSetError,
+    Overflow, Party, Pfn, PfnError, RELAYED_FOR, Sender, Status, Subject, SubjectError, Value,
+    ValueSet, ValueSetError,
 };
 pub use client::Client;
 pub use dial::PairDialer;
 pub use error::{Error, ErrorKind};
 pub use identity::IntoPfn;
-pub use inbound::{Message, RELAYED_FOR, Response};
+pub use inbound::{Message, Response};
 pub use inbound::{MonitorOptions, Observed};
 pub use monitor::Monitor;
 pub use request::RequestOptions;

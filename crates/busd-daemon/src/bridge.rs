@@ -38,7 +38,7 @@ pub(crate) use stats::{BridgeStats, BridgeView, State};
 
 /// The header naming who sent a message or request on the other bus:
 /// `HOST/PFN` (`HOST/unpackaged` for an unpackaged client).
-pub(crate) const SENDER_HEADER: &str = busd_client::RELAYED_FOR;
+pub(crate) const SENDER_HEADER: &str = busd_proto::RELAYED_FOR;
 /// The header with which a bridge answers what the other bus answered: a
 /// daemon status (`NoResponders`, `Timeout`, ...), `Success` or `Failure`.
 pub(crate) const STATUS_HEADER: &str = "Busd-Status";

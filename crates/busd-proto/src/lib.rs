@@ -42,8 +42,8 @@ pub use layout::{
 pub use lease::{Lease, LeaseSource};
 pub use monitor::{EventKind, MonitorEvent, Party};
 pub use op::{
-    AuthKind, CtlCommand, ExplainQuery, GrantRequest, Headers, Hello, Limits, Op, Overflow, Ref,
-    Sender, Welcome,
+    AuthKind, CtlCommand, ExplainQuery, GrantRequest, Headers, Hello, Limits, Op, Overflow,
+    RELAYED_FOR, Ref, Sender, Welcome,
 };
 pub use pfn::{Pfn, PfnError, publisher_id};
 pub use subject::{Subject, SubjectError};

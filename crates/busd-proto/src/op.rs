@@ -14,6 +14,11 @@ use crate::subject::Subject;
 /// Message headers: string keys to string values, ordered for stable output.
 pub type Headers = BTreeMap<String, String>;
 
+/// The header in which a daemon's bridge to another bus names the remote
+/// sender it relays for (`HOST/PFN`). The daemon removes it from what any
+/// other client sends, so a receiver finds it only as a bridge's word.
+pub const RELAYED_FOR: &str = "Busd-Sender";
+
 /// The operation a frame carries. The payload, if any, follows the header
 /// raw; which operations carry one is noted on each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

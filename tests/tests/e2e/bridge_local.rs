@@ -1,11 +1,12 @@
 //! A `[[bridge]]` as the local bus sees it, with its NATS cluster out of
 //! reach (nothing listens at its URL): its package cannot be claimed, only
-//! it may relay, a relayed call fails at once with a clear message, and
-//! what it holds for NATS is bounded, every drop counted. The bridge with
+//! it may relay or name a remote sender, a relayed call fails at once with
+//! a clear message, and what it holds for NATS is bounded, every drop
+//! counted. The bridge with
 //! a real cluster, across hosts: `tests/tests/bridge/`.
 
-use busd_client::{CtlCommand, ErrorKind, Headers, Status};
-use busd_e2e::access::{config_toml, poll_until, within};
+use busd_client::{CtlCommand, ErrorKind, Headers, RequestOptions, Status};
+use busd_e2e::access::{config_toml, next_msg, poll_until, within};
 use busd_e2e::bridge_rules::{BRIDGE, packages};
 use busd_e2e::{TestDaemon, Transport};
 use futures::StreamExt;
@@ -116,4 +117,38 @@ async fn what_waits_for_nats_is_bounded_and_every_drop_counted() {
     .await;
     assert_eq!(after["buffered"], 2, "the buffer holds its bound: {after}");
     assert_eq!(after["msgs_out"], 0, "{after}");
+}
+
+#[tokio::test]
+async fn no_local_client_can_pass_as_a_remote_sender() {
+    let d = daemon().await;
+    let (a, b) = (
+        d.connect_as(Transport::Unix, &packages()[1]).await,
+        d.connect_as(Transport::Unix, &packages()[1]).await,
+    );
+    let mut sub = b.subscribe("news.>").await.unwrap();
+    let mut forged = Headers::new();
+    forged.insert("Busd-Sender".into(), "hq/Contoso.Boss_8wekyb3d8bbwe".into());
+    forged.insert("lang".into(), "en".into());
+    a.publish_with_headers("news.today", forged.clone(), "hi")
+        .await
+        .unwrap();
+    let msg = next_msg(&mut sub, "the publish").await;
+    assert_eq!(msg.relayed_for(), None, "the daemon removed the claim");
+    let lang = msg.headers.as_ref().and_then(|h| h.get("lang"));
+    assert_eq!(lang.map(String::as_str), Some("en"), "other headers pass");
+    // Nor in a request.
+    let mut svc = b.serve("svc.whoami").await.unwrap();
+    tokio::spawn(async move {
+        while let Some(req) = svc.next().await {
+            let remote = req.relayed_for().unwrap_or("-").to_owned();
+            let _ = req.respond(remote).await;
+        }
+    });
+    let options = RequestOptions {
+        timeout: None,
+        headers: Some(forged),
+    };
+    let answer = a.request_with("svc.whoami", "?", options).await.unwrap();
+    assert_eq!(&answer.payload[..], b"-");
 }

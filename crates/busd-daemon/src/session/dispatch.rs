@@ -79,6 +79,7 @@ impl Link {
                 deadline,
                 headers,
             } => {
+                let headers = self.vouched(headers);
                 self.request(rid, service, (received, deadline), headers, (payload, fds));
             }
             Step::Respond {
@@ -90,6 +91,7 @@ impl Link {
                     true => crate::bridge::relayed_status(status, headers.as_ref()),
                     false => status,
                 };
+                let headers = self.vouched(headers);
                 self.respond(call_id, status, headers, (payload, fds));
             }
             Step::Ctl { rid, command } => {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use busd_core::{Route, RouteEpoch, Session};
 use busd_policy::Identity;
-use busd_proto::Sender;
+use busd_proto::{Headers, RELAYED_FOR, Sender};
 use bytes::BytesMut;
 
 use crate::audit::Who;
@@ -44,6 +44,18 @@ pub(super) struct Link {
 }
 
 impl Link {
+    /// `headers` as the daemon passes them on: `Busd-Sender` names a remote
+    /// sender only when the daemon's own bridge sets it; from anyone else
+    /// it is removed, so that no local client can pass as a remote one.
+    pub(super) fn vouched(&self, mut headers: Option<Headers>) -> Option<Headers> {
+        if let Some(h) = headers.as_mut().filter(|_| !self.bridge) {
+            if h.remove(RELAYED_FOR).is_some() && h.is_empty() {
+                return None;
+            }
+        }
+        headers
+    }
+
     /// This connection's client, for the audit log.
     pub(super) fn who(&self) -> Who<'_> {
         Who {

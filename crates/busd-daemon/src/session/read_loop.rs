@@ -180,7 +180,10 @@ impl Link {
                     match self.protocol.on_publish(&subject) {
                         Ok(()) => {
                             match self.admit_fds(fds) {
-                                Ok(fds) => self.publish(subject, headers, payload, fds).await,
+                                Ok(fds) => {
+                                    let headers = self.vouched(headers);
+                                    self.publish(subject, headers, payload, fds).await;
+                                }
                                 Err(why) => {
                                     let code = busd_proto::ErrorCode::LimitExceeded;
                                     self.handle.send_error(code, why, None);
