@@ -216,3 +216,54 @@ async fn metrics_are_served_on_loopback_only() {
     let d = TestDaemon::start().await;
     assert_eq!(d.daemon().metrics_addr(), None);
 }
+
+#[tokio::test]
+async fn a_bridge_shows_its_state_and_every_message_held_or_dropped() {
+    use busd_e2e::bridge_rules::{BRIDGE, packages};
+    let mut toml = config_toml("same-uid", &packages());
+    // Nothing listens at port 1: the bridge never connects.
+    toml += &format!(
+        "[metrics]\nlisten = \"127.0.0.1:0\"\n\n[[bridge]]\nname = \"fleet\"\n\
+         nats = [\"nats://127.0.0.1:1\"]\npfn = \"{BRIDGE}\"\nexport = [\"telemetry.>\"]\nbuffer = 1\n"
+    );
+    let d = TestDaemon::start_with_packages_toml(&toml, &packages()).await;
+    let sensor = d.connect_as(Transport::Unix, &packages()[1]).await;
+    let fleet = [("bridge", "fleet")];
+    let held_or_dropped = |m: &Exposition| {
+        value(m, "busd_bridge_buffered", &fleet)
+            + value(
+                m,
+                "busd_bridge_dropped",
+                &[("bridge", "fleet"), ("direction", "out")],
+            )
+    };
+    // Publishes until the bridge's subscription is in, then three more.
+    let m = within("the bridge's subscription", async {
+        loop {
+            sensor.publish("telemetry.x", "x").await.unwrap();
+            sensor.flush().await.unwrap();
+            let m = scrape(&d).await;
+            if held_or_dropped(&m) >= 1.0 {
+                return m;
+            }
+        }
+    })
+    .await;
+    let before = held_or_dropped(&m);
+    for _ in 0..3 {
+        sensor.publish("telemetry.x", "x").await.unwrap();
+    }
+    let m = scrape_until(&d, |m| held_or_dropped(m) == before + 3.0).await;
+    assert_eq!(value(&m, "busd_bridge_buffered", &fleet), 1.0, "its bound");
+    let state = |s: &str| {
+        value(
+            &m,
+            "busd_bridge_state",
+            &[("bridge", "fleet"), ("state", s)],
+        )
+    };
+    assert_eq!((state("connecting"), state("connected")), (1.0, 0.0));
+    let out = [("bridge", "fleet"), ("direction", "out")];
+    assert_eq!(value(&m, "busd_bridge_messages", &out), 0.0);
+    assert_eq!(value(&m, "busd_bridge_reconnects", &fleet), 0.0);
+}

@@ -363,6 +363,13 @@ impl<'e, 'f> Family<'e, 'f> {
         values: impl IntoIterator<Item = (Labels<'a>, u64)>,
         metric: impl Fn(u64) -> M,
     ) -> Result<(), fmt::Error> {
+        // A family with no samples yet (no auth failure so far, a bridge
+        // never connected) is left out: strict OpenMetrics parsers refuse
+        // a descriptor with nothing under it.
+        let mut values = values.into_iter().peekable();
+        if values.peek().is_none() {
+            return Ok(());
+        }
         let mut family = self.encoder.encode_descriptor(name, help, None, kind)?;
         for (labels, value) in values {
             // An unlabelled value is its family's only one.
