@@ -132,16 +132,27 @@ impl Fleet {
     /// A three-node cluster and busd on `names`, each bridge with `extra`
     /// keys; returns once every bridge is connected.
     pub(crate) async fn start(names: &[&str], extra: &str) -> Self {
+        Self::start_with(names, extra, "").await
+    }
+
+    /// As [`Fleet::start`], each NATS node's config with `cluster_extra`.
+    pub(crate) async fn start_with(names: &[&str], extra: &str, cluster_extra: &str) -> Self {
+        let fleet = Self::launch(names, extra, cluster_extra);
+        for h in &fleet.hosts {
+            h.bridge_in("connected").await;
+        }
+        fleet
+    }
+
+    /// As [`Fleet::start_with`], returning before the bridges connect.
+    pub(crate) fn launch(names: &[&str], extra: &str, cluster_extra: &str) -> Self {
         let lab = Lab::new();
-        let cluster = NatsCluster::start(&lab, 3);
+        let cluster = NatsCluster::start_with(&lab, 3, cluster_extra);
         let urls = cluster.urls();
         let hosts: Vec<BusdHost> = names
             .iter()
             .map(|n| BusdHost::start(&lab, n, &urls, extra))
             .collect();
-        for h in &hosts {
-            h.bridge_in("connected").await;
-        }
         Self {
             cluster,
             hosts,

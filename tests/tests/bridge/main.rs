@@ -5,6 +5,7 @@
 //! `.ci/run`. The harness blocks (std::process, polling), so the tests run
 //! on a multi-threaded runtime.
 
+mod credentials;
 mod crossing;
 mod failover;
 mod figures;

@@ -91,6 +91,14 @@ fn on_event(event: &Event, stats: &BridgeStats, connected: &watch::Sender<bool>,
                 .dropped_in
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        Event::ServerError(e) => {
+            tracing::warn!(bridge, cause = %e, "NATS refused the bridge");
+            stats.set_error(format!("NATS: {e}"));
+        }
+        Event::ClientError(e) => {
+            tracing::warn!(bridge, cause = %e, "the NATS client failed");
+            stats.set_error(format!("NATS client: {e}"));
+        }
         other => tracing::info!(bridge, event = %other, "NATS event"),
     }
 }

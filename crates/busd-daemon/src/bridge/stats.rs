@@ -64,7 +64,8 @@ pub(crate) struct BridgeStats {
     state: AtomicU8,
     /// The server connected to, or last connected to.
     server: Mutex<Option<String>>,
-    /// Why it could not start, if it could not.
+    /// Why it could not start, or the last error NATS reported since it
+    /// was last connected.
     error: Mutex<Option<String>>,
     /// Local publishes sent to NATS.
     pub(crate) out: Flow,
@@ -139,6 +140,12 @@ impl BridgeStats {
         if before != State::Connecting as u8 {
             self.reconnects.fetch_add(1, Ordering::Relaxed);
         }
+        *lock(&self.error) = None;
+    }
+
+    /// What NATS last reported wrong.
+    pub(crate) fn set_error(&self, why: String) {
+        *lock(&self.error) = Some(why);
     }
 
     /// The server it is connected to.
@@ -156,7 +163,7 @@ impl BridgeStats {
     }
 
     pub(crate) fn set_failed(&self, why: &str) {
-        *lock(&self.error) = Some(why.to_owned());
+        self.set_error(why.to_owned());
         self.set_closed();
     }
 
