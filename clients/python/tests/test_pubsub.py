@@ -30,6 +30,14 @@ def test_a_message_reaches_a_subscriber_with_its_headers_and_sender(
             # The sender is the daemon's word: the publisher's connection id.
             assert msg.sender == busd.Sender(pub_client.client_id, None)
             assert pub_client.pfn is None
+            assert msg.relayed_for is None
+            # Only a daemon's bridge may name a remote sender: the daemon
+            # removes the claim from anyone else's headers.
+            forged = {"Busd-Sender": "hq/Contoso.Boss_8wekyb3d8bbwe", "unit": "k"}
+            await pub_client.publish(subject, b"x", headers=forged)
+            msg = await sub.next(timeout=10)
+            assert msg.headers == {"unit": "k"}
+            assert msg.relayed_for is None
 
     run(scenario())
 

@@ -9,6 +9,11 @@ from dataclasses import dataclass
 from .ops import Headers, Sender, Status
 from .values import ValueSet, unpack
 
+#: The header in which a daemon's bridge to NATS names the remote sender
+#: it relays for (``HOST/PFN``); the daemon removes it from what any other
+#: client sends (docs/PROTOCOL.md, 7.2.1).
+RELAYED_FOR = "Busd-Sender"
+
 
 class _Payload:
     """What every payload-carrying value offers."""
@@ -42,6 +47,14 @@ class Message(_Payload):
     def data(self) -> bytes:
         """The payload (nats-py's name for it)."""
         return self.payload
+
+    @property
+    def relayed_for(self) -> str | None:
+        """Who sent it on another bus (``HOST/PFN``) when a daemon's bridge
+        to NATS brought it in; ``sender`` is then the bridge, whose word
+        this is. Never a local client's claim: the daemon removes the
+        header from what anyone but a bridge sends."""
+        return (self.headers or {}).get(RELAYED_FOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +92,14 @@ class Request(_Payload):
     sender: Sender
     #: The requester's headers, if any.
     headers: Headers | None = None
+
+    @property
+    def relayed_for(self) -> str | None:
+        """Who sent it on another bus (``HOST/PFN``) when a daemon's bridge
+        to NATS brought it in; ``sender`` is then the bridge, whose word
+        this is. Never a local client's claim: the daemon removes the
+        header from what anyone but a bridge sends."""
+        return (self.headers or {}).get(RELAYED_FOR)
 
 
 @dataclass(frozen=True, slots=True)
