@@ -110,3 +110,12 @@ fn a_credentials_file_others_can_read_is_refused() {
         .to_string();
     assert!(e.contains("nope.creds"), "{e}");
 }
+
+#[test]
+fn a_changed_bridge_waits_for_a_restart() {
+    let old = Config::parse("x.toml", &with_bridge(GOOD), &[]).unwrap();
+    let changed = with_bridge(&GOOD.replace("telemetry.>", "metrics.>"));
+    let new = Config::parse("x.toml", &changed, &[]).unwrap();
+    assert_eq!(crate::reload::needs_restart(&old, &new), vec!["bridge"]);
+    assert!(crate::reload::needs_restart(&old, &old).is_empty());
+}
