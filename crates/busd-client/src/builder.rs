@@ -357,10 +357,12 @@ impl Client {
     /// Each reconnect calls `dial` again.
     ///
     /// ```no_run
-    /// # async fn demo() -> Result<(), busd_client::Error> {
-    /// use std::os::unix::net::UnixStream;
-    /// let dial = std::sync::Arc::new(|| UnixStream::connect("/run/busd/busd.sock"));
-    /// let client = busd_client::Client::builder_over_pair("bridge", dial).connect().await?;
+    /// # async fn demo(dial: busd_client::PairDialer) -> Result<(), busd_client::Error> {
+    /// // `dial` makes a socket pair, gives one end to a session of the
+    /// // daemon that states who the peer is, and returns the other end.
+    /// let client = busd_client::Client::builder_over_pair("bridge:fleet", dial)
+    ///     .connect()
+    ///     .await?;
     /// # Ok(())
     /// # }
     /// ```
