@@ -133,11 +133,8 @@ impl State {
                     tracing::warn!(cause = %e, "busd handed back a block it was not lent");
                 }
             }
-            Op::PoolGone { pool } => {
-                if let Some(set_pools) = &self.set_pools {
-                    set_pools.gone(pool);
-                }
-            }
+            // Forgotten as it was read (see `session::read_loop`).
+            Op::PoolGone { .. } => {}
             other => tracing::warn!(op = other.name(), "unexpected frame from busd ignored"),
         }
         Dispatch::Done

@@ -120,6 +120,7 @@ async fn read_loop(
     }
     let mut close_reason = None;
     let mut batch = Vec::new();
+    let set_pools = shared.with(|s| s.set_pools.clone());
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     loop {
@@ -128,6 +129,14 @@ async fn read_loop(
         let end = loop {
             match reader.decode() {
                 Ok(Some(frame)) => {
+                    // A set pool gone is forgotten before the next frame is
+                    // decoded, not when the batch is dispatched: the daemon
+                    // passes its fd again for a later frame that names it,
+                    // and a mapping kept meanwhile would leave that fd
+                    // unread, to be taken for the next new pool's.
+                    if let (Op::PoolGone { pool }, Some(set_pools)) = (&frame.op, &set_pools) {
+                        set_pools.gone(*pool);
+                    }
                     batch.push(frame);
                     if batch.len() == READ_BATCH {
                         break None;
