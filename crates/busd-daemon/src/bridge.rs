@@ -17,6 +17,7 @@
 //!   so that an outage never slows local traffic.
 //! - `inbound`: NATS publishes to local subscribers.
 //! - `calls`: requests both ways, with their outcomes mapped.
+//! - `headers`: busd's headers as NATS's, and back.
 //! - `stats`: what `busd ctl bridges` and the metrics show.
 
 mod calls;

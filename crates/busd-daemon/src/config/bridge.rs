@@ -18,7 +18,7 @@ const DEFAULT_BUFFER: usize = 10_000;
 /// The timeout of a request from NATS that does not say its own.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the bridge pings its NATS server: a server cut off without a
-/// word (a link down, no FIN) is noticed after two unanswered pings.
+/// word (a link down, no FIN) is noticed after three unanswered pings.
 const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A `[[bridge]]` section as written.
