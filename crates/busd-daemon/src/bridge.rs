@@ -90,19 +90,18 @@ pub(crate) fn start(shared: &Arc<Shared>) {
 /// One bridge, until the daemon stops.
 async fn run(shared: Arc<Shared>, config: BridgeConfig, stats: Arc<BridgeStats>) {
     let host = config.host.clone().unwrap_or_else(hostname);
-    let local = match local::connect(&shared, &config).await {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::error!(bridge = %config.name, cause = %e, "the bridge cannot join the local bus");
-            stats.set_failed(&e.to_string());
-            return;
-        }
+    let started = async {
+        let local = (local::connect(&shared, &config).await)
+            .map_err(|e| format!("cannot join the local bus: {e}"))?;
+        let nats = (nats::connect(&config, &stats).await)
+            .map_err(|e| format!("cannot start its NATS client: {e}"))?;
+        Ok::<_, String>((local, nats))
     };
-    let nats = match nats::connect(&config, &stats).await {
-        Ok(nats) => nats,
-        Err(e) => {
-            tracing::error!(bridge = %config.name, cause = %e, "the bridge cannot start its NATS client");
-            stats.set_failed(&e.to_string());
+    let (local, nats) = match started.await {
+        Ok(ends) => ends,
+        Err(why) => {
+            tracing::error!(bridge = %config.name, cause = %why, "the bridge cannot start");
+            stats.set_failed(&why);
             return;
         }
     };
