@@ -7,7 +7,7 @@ use busd_e2e::access::{assert_nothing_delivered, next_msg, within};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::fleet::{BRIDGE, Fleet, SENSOR, SPY};
+use crate::fleet::{BRIDGE, Fleet, SENSOR, SPY, first_answer};
 
 /// Serves `name` on `client` until the test ends, answering each call with
 /// who called (the proven caller, and the remote one a bridge relays for).
@@ -124,18 +124,7 @@ async fn requests_cross_both_ways_with_every_outcome_mapped() {
 
     // h2 → h1 (local → NATS → local), once NATS knows h1's bridge serves.
     let remote = "host.h1.svc.inventory.whoami";
-    let answer = within("the first remote answer", async {
-        loop {
-            match sensor2.request(remote, "?").await {
-                Ok(answer) => return answer,
-                Err(e) if e.kind() == ErrorKind::NoResponders => {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
-    })
-    .await;
+    let answer = first_answer(&sensor2, remote, b"?").await;
     let expected = format!("{BRIDGE}|h2/{SENSOR}");
     assert_eq!(
         answer.payload,
@@ -183,18 +172,7 @@ async fn requests_cross_both_ways_with_every_outcome_mapped() {
         }
     });
     nats.flush().await.unwrap();
-    let answer = within("the NATS service's answer", async {
-        loop {
-            match sensor1.request("svc.remote.stock", "?").await {
-                Ok(answer) => return answer,
-                Err(e) if e.kind() == ErrorKind::NoResponders => {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
-    })
-    .await;
+    let answer = first_answer(&sensor1, "svc.remote.stock", b"?").await;
     assert_eq!(answer.payload, Bytes::from(format!("12|h1/{SENSOR}")));
     let none = sensor1.request("svc.remote.nothing", "?").await;
     assert_eq!(

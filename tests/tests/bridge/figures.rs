@@ -6,11 +6,10 @@
 use std::time::{Duration, Instant};
 
 use busd_client::{Overflow, SubscribeOptions};
-use busd_e2e::access::within;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::fleet::{Fleet, SENSOR};
+use crate::fleet::{Fleet, SENSOR, first_answer};
 
 const CALLS: usize = 2_000;
 const MESSAGES: u64 = 50_000;
@@ -47,16 +46,7 @@ async fn figures() {
     });
     nats1.flush().await.unwrap();
     let payload = Bytes::from(vec![7u8; 128]);
-    within("the first call across", async {
-        while sensor2
-            .request("host.h1.svc.inventory.echo", &payload)
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    first_answer(&sensor2, "host.h1.svc.inventory.echo", &payload).await;
     println!("nodes: h1's bridge on nats-{n1}, h2's on nats-{n2}");
     for round in 1..=ROUNDS {
         let mut bridged = Vec::with_capacity(CALLS);

@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use busd_client::{Client, CtlCommand};
-use busd_e2e::access::{WAIT, poll_until, write_config_dir};
+use busd_client::{Client, CtlCommand, ErrorKind, Response};
+use busd_e2e::access::{WAIT, poll_until, within, write_config_dir};
 use busd_e2e::bridge_rules::packages;
 pub(crate) use busd_e2e::bridge_rules::{BRIDGE, SENSOR, SPY};
 use busd_e2e::busd_bin;
@@ -178,4 +178,22 @@ impl Fleet {
             .find(|&i| self.cluster.url(i).ends_with(&server))
             .unwrap_or_else(|| panic!("{server} is none of {:?}", self.cluster.urls()))
     }
+}
+
+/// The first answer of `service` to `client`, once NATS has carried the
+/// interest that routes it (`NoResponders` until then); any other error
+/// fails the test.
+pub(crate) async fn first_answer(client: &Client, service: &str, payload: &[u8]) -> Response {
+    within(&format!("the first answer of {service}"), async {
+        loop {
+            match client.request(service, payload).await {
+                Ok(answer) => return answer,
+                Err(e) if e.kind() == ErrorKind::NoResponders => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{service}: {e}"),
+            }
+        }
+    })
+    .await
 }
