@@ -30,8 +30,23 @@ class _Payload:
         return unpack(self.payload)
 
 
+class _Relayed:
+    """What a message or request a bridge may have brought in offers."""
+
+    __slots__ = ()
+    headers: Headers | None
+
+    @property
+    def relayed_for(self) -> str | None:
+        """Who sent it on another bus (``HOST/PFN``) when a daemon's bridge
+        to NATS brought it in; ``sender`` is then the bridge, whose word
+        this is. Never a local client's claim: the daemon removes the
+        header from what anyone but a bridge sends."""
+        return (self.headers or {}).get(RELAYED_FOR)
+
+
 @dataclass(frozen=True, slots=True)
-class Message(_Payload):
+class Message(_Payload, _Relayed):
     """A message delivered to a subscription."""
 
     #: The literal subject it was published to.
@@ -47,14 +62,6 @@ class Message(_Payload):
     def data(self) -> bytes:
         """The payload (nats-py's name for it)."""
         return self.payload
-
-    @property
-    def relayed_for(self) -> str | None:
-        """Who sent it on another bus (``HOST/PFN``) when a daemon's bridge
-        to NATS brought it in; ``sender`` is then the bridge, whose word
-        this is. Never a local client's claim: the daemon removes the
-        header from what anyone but a bridge sends."""
-        return (self.headers or {}).get(RELAYED_FOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +88,7 @@ class Response(_Payload):
 
 
 @dataclass(frozen=True, slots=True)
-class Request(_Payload):
+class Request(_Payload, _Relayed):
     """A request to a service this client serves, as its handler gets it."""
 
     #: The service called.
@@ -92,14 +99,6 @@ class Request(_Payload):
     sender: Sender
     #: The requester's headers, if any.
     headers: Headers | None = None
-
-    @property
-    def relayed_for(self) -> str | None:
-        """Who sent it on another bus (``HOST/PFN``) when a daemon's bridge
-        to NATS brought it in; ``sender`` is then the bridge, whose word
-        this is. Never a local client's claim: the daemon removes the
-        header from what anyone but a bridge sends."""
-        return (self.headers or {}).get(RELAYED_FOR)
 
 
 @dataclass(frozen=True, slots=True)
